@@ -1,0 +1,63 @@
+//! The supervised actors of one node.
+//!
+//! ```text
+//!                      NodeSupervisor (restart with backoff, intensity limit)
+//!        ┌──────────────┬──────────────┼─────────────────┬──────────────┐
+//!     gateway          auth      converter-1..N       notifier
+//!   (HTTP server)  (logins, JWT)  (video queue ->    (mp3 queue ->
+//!                                  MP3 -> mp3 queue)   email)
+//! ```
+//!
+//! Actors talk to backends only through the traits in [`crate::storage`] and pass ids, never
+//! media, so that the same actors run in every profile and may later sit on different nodes.
+
+pub mod auth;
+pub mod converter;
+pub mod gateway;
+pub mod notifier;
+pub mod restart;
+pub mod supervisor;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::mailer::Mailer;
+use crate::metrics::Metrics;
+use crate::security::token::TokenKeys;
+use crate::storage::Backends;
+
+/// Registered name of the auth actor, through which the gateway finds it.
+pub const AUTH: &str = "auth";
+/// Registered name of the gateway actor.
+pub const GATEWAY: &str = "gateway";
+/// Registered name of the notifier actor.
+pub const NOTIFIER: &str = "notifier";
+
+/// Registered name of the `n`th converter actor (from 1).
+pub fn converter_name(n: u32) -> String {
+    format!("converter-{n}")
+}
+
+/// How long a worker waits on its queue before looking at its own mailbox again, which bounds
+/// how late it notices a stop.
+pub const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+
+/// Everything the actors of one node share.
+pub struct NodeContext {
+    pub config: Config,
+    pub backends: Backends,
+    pub tokens: TokenKeys,
+    pub mailer: Arc<dyn Mailer>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled once when the node starts shutting down; every task watches it.
+    pub shutdown: CancellationToken,
+}
+
+/// Backoff before retry number `attempt` (from 1): 2 s doubling to at most 5 minutes.
+pub fn retry_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempt.clamp(1, 9))).min(Duration::from_secs(300))
+}

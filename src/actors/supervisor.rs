@@ -1,0 +1,239 @@
+//! The node supervisor: starts every actor of the node linked to itself, restarts a child that
+//! fails (or stops when nobody asked it to) after a backoff, and escalates by stopping the node
+//! when restarts exceed the intensity limit. Stopping the supervisor stops its children in
+//! order: the gateway first (no new work comes in), then the workers (they finish or release
+//! what they hold), then auth.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::net::TcpListener;
+
+use super::auth::AuthActor;
+use super::converter::Converter;
+use super::gateway::{GatewayActor, GatewayArgs};
+use super::notifier::Notifier;
+use super::restart::{Decision, RestartHistory, RestartPolicy};
+use super::worker::WorkerActor;
+use super::{AUTH, GATEWAY, NOTIFIER, NodeContext, converter_name};
+
+/// One kind of child, enough to start it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Child {
+    Gateway,
+    Auth,
+    Converter(u32),
+    Notifier,
+}
+
+impl Child {
+    pub fn name(self) -> String {
+        match self {
+            Child::Gateway => GATEWAY.to_owned(),
+            Child::Auth => AUTH.to_owned(),
+            Child::Converter(n) => converter_name(n),
+            Child::Notifier => NOTIFIER.to_owned(),
+        }
+    }
+}
+
+pub struct NodeSupervisor;
+
+pub struct SupervisorArgs {
+    pub ctx: Arc<NodeContext>,
+    pub listener: Arc<TcpListener>,
+}
+
+pub enum SupervisorMsg {
+    /// Start a child again after its backoff.
+    Restart(Child),
+}
+
+pub struct SupervisorState {
+    args: SupervisorArgs,
+    running: HashMap<ActorId, (Child, ActorCell)>,
+    history: RestartHistory,
+    policy: RestartPolicy,
+}
+
+impl NodeSupervisor {
+    async fn start(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+        child: Child,
+    ) -> Result<(), ActorProcessingErr> {
+        let ctx = state.args.ctx.clone();
+        let name = Some(child.name());
+        let supervisor = myself.get_cell();
+        let cell = match child {
+            Child::Gateway => {
+                let args = GatewayArgs {
+                    ctx,
+                    listener: state.args.listener.clone(),
+                };
+                Actor::spawn_linked(name, GatewayActor, args, supervisor)
+                    .await?
+                    .0
+                    .get_cell()
+            }
+            Child::Auth => Actor::spawn_linked(name, AuthActor, ctx, supervisor)
+                .await?
+                .0
+                .get_cell(),
+            Child::Converter(_) => {
+                let args = (ctx, child.name());
+                Actor::spawn_linked(name, WorkerActor::<Converter>::default(), args, supervisor)
+                    .await?
+                    .0
+                    .get_cell()
+            }
+            Child::Notifier => {
+                let args = (ctx, child.name());
+                Actor::spawn_linked(name, WorkerActor::<Notifier>::default(), args, supervisor)
+                    .await?
+                    .0
+                    .get_cell()
+            }
+        };
+        state.running.insert(cell.get_id(), (child, cell));
+        Ok(())
+    }
+
+    /// The child with actor id `id` went down.
+    fn child_down(&self, myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, id: ActorId, why: &str) {
+        if let Some((child, _)) = state.running.remove(&id) {
+            self.restart_later(myself, state, child, why);
+        }
+    }
+
+    /// Schedules a restart of `child` after its backoff, or escalates.
+    fn restart_later(&self, myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, child: Child, why: &str) {
+        if state.args.ctx.shutdown.is_cancelled() {
+            return;
+        }
+        match state.history.on_failure(&state.policy, Instant::now()) {
+            Decision::RestartAfter(backoff) => {
+                tracing::warn!(actor = %child.name(), why, ?backoff, "restarting actor");
+                myself.send_after(backoff, move || SupervisorMsg::Restart(child));
+            }
+            Decision::Escalate => {
+                let policy = &state.policy;
+                tracing::error!(
+                    actor = %child.name(), why,
+                    "more than {} restarts in {:?}: restart intensity exceeded, stopping the node",
+                    policy.limit, policy.window
+                );
+                myself.stop(Some(format!("restart intensity exceeded by {}", child.name())));
+            }
+        }
+    }
+
+    async fn stop_children(&self, state: &mut SupervisorState, which: impl Fn(Child) -> bool) {
+        let limit = state.args.ctx.config.shutdown_grace() + Duration::from_secs(5);
+        let cells: Vec<ActorCell> = state
+            .running
+            .values()
+            .filter(|(child, _)| which(*child))
+            .map(|(_, cell)| cell.clone())
+            .collect();
+        let stops = cells
+            .iter()
+            .map(|cell| cell.stop_and_wait(Some("node shutting down".into()), Some(limit)));
+        futures_util::future::join_all(stops).await;
+    }
+}
+
+impl Actor for NodeSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let config = &args.ctx.config;
+        let policy = RestartPolicy {
+            limit: config.restart_limit,
+            window: config.restart_window(),
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        };
+        let converters = config.converters;
+        let mut state = SupervisorState {
+            args,
+            running: HashMap::new(),
+            history: RestartHistory::default(),
+            policy,
+        };
+        // The gateway last: the API opens only once everything behind it runs.
+        let children = [Child::Auth, Child::Notifier]
+            .into_iter()
+            .chain((1..=converters).map(Child::Converter))
+            .chain([Child::Gateway]);
+        for child in children {
+            self.start(&myself, &mut state, child).await?;
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        message: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let SupervisorMsg::Restart(child) = message;
+        if state.args.ctx.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        state.args.ctx.metrics.actor_restarted(&child.name());
+        if let Err(error) = self.start(&myself, state, child).await {
+            tracing::error!(actor = %child.name(), %error, "restart failed");
+            self.restart_later(&myself, state, child, "its restart failed");
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, error) => {
+                state
+                    .args
+                    .ctx
+                    .metrics
+                    .actor(&cell.get_name().unwrap_or_default())
+                    .failed();
+                self.child_down(&myself, state, cell.get_id(), &format!("failed: {error}"));
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let why = format!("stopped: {}", reason.unwrap_or_else(|| "no reason given".into()));
+                self.child_down(&myself, state, cell.get_id(), &why);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.args.ctx.shutdown.cancel();
+        self.stop_children(state, |child| child == Child::Gateway).await;
+        self.stop_children(state, |child| matches!(child, Child::Converter(_) | Child::Notifier))
+            .await;
+        self.stop_children(state, |child| child == Child::Auth).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! The application: builds one node from its configuration and runs it until a shutdown signal.
+//!
+//! [`Application::build`] binds the listener (port 0 picks a free one, which tests use), opens
+//! the backends and starts the node supervisor; [`Application::run_until_stopped`] waits for the
+//! shutdown signal, then stops the supervisor, which drains its children in order.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ractor::{Actor, ActorRef};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::NodeContext;
+use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::config::{Config, Secret};
+use crate::mailer::LettreMailer;
+use crate::metrics::Metrics;
+use crate::security::token::TokenKeys;
+use crate::storage::embedded;
+
+pub struct Application {
+    address: SocketAddr,
+    ctx: Arc<NodeContext>,
+    supervisor: ActorRef<SupervisorMsg>,
+    supervisor_done: ractor::concurrency::JoinHandle<()>,
+    /// Held for the life of the node: one `up` per data folder.
+    _data_lock: std::fs::File,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+        let data_lock = lock_data_dir(&config.data_dir)?;
+        reset_dir(&config.scratch_dir())?;
+
+        let backends = embedded::backends(&config).await?;
+        let tokens = TokenKeys::new(jwt_secret(&config)?.expose().as_bytes(), config.token_ttl());
+        let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
+        let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
+        let metrics = Arc::new(Metrics::new(&config.node_name));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+
+        let ctx = Arc::new(NodeContext {
+            config,
+            backends,
+            tokens,
+            mailer,
+            metrics,
+            shutdown: CancellationToken::new(),
+        });
+        let args = SupervisorArgs {
+            ctx: ctx.clone(),
+            listener: Arc::new(listener),
+        };
+        let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
+            .await
+            .context("starting the node supervisor")?;
+        Ok(Application {
+            address,
+            ctx,
+            supervisor,
+            supervisor_done,
+            _data_lock: data_lock,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Runs until `shutdown` completes (then drains and returns Ok) or the supervisor gives up
+    /// (then returns the error).
+    pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutting down: no new work; in-flight work may finish");
+                self.ctx.shutdown.cancel();
+                self.supervisor.stop(Some("shutdown requested".into()));
+                let _ = (&mut self.supervisor_done).await;
+                tracing::info!("stopped");
+                Ok(())
+            }
+            _ = &mut self.supervisor_done => {
+                anyhow::bail!("the node supervisor stopped (restart intensity exceeded?); see the log above")
+            }
+        }
+    }
+}
+
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    file.try_lock()
+        .map_err(|_| anyhow::anyhow!("another mp3converter is already running on {}", dir.display()))?;
+    Ok(file)
+}
+
+fn reset_dir(dir: &Path) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// The JWT secret: `MP3C_JWT_SECRET`, else the file named in the config, else (embedded) one
+/// generated at first start and kept in the data folder, readable by this user only.
+fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+    if let Some(secret) = Secret::from_env_or_file("MP3C_JWT_SECRET", config.jwt_secret_file.as_deref())? {
+        return Ok(secret);
+    }
+    let path = config.data_dir.join("jwt-secret");
+    if path.exists() {
+        return Secret::from_file(&path);
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a JWT secret");
+    Ok(Secret::new(secret))
+}

@@ -1,0 +1,344 @@
+//! Configuration: command-line flags, then `MP3C_*` environment variables, then an optional TOML
+//! file, then defaults. Secrets never come from flags (they would show in `ps`): only from an
+//! environment variable or a file named by a flag, and they are redacted in every `Debug`.
+//!
+//! [`Settings`] is what a layer may say (every field optional); [`Config`] is the resolved whole.
+//! Layers are merged as TOML tables, so a new setting is one field in each struct and nothing else.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Which backends the process uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// One process: SQLite, local files, a durable SQLite mailbox, email to SMTP or an outbox.
+    Embedded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One layer of configuration as flags and environment give it; the TOML file uses the same keys.
+#[derive(clap::Args, Serialize, Debug, Default, Clone)]
+pub struct Settings {
+    /// TOML file with any of these settings (keys as the flags, with underscores).
+    #[arg(long, env = "MP3C_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Which backends to use.
+    #[arg(long, env = "MP3C_PROFILE", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "MP3C_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the database, blobs, outbox and generated secrets.
+    #[arg(long, env = "MP3C_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Converter actors in this process (default: the number of cores).
+    #[arg(long, env = "MP3C_CONVERTERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converters: Option<u32>,
+    /// Name of this node in metrics and logs.
+    #[arg(long, env = "MP3C_NODE_NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// File holding the JWT signing secret (else `MP3C_JWT_SECRET`; embedded: generated once).
+    #[arg(long, env = "MP3C_JWT_SECRET_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "MP3C_TOKEN_TTL_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_ttl_seconds: Option<u64>,
+    /// Largest accepted upload body, in bytes.
+    #[arg(long, env = "MP3C_MAX_UPLOAD_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upload_bytes: Option<u64>,
+    /// MP3 bit rate (constant), in kb/s.
+    #[arg(long, env = "MP3C_BITRATE_KBPS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitrate_kbps: Option<u32>,
+    /// Longest one conversion may run, in seconds.
+    #[arg(long, env = "MP3C_CONVERSION_TIMEOUT_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion_timeout_seconds: Option<u64>,
+    /// Deliveries of one job before it is failed for good.
+    #[arg(long, env = "MP3C_MAX_ATTEMPTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// How long a claimed job stays leased without a heartbeat before it is redelivered.
+    #[arg(long, env = "MP3C_LEASE_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_seconds: Option<u64>,
+    /// On SIGTERM, how long in-flight conversions may run before they are released to the queue.
+    #[arg(long, env = "MP3C_SHUTDOWN_GRACE_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Restarts of one actor allowed within the restart window before the node stops.
+    #[arg(long, env = "MP3C_RESTART_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_limit: Option<u32>,
+    /// The restart window, in seconds.
+    #[arg(long, env = "MP3C_RESTART_WINDOW_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_window_seconds: Option<u64>,
+    /// SMTP server: smtp://host:port (plain), smtp://host:port?tls=required (STARTTLS),
+    /// smtps://host:port (TLS). Without it, mail goes to <data-dir>/outbox/.
+    #[arg(long, env = "MP3C_SMTP_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<Url>,
+    /// SMTP user name (the password comes from `MP3C_SMTP_PASSWORD` or --smtp-password-file).
+    #[arg(long, env = "MP3C_SMTP_USERNAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_username: Option<String>,
+    /// File holding the SMTP password.
+    #[arg(long, env = "MP3C_SMTP_PASSWORD_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Sender address of notification emails.
+    #[arg(long, env = "MP3C_MAIL_FROM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_from: Option<String>,
+    /// Public base URL of the gateway, used for download links in emails.
+    #[arg(long, env = "MP3C_PUBLIC_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<Url>,
+    /// Log format.
+    #[arg(long, env = "MP3C_LOG_FORMAT", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Test-only: enables fault-injection routes and delays. Never in production.
+    #[arg(long, env = "MP3C_FAULT_HOOKS", hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_hooks: Option<bool>,
+    /// Test-only (needs --fault-hooks): each conversion waits this long before it starts.
+    #[arg(long, env = "MP3C_FAULT_CONVERT_DELAY_MS", hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_convert_delay_ms: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub profile: Profile,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub converters: u32,
+    pub node_name: String,
+    pub jwt_secret_file: Option<PathBuf>,
+    pub token_ttl_seconds: u64,
+    pub max_upload_bytes: u64,
+    pub bitrate_kbps: u32,
+    pub conversion_timeout_seconds: u64,
+    pub max_attempts: u32,
+    pub lease_seconds: u64,
+    pub shutdown_grace_seconds: u64,
+    pub restart_limit: u32,
+    pub restart_window_seconds: u64,
+    pub smtp_url: Option<Url>,
+    pub smtp_username: Option<String>,
+    pub smtp_password_file: Option<PathBuf>,
+    pub mail_from: String,
+    pub public_url: Option<Url>,
+    pub log_format: LogFormat,
+    pub fault_hooks: bool,
+    pub fault_convert_delay_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            profile: Profile::Embedded,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            converters: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            node_name: "node-1".into(),
+            jwt_secret_file: None,
+            token_ttl_seconds: 24 * 3600,
+            max_upload_bytes: 2 << 30,
+            bitrate_kbps: 192,
+            conversion_timeout_seconds: 30 * 60,
+            max_attempts: 3,
+            lease_seconds: 60,
+            shutdown_grace_seconds: 30,
+            restart_limit: 5,
+            restart_window_seconds: 60,
+            smtp_url: None,
+            smtp_username: None,
+            smtp_password_file: None,
+            mail_from: "mp3converter <noreply@localhost>".into(),
+            public_url: None,
+            log_format: LogFormat::Text,
+            fault_hooks: false,
+            fault_convert_delay_ms: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Resolves flags and environment (already in `settings`) over the TOML file over defaults.
+    pub fn load(settings: &Settings) -> anyhow::Result<Config> {
+        let mut merged = match &settings.config {
+            Some(path) => read_toml_table(path)?,
+            None => toml::Table::new(),
+        };
+        let given = toml::Table::try_from(settings).context("encoding command-line settings")?;
+        merged.extend(given);
+        let config: Config = toml::Value::Table(merged).try_into().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_attempts >= 1, "max_attempts must be at least 1");
+        anyhow::ensure!(self.lease_seconds >= 1, "lease_seconds must be at least 1");
+        anyhow::ensure!(
+            matches!(self.bitrate_kbps, 32..=320),
+            "bitrate_kbps must be between 32 and 320"
+        );
+        Ok(())
+    }
+
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl_seconds)
+    }
+
+    pub fn conversion_timeout(&self) -> Duration {
+        Duration::from_secs(self.conversion_timeout_seconds)
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn restart_window(&self) -> Duration {
+        Duration::from_secs(self.restart_window_seconds)
+    }
+
+    /// The test-only delay before each conversion (zero unless fault hooks are on).
+    pub fn convert_delay(&self) -> Duration {
+        match self.fault_hooks {
+            true => Duration::from_millis(self.fault_convert_delay_ms),
+            false => Duration::ZERO,
+        }
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("mp3converter.db")
+    }
+
+    /// Where converters write MP3s before they are stored; emptied at start.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.data_dir.join("scratch")
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+}
+
+fn read_toml_table(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    text.parse::<toml::Table>()
+        .with_context(|| format!("parsing config file {}", path.display()))
+}
+
+/// A secret value: never printed, never logged.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// From the environment variable `env`, else the file `file`, else `None`.
+    pub fn from_env_or_file(env: &str, file: Option<&Path>) -> anyhow::Result<Option<Secret>> {
+        match std::env::var(env) {
+            Ok(value) if !value.is_empty() => Ok(Some(Secret(value))),
+            _ => file.map(Secret::from_file).transpose(),
+        }
+    }
+
+    /// The first line of a file (a trailing newline is not part of the secret).
+    pub fn from_file(path: &Path) -> anyhow::Result<Secret> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading secret file {}", path.display()))?;
+        let value = text.trim_end_matches(['\r', '\n']).to_owned();
+        anyhow::ensure!(!value.is_empty(), "secret file {} is empty", path.display());
+        Ok(Secret(value))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "converters = 7\nbitrate_kbps = 128\n").unwrap();
+        let settings = Settings {
+            config: Some(file),
+            converters: Some(3),
+            ..Settings::default()
+        };
+        let config = Config::load(&settings).unwrap();
+        assert_eq!(config.converters, 3);
+        assert_eq!(config.bitrate_kbps, 128);
+        assert_eq!(config.lease_seconds, Config::default().lease_seconds);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "convertrs = 7\n").unwrap();
+        let settings = Settings {
+            config: Some(file),
+            ..Settings::default()
+        };
+        assert!(Config::load(&settings).is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let secret = Secret::from_env_or_file("MP3C_TEST_UNSET_SECRET", Some(&file))
+            .unwrap()
+            .unwrap();
+        assert_eq!(secret.expose(), "hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}

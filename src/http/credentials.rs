@@ -1,0 +1,73 @@
+//! Reading credentials from request headers: HTTP Basic for login, Bearer tokens elsewhere.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hyper::HeaderMap;
+use hyper::header::AUTHORIZATION;
+
+use super::error::ApiError;
+use crate::actors::NodeContext;
+use crate::security::token::{Claims, TokenError};
+
+/// The user name and password of an `Authorization: Basic` header.
+pub fn basic(headers: &HeaderMap) -> Result<(String, String), ApiError> {
+    let missing = || ApiError::unauthorized("Basic", "missing_credentials", "HTTP Basic credentials are required");
+    let encoded = scheme_value(headers, "Basic").ok_or_else(missing)?;
+    let decoded = STANDARD.decode(encoded).map_err(|_| missing())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| missing())?;
+    let (user, password) = decoded.split_once(':').ok_or_else(missing)?;
+    Ok((user.to_owned(), password.to_owned()))
+}
+
+/// The claims of a valid `Authorization: Bearer` token, checked locally with the shared key.
+pub fn bearer(ctx: &NodeContext, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let token = scheme_value(headers, "Bearer")
+        .ok_or_else(|| ApiError::unauthorized("Bearer", "missing_token", "a Bearer token is required"))?;
+    ctx.tokens.validate(token).map_err(|error| match error {
+        TokenError::Expired => ApiError::unauthorized("Bearer", "token_expired", "the token has expired; log in again"),
+        TokenError::Invalid => ApiError::unauthorized("Bearer", "invalid_token", "the token is not valid"),
+    })
+}
+
+/// The value after `scheme ` in the Authorization header (the scheme is case-insensitive).
+fn scheme_value<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn with_auth(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn reads_basic_credentials_with_colons_in_the_password() {
+        let encoded = STANDARD.encode("a@b.c:pa:ss");
+        assert_eq!(
+            basic(&with_auth(&format!("Basic {encoded}"))).unwrap(),
+            ("a@b.c".into(), "pa:ss".into())
+        );
+        assert_eq!(basic(&with_auth(&format!("basic {encoded}"))).unwrap().0, "a@b.c");
+    }
+
+    #[test]
+    fn refuses_missing_or_malformed_basic_credentials() {
+        for value in [
+            "Basic",
+            "Basic !!!",
+            "Bearer abc",
+            &format!("Basic {}", STANDARD.encode("nocolon")),
+        ] {
+            let error = basic(&with_auth(value)).unwrap_err();
+            assert_eq!(error.status, hyper::StatusCode::UNAUTHORIZED, "{value}");
+        }
+        assert!(basic(&HeaderMap::new()).is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! `GET /jobs/{job_id}` and `GET /jobs` (the caller's own, newest first, paged by cursor).
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use super::{parse_id, query_param};
+use crate::actors::NodeContext;
+use crate::http::credentials;
+use crate::http::error::ApiError;
+use crate::http::response::{Response, json as json_response};
+use crate::storage::{Job, JobState};
+
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = credentials::bearer(ctx, request.headers())?;
+    let id = request.uri().path().trim_start_matches("/jobs/");
+    let id = parse_id(id, "job_id")?;
+    let job = ctx.backends.jobs.get(id).await?;
+    match job {
+        Some(job) if claims.admin || job.owner == claims.username => Ok(json_response(StatusCode::OK, &job_json(&job))),
+        _ => Err(ApiError::not_found("no such job")),
+    }
+}
+
+pub async fn list(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = credentials::bearer(ctx, request.headers())?;
+    let limit = match query_param(request.uri(), "limit") {
+        None => DEFAULT_PAGE,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_PAGE}")))?,
+    };
+    let cursor = query_param(request.uri(), "cursor")
+        .map(|c| parse_id(&c, "cursor"))
+        .transpose()?;
+    let jobs = ctx.backends.jobs.list_by_owner(&claims.username, limit, cursor).await?;
+    let next_cursor = (jobs.len() as u32 == limit)
+        .then(|| jobs.last().map(|job| job.id.to_string()))
+        .flatten();
+    let body = json!({ "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(), "next_cursor": next_cursor });
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn job_json(job: &Job) -> Value {
+    json!({
+        "job_id": job.id,
+        "state": job.state.as_str(),
+        "video_fid": job.video_fid,
+        // Reserved at the first attempt, but only an MP3 once the job is done.
+        "mp3_fid": job.mp3_fid.filter(|_| job.state == JobState::Done),
+        "filename": job.filename,
+        "error": job.error,
+        "attempts": job.attempts,
+        "media_seconds": job.media_seconds,
+        "created_at": rfc3339(job.created_at),
+        "updated_at": rfc3339(job.updated_at),
+    })
+}
+
+fn rfc3339(millis: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
+}

@@ -1,0 +1,227 @@
+//! `POST /upload`: one video, streamed from the multipart body into the blob store, then a job
+//! record and a persistent `video` message. Answers 202 once the message is durable.
+//!
+//! Memory does not grow with the file: the body goes through in chunks. Whatever fails, no
+//! half-stored video is left behind.
+
+use std::io;
+
+use futures_util::{TryStreamExt, future};
+use http_body_util::BodyStream;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION};
+use hyper::{HeaderMap, Request, StatusCode};
+use multer::{Constraints, Multipart, SizeLimit};
+use tokio_util::io::StreamReader;
+
+use crate::actors::NodeContext;
+use crate::http::credentials;
+use crate::http::error::ApiError;
+use crate::http::response::{Response, json};
+use crate::ids::Id;
+use crate::messages::JobMessage;
+use crate::security::token::Claims;
+use crate::storage::{BlobMeta, Bucket, Job, JobState, Queue, StorageError, now_millis};
+
+/// The longest file name kept from a client.
+const MAX_FILENAME_CHARS: usize = 200;
+
+struct StoredVideo {
+    filename: String,
+    length: u64,
+}
+
+pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = credentials::bearer(ctx, request.headers())?;
+    let limit = ctx.config.max_upload_bytes;
+    if declared_length(request.headers()).is_some_and(|length| length > limit) {
+        return Err(ApiError::too_large(limit));
+    }
+    let boundary = boundary(request.headers())?;
+    let body = BodyStream::new(request.into_body()).try_filter_map(|frame| future::ready(Ok(frame.into_data().ok())));
+    let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
+    let mut multipart = Multipart::with_constraints(body, boundary, constraints);
+
+    let job_id = Id::generate();
+    let video_fid = Id::generate();
+    let video = receive_one_file(ctx, &mut multipart, &claims, job_id, video_fid).await?;
+    if let Err(error) = enqueue(ctx, &claims, job_id, video_fid, &video).await {
+        let _ = ctx.backends.jobs.delete(job_id).await;
+        let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+        return Err(error.into());
+    }
+    ctx.metrics.uploads.inc();
+    ctx.metrics.upload_bytes.inc_by(video.length);
+    tracing::info!(%job_id, %video_fid, bytes = video.length, "upload accepted");
+
+    let status_url = format!("/jobs/{job_id}");
+    let mut response = json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "job_id": job_id, "video_fid": video_fid, "status_url": status_url }),
+    );
+    response
+        .headers_mut()
+        .insert(LOCATION, HeaderValue::from_str(&status_url).expect("ASCII"));
+    Ok(response)
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn boundary(headers: &HeaderMap) -> Result<String, ApiError> {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_multipart",
+            "the body must be multipart/form-data with exactly 1 file",
+        ));
+    }
+    multer::parse_boundary(content_type)
+        .map_err(|_| ApiError::bad_request("malformed_multipart", "the multipart content type has no boundary"))
+}
+
+/// Stores the body's one file part (parts without a file name are ignored, as the seed's
+/// Flask gateway did). Two files, none, or an empty one are refused, and nothing is kept.
+async fn receive_one_file(
+    ctx: &NodeContext,
+    multipart: &mut Multipart<'_>,
+    claims: &Claims,
+    job_id: Id,
+    video_fid: Id,
+) -> Result<StoredVideo, ApiError> {
+    let mut stored: Option<StoredVideo> = None;
+    let outcome = async {
+        while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(ctx, &e))? {
+            let Some(raw_name) = field.file_name().map(str::to_owned) else {
+                continue;
+            };
+            if stored.is_some() {
+                return Err(ApiError::bad_request("exactly_one_file", "exactly 1 file required"));
+            }
+            let meta = BlobMeta {
+                owner: claims.username.clone(),
+                filename: sanitize_filename(&raw_name),
+                content_type: field
+                    .content_type()
+                    .map_or_else(|| "application/octet-stream".to_owned(), |m| m.to_string()),
+                job_id: Some(job_id),
+            };
+            let mut reader = Box::pin(StreamReader::new(field.map_err(io::Error::other)));
+            let length = ctx
+                .backends
+                .blobs
+                .put(Bucket::Videos, video_fid, &meta, &mut reader)
+                .await
+                .map_err(|e| storage_error(ctx, e))?;
+            stored = Some(StoredVideo {
+                filename: meta.filename,
+                length,
+            });
+        }
+        Ok(())
+    }
+    .await;
+    let refused = match (outcome, stored) {
+        (Ok(()), Some(video)) if video.length > 0 => return Ok(video),
+        (Ok(()), None) => {
+            return Err(ApiError::bad_request("exactly_one_file", "exactly 1 file required"));
+        }
+        (Ok(()), Some(_)) => ApiError::bad_request("empty_file", "the file is empty"),
+        (Err(error), _) => error,
+    };
+    let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+    Err(refused)
+}
+
+fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
+    match error {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            ApiError::too_large(ctx.config.max_upload_bytes)
+        }
+        other => ApiError::bad_request(
+            "malformed_multipart",
+            format!("the multipart body is malformed: {other}"),
+        ),
+    }
+}
+
+/// A storage error while streaming the file: the client's stream failing is the client's
+/// problem (4xx), the store failing is ours (503).
+fn storage_error(ctx: &NodeContext, error: StorageError) -> ApiError {
+    match error {
+        StorageError::Input(io_error) => match io_error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<multer::Error>())
+        {
+            Some(multipart) => multipart_error(ctx, multipart),
+            None => ApiError::bad_request("bad_body", format!("the upload could not be read: {io_error}")),
+        },
+        other => other.into(),
+    }
+}
+
+async fn enqueue(
+    ctx: &NodeContext,
+    claims: &Claims,
+    job_id: Id,
+    video_fid: Id,
+    video: &StoredVideo,
+) -> Result<(), StorageError> {
+    let now = now_millis();
+    let job = Job {
+        id: job_id,
+        owner: claims.username.clone(),
+        state: JobState::Queued,
+        video_fid,
+        mp3_fid: None,
+        filename: video.filename.clone(),
+        error: None,
+        attempts: 0,
+        media_seconds: None,
+        created_at: now,
+        updated_at: now,
+    };
+    ctx.backends.jobs.create(&job).await?;
+    let message = JobMessage {
+        video_fid,
+        mp3_fid: None,
+        username: claims.username.clone(),
+        job_id,
+        error: None,
+    };
+    ctx.backends.mailbox.publish(Queue::Video, &message.to_json()).await
+}
+
+/// The last path component of a client's file name, without control characters, at most
+/// [`MAX_FILENAME_CHARS`] long; `upload` when nothing usable is left.
+pub fn sanitize_filename(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILENAME_CHARS)
+        .collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+        "upload".to_owned()
+    } else {
+        cleaned.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_filename;
+
+    #[test]
+    fn keeps_only_a_safe_last_component() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_filename("C:\\Users\\x\\clip.mp4"), "clip.mp4");
+        assert_eq!(sanitize_filename("vidéo 🎬.mp4"), "vidéo 🎬.mp4");
+        assert_eq!(sanitize_filename(".."), "upload");
+        assert_eq!(sanitize_filename("a\u{0}b\nc.mp4"), "abc.mp4");
+        assert_eq!(sanitize_filename(&"x".repeat(500)).len(), 200);
+    }
+}

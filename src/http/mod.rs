@@ -1,0 +1,113 @@
+//! The HTTP API on hyper 1: the seed's routes (`/login`, `/validate`, `/upload`, `/download`)
+//! plus job status, health and metrics.
+//!
+//! - [`serve`]: the accept loop, with graceful draining on stop;
+//! - [`routes`]: which handler a request goes to, and the label it is measured under;
+//! - [`handlers`]: one module per group of routes;
+//! - [`error`], [`response`], [`credentials`]: what the handlers share.
+//!
+//! A panic inside a handler is caught and answered with a 500; it never takes the process down.
+
+pub mod credentials;
+pub mod error;
+pub mod handlers;
+pub mod response;
+pub mod routes;
+
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::{GATEWAY, NodeContext};
+use crate::metrics::ActorMetrics;
+use error::ApiError;
+use response::Response;
+
+/// Largest request head (request line and headers) accepted; past it the answer is 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A client must finish sending its request head within this time.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections on `listener` until `stop` is cancelled, then waits (up to the shutdown
+/// grace period) for the requests in flight.
+pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: CancellationToken) -> anyhow::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let metrics = ctx.metrics.actor(GATEWAY);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Running out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let service = service_fn({
+            let ctx = ctx.clone();
+            let metrics = metrics.clone();
+            move |request| answer(ctx.clone(), metrics.clone(), request)
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(ctx.config.shutdown_grace(), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the grace period");
+    }
+    Ok(())
+}
+
+/// Answers one request, measuring it and turning errors and panics into responses.
+async fn answer(
+    ctx: Arc<NodeContext>,
+    metrics: ActorMetrics,
+    request: hyper::Request<Incoming>,
+) -> Result<Response, Infallible> {
+    let started = Instant::now();
+    let _handling = metrics.begin();
+    let route = routes::Route::of(request.method(), request.uri().path(), ctx.config.fault_hooks);
+    let handled = AssertUnwindSafe(routes::dispatch(&ctx, route, request))
+        .catch_unwind()
+        .await;
+    let response = match handled {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => error.into_response(),
+        Err(panic) => {
+            metrics.failed();
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned());
+            ApiError::internal(format!("handler panicked: {}", what.unwrap_or_default())).into_response()
+        }
+    };
+    ctx.metrics
+        .http_request(route.label(), response.status().as_u16(), started);
+    Ok(response)
+}

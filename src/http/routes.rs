@@ -1,0 +1,117 @@
+//! Routing: a request's method and path to a [`Route`], and a route to its handler.
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+
+use super::error::ApiError;
+use super::handlers::{download, jobs, ops, session, upload};
+use super::response::Response;
+use crate::actors::NodeContext;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Login,
+    Validate,
+    Upload,
+    Download,
+    Jobs,
+    Job,
+    Healthz,
+    Readyz,
+    Metrics,
+    /// Test-only fault injection, present only with `--fault-hooks`.
+    Crash,
+    /// A known path with the wrong method; the method it takes.
+    WrongMethod(&'static str),
+    Unknown,
+}
+
+impl Route {
+    pub fn of(method: &Method, path: &str, fault_hooks: bool) -> Route {
+        let (route, wanted) = match path {
+            "/login" => (Route::Login, Method::POST),
+            "/validate" => (Route::Validate, Method::POST),
+            "/upload" => (Route::Upload, Method::POST),
+            "/download" => (Route::Download, Method::GET),
+            "/jobs" => (Route::Jobs, Method::GET),
+            p if p
+                .strip_prefix("/jobs/")
+                .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
+            {
+                (Route::Job, Method::GET)
+            }
+            "/healthz" => (Route::Healthz, Method::GET),
+            "/readyz" => (Route::Readyz, Method::GET),
+            "/metrics" => (Route::Metrics, Method::GET),
+            "/debug/crash" if fault_hooks => (Route::Crash, Method::POST),
+            _ => return Route::Unknown,
+        };
+        if *method == wanted || (wanted == Method::GET && *method == Method::HEAD) {
+            route
+        } else {
+            Route::WrongMethod(if wanted == Method::GET { "GET" } else { "POST" })
+        }
+    }
+
+    /// The label under which requests are counted: the route's template, never the raw path.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Login => "/login",
+            Route::Validate => "/validate",
+            Route::Upload => "/upload",
+            Route::Download => "/download",
+            Route::Jobs => "/jobs",
+            Route::Job => "/jobs/{id}",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Crash => "/debug/crash",
+            Route::WrongMethod(_) => "wrong_method",
+            Route::Unknown => "unknown",
+        }
+    }
+}
+
+pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming>) -> Result<Response, ApiError> {
+    match route {
+        Route::Login => session::login(ctx, request).await,
+        Route::Validate => session::validate(ctx, request),
+        Route::Upload => upload::upload(ctx, request).await,
+        Route::Download => download::download(ctx, request).await,
+        Route::Jobs => jobs::list(ctx, request).await,
+        Route::Job => jobs::show(ctx, request).await,
+        Route::Healthz => Ok(ops::healthz()),
+        Route::Readyz => ops::readyz(ctx).await,
+        Route::Metrics => ops::metrics(ctx).await,
+        Route::Crash => ops::crash(ctx, request),
+        Route::WrongMethod(allowed) => {
+            let mut response = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("use {allowed}"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allowed));
+            Ok(response)
+        }
+        Route::Unknown => Err(ApiError::not_found("no such route")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_method_and_path() {
+        assert_eq!(Route::of(&Method::POST, "/login", false), Route::Login);
+        assert_eq!(Route::of(&Method::GET, "/login", false), Route::WrongMethod("POST"));
+        assert_eq!(Route::of(&Method::GET, "/jobs/abc", false), Route::Job);
+        assert_eq!(Route::of(&Method::GET, "/jobs/abc/x", false), Route::Unknown);
+        assert_eq!(Route::of(&Method::POST, "/debug/crash", false), Route::Unknown);
+        assert_eq!(Route::of(&Method::POST, "/debug/crash", true), Route::Crash);
+        assert_eq!(Route::of(&Method::HEAD, "/healthz", false), Route::Healthz);
+    }
+}

@@ -1,0 +1,287 @@
+//! Prometheus metrics: one registry per node, every series labelled with `node`.
+//!
+//! Names use base units and the `_total`, `_seconds` and `_bytes` suffixes, and are the names
+//! the Grafana dashboards query: change them together.
+
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::storage::{JobState, Queue};
+
+/// Buckets for work measured in seconds, from a fast HTTP request to a long conversion.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    actor_messages: IntCounterVec,
+    actor_message_seconds: HistogramVec,
+    actor_failures: IntCounterVec,
+    actor_restarts: IntCounterVec,
+    actor_inflight: IntGaugeVec,
+    pub uploads: IntCounter,
+    pub upload_bytes: IntCounter,
+    jobs: IntGaugeVec,
+    pub conversion_seconds: Histogram,
+    pub media_seconds: prometheus::Counter,
+    conversions: IntCounterVec,
+    notifications: IntCounterVec,
+    http_requests: IntCounterVec,
+    http_seconds: HistogramVec,
+    queue_depth: IntGaugeVec,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("metric names are unique");
+    collector
+}
+
+fn seconds(name: &str, help: &str) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(SECONDS_BUCKETS.to_vec())
+}
+
+impl Metrics {
+    pub fn new(node: &str) -> Self {
+        let labels = [("node".to_owned(), node.to_owned())].into_iter().collect();
+        let registry = Registry::new_custom(None, Some(labels)).expect("the node label is valid");
+        let r = &registry;
+        Metrics {
+            actor_messages: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_actor_messages_total", "Messages an actor handled."),
+                    &["actor"],
+                )
+                .unwrap(),
+            ),
+            actor_message_seconds: register(
+                r,
+                HistogramVec::new(
+                    seconds(
+                        "mp3c_actor_message_duration_seconds",
+                        "Time an actor spent handling one message.",
+                    ),
+                    &["actor"],
+                )
+                .unwrap(),
+            ),
+            actor_failures: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_actor_failures_total", "Messages whose handling failed."),
+                    &["actor"],
+                )
+                .unwrap(),
+            ),
+            actor_restarts: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_actor_restarts_total", "Times the supervisor restarted an actor."),
+                    &["actor"],
+                )
+                .unwrap(),
+            ),
+            actor_inflight: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("mp3c_actor_inflight", "Messages an actor is handling right now."),
+                    &["actor"],
+                )
+                .unwrap(),
+            ),
+            uploads: register(
+                r,
+                IntCounter::new("mp3c_uploads_total", "Videos accepted for conversion.").unwrap(),
+            ),
+            upload_bytes: register(
+                r,
+                IntCounter::new("mp3c_upload_bytes_total", "Bytes of accepted videos.").unwrap(),
+            ),
+            jobs: register(
+                r,
+                IntGaugeVec::new(Opts::new("mp3c_jobs", "Jobs by state."), &["state"]).unwrap(),
+            ),
+            conversion_seconds: register(
+                r,
+                Histogram::with_opts(seconds(
+                    "mp3c_conversion_duration_seconds",
+                    "Wall time of one conversion.",
+                ))
+                .unwrap(),
+            ),
+            media_seconds: register(
+                r,
+                prometheus::Counter::new(
+                    "mp3c_media_converted_seconds_total",
+                    "Seconds of audio converted to MP3.",
+                )
+                .unwrap(),
+            ),
+            conversions: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "mp3c_conversions_total",
+                        "Conversions by outcome (done, failed, retried).",
+                    ),
+                    &["outcome"],
+                )
+                .unwrap(),
+            ),
+            notifications: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "mp3c_notifications_total",
+                        "Notification emails by outcome (sent, failed).",
+                    ),
+                    &["outcome"],
+                )
+                .unwrap(),
+            ),
+            http_requests: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_http_requests_total", "HTTP requests by route and status."),
+                    &["route", "status"],
+                )
+                .unwrap(),
+            ),
+            http_seconds: register(
+                r,
+                HistogramVec::new(
+                    seconds("mp3c_http_request_duration_seconds", "HTTP request latency by route."),
+                    &["route"],
+                )
+                .unwrap(),
+            ),
+            queue_depth: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("mp3c_queue_depth", "Messages waiting in a mailbox queue."),
+                    &["queue"],
+                )
+                .unwrap(),
+            ),
+            registry,
+        }
+    }
+
+    /// The metric handles of one actor, created at zero so dashboards see it before it works.
+    pub fn actor(&self, actor: &str) -> ActorMetrics {
+        ActorMetrics {
+            messages: self.actor_messages.with_label_values(&[actor]),
+            seconds: self.actor_message_seconds.with_label_values(&[actor]),
+            failures: self.actor_failures.with_label_values(&[actor]),
+            inflight: self.actor_inflight.with_label_values(&[actor]),
+        }
+    }
+
+    pub fn actor_restarted(&self, actor: &str) {
+        self.actor_restarts.with_label_values(&[actor]).inc();
+    }
+
+    pub fn conversion(&self, outcome: &str) {
+        self.conversions.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn notification(&self, outcome: &str) {
+        self.notifications.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn http_request(&self, route: &str, status: u16, started: Instant) {
+        self.http_requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        self.http_seconds
+            .with_label_values(&[route])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    pub fn set_jobs(&self, state: JobState, count: u64) {
+        self.jobs.with_label_values(&[state.as_str()]).set(count as i64);
+    }
+
+    pub fn set_queue_depth(&self, queue: Queue, depth: u64) {
+        self.queue_depth.with_label_values(&[queue.name()]).set(depth as i64);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Status codes as static strings, so a label is never allocated per request.
+fn status_label(status: u16) -> &'static str {
+    const KNOWN: [(u16, &str); 17] = [
+        (200, "200"),
+        (202, "202"),
+        (206, "206"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (411, "411"),
+        (413, "413"),
+        (415, "415"),
+        (416, "416"),
+        (431, "431"),
+        (500, "500"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(code, _)| *code == status)
+        .map_or("other", |(_, label)| label)
+}
+
+/// One actor's handles; cheap to clone.
+#[derive(Clone)]
+pub struct ActorMetrics {
+    messages: IntCounter,
+    seconds: Histogram,
+    failures: IntCounter,
+    inflight: IntGauge,
+}
+
+impl ActorMetrics {
+    /// Starts timing one message; the guard records it when dropped.
+    pub fn begin(&self) -> Handling {
+        self.inflight.inc();
+        Handling {
+            metrics: self.clone(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn failed(&self) {
+        self.failures.inc();
+    }
+}
+
+/// One message being handled; it may move into a task that finishes the work.
+pub struct Handling {
+    metrics: ActorMetrics,
+    started: Instant,
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.metrics.inflight.dec();
+        self.metrics.messages.inc();
+        self.metrics.seconds.observe(self.started.elapsed().as_secs_f64());
+    }
+}

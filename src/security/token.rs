@@ -1,0 +1,135 @@
+//! Session tokens: HS256 JWTs carrying the seed's claims (`username`, `exp`, `iat`, `admin`).
+//!
+//! The algorithm is pinned on validation: a token signed any other way, or not signed at all
+//! (`alg: none`), is refused whatever its header claims.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub username: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// True only for admin users (the seed made everyone admin).
+    pub admin: bool,
+}
+
+/// A freshly issued token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("token expired")]
+    Expired,
+    #[error("invalid token")]
+    Invalid,
+}
+
+/// Issues and validates tokens with one shared secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp"]);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    pub fn issue(&self, username: &str, admin: bool) -> anyhow::Result<IssuedToken> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            username: username.to_owned(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+            admin,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok(IssuedToken {
+            token,
+            expires_in: self.ttl.as_secs(),
+        })
+    }
+
+    pub fn validate(&self, token: &str) -> Result<Claims, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
+            Err(_) => Err(TokenError::Invalid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(b"test secret", Duration::from_secs(60))
+    }
+
+    #[test]
+    fn an_issued_token_validates_to_its_claims() {
+        let issued = keys().issue("a@b.c", true).unwrap();
+        let claims = keys().validate(&issued.token).unwrap();
+        assert_eq!(claims.username, "a@b.c");
+        assert!(claims.admin);
+        assert_eq!(claims.exp - claims.iat, 60);
+    }
+
+    #[test]
+    fn wrong_key_tampered_and_unsigned_tokens_are_refused() {
+        let token = keys().issue("a@b.c", false).unwrap().token;
+        let other = TokenKeys::new(b"other secret", Duration::from_secs(60));
+        assert_eq!(other.validate(&token), Err(TokenError::Invalid));
+
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"username":"a@b.c","exp":9999999999,"iat":0,"admin":true}"#);
+        let tampered = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
+        assert_eq!(keys().validate(&tampered), Err(TokenError::Invalid));
+
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        assert_eq!(
+            keys().validate(&format!("{none_header}.{forged_claims}.")),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(keys().validate("not.a.token"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn an_expired_token_says_so() {
+        let keys = keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            username: "a@b.c".into(),
+            iat: now - 120,
+            exp: now - 60,
+            admin: false,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
+        assert_eq!(keys.validate(&token), Err(TokenError::Expired));
+    }
+}

@@ -1,0 +1,324 @@
+//! The embedded persistent mailbox: the `video` and `mp3` queues as rows of one SQLite table.
+//!
+//! Delivery is at least once. A consumer claims the oldest visible message with a lease; while
+//! the delivery is held a keep-alive task renews the lease, so a long conversion keeps its job,
+//! and a process that dies stops renewing, so its jobs become visible again when the lease runs
+//! out. Every claim stamps a fresh token: a consumer whose lease was lost cannot ack a message
+//! that someone else now holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::{Row, SqlitePool};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::{db_error, ping};
+use crate::storage::{Delivery, Mailbox, Queue, StorageResult, now_millis};
+
+/// How often a waiting consumer looks again without being woken (for retries whose delay ran
+/// out and leases that expired).
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+pub struct SqliteMailbox {
+    pool: SqlitePool,
+    /// How long a claim holds a message without a keep-alive.
+    lease: Duration,
+    /// Wakes this process's waiting consumers when it publishes.
+    published: HashMap<&'static str, Arc<Notify>>,
+}
+
+impl SqliteMailbox {
+    pub fn new(pool: SqlitePool, lease: Duration) -> Self {
+        let published = [Queue::Video, Queue::Mp3]
+            .into_iter()
+            .map(|queue| (queue.name(), Arc::new(Notify::new())))
+            .collect();
+        SqliteMailbox { pool, lease, published }
+    }
+
+    async fn try_claim(&self, queue: Queue, consumer: &str) -> StorageResult<Option<SqliteDelivery>> {
+        let now = now_millis();
+        let token = random_token();
+        let row = sqlx::query(
+            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries + 1, consumer = ?, token = ? \
+             WHERE seq = (SELECT seq FROM mailbox WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT 1) \
+             RETURNING seq, body, deliveries",
+        )
+        .bind(now + self.lease.as_millis() as i64)
+        .bind(consumer)
+        .bind(token)
+        .bind(queue.name())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(row.map(|row| {
+            let claim = Claim {
+                pool: self.pool.clone(),
+                seq: row.get("seq"),
+                token,
+            };
+            let keep_alive = tokio::spawn(claim.clone().keep_alive(self.lease)).abort_handle();
+            SqliteDelivery {
+                claim,
+                body: row.get("body"),
+                attempt: row.get::<i64, _>("deliveries") as u32,
+                keep_alive,
+            }
+        }))
+    }
+}
+
+fn random_token() -> i64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    i64::from_le_bytes(bytes)
+}
+
+#[async_trait]
+impl Mailbox for SqliteMailbox {
+    async fn publish(&self, queue: Queue, body: &[u8]) -> StorageResult<()> {
+        sqlx::query("INSERT INTO mailbox (queue, body, visible_at) VALUES (?, ?, ?)")
+            .bind(queue.name())
+            .bind(body)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        self.published[queue.name()].notify_waiters();
+        Ok(())
+    }
+
+    async fn receive(&self, queue: Queue, consumer: &str, wait: Duration) -> StorageResult<Option<Box<dyn Delivery>>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let notify = &self.published[queue.name()];
+        loop {
+            // Listen before looking, so a publish between the look and the wait is not missed.
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(delivery) = self.try_claim(queue, consumer).await? {
+                return Ok(Some(Box::new(delivery)));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let nap = POLL_INTERVAL.min(deadline - now);
+            let _ = tokio::time::timeout(nap, woken).await;
+        }
+    }
+
+    async fn depth(&self, queue: Queue) -> StorageResult<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mailbox WHERE queue = ? AND visible_at <= ?")
+            .bind(queue.name())
+            .bind(now_millis())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(count as u64)
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        ping(&self.pool).await
+    }
+}
+
+/// The identity of one claim of one message.
+#[derive(Clone)]
+struct Claim {
+    pool: SqlitePool,
+    seq: i64,
+    token: i64,
+}
+
+impl Claim {
+    async fn keep_alive(self, lease: Duration) {
+        let mut ticks = tokio::time::interval(lease / 3);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let renewed = self.set_visible_at(now_millis() + lease.as_millis() as i64, 0).await;
+            if let Err(error) = renewed {
+                tracing::warn!(seq = self.seq, %error, "could not renew a mailbox lease");
+            }
+        }
+    }
+
+    /// Moves the message's visibility; `uncount` takes deliveries back (a release).
+    async fn set_visible_at(&self, visible_at: i64, uncount: i64) -> StorageResult<()> {
+        sqlx::query(
+            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries - ? \
+             WHERE seq = ? AND token = ?",
+        )
+        .bind(visible_at)
+        .bind(uncount)
+        .bind(self.seq)
+        .bind(self.token)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+struct SqliteDelivery {
+    claim: Claim,
+    body: Vec<u8>,
+    attempt: u32,
+    keep_alive: AbortHandle,
+}
+
+impl Drop for SqliteDelivery {
+    fn drop(&mut self) {
+        // A delivery dropped unanswered stops renewing: its lease runs out and it is redelivered.
+        self.keep_alive.abort();
+    }
+}
+
+#[async_trait]
+impl Delivery for SqliteDelivery {
+    fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    async fn ack(self: Box<Self>) -> StorageResult<()> {
+        self.keep_alive.abort();
+        sqlx::query("DELETE FROM mailbox WHERE seq = ? AND token = ?")
+            .bind(self.claim.seq)
+            .bind(self.claim.token)
+            .execute(&self.claim.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
+        self.keep_alive.abort();
+        self.claim
+            .set_visible_at(now_millis() + delay.as_millis() as i64, 0)
+            .await
+    }
+
+    async fn release(self: Box<Self>) -> StorageResult<()> {
+        self.keep_alive.abort();
+        self.claim.set_visible_at(now_millis(), 1).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn mailbox(lease: Duration) -> (tempfile::TempDir, SqliteMailbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = super::super::open(&dir.path().join("db")).await.unwrap();
+        (dir, SqliteMailbox::new(pool, lease))
+    }
+
+    #[tokio::test]
+    async fn a_message_is_delivered_to_one_consumer_and_acked_away() {
+        let (_dir, mailbox) = mailbox(Duration::from_secs(30)).await;
+        mailbox.publish(Queue::Video, b"job").await.unwrap();
+        let first = mailbox
+            .receive(Queue::Video, "a", Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.body(), b"job");
+        assert_eq!(first.attempt(), 1);
+        assert!(
+            mailbox
+                .receive(Queue::Video, "b", Duration::ZERO)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            mailbox
+                .receive(Queue::Mp3, "b", Duration::ZERO)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        first.ack().await.unwrap();
+        assert_eq!(mailbox.depth(Queue::Video).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_delivery_comes_back_after_its_lease() {
+        let (_dir, mailbox) = mailbox(Duration::from_millis(300)).await;
+        mailbox.publish(Queue::Video, b"job").await.unwrap();
+        let lost = mailbox
+            .receive(Queue::Video, "a", Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(lost);
+        let again = mailbox
+            .receive(Queue::Video, "b", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.attempt(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_held_delivery_keeps_its_lease_and_a_stale_ack_is_ignored() {
+        let (_dir, mailbox) = mailbox(Duration::from_millis(300)).await;
+        mailbox.publish(Queue::Video, b"job").await.unwrap();
+        let held = mailbox
+            .receive(Queue::Video, "a", Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            mailbox
+                .receive(Queue::Video, "b", Duration::from_secs(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        held.release().await.unwrap();
+        let again = mailbox
+            .receive(Queue::Video, "b", Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.attempt(), 1, "a release does not count as a delivery");
+        again.retry(Duration::from_millis(200)).await.unwrap();
+        assert!(
+            mailbox
+                .receive(Queue::Video, "c", Duration::ZERO)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let later = mailbox
+            .receive(Queue::Video, "c", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(later.attempt(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_consumer_is_woken_by_a_publish() {
+        let (_dir, mailbox) = mailbox(Duration::from_secs(30)).await;
+        let mailbox = Arc::new(mailbox);
+        let waiter = tokio::spawn({
+            let mailbox = mailbox.clone();
+            async move { mailbox.receive(Queue::Mp3, "a", Duration::from_secs(10)).await }
+        });
+        mailbox.publish(Queue::Mp3, b"done").await.unwrap();
+        let delivery = waiter.await.unwrap().unwrap().unwrap();
+        assert_eq!(delivery.body(), b"done");
+    }
+}

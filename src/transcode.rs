@@ -1,0 +1,462 @@
+//! In-process transcoding of a video's audio to MP3 with FFmpeg's libraries (`ffmpeg-next`).
+//!
+//! Demux only the best audio stream (every other stream is discarded in the demuxer, so video
+//! is never decoded), decode, resample to a format libmp3lame takes (planar s16/s32/float,
+//! mono or stereo, a rate MP3 allows), cut into the encoder's frames of 1152 samples, encode at
+//! a constant bit rate and mux MP3.
+//!
+//! This is blocking, CPU-bound code: run it on a blocking thread. It stops early when its
+//! [`StopSignal`] says so (time limit or shutdown), also while FFmpeg is inside a blocking
+//! read. The source must be a seekable file: through a non-seekable stream an MP4 whose index
+//! sits at the end makes FFmpeg retry forever, which is also why packets are read one by one
+//! with a cap on consecutive errors instead of through FFmpeg's packet iterator.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use ffmpeg::software::resampling;
+use ffmpeg::{ChannelLayout, Packet, codec, format, frame, media};
+use ffmpeg_next as ffmpeg;
+
+/// Read errors in a row after which the input is given up as unreadable.
+const MAX_CONSECUTIVE_READ_ERRORS: u32 = 32;
+/// Undecodable audio packets tolerated (skipped, as the ffmpeg CLI does) before giving up.
+const MAX_UNDECODABLE_PACKETS: u32 = 256;
+/// Sample rates MPEG audio (layer III, with its 2 and 2.5 extensions) can carry.
+const MP3_RATES: [u32; 9] = [44100, 48000, 32000, 22050, 24000, 16000, 11025, 12000, 8000];
+
+#[derive(Clone, Copy, Debug)]
+pub struct TranscodeOptions {
+    /// Constant bit rate of the MP3, in bits per second.
+    pub bit_rate: usize,
+}
+
+/// What a finished conversion reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transcoded {
+    /// Duration of the MP3's audio.
+    pub media_seconds: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("the file is not a readable media file ({0})")]
+    Unreadable(String),
+    #[error("the file has no audio track")]
+    NoAudio,
+    #[error("the audio track could not be decoded ({0})")]
+    Undecodable(String),
+    #[error("the conversion took longer than its time limit")]
+    TimedOut,
+    #[error("the conversion was stopped because the service is shutting down")]
+    Cancelled,
+    #[error("writing the MP3 failed ({0})")]
+    Output(String),
+}
+
+impl TranscodeError {
+    /// True when trying again cannot help: the input itself is at fault.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            TranscodeError::Unreadable(_)
+                | TranscodeError::NoAudio
+                | TranscodeError::Undecodable(_)
+                | TranscodeError::TimedOut
+        )
+    }
+}
+
+/// Tells a running conversion to stop: at its deadline, or when cancelled.
+#[derive(Clone, Debug)]
+pub struct StopSignal {
+    deadline: Instant,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl StopSignal {
+    pub fn new(deadline: Instant) -> Self {
+        StopSignal {
+            deadline,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    fn check(&self) -> Result<(), TranscodeError> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            Err(TranscodeError::Cancelled)
+        } else if Instant::now() >= self.deadline {
+            Err(TranscodeError::TimedOut)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Initialises FFmpeg once per process and keeps its own logging quiet: every failure reaches
+/// the caller as a [`TranscodeError`], and a broken file must not flood the logs.
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = ffmpeg::init();
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
+}
+
+/// Converts the best audio stream of `input` into an MP3 file at `output`.
+pub fn transcode(
+    input: &Path,
+    output: &Path,
+    options: TranscodeOptions,
+    stop: &StopSignal,
+) -> Result<Transcoded, TranscodeError> {
+    init();
+    let interrupt = stop.clone();
+    let mut ictx = format::input_with_interrupt(input, move || interrupt.check().is_err()).map_err(|e| {
+        stop.check()
+            .err()
+            .unwrap_or_else(|| TranscodeError::Unreadable(e.to_string()))
+    })?;
+    let audio = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?;
+    let audio_index = audio.index();
+    let mut decoder = codec::context::Context::from_parameters(audio.parameters())
+        .and_then(|context| context.decoder().audio())
+        .map_err(|e| TranscodeError::Undecodable(e.to_string()))?;
+    discard_all_but(&mut ictx, audio_index);
+
+    let mut sink = Mp3Sink::create(output, &decoder, options)?;
+    let mut packet = Packet::empty();
+    let mut read_errors = 0;
+    let mut undecodable = 0;
+    loop {
+        stop.check()?;
+        match packet.read(&mut ictx) {
+            Ok(()) => read_errors = 0,
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                stop.check()?;
+                read_errors += 1;
+                if read_errors > MAX_CONSECUTIVE_READ_ERRORS {
+                    return Err(TranscodeError::Unreadable(e.to_string()));
+                }
+                continue;
+            }
+        }
+        if packet.stream() != audio_index {
+            continue;
+        }
+        if decoder.send_packet(&packet).is_err() {
+            undecodable += 1;
+            if undecodable > MAX_UNDECODABLE_PACKETS {
+                return Err(TranscodeError::Undecodable("too many corrupt audio packets".into()));
+            }
+            continue;
+        }
+        sink.take_decoded(&mut decoder)?;
+    }
+    // Flush what the decoder still holds; an error here only means it had nothing more.
+    let _ = decoder.send_eof();
+    sink.take_decoded(&mut decoder)?;
+    sink.finish()
+}
+
+/// Tells the demuxer to drop every stream but `keep`, so their packets are never even read
+/// into memory as far as the container allows (the safe API has no setter for this).
+fn discard_all_but(ictx: &mut format::context::Input, keep: usize) {
+    // SAFETY: `ictx` owns a valid AVFormatContext whose `streams` array holds `nb_streams`
+    // valid stream pointers; we only set each stream's `discard` field, which the demuxer
+    // reads and which may be changed between packet reads.
+    unsafe {
+        let context = ictx.as_mut_ptr();
+        for index in 0..(*context).nb_streams as usize {
+            if index != keep {
+                let stream = *(*context).streams.add(index);
+                (*stream).discard = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+}
+
+/// The encoding half: resampler, sample queue, encoder and MP3 muxer.
+struct Mp3Sink {
+    octx: format::context::Output,
+    encoder: ffmpeg::encoder::Audio,
+    target: AudioFormat,
+    /// Built from the first decoded frame, whose format is the truth (stream parameters can be
+    /// incomplete until decoding starts), and rebuilt if the input format changes midway.
+    resampler: Option<(AudioFormat, resampling::Context)>,
+    resampled: frame::Audio,
+    queue: SampleQueue,
+    /// Samples sent to the encoder so far: the next frame's pts, in 1/rate units.
+    samples_encoded: i64,
+    stream_time_base: ffmpeg::Rational,
+    undecodable: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct AudioFormat {
+    sample: format::Sample,
+    layout: ChannelLayout,
+    rate: u32,
+}
+
+impl AudioFormat {
+    fn of(frame: &frame::Audio) -> Self {
+        let layout = frame.channel_layout();
+        let layout = if layout.is_empty() {
+            ChannelLayout::default(frame.channels() as i32)
+        } else {
+            layout
+        };
+        AudioFormat {
+            sample: frame.format(),
+            layout,
+            rate: frame.rate(),
+        }
+    }
+}
+
+fn output_error(e: impl std::fmt::Display) -> TranscodeError {
+    TranscodeError::Output(e.to_string())
+}
+
+impl Mp3Sink {
+    fn create(
+        output: &Path,
+        decoder: &ffmpeg::decoder::Audio,
+        options: TranscodeOptions,
+    ) -> Result<Self, TranscodeError> {
+        let codec = ffmpeg::encoder::find_by_name("libmp3lame")
+            .ok_or_else(|| output_error("this FFmpeg has no libmp3lame encoder"))?;
+        let audio_codec = codec.audio().map_err(output_error)?;
+        let target = choose_target(decoder, &audio_codec);
+
+        let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
+        let mut encoder = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .audio()
+            .map_err(output_error)?;
+        encoder.set_rate(target.rate as i32);
+        encoder.set_channel_layout(target.layout);
+        encoder.set_channels(target.layout.channels());
+        encoder.set_format(target.sample);
+        encoder.set_bit_rate(options.bit_rate);
+        encoder.set_time_base((1, target.rate as i32));
+        let encoder = encoder.open_as(codec).map_err(output_error)?;
+        {
+            let mut stream = octx.add_stream(codec).map_err(output_error)?;
+            stream.set_parameters(&encoder);
+            stream.set_time_base((1, target.rate as i32));
+        }
+        octx.write_header().map_err(output_error)?;
+        let stream_time_base = octx
+            .stream(0)
+            .map(|s| s.time_base())
+            .ok_or_else(|| output_error("no output stream"))?;
+        let frame_size = encoder.frame_size().max(1) as usize;
+        let channels = target.layout.channels() as usize;
+        Ok(Mp3Sink {
+            octx,
+            encoder,
+            target,
+            resampler: None,
+            resampled: frame::Audio::empty(),
+            queue: SampleQueue::new(channels, target.sample.bytes(), frame_size),
+            samples_encoded: 0,
+            stream_time_base,
+            undecodable: 0,
+        })
+    }
+
+    /// Takes every frame the decoder has ready through resampling and encoding.
+    fn take_decoded(&mut self, decoder: &mut ffmpeg::decoder::Audio) -> Result<(), TranscodeError> {
+        let mut decoded = frame::Audio::empty();
+        loop {
+            match decoder.receive_frame(&mut decoded) {
+                Ok(()) => self.push(&decoded)?,
+                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.undecodable += 1;
+                    if self.undecodable > MAX_UNDECODABLE_PACKETS {
+                        return Err(TranscodeError::Undecodable(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, decoded: &frame::Audio) -> Result<(), TranscodeError> {
+        let source = AudioFormat::of(decoded);
+        if self.resampler.as_ref().is_none_or(|(format, _)| *format != source) {
+            let context = resampling::Context::get(
+                source.sample,
+                source.layout,
+                source.rate,
+                self.target.sample,
+                self.target.layout,
+                self.target.rate,
+            )
+            .map_err(|e| TranscodeError::Undecodable(format!("unsupported audio layout ({e})")))?;
+            self.resampler = Some((source, context));
+        }
+        let capacity = decoded.samples() * self.target.rate as usize / source.rate.max(1) as usize + 512;
+        self.prepare_resampled(capacity);
+        let (_, resampler) = self.resampler.as_mut().expect("set above");
+        resampler.run(decoded, &mut self.resampled).map_err(output_error)?;
+        self.queue.push(&self.resampled);
+        self.encode_full_frames()
+    }
+
+    /// Makes `resampled` a buffer of at least `capacity` samples in the target format.
+    fn prepare_resampled(&mut self, capacity: usize) {
+        let allocated =
+            self.resampled.planes() > 0 && self.resampled.data(0).len() >= capacity * self.target.sample.bytes();
+        if allocated {
+            self.resampled.set_samples(capacity);
+        } else {
+            self.resampled = frame::Audio::new(self.target.sample, capacity, self.target.layout);
+        }
+        self.resampled.set_rate(self.target.rate);
+    }
+
+    fn encode_full_frames(&mut self) -> Result<(), TranscodeError> {
+        while let Some(mut frame) = self.queue.pop_frame(self.target.sample, self.target.layout, false) {
+            self.encode(&mut frame)?;
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, frame: &mut frame::Audio) -> Result<(), TranscodeError> {
+        frame.set_rate(self.target.rate);
+        frame.set_pts(Some(self.samples_encoded));
+        self.samples_encoded += frame.samples() as i64;
+        self.encoder.send_frame(frame).map_err(output_error)?;
+        self.write_packets()
+    }
+
+    fn write_packets(&mut self) -> Result<(), TranscodeError> {
+        let mut packet = Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            packet.set_stream(0);
+            packet.rescale_ts((1, self.target.rate as i32), self.stream_time_base);
+            packet.write_interleaved(&mut self.octx).map_err(output_error)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Transcoded, TranscodeError> {
+        if let Some((_, resampler)) = self.resampler.as_mut() {
+            loop {
+                let capacity = 4096;
+                let allocated = self.resampled.planes() > 0
+                    && self.resampled.data(0).len() >= capacity * self.target.sample.bytes();
+                if !allocated {
+                    self.resampled = frame::Audio::new(self.target.sample, capacity, self.target.layout);
+                }
+                self.resampled.set_samples(capacity);
+                resampler.flush(&mut self.resampled).map_err(output_error)?;
+                if self.resampled.samples() == 0 {
+                    break;
+                }
+                self.queue.push(&self.resampled);
+            }
+        }
+        if self.samples_encoded == 0 && self.queue.is_empty() {
+            return Err(TranscodeError::Undecodable("no audio could be decoded".into()));
+        }
+        self.encode_full_frames()?;
+        if let Some(mut last) = self.queue.pop_frame(self.target.sample, self.target.layout, true) {
+            self.encode(&mut last)?;
+        }
+        self.encoder.send_eof().map_err(output_error)?;
+        self.write_packets()?;
+        self.octx.write_trailer().map_err(output_error)?;
+        Ok(Transcoded {
+            media_seconds: self.samples_encoded as f64 / self.target.rate as f64,
+        })
+    }
+}
+
+/// The encoder's input format closest to the decoder's: the same sample type and rate where
+/// libmp3lame takes them (saving a conversion), else float and 44.1 kHz; mono stays mono and
+/// everything else is mixed down to stereo.
+fn choose_target(decoder: &ffmpeg::decoder::Audio, codec: &ffmpeg::codec::Audio) -> AudioFormat {
+    let wanted = decoder.format().planar();
+    let supported = codec.formats().is_some_and(|mut formats| formats.any(|f| f == wanted));
+    let sample = if supported {
+        wanted
+    } else {
+        format::Sample::F32(format::sample::Type::Planar)
+    };
+    let rate = if MP3_RATES.contains(&decoder.rate()) {
+        decoder.rate()
+    } else {
+        44100
+    };
+    let layout = if decoder.channels() == 1 {
+        ChannelLayout::MONO
+    } else {
+        ChannelLayout::STEREO
+    };
+    AudioFormat { sample, layout, rate }
+}
+
+/// A first-in, first-out queue of planar samples, cut into frames of the encoder's size.
+struct SampleQueue {
+    /// One byte buffer per channel (plane).
+    planes: Vec<Vec<u8>>,
+    bytes_per_sample: usize,
+    frame_samples: usize,
+}
+
+impl SampleQueue {
+    fn new(channels: usize, bytes_per_sample: usize, frame_samples: usize) -> Self {
+        SampleQueue {
+            planes: vec![Vec::new(); channels],
+            bytes_per_sample,
+            frame_samples,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.planes[0].len() / self.bytes_per_sample
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, frame: &frame::Audio) {
+        let bytes = frame.samples() * self.bytes_per_sample;
+        for (index, plane) in self.planes.iter_mut().enumerate() {
+            plane.extend_from_slice(&frame.data(index)[..bytes]);
+        }
+    }
+
+    /// A full frame, or with `partial` whatever is left (for the last frame of a stream).
+    fn pop_frame(&mut self, sample: format::Sample, layout: ChannelLayout, partial: bool) -> Option<frame::Audio> {
+        let samples = match self.len() {
+            0 => return None,
+            n if n >= self.frame_samples => self.frame_samples,
+            n if partial => n,
+            _ => return None,
+        };
+        let bytes = samples * self.bytes_per_sample;
+        let mut frame = frame::Audio::new(sample, samples, layout);
+        for (index, plane) in self.planes.iter_mut().enumerate() {
+            frame.data_mut(index)[..bytes].copy_from_slice(&plane[..bytes]);
+            plane.drain(..bytes);
+        }
+        Some(frame)
+    }
+}
