@@ -89,7 +89,8 @@ impl StopSignal {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
-    fn check(&self) -> Result<(), TranscodeError> {
+    /// `Err` with the reason once the conversion should stop.
+    pub fn check(&self) -> Result<(), TranscodeError> {
         if self.cancelled.load(Ordering::Relaxed) {
             Err(TranscodeError::Cancelled)
         } else if Instant::now() >= self.deadline {

@@ -6,7 +6,7 @@
 //! published before the job is marked finished, so a crash in between repeats the message (the
 //! notifier mails once per job) rather than losing it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
@@ -89,10 +89,6 @@ async fn convert_job(ctx: &NodeContext, message: JobMessage, delivery: Box<dyn D
 }
 
 async fn convert_and_store(ctx: &NodeContext, job: &Job, mp3_fid: Id) -> Result<Transcoded, Failure> {
-    let delay = ctx.config.convert_delay();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let source = ctx
         .backends
         .blobs
@@ -147,7 +143,12 @@ async fn run_transcode(
             stop.cancel();
         }
     });
-    let result = tokio::task::spawn_blocking(move || transcode(&input, &output, options, &stop)).await;
+    let delay = ctx.config.convert_delay();
+    let result = tokio::task::spawn_blocking(move || {
+        fault_delay(delay, &stop)?;
+        transcode(&input, &output, options, &stop)
+    })
+    .await;
     grace_watch.abort();
     match result {
         Ok(Ok(transcoded)) => Ok(transcoded),
@@ -159,6 +160,17 @@ async fn run_transcode(
             "the converter crashed on this file ({join})"
         ))),
     }
+}
+
+/// Test-only (`--fault-hooks`): holds a conversion for `delay`, as a long one would, while
+/// obeying its stop signal.
+fn fault_delay(delay: Duration, stop: &StopSignal) -> Result<(), TranscodeError> {
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        stop.check()?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// `holiday video.mp4` becomes `holiday video.mp3`.

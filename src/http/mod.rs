@@ -8,6 +8,7 @@
 //!
 //! A panic inside a handler is caught and answered with a 500; it never takes the process down.
 
+pub mod body;
 pub mod credentials;
 pub mod error;
 pub mod handlers;
@@ -33,8 +34,10 @@ use crate::metrics::ActorMetrics;
 use error::ApiError;
 use response::Response;
 
-/// Largest request head (request line and headers) accepted; past it the answer is 431.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest request headers accepted, all names and values together; past it the answer is 431.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The connection's read buffer, which also bounds what a request head may occupy in memory.
+const MAX_BUFFER_BYTES: usize = 256 * 1024;
 /// A client must finish sending its request head within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -64,7 +67,7 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEAD_TIMEOUT)
-            .max_buf_size(MAX_HEAD_BYTES)
+            .max_buf_size(MAX_BUFFER_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -92,9 +95,17 @@ async fn answer(
     let started = Instant::now();
     let _handling = metrics.begin();
     let route = routes::Route::of(request.method(), request.uri().path(), ctx.config.fault_hooks);
-    let handled = AssertUnwindSafe(routes::dispatch(&ctx, route, request))
-        .catch_unwind()
-        .await;
+    let handled = if header_bytes(&request) > MAX_HEADER_BYTES {
+        Ok(Err(ApiError::new(
+            hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("request headers may take at most {MAX_HEADER_BYTES} bytes"),
+        )))
+    } else {
+        AssertUnwindSafe(routes::dispatch(&ctx, route, request))
+            .catch_unwind()
+            .await
+    };
     let response = match handled {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
@@ -110,4 +121,12 @@ async fn answer(
     ctx.metrics
         .http_request(route.label(), response.status().as_u16(), started);
     Ok(response)
+}
+
+fn header_bytes(request: &hyper::Request<Incoming>) -> usize {
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
 }

@@ -6,8 +6,7 @@
 
 use std::io;
 
-use futures_util::{TryStreamExt, future};
-use http_body_util::BodyStream;
+use futures_util::TryStreamExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION};
 use hyper::{HeaderMap, Request, StatusCode};
@@ -15,6 +14,7 @@ use multer::{Constraints, Multipart, SizeLimit};
 use tokio_util::io::StreamReader;
 
 use crate::actors::NodeContext;
+use crate::http::body::SharedBody;
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json};
@@ -34,17 +34,28 @@ struct StoredVideo {
 pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let claims = credentials::bearer(ctx, request.headers())?;
     let limit = ctx.config.max_upload_bytes;
-    if declared_length(request.headers()).is_some_and(|length| length > limit) {
+    let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
+    let boundary = boundary(request.headers());
+    let body = SharedBody::new(request.into_body());
+    if declared_too_large {
+        body.drain().await;
         return Err(ApiError::too_large(limit));
     }
-    let boundary = boundary(request.headers())?;
-    let body = BodyStream::new(request.into_body()).try_filter_map(|frame| future::ready(Ok(frame.into_data().ok())));
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
-    let mut multipart = Multipart::with_constraints(body, boundary, constraints);
+    let mut multipart = Multipart::with_constraints(body.clone(), boundary?, constraints);
 
     let job_id = Id::generate();
     let video_fid = Id::generate();
-    let video = receive_one_file(ctx, &mut multipart, &claims, job_id, video_fid).await?;
+    let video = match receive_one_file(ctx, &mut multipart, &claims, job_id, video_fid).await {
+        Ok(video) => video,
+        Err(refused) => {
+            if refused.status == StatusCode::PAYLOAD_TOO_LARGE {
+                drop(multipart);
+                body.drain().await;
+            }
+            return Err(refused);
+        }
+    };
     if let Err(error) = enqueue(ctx, &claims, job_id, video_fid, &video).await {
         let _ = ctx.backends.jobs.delete(job_id).await;
         let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;

@@ -1,0 +1,149 @@
+//! The whole flow a user sees: log in, upload, wait, get mailed, download.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, audio_codec, audio_duration, fixture};
+
+#[tokio::test]
+async fn a_video_becomes_a_downloadable_mp3_and_an_email() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("alice@example.com", false).await;
+    let clip = fixture("clip.mp4");
+
+    let response = app.upload_file(&token, &clip).await;
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let accepted: Value = response.json().await.unwrap();
+    let job_id = accepted["job_id"].as_str().unwrap();
+    assert_eq!(location, format!("/jobs/{job_id}"));
+    assert_eq!(accepted["status_url"], location);
+    assert_eq!(accepted["video_fid"].as_str().unwrap().len(), 24);
+
+    let job = app.finished_job(&token, job_id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["video_fid"], accepted["video_fid"]);
+    let mp3_fid = job["mp3_fid"].as_str().unwrap();
+
+    // The MP3 itself: an MP3 stream as long as the input's audio.
+    let response = app
+        .client
+        .get(app.url(&format!("/download?fid={mp3_fid}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "audio/mpeg");
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("filename=\"clip.mp3\"")
+    );
+    let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len(), length);
+    let downloaded = app.data_dir.join("downloaded.mp3");
+    std::fs::write(&downloaded, &bytes).unwrap();
+    assert_eq!(audio_codec(&downloaded), "mp3");
+    let (expected, got) = (audio_duration(&clip), audio_duration(&downloaded));
+    assert!((expected - got).abs() <= 0.3, "input audio {expected} s, mp3 {got} s");
+
+    // A range of it.
+    let response = app
+        .client
+        .get(app.url(&format!("/download?fid={mp3_fid}")))
+        .bearer_auth(&token)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 206);
+    assert_eq!(response.headers()["content-range"], format!("bytes 100-199/{length}"));
+    assert_eq!(response.bytes().await.unwrap(), bytes.slice(100..200));
+
+    // One email, to the owner, naming the MP3.
+    let mail = &app.emails_about(mp3_fid, 1).await[0];
+    assert!(mail.contains("To: alice@example.com"), "{mail}");
+    assert!(mail.contains("Subject: MP3 Download"), "{mail}");
+    assert!(
+        mail.contains(&format!("mp3 file_id: {mp3_fid} is now ready!")),
+        "{mail}"
+    );
+
+    // The listing shows it.
+    let listing: Value = app
+        .client
+        .get(app.url("/jobs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listing["jobs"][0]["job_id"], job_id);
+}
+
+#[tokio::test]
+async fn every_actor_reports_metrics_that_promtool_accepts() {
+    let app = TestApp::spawn().await;
+    app.add_user("metrics@example.com", false);
+    let before = app.metrics().await;
+    let token = app.login("metrics@example.com", crate::helpers::PASSWORD).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    let job = app.finished_job(&token, &job_id).await;
+    app.emails_about(job["mp3_fid"].as_str().unwrap(), 1).await;
+
+    let after = app.metrics().await;
+    for actor in ["gateway", "auth", "converter-1", "notifier"] {
+        let series = format!("mp3c_actor_messages_total{{actor=\"{actor}\"");
+        let (was, is) = (
+            crate::helpers::metric_value(&before, &series),
+            crate::helpers::metric_value(&after, &series),
+        );
+        assert!(is > was, "{actor}: messages {was} -> {is}");
+    }
+    for series in [
+        "mp3c_uploads_total",
+        "mp3c_upload_bytes_total",
+        "mp3c_conversions_total{outcome=\"done\"",
+        "mp3c_media_converted_seconds_total",
+        "mp3c_notifications_total{outcome=\"sent\"",
+        "mp3c_conversion_duration_seconds_count",
+        "mp3c_jobs{state=\"done\"",
+        "mp3c_http_requests_total{route=\"/upload\",status=\"202\"",
+    ] {
+        assert!(
+            crate::helpers::metric_value(&after, series) > 0.0,
+            "{series} did not move"
+        );
+    }
+    assert!(crate::helpers::metric_value(&after, "mp3c_media_converted_seconds_total") >= 9.9);
+
+    let verdict = promtool_check_metrics(&after);
+    assert!(
+        verdict.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&verdict.stdout),
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+}
+
+/// `promtool check metrics` on the exposition text (Debian's prometheus package has promtool).
+fn promtool_check_metrics(text: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (the test script installs it)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}

@@ -1,0 +1,447 @@
+//! What the black-box tests share: media fixtures made with the ffmpeg CLI, a running service
+//! process, and a client for its API.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` at the deadline.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media fixtures
+
+/// A media fixture made once per test run with the ffmpeg CLI (never committed).
+pub fn fixture(name: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    if !path.exists() {
+        let partial = dir.join(format!("partial-{name}"));
+        make_fixture(name, &partial);
+        std::fs::rename(&partial, &path).unwrap();
+    }
+    path
+}
+
+fn ffmpeg(args: &[&str], output: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(output)
+        .status()
+        .expect("ffmpeg runs (the test script installs it)");
+    assert!(status.success(), "ffmpeg failed making {}", output.display());
+}
+
+const VIDEO: [&str; 4] = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"];
+const H264: [&str; 8] = [
+    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "60",
+];
+
+fn make_fixture(name: &str, out: &Path) {
+    match name {
+        // 10 s of video with pink-noise stereo AAC audio.
+        "clip.mp4" => ffmpeg(
+            &[
+                &VIDEO[..],
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
+                ],
+                &["-t", "10", "-map", "0:v", "-map", "1:a"],
+                &H264[..],
+                &["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4"],
+            ]
+            .concat(),
+            out,
+        ),
+        // Video only.
+        "silent.mp4" => ffmpeg(&[&VIDEO[..], &["-t", "3"], &H264[..], &["-f", "mp4"]].concat(), out),
+        // Index at the end, cut in half: the index is gone.
+        "truncated.mp4" => {
+            let whole = out.with_extension("whole.mp4");
+            ffmpeg(
+                &[
+                    &VIDEO[..],
+                    &[
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        "sine=frequency=440:sample_rate=44100",
+                        "-t",
+                        "4",
+                        "-map",
+                        "0:v",
+                        "-map",
+                        "1:a",
+                    ],
+                    &H264[..],
+                    &["-c:a", "aac", "-f", "mp4"],
+                ]
+                .concat(),
+                &whole,
+            );
+            let bytes = std::fs::read(&whole).unwrap();
+            std::fs::write(out, &bytes[..bytes.len() / 2]).unwrap();
+            std::fs::remove_file(whole).unwrap();
+        }
+        // An audio-only file whose every audio byte after the header is noise.
+        "corrupt-audio.m4a" => {
+            let clean = out.with_extension("clean.m4a");
+            ffmpeg(
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "sine=frequency=440:sample_rate=44100",
+                    "-t",
+                    "10",
+                    "-c:a",
+                    "aac",
+                    "-movflags",
+                    "+faststart",
+                    "-f",
+                    "mp4",
+                ],
+                &clean,
+            );
+            let mut bytes = std::fs::read(&clean).unwrap();
+            let mdat = bytes
+                .windows(4)
+                .position(|w| w == b"mdat")
+                .expect("an mp4 has an mdat box")
+                + 4;
+            let mut state = 0x2545_f491_u32;
+            for byte in &mut bytes[mdat..] {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                *byte = state as u8;
+            }
+            std::fs::write(out, bytes).unwrap();
+            std::fs::remove_file(clean).unwrap();
+        }
+        other => panic!("no recipe for fixture {other}"),
+    }
+}
+
+/// Duration in seconds of the file's first audio stream, per ffprobe.
+pub fn audio_duration(path: &Path) -> f64 {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=duration,codec_name",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    json["streams"][0]["duration"].as_str().unwrap().parse().unwrap()
+}
+
+pub fn audio_codec(path: &Path) -> String {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service under test
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_mp3converter")
+}
+
+/// One running `mp3converter up`, killed when dropped.
+pub struct TestApp {
+    pub address: String,
+    pub data_dir: PathBuf,
+    process: Child,
+    _dir: Option<tempfile::TempDir>,
+    extra_args: Vec<String>,
+    pub client: reqwest::Client,
+}
+
+/// A JWT secret shared by the tests, so they can also forge tokens.
+pub const JWT_SECRET: &str = "black-box-test-secret";
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(args: &[&str]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_path_buf();
+        let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (process, address) = start(&data_dir, &extra_args);
+        TestApp {
+            address,
+            data_dir,
+            process,
+            _dir: Some(dir),
+            extra_args,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Kills the process without warning (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
+    /// Starts the service again on the same data folder, with other extra arguments.
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.kill();
+        self.extra_args = args.iter().map(|s| s.to_string()).collect();
+        let (process, address) = start(&self.data_dir, &self.extra_args);
+        self.process = process;
+        self.address = address;
+    }
+
+    /// Waits for the process to exit by itself, and returns its status.
+    pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the service did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.process.wait().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn add_user(&self, email: &str, admin: bool) {
+        let mut command = Command::new(binary());
+        command
+            .args(["user", "add", email, "--password-stdin", "--data-dir"])
+            .arg(&self.data_dir);
+        if admin {
+            command.arg("--admin");
+        }
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        assert!(child.wait().unwrap().success(), "user add {email} failed");
+    }
+
+    /// Adds a user and logs in, returning the token.
+    pub async fn user_token(&self, email: &str, admin: bool) -> String {
+        self.add_user(email, admin);
+        self.login(email, PASSWORD).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/login"))
+            .basic_auth(email, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login of {email}");
+        response.text().await.unwrap()
+    }
+
+    pub async fn upload_file(&self, token: &str, path: &Path) -> reqwest::Response {
+        let bytes = std::fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        self.upload_bytes(token, &name, bytes).await
+    }
+
+    pub async fn upload_bytes(&self, token: &str, filename: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned());
+        let form = reqwest::multipart::Form::new().part("file", part);
+        self.client
+            .post(self.url("/upload"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads and returns the job id, asserting the 202.
+    pub async fn submit(&self, token: &str, path: &Path) -> String {
+        let response = self.upload_file(token, path).await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["job_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn job(&self, token: &str, job_id: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(&format!("/jobs/{job_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until the job is `done` or `failed`, and returns it.
+    pub async fn finished_job(&self, token: &str, job_id: &str) -> Value {
+        eventually(Duration::from_secs(60), &format!("job {job_id} to finish"), || async {
+            let job = self.job(token, job_id).await;
+            matches!(job["state"].as_str(), Some("done" | "failed")).then_some(job)
+        })
+        .await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one series, such as `mp3c_actor_messages_total{actor="auth"`; 0 if absent.
+    pub async fn metric(&self, series_prefix: &str) -> f64 {
+        metric_value(&self.metrics().await, series_prefix)
+    }
+
+    /// The emails in the outbox, as raw text.
+    pub fn outbox(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.data_dir.join("outbox")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    }
+
+    /// Waits until exactly `count` emails mention `needle`, and returns them.
+    pub async fn emails_about(&self, needle: &str, count: usize) -> Vec<String> {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{count} email(s) about {needle}"),
+            || async {
+                let found: Vec<String> = self.outbox().into_iter().filter(|mail| mail.contains(needle)).collect();
+                (found.len() == count).then_some(found)
+            },
+        )
+        .await
+    }
+}
+
+pub fn metric_value(text: &str, series_prefix: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(series_prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The service's log (standard error), for failure messages.
+pub fn service_log(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("service.log")).unwrap_or_default()
+}
+
+/// Starts `up` on a free port and waits for the line that names it.
+fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("service.log"))
+        .unwrap();
+    let mut process = Command::new(binary())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra_args)
+        .env("MP3C_JWT_SECRET", JWT_SECRET)
+        // One converter unless a test says otherwise (flags override the environment).
+        .env("MP3C_CONVERTERS", "1")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("the service binary starts");
+    let stdout = process.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = sender.send(line);
+        }
+        // Keep draining so the service never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let line = receiver
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the service did not start:\n{}", service_log(data_dir)));
+    let address = line
+        .strip_prefix("listening on http://")
+        .expect("the first line names the address")
+        .to_owned();
+    (process, address)
+}

@@ -1,0 +1,160 @@
+//! Crashes, restarts and shutdowns: no job is lost, none is done twice, and nobody is mailed
+//! twice.
+
+use std::time::Duration;
+
+use crate::helpers::{TestApp, eventually, fixture};
+
+#[tokio::test]
+async fn a_process_killed_mid_conversion_finishes_the_job_after_restart() {
+    let mut app = TestApp::spawn_with(&[
+        "--fault-hooks",
+        "true",
+        "--fault-convert-delay-ms",
+        "120000",
+        "--lease-seconds",
+        "2",
+    ])
+    .await;
+    let token = app.user_token("crash@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    eventually(Duration::from_secs(30), "the job to start converting", || async {
+        (app.job(&token, &job_id).await["state"] == "converting").then_some(())
+    })
+    .await;
+
+    app.restart_with(&["--lease-seconds", "2"]);
+    let job = app.finished_job(&token, &job_id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["attempts"], 2, "the dead process's attempt counts");
+    let fid = job["mp3_fid"].as_str().unwrap();
+    app.emails_about(fid, 1).await;
+    let mp3s = std::fs::read_dir(app.data_dir.join("blobs/mp3s"))
+        .unwrap()
+        .filter_map(|e| e.ok());
+    let mp3_files = mp3s
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert_eq!(mp3_files, 1, "one MP3 for the job");
+}
+
+#[tokio::test]
+async fn a_crashed_converter_is_restarted_by_its_supervisor() {
+    let app = TestApp::spawn_with(&["--fault-hooks", "true"]).await;
+    let admin = app.user_token("ops@example.com", true).await;
+    let user = app.user_token("user@example.com", false).await;
+
+    let forbidden = app
+        .client
+        .post(app.url("/debug/crash?actor=converter-1"))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    let crash = app
+        .client
+        .post(app.url("/debug/crash?actor=converter-1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crash.status(), 202);
+    eventually(Duration::from_secs(10), "the converter to be restarted", || async {
+        (app.metric("mp3c_actor_restarts_total{actor=\"converter-1\"").await == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(app.metric("mp3c_actor_failures_total{actor=\"converter-1\"").await, 1.0);
+
+    // The only converter is the restarted one, and it works.
+    let job_id = app.submit(&user, &fixture("clip.mp4")).await;
+    assert_eq!(app.finished_job(&user, &job_id).await["state"], "done");
+}
+
+#[tokio::test]
+async fn too_many_restarts_stop_the_node() {
+    let mut app = TestApp::spawn_with(&["--fault-hooks", "true", "--restart-limit", "2"]).await;
+    let admin = app.user_token("ops@example.com", true).await;
+    for restarts in 1..=2 {
+        let crash = app
+            .client
+            .post(app.url("/debug/crash?actor=converter-1"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(crash.status(), 202);
+        eventually(Duration::from_secs(10), "the restart", || async {
+            (app.metric("mp3c_actor_restarts_total{actor=\"converter-1\"").await == restarts as f64).then_some(())
+        })
+        .await;
+    }
+    let crash = app
+        .client
+        .post(app.url("/debug/crash?actor=converter-1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crash.status(), 202);
+    let status = app.exit_status(Duration::from_secs(30)).await;
+    assert!(!status.success(), "escalation is a failure exit");
+    let log = std::fs::read_to_string(app.data_dir.join("service.log")).unwrap();
+    assert!(log.contains("restart intensity exceeded"), "{log}");
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_with_backoff_then_fails_the_job() {
+    let app = TestApp::spawn_with(&["--max-attempts", "2"]).await;
+    let token = app.user_token("transient@example.com", false).await;
+    // Without its scratch folder the converter cannot write the MP3: a fault of the node, not
+    // of the input.
+    std::fs::remove_dir_all(app.data_dir.join("scratch")).unwrap();
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    let job = app.finished_job(&token, &job_id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["attempts"], 2);
+    assert!(job["error"].as_str().unwrap().contains("No such file"), "{job}");
+    assert_eq!(app.metric("mp3c_conversions_total{outcome=\"retried\"").await, 1.0);
+    app.emails_about(&job_id, 1).await;
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_conversion_finish_within_the_grace_period() {
+    let mut app = TestApp::spawn_with(&["--fault-hooks", "true", "--fault-convert-delay-ms", "1500"]).await;
+    let token = app.user_token("drain@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    eventually(Duration::from_secs(30), "the job to start converting", || async {
+        (app.job(&token, &job_id).await["state"] == "converting").then_some(())
+    })
+    .await;
+    assert!(app.terminate().success(), "a clean stop exits 0");
+    app.restart_with(&["--converters", "0"]);
+    let job = app.job(&token, &job_id).await;
+    assert_eq!(job["state"], "done", "finished before the process exited: {job}");
+}
+
+#[tokio::test]
+async fn sigterm_releases_a_conversion_that_outlasts_the_grace_period() {
+    let mut app = TestApp::spawn_with(&[
+        "--fault-hooks",
+        "true",
+        "--fault-convert-delay-ms",
+        "120000",
+        "--shutdown-grace-seconds",
+        "1",
+    ])
+    .await;
+    let token = app.user_token("release@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    eventually(Duration::from_secs(30), "the job to start converting", || async {
+        (app.job(&token, &job_id).await["state"] == "converting").then_some(())
+    })
+    .await;
+    assert!(app.terminate().success(), "a clean stop exits 0");
+    // Released, not lost: the next start takes it at once (no lease to wait for).
+    app.restart_with(&[]);
+    let job = app.finished_job(&token, &job_id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["attempts"], 1, "a release is not an attempt");
+}
