@@ -276,16 +276,7 @@ async fn downloads_and_jobs_are_only_for_their_owner() {
         error_code(job_of(&owner, "nope").await.unwrap(), 400).await,
         "malformed_id"
     );
-    let others_list: Value = app
-        .client
-        .get(app.url("/jobs"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let others_list = app.get_json(&other, "/jobs").await;
     assert_eq!(others_list["jobs"].as_array().unwrap().len(), 0);
 }
 
@@ -317,14 +308,7 @@ async fn job_listing_pages_newest_first() {
     for _ in 0..3 {
         submitted.push(app.submit(&token, &fixture("clip.mp4")).await);
     }
-    let page = |query: String| {
-        let request = app
-            .client
-            .get(app.url(&format!("/jobs{query}")))
-            .bearer_auth(token.clone());
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let first = page("?limit=2".into()).await;
+    let first = app.get_json(&token, "/jobs?limit=2").await;
     let ids: Vec<&str> = first["jobs"]
         .as_array()
         .unwrap()
@@ -333,7 +317,7 @@ async fn job_listing_pages_newest_first() {
         .collect();
     assert_eq!(ids, [submitted[2].as_str(), submitted[1].as_str()]);
     let cursor = first["next_cursor"].as_str().unwrap();
-    let second = page(format!("?limit=2&cursor={cursor}")).await;
+    let second = app.get_json(&token, &format!("/jobs?limit=2&cursor={cursor}")).await;
     assert_eq!(second["jobs"][0]["job_id"], submitted[0].as_str());
     assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(second["next_cursor"], Value::Null);

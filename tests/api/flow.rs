@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, audio_codec, audio_duration, fixture};
+use crate::helpers::{MailDev, TestApp, fixture, probe_audio};
 
 #[tokio::test]
 async fn a_video_becomes_a_downloadable_mp3_and_an_email() {
@@ -48,8 +48,9 @@ async fn a_video_becomes_a_downloadable_mp3_and_an_email() {
     assert_eq!(bytes.len(), length);
     let downloaded = app.data_dir.join("downloaded.mp3");
     std::fs::write(&downloaded, &bytes).unwrap();
-    assert_eq!(audio_codec(&downloaded), "mp3");
-    let (expected, got) = (audio_duration(&clip), audio_duration(&downloaded));
+    let (codec, got) = probe_audio(&downloaded);
+    assert_eq!(codec, "mp3");
+    let expected = probe_audio(&clip).1;
     assert!((expected - got).abs() <= 0.3, "input audio {expected} s, mp3 {got} s");
 
     // A range of it.
@@ -75,16 +76,7 @@ async fn a_video_becomes_a_downloadable_mp3_and_an_email() {
     );
 
     // The listing shows it.
-    let listing: Value = app
-        .client
-        .get(app.url("/jobs"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing = app.get_json(&token, "/jobs").await;
     assert_eq!(listing["jobs"][0]["job_id"], job_id);
 }
 
@@ -146,4 +138,28 @@ fn promtool_check_metrics(text: &str) -> std::process::Output {
         .expect("promtool runs (the test script installs it)");
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn with_an_smtp_server_the_email_goes_there() {
+    let maildev = MailDev::start().await;
+    let smtp_url = format!("smtp://127.0.0.1:{}", maildev.smtp_port);
+    let app = TestApp::spawn_with(&["--smtp-url", &smtp_url, "--public-url", "https://mp3.example.com/"]).await;
+    let token = app.user_token("smtp@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    let job = app.finished_job(&token, &job_id).await;
+    let mp3_fid = job["mp3_fid"].as_str().unwrap();
+
+    let mail = &maildev.emails_about(mp3_fid, 1).await[0];
+    assert_eq!(mail["subject"], "MP3 Download");
+    assert_eq!(mail["to"][0]["address"], "smtp@example.com");
+    let text = mail["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("https://mp3.example.com/download?fid={mp3_fid}")),
+        "{text}"
+    );
+    assert!(
+        app.outbox().is_empty(),
+        "nothing goes to the outbox when SMTP is configured"
+    );
 }

@@ -79,6 +79,31 @@ fn make_fixture(name: &str, out: &Path) {
             .concat(),
             out,
         ),
+        // One minute of 720p with pink-noise audio, for the benchmarks.
+        "minute-720p.mp4" => ffmpeg(
+            &[
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=1280x720:rate=30",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
+                    "-t",
+                    "60",
+                    "-map",
+                    "0:v",
+                    "-map",
+                    "1:a",
+                ][..],
+                &H264[..],
+                &["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4"],
+            ]
+            .concat(),
+            out,
+        ),
         // Video only.
         "silent.mp4" => ffmpeg(&[&VIDEO[..], &["-t", "3"], &H264[..], &["-f", "mp4"]].concat(), out),
         // Index at the end, cut in half: the index is gone.
@@ -149,8 +174,8 @@ fn make_fixture(name: &str, out: &Path) {
     }
 }
 
-/// Duration in seconds of the file's first audio stream, per ffprobe.
-pub fn audio_duration(path: &Path) -> f64 {
+/// The codec name and duration in seconds of the file's first audio stream, per ffprobe.
+pub fn probe_audio(path: &Path) -> (String, f64) {
     let output = Command::new("ffprobe")
         .args([
             "-v",
@@ -166,25 +191,12 @@ pub fn audio_duration(path: &Path) -> f64 {
         .output()
         .expect("ffprobe runs");
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
-    json["streams"][0]["duration"].as_str().unwrap().parse().unwrap()
-}
-
-pub fn audio_codec(path: &Path) -> String {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    let stream = &json["streams"][0];
+    let duration = stream["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(f64::NAN);
+    (stream["codec_name"].as_str().unwrap_or_default().to_owned(), duration)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,6 +276,11 @@ impl TestApp {
         self.process.wait().unwrap()
     }
 
+    #[allow(dead_code)] // for the benchmarks, which share these helpers
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
@@ -335,6 +352,22 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
+    }
+
+    /// GETs `path` with the token and returns the JSON body.
+    pub async fn get_json(&self, token: &str, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Waits until the job is in `state`.
+    pub async fn wait_for_state(&self, token: &str, job_id: &str, state: &str) {
+        eventually(
+            Duration::from_secs(30),
+            &format!("job {job_id} to be {state}"),
+            || async { (self.job(token, job_id).await["state"] == state).then_some(()) },
+        )
+        .await
     }
 
     /// Waits until the job is `done` or `failed`, and returns it.
@@ -444,4 +477,82 @@ fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
         .expect("the first line names the address")
         .to_owned();
     (process, address)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real SMTP sink
+
+/// A free TCP port on 127.0.0.1 (free when this returns; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// maildev (installed into `.tools/` by `scripts/install-deps --test`), stopped when dropped.
+pub struct MailDev {
+    pub smtp_port: u16,
+    web_port: u16,
+    process: Child,
+}
+
+impl MailDev {
+    pub async fn start() -> MailDev {
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/.bin/maildev");
+        assert!(
+            binary.exists(),
+            "maildev is missing: run scripts/test, which installs it"
+        );
+        let (smtp_port, web_port) = (free_port(), free_port());
+        let process = Command::new(binary)
+            .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])
+            .args(["--smtp", &smtp_port.to_string(), "--web", &web_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("maildev starts");
+        let maildev = MailDev {
+            smtp_port,
+            web_port,
+            process,
+        };
+        eventually(Duration::from_secs(30), "maildev to answer", || async {
+            maildev.try_emails().await
+        })
+        .await;
+        maildev
+    }
+
+    async fn try_emails(&self) -> Option<Vec<Value>> {
+        let response = reqwest::get(format!("http://127.0.0.1:{}/email", self.web_port))
+            .await
+            .ok()?;
+        response.json().await.ok()
+    }
+
+    /// Waits until exactly `count` received emails contain `needle` in their text.
+    pub async fn emails_about(&self, needle: &str, count: usize) -> Vec<Value> {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{count} SMTP email(s) about {needle}"),
+            || async {
+                let all = self.try_emails().await?;
+                let found: Vec<Value> = all
+                    .into_iter()
+                    .filter(|mail| mail["text"].as_str().is_some_and(|t| t.contains(needle)))
+                    .collect();
+                (found.len() == count).then_some(found)
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for MailDev {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }

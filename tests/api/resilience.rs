@@ -5,23 +5,19 @@ use std::time::Duration;
 
 use crate::helpers::{TestApp, eventually, fixture};
 
+/// A service whose conversions each take `delay_ms` (test hook), with one job converting.
+async fn converting_job(delay_ms: &str, extra: &[&str]) -> (TestApp, String, String) {
+    let args = [&["--fault-hooks", "true", "--fault-convert-delay-ms", delay_ms], extra].concat();
+    let app = TestApp::spawn_with(&args).await;
+    let token = app.user_token("long@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    app.wait_for_state(&token, &job_id, "converting").await;
+    (app, token, job_id)
+}
+
 #[tokio::test]
 async fn a_process_killed_mid_conversion_finishes_the_job_after_restart() {
-    let mut app = TestApp::spawn_with(&[
-        "--fault-hooks",
-        "true",
-        "--fault-convert-delay-ms",
-        "120000",
-        "--lease-seconds",
-        "2",
-    ])
-    .await;
-    let token = app.user_token("crash@example.com", false).await;
-    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
-    eventually(Duration::from_secs(30), "the job to start converting", || async {
-        (app.job(&token, &job_id).await["state"] == "converting").then_some(())
-    })
-    .await;
+    let (mut app, token, job_id) = converting_job("120000", &["--lease-seconds", "2"]).await;
 
     app.restart_with(&["--lease-seconds", "2"]);
     let job = app.finished_job(&token, &job_id).await;
@@ -121,13 +117,7 @@ async fn a_transient_failure_is_retried_with_backoff_then_fails_the_job() {
 
 #[tokio::test]
 async fn sigterm_lets_a_conversion_finish_within_the_grace_period() {
-    let mut app = TestApp::spawn_with(&["--fault-hooks", "true", "--fault-convert-delay-ms", "1500"]).await;
-    let token = app.user_token("drain@example.com", false).await;
-    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
-    eventually(Duration::from_secs(30), "the job to start converting", || async {
-        (app.job(&token, &job_id).await["state"] == "converting").then_some(())
-    })
-    .await;
+    let (mut app, token, job_id) = converting_job("1500", &[]).await;
     assert!(app.terminate().success(), "a clean stop exits 0");
     app.restart_with(&["--converters", "0"]);
     let job = app.job(&token, &job_id).await;
@@ -136,21 +126,7 @@ async fn sigterm_lets_a_conversion_finish_within_the_grace_period() {
 
 #[tokio::test]
 async fn sigterm_releases_a_conversion_that_outlasts_the_grace_period() {
-    let mut app = TestApp::spawn_with(&[
-        "--fault-hooks",
-        "true",
-        "--fault-convert-delay-ms",
-        "120000",
-        "--shutdown-grace-seconds",
-        "1",
-    ])
-    .await;
-    let token = app.user_token("release@example.com", false).await;
-    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
-    eventually(Duration::from_secs(30), "the job to start converting", || async {
-        (app.job(&token, &job_id).await["state"] == "converting").then_some(())
-    })
-    .await;
+    let (mut app, token, job_id) = converting_job("120000", &["--shutdown-grace-seconds", "1"]).await;
     assert!(app.terminate().success(), "a clean stop exits 0");
     // Released, not lost: the next start takes it at once (no lease to wait for).
     app.restart_with(&[]);
