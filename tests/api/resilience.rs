@@ -68,6 +68,19 @@ async fn a_crashed_converter_is_restarted_by_its_supervisor() {
 }
 
 #[tokio::test]
+async fn a_panicking_request_handler_gets_a_500_and_the_service_keeps_serving() {
+    let app = TestApp::spawn_with(&["--fault-hooks", "true"]).await;
+    let admin = app.user_token("ops@example.com", true).await;
+    let response = app.client.post(app.url("/debug/crash?actor=gateway")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "internal");
+    assert_eq!(app.metric("mp3c_actor_failures_total{actor=\"gateway\"").await, 1.0);
+    let job_id = app.submit(&admin, &fixture("clip.mp4")).await;
+    assert_eq!(app.finished_job(&admin, &job_id).await["state"], "done");
+}
+
+#[tokio::test]
 async fn too_many_restarts_stop_the_node() {
     let mut app = TestApp::spawn_with(&["--fault-hooks", "true", "--restart-limit", "2"]).await;
     let admin = app.user_token("ops@example.com", true).await;

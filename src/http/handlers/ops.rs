@@ -5,7 +5,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::query_param;
-use crate::actors::NodeContext;
+use crate::actors::{GATEWAY, NodeContext};
 use crate::actors::worker::WorkerMsg;
 use crate::http::credentials;
 use crate::http::error::ApiError;
@@ -53,8 +53,9 @@ pub async fn metrics(ctx: &NodeContext) -> Result<Response, ApiError> {
     ))
 }
 
-/// Test-only: makes the named worker actor panic, so supervision can be observed. Admins only,
-/// and the route exists only when the process runs with `--fault-hooks`.
+/// Test-only: makes the named worker actor panic, so supervision can be observed, or with
+/// `actor=gateway` panics in this very handler. Admins only, and the route exists only when the
+/// process runs with `--fault-hooks`.
 pub fn crash(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let claims = credentials::bearer(ctx, request.headers())?;
     if !claims.admin {
@@ -62,6 +63,9 @@ pub fn crash(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, 
     }
     let actor = query_param(request.uri(), "actor")
         .ok_or_else(|| ApiError::bad_request("missing_actor", "actor is required"))?;
+    if actor == GATEWAY {
+        panic!("fault injection: a request handler panicked");
+    }
     let cell = ractor::registry::where_is(actor.clone()).ok_or_else(|| ApiError::not_found("no such actor"))?;
     cell.send_message(WorkerMsg::Crash)
         .map_err(|_| ApiError::bad_request("not_a_worker", "that actor takes no crash order"))?;
