@@ -60,6 +60,10 @@ impl Id {
         Id(bytes)
     }
 
+    pub fn from_bytes(bytes: [u8; 12]) -> Self {
+        Id(bytes)
+    }
+
     pub fn bytes(&self) -> [u8; 12] {
         self.0
     }

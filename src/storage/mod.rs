@@ -11,6 +11,10 @@
 
 pub mod embedded;
 pub mod files;
+pub mod gridfs;
+pub mod mongo_jobs;
+pub mod mysql;
+pub mod rabbitmq;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

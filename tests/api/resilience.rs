@@ -71,7 +71,13 @@ async fn a_crashed_converter_is_restarted_by_its_supervisor() {
 async fn a_panicking_request_handler_gets_a_500_and_the_service_keeps_serving() {
     let app = TestApp::spawn_with(&["--fault-hooks", "true"]).await;
     let admin = app.user_token("ops@example.com", true).await;
-    let response = app.client.post(app.url("/debug/crash?actor=gateway")).bearer_auth(&admin).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/debug/crash?actor=gateway"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 500);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "internal");

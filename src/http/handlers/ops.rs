@@ -5,8 +5,8 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::query_param;
-use crate::actors::{GATEWAY, NodeContext};
 use crate::actors::worker::WorkerMsg;
+use crate::actors::{GATEWAY, NodeContext};
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json, text};

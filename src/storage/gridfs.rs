@@ -1,0 +1,220 @@
+//! Blobs in MongoDB GridFS, as the seed design keeps them: videos in database `videos`, MP3s in
+//! database `mp3s`, each with the default bucket (`fs.files`, `fs.chunks`) and ObjectId ids, so
+//! the seed's own converter or notifier can read what we store.
+//!
+//! Uploads stream into the bucket chunk by chunk; an upload that fails is aborted, which deletes
+//! the chunks already written, so nothing is orphaned. Reads (whole or a byte range) stream the
+//! needed chunks straight from `fs.chunks` in order.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use mongodb::bson::{Bson, Document, doc, oid::ObjectId, spec::BinarySubtype};
+use mongodb::gridfs::GridFsBucket;
+use mongodb::{Client, Database};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio_util::compat::FuturesAsyncWriteCompatExt;
+
+use super::{BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, LocalMedia, StorageError, StorageResult};
+use crate::ids::Id;
+
+pub struct GridFsBlobStore {
+    videos: Database,
+    mp3s: Database,
+}
+
+pub fn object_id(id: Id) -> ObjectId {
+    ObjectId::from_bytes(id.bytes())
+}
+
+fn mongo_error(error: mongodb::error::Error) -> StorageError {
+    StorageError::unavailable(error)
+}
+
+impl GridFsBlobStore {
+    pub fn new(client: &Client) -> Self {
+        GridFsBlobStore {
+            videos: client.database(Bucket::Videos.name()),
+            mp3s: client.database(Bucket::Mp3s.name()),
+        }
+    }
+
+    fn database(&self, bucket: Bucket) -> &Database {
+        match bucket {
+            Bucket::Videos => &self.videos,
+            Bucket::Mp3s => &self.mp3s,
+        }
+    }
+
+    fn bucket(&self, bucket: Bucket) -> GridFsBucket {
+        self.database(bucket).gridfs_bucket(None)
+    }
+
+    async fn files_document(&self, bucket: Bucket, fid: Id) -> StorageResult<Document> {
+        self.database(bucket)
+            .collection::<Document>("fs.files")
+            .find_one(doc! { "_id": object_id(fid) })
+            .await
+            .map_err(mongo_error)?
+            .ok_or(StorageError::NotFound)
+    }
+}
+
+fn meta_document(meta: &BlobMeta) -> Document {
+    let mut document = doc! { "owner": &meta.owner, "filename": &meta.filename, "content_type": &meta.content_type };
+    if let Some(job_id) = meta.job_id {
+        document.insert("job_id", object_id(job_id));
+    }
+    document
+}
+
+fn meta_from(files: &Document) -> BlobMeta {
+    let metadata = files.get_document("metadata").cloned().unwrap_or_default();
+    let text = |key: &str| metadata.get_str(key).unwrap_or_default().to_owned();
+    BlobMeta {
+        owner: text("owner"),
+        filename: metadata
+            .get_str("filename")
+            .or_else(|_| files.get_str("filename"))
+            .unwrap_or("upload")
+            .to_owned(),
+        content_type: text("content_type"),
+        job_id: metadata
+            .get_object_id("job_id")
+            .ok()
+            .map(|oid| Id::from_bytes(oid.bytes())),
+    }
+}
+
+fn number(files: &Document, key: &str) -> u64 {
+    match files.get(key) {
+        Some(Bson::Int32(n)) => *n as u64,
+        Some(Bson::Int64(n)) => *n as u64,
+        Some(Bson::Double(n)) => *n as u64,
+        _ => 0,
+    }
+}
+
+#[async_trait]
+impl BlobStore for GridFsBlobStore {
+    async fn put(
+        &self,
+        bucket: Bucket,
+        fid: Id,
+        meta: &BlobMeta,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> StorageResult<u64> {
+        let mut upload = self
+            .bucket(bucket)
+            .open_upload_stream(&meta.filename)
+            .id(object_id(fid).into())
+            .metadata(meta_document(meta))
+            .await
+            .map_err(mongo_error)?
+            .compat_write();
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        let copied: StorageResult<()> = async {
+            loop {
+                let n = tokio::io::AsyncReadExt::read(body, &mut buffer)
+                    .await
+                    .map_err(StorageError::Input)?;
+                if n == 0 {
+                    break;
+                }
+                upload
+                    .write_all(&buffer[..n])
+                    .await
+                    .map_err(StorageError::unavailable)?;
+                total += n as u64;
+            }
+            upload.shutdown().await.map_err(StorageError::unavailable)
+        }
+        .await;
+        if let Err(error) = copied {
+            // Deletes the chunks written so far.
+            let _ = upload.into_inner().abort().await;
+            return Err(error);
+        }
+        Ok(total)
+    }
+
+    async fn put_file(&self, bucket: Bucket, fid: Id, meta: &BlobMeta, path: &Path) -> StorageResult<u64> {
+        // A retried job stores its MP3 under the same id: replace any earlier copy.
+        self.delete(bucket, fid).await?;
+        let mut file = tokio::fs::File::open(path).await.map_err(StorageError::unavailable)?;
+        self.put(bucket, fid, meta, &mut file).await
+    }
+
+    async fn stat(&self, bucket: Bucket, fid: Id) -> StorageResult<BlobInfo> {
+        let files = self.files_document(bucket, fid).await?;
+        Ok(BlobInfo {
+            length: number(&files, "length"),
+            meta: meta_from(&files),
+        })
+    }
+
+    async fn open(&self, bucket: Bucket, fid: Id, range: Option<ByteRange>) -> StorageResult<BlobReader> {
+        let files = self.files_document(bucket, fid).await?;
+        let length = number(&files, "length");
+        let chunk_size = number(&files, "chunkSize").max(1);
+        let range = match range {
+            Some(range) => range,
+            None if length == 0 => return Ok(Box::new(tokio::io::empty())),
+            None => ByteRange {
+                first: 0,
+                last: length - 1,
+            },
+        };
+        let (first_chunk, last_chunk) = (range.first / chunk_size, range.last / chunk_size);
+        let chunks = self
+            .database(bucket)
+            .collection::<Document>("fs.chunks")
+            .find(doc! { "files_id": object_id(fid), "n": { "$gte": first_chunk as i64, "$lte": last_chunk as i64 } })
+            .sort(doc! { "n": 1 })
+            .await
+            .map_err(mongo_error)?;
+        let bytes = chunks.map_err(std::io::Error::other).and_then(move |chunk| async move {
+            let n = number(&chunk, "n");
+            let data = match chunk.get("data") {
+                Some(Bson::Binary(binary)) if binary.subtype == BinarySubtype::Generic => binary.bytes.clone(),
+                _ => return Err(std::io::Error::other("a GridFS chunk without data")),
+            };
+            let start = n * chunk_size;
+            let from = range.first.saturating_sub(start) as usize;
+            let to = ((range.last + 1).min(start + data.len() as u64) - start) as usize;
+            Ok(Bytes::from(data).slice(from.min(to)..to))
+        });
+        Ok(Box::new(tokio_util::io::StreamReader::new(bytes.boxed())))
+    }
+
+    async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
+        let mut reader = self.open(bucket, fid, None).await?;
+        let temp = tempfile::NamedTempFile::new()
+            .map_err(StorageError::unavailable)?
+            .into_temp_path();
+        let mut file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(StorageError::unavailable)?;
+        tokio::io::copy(&mut reader, &mut file)
+            .await
+            .map_err(StorageError::unavailable)?;
+        file.sync_all().await.map_err(StorageError::unavailable)?;
+        Ok(LocalMedia::Copy(temp))
+    }
+
+    async fn delete(&self, bucket: Bucket, fid: Id) -> StorageResult<()> {
+        match self.bucket(bucket).delete(object_id(fid).into()).await {
+            Ok(()) => Ok(()),
+            Err(error) if matches!(*error.kind, mongodb::error::ErrorKind::GridFs(_)) => Ok(()),
+            Err(error) => Err(mongo_error(error)),
+        }
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        self.videos.run_command(doc! { "ping": 1 }).await.map_err(mongo_error)?;
+        Ok(())
+    }
+}

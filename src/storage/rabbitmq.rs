@@ -1,0 +1,335 @@
+//! The cluster profile's persistent mailbox on RabbitMQ: the seed's queues `video` and `mp3`,
+//! durable quorum queues with a dead-letter queue each and a delivery limit, so a message that
+//! keeps killing its consumer ends in `<queue>.dlq` instead of looping forever.
+//!
+//! - Publishing waits for the broker's confirm: an upload is accepted only once its message is
+//!   safe. Messages are persistent JSON.
+//! - Each consumer (one per actor) has its own channel with prefetch 1: fair dispatch among
+//!   competing converters. A delivery is acknowledged only when its work is done.
+//! - A retry with backoff re-publishes the message to `<queue>.retry`, whose messages expire
+//!   back into the queue after their delay, then acknowledges the original.
+//! - A lost connection is reconnected on the next use; meanwhile every call fails fast as
+//!   `Unavailable` (uploads get 503, `/readyz` fails) and unacknowledged deliveries return to
+//!   their queue on the broker.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+use super::{Delivery, Mailbox, Queue, StorageError, StorageResult};
+
+/// Header carrying the deliveries a message had before it was re-published for a retry.
+const EARLIER_ATTEMPTS: &str = "x-mp3c-attempts";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct RabbitMailbox {
+    url: String,
+    /// Deliveries after which the broker dead-letters a message; above the converters' own
+    /// attempt limit, so normally the application fails a job first and this is the backstop.
+    delivery_limit: u32,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    /// One consumer per (queue, consumer tag), each behind its own lock.
+    consumers: Mutex<HashMap<(Queue, String), Arc<tokio::sync::Mutex<Subscription>>>>,
+}
+
+/// One connection with its publishing channel (in confirm mode).
+struct Session {
+    connection: Connection,
+    publisher: Channel,
+}
+
+struct Subscription {
+    /// The session it belongs to; a subscription of a dead session is replaced.
+    session: Arc<Session>,
+    consumer: lapin::Consumer,
+}
+
+fn broker_error(error: lapin::Error) -> StorageError {
+    StorageError::unavailable(error)
+}
+
+fn queue_arguments(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in pairs {
+        table.insert((*key).into(), value.clone());
+    }
+    table
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(value.into())
+}
+
+impl RabbitMailbox {
+    pub fn new(url: String, delivery_limit: u32) -> Self {
+        RabbitMailbox {
+            url,
+            delivery_limit,
+            session: tokio::sync::Mutex::new(None),
+            consumers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The live session, connecting (and declaring the queues) if there is none.
+    async fn session(&self) -> StorageResult<Arc<Session>> {
+        let mut current = self.session.lock().await;
+        if let Some(session) = current.as_ref().filter(|s| s.connection.status().connected()) {
+            return Ok(session.clone());
+        }
+        *current = None;
+        let connect = Connection::connect(&self.url, ConnectionProperties::default());
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| StorageError::unavailable(anyhow::anyhow!("connecting to RabbitMQ timed out")))?
+            .map_err(broker_error)?;
+        let publisher = connection.create_channel().await.map_err(broker_error)?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(broker_error)?;
+        self.declare(&publisher).await?;
+        tracing::info!("connected to RabbitMQ");
+        let session = Arc::new(Session { connection, publisher });
+        *current = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Declares each queue with its dead-letter and retry queues (idempotent).
+    async fn declare(&self, channel: &Channel) -> StorageResult<()> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        for queue in [Queue::Video, Queue::Mp3] {
+            let name = queue.name();
+            let dead = format!("{name}.dlq");
+            let quorum = ("x-queue-type", text("quorum"));
+            channel
+                .queue_declare(dead.as_str().into(), durable, queue_arguments(&[quorum.clone()]))
+                .await
+                .map_err(broker_error)?;
+            let retry = queue_arguments(&[
+                ("x-dead-letter-exchange", text("")),
+                ("x-dead-letter-routing-key", text(name)),
+            ]);
+            channel
+                .queue_declare(format!("{name}.retry").as_str().into(), durable, retry)
+                .await
+                .map_err(broker_error)?;
+            let main = queue_arguments(&[
+                quorum,
+                ("x-dead-letter-exchange", text("")),
+                ("x-dead-letter-routing-key", text(&dead)),
+                ("x-delivery-limit", AMQPValue::LongInt(self.delivery_limit as i32)),
+            ]);
+            channel
+                .queue_declare(name.into(), durable, main)
+                .await
+                .map_err(broker_error)?;
+        }
+        Ok(())
+    }
+
+    async fn subscription(&self, queue: Queue, tag: &str) -> StorageResult<Arc<tokio::sync::Mutex<Subscription>>> {
+        let session = self.session().await?;
+        let key = (queue, tag.to_owned());
+        let existing = self
+            .consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(existing) = existing {
+            if Arc::ptr_eq(&existing.lock().await.session, &session) {
+                return Ok(existing);
+            }
+        }
+        let channel = session.connection.create_channel().await.map_err(broker_error)?;
+        channel
+            .basic_qos(1, BasicQosOptions::default())
+            .await
+            .map_err(broker_error)?;
+        let consumer = channel
+            .basic_consume(
+                queue.name().into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker_error)?;
+        let subscription = Arc::new(tokio::sync::Mutex::new(Subscription { session, consumer }));
+        self.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, subscription.clone());
+        Ok(subscription)
+    }
+
+    async fn forget_session(&self) {
+        *self.session.lock().await = None;
+    }
+}
+
+fn persistent_json() -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+}
+
+async fn publish_confirmed(
+    channel: &Channel,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> StorageResult<()> {
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .map_err(broker_error)?
+        .await
+        .map_err(broker_error)?;
+    if confirm.is_nack() {
+        return Err(StorageError::unavailable(anyhow::anyhow!(
+            "RabbitMQ refused the message"
+        )));
+    }
+    Ok(())
+}
+
+fn header_number(headers: Option<&FieldTable>, key: &str) -> u32 {
+    let value = headers.and_then(|table| table.inner().get(key));
+    match value {
+        Some(AMQPValue::LongLongInt(n)) => *n as u32,
+        Some(AMQPValue::LongInt(n)) => *n as u32,
+        Some(AMQPValue::LongUInt(n)) => *n,
+        Some(AMQPValue::ShortInt(n)) => *n as u32,
+        _ => 0,
+    }
+}
+
+#[async_trait]
+impl Mailbox for RabbitMailbox {
+    async fn publish(&self, queue: Queue, body: &[u8]) -> StorageResult<()> {
+        let session = self.session().await?;
+        let published = publish_confirmed(&session.publisher, queue.name(), body, persistent_json()).await;
+        if published.is_err() {
+            self.forget_session().await;
+        }
+        published
+    }
+
+    async fn receive(&self, queue: Queue, consumer: &str, wait: Duration) -> StorageResult<Option<Box<dyn Delivery>>> {
+        let subscription = self.subscription(queue, consumer).await?;
+        let mut subscription = subscription.lock().await;
+        let publisher = subscription.session.publisher.clone();
+        match tokio::time::timeout(wait, subscription.consumer.next()).await {
+            Err(_elapsed) => Ok(None),
+            Ok(Some(Ok(delivery))) => {
+                let headers = delivery.properties.headers().as_ref();
+                let attempt = header_number(headers, EARLIER_ATTEMPTS) + header_number(headers, "x-delivery-count") + 1;
+                Ok(Some(Box::new(RabbitDelivery {
+                    delivery,
+                    attempt,
+                    queue,
+                    publisher,
+                })))
+            }
+            Ok(Some(Err(error))) => {
+                drop(subscription);
+                self.forget_session().await;
+                Err(broker_error(error))
+            }
+            Ok(None) => {
+                drop(subscription);
+                self.forget_session().await;
+                Err(StorageError::unavailable(anyhow::anyhow!(
+                    "the broker cancelled the consumer"
+                )))
+            }
+        }
+    }
+
+    async fn depth(&self, queue: Queue) -> StorageResult<u64> {
+        let session = self.session().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let channel = session.connection.create_channel().await.map_err(broker_error)?;
+        let declared = channel
+            .queue_declare(queue.name().into(), passive, FieldTable::default())
+            .await;
+        let _ = channel.close(200, "done".into()).await;
+        Ok(declared.map_err(broker_error)?.message_count() as u64)
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        self.session().await.map(drop)
+    }
+}
+
+struct RabbitDelivery {
+    delivery: lapin::message::Delivery,
+    attempt: u32,
+    queue: Queue,
+    /// The session's confirm-mode channel, for re-publishing a retry.
+    publisher: Channel,
+}
+
+#[async_trait]
+impl Delivery for RabbitDelivery {
+    fn body(&self) -> &[u8] {
+        &self.delivery.data
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    async fn ack(self: Box<Self>) -> StorageResult<()> {
+        self.delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(broker_error)
+    }
+
+    async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
+        let mut headers = FieldTable::default();
+        headers.insert(EARLIER_ATTEMPTS.into(), AMQPValue::LongInt(self.attempt as i32));
+        let properties = persistent_json()
+            .with_headers(headers)
+            .with_expiration(delay.as_millis().to_string().into());
+        let retry_queue = format!("{}.retry", self.queue.name());
+        publish_confirmed(&self.publisher, &retry_queue, &self.delivery.data, properties).await?;
+        self.delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(broker_error)
+    }
+
+    async fn release(self: Box<Self>) -> StorageResult<()> {
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        self.delivery.nack(requeue).await.map(drop).map_err(broker_error)
+    }
+}
