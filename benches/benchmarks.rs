@@ -11,6 +11,9 @@
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
+#[path = "../tests/support/servers.rs"]
+mod servers;
 
 use std::path::Path;
 use std::process::Command;

@@ -16,18 +16,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::NodeContext;
 use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
-use crate::config::{Config, Secret};
+use crate::config::{Config, Profile, Secret};
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
-use crate::storage::embedded;
+use crate::storage::{cluster, embedded};
 
 pub struct Application {
     address: SocketAddr,
     ctx: Arc<NodeContext>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: ractor::concurrency::JoinHandle<()>,
-    /// Held for the life of the node: one `up` per data folder.
+    /// Held for the life of the node: one `up` per data folder (the folder holds the embedded
+    /// profile's database and every profile's scratch files).
     _data_lock: std::fs::File,
 }
 
@@ -38,7 +39,10 @@ impl Application {
         let data_lock = lock_data_dir(&config.data_dir)?;
         reset_dir(&config.scratch_dir())?;
 
-        let backends = embedded::backends(&config).await?;
+        let backends = match config.profile {
+            Profile::Embedded => embedded::backends(&config).await?,
+            Profile::Cluster => cluster::backends(&config).await?,
+        };
         let tokens = TokenKeys::new(jwt_secret(&config)?.expose().as_bytes(), config.token_ttl());
         let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
         let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
@@ -113,11 +117,16 @@ fn reset_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The JWT secret: `MP3C_JWT_SECRET`, else the file named in the config, else (embedded) one
-/// generated at first start and kept in the data folder, readable by this user only.
+/// generated at first start and kept in the data folder, readable by this user only. A cluster
+/// must be given one: its nodes validate each other's tokens.
 fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
     if let Some(secret) = Secret::from_env_or_file("MP3C_JWT_SECRET", config.jwt_secret_file.as_deref())? {
         return Ok(secret);
     }
+    anyhow::ensure!(
+        config.profile == Profile::Embedded,
+        "the cluster profile needs a shared JWT secret: --jwt-secret-file or MP3C_JWT_SECRET"
+    );
     let path = config.data_dir.join("jwt-secret");
     if path.exists() {
         return Secret::from_file(&path);

@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::Application;
-use crate::config::{Config, Settings};
+use crate::config::{Config, Profile, Settings};
 use crate::security::password;
-use crate::storage::{StorageError, User, embedded};
+use crate::storage::{StorageError, User, cluster, embedded};
 use crate::telemetry;
 
 /// Shortest password `user add` accepts (OWASP's minimum for accounts without MFA).
@@ -112,7 +112,10 @@ async fn add_user(settings: &Settings, email: &str, admin: bool) -> anyhow::Resu
         .map_err(|_| anyhow::anyhow!("{email:?} is not an email address"))?;
     let password = read_password()?;
     let password_hash = tokio::task::spawn_blocking(move || password::hash(&password)).await??;
-    let users = embedded::users(&config).await?;
+    let users = match config.profile {
+        Profile::Embedded => embedded::users(&config).await?,
+        Profile::Cluster => cluster::users(&config).await?,
+    };
     match users
         .add(&User {
             email: email.to_owned(),

@@ -20,6 +20,26 @@ use url::Url;
 pub enum Profile {
     /// One process: SQLite, local files, a durable SQLite mailbox, email to SMTP or an outbox.
     Embedded,
+    /// The seed's distributed backends: MySQL/MariaDB, MongoDB GridFS, RabbitMQ, SMTP.
+    Cluster,
+}
+
+/// What a node does; a cluster spreads roles over processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The HTTP API (every node serves health and metrics either way).
+    Gateway,
+    /// Logins and tokens.
+    Auth,
+    /// Converter actors on the `video` queue.
+    Converter,
+    /// The notifier on the `mp3` queue.
+    Notifier,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Gateway, Role::Auth, Role::Converter, Role::Notifier];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -40,6 +60,22 @@ pub struct Settings {
     #[arg(long, env = "MP3C_PROFILE", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
+    /// Roles of this node, comma-separated (default: all four).
+    #[arg(long, env = "MP3C_ROLES", value_enum, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
+    /// Cluster profile: MySQL/MariaDB URL for users (mysql://user:password@host:port/db).
+    #[arg(long, env = "MP3C_MYSQL_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_url: Option<Secret>,
+    /// Cluster profile: MongoDB URL for GridFS blobs and job records.
+    #[arg(long, env = "MP3C_MONGODB_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mongodb_url: Option<Secret>,
+    /// Cluster profile: RabbitMQ URL for the persistent mailbox (amqp://user:password@host:port/vhost).
+    #[arg(long, env = "MP3C_AMQP_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amqp_url: Option<Secret>,
     /// Address the HTTP server listens on (port 0 picks a free port).
     #[arg(long, env = "MP3C_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,6 +172,10 @@ pub struct Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub profile: Profile,
+    pub roles: Vec<Role>,
+    pub mysql_url: Option<Secret>,
+    pub mongodb_url: Option<Secret>,
+    pub amqp_url: Option<Secret>,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub converters: u32,
@@ -164,6 +204,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             profile: Profile::Embedded,
+            roles: Role::ALL.to_vec(),
+            mysql_url: None,
+            mongodb_url: None,
+            amqp_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             converters: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
@@ -205,6 +249,19 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.profile == Profile::Cluster {
+            for (name, value) in [
+                ("mysql_url", &self.mysql_url),
+                ("mongodb_url", &self.mongodb_url),
+                ("amqp_url", &self.amqp_url),
+            ] {
+                anyhow::ensure!(
+                    value.is_some(),
+                    "the cluster profile needs --{}",
+                    name.replace('_', "-")
+                );
+            }
+        }
         anyhow::ensure!(self.max_attempts >= 1, "max_attempts must be at least 1");
         anyhow::ensure!(self.lease_seconds >= 1, "lease_seconds must be at least 1");
         anyhow::ensure!(
@@ -212,6 +269,10 @@ impl Config {
             "bitrate_kbps must be between 32 and 320"
         );
         Ok(())
+    }
+
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
     }
 
     pub fn token_ttl(&self) -> Duration {
@@ -289,6 +350,26 @@ impl Secret {
         let value = text.trim_end_matches(['\r', '\n']).to_owned();
         anyhow::ensure!(!value.is_empty(), "secret file {} is empty", path.display());
         Ok(Secret(value))
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(text.to_owned()))
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
     }
 }
 

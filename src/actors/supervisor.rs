@@ -18,6 +18,7 @@ use super::notifier::Notifier;
 use super::restart::{Decision, RestartHistory, RestartPolicy};
 use super::worker::WorkerActor;
 use super::{AUTH, GATEWAY, NOTIFIER, NodeContext, converter_name};
+use crate::config::Role;
 
 /// One kind of child, enough to start it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -170,11 +171,20 @@ impl Actor for NodeSupervisor {
             history: RestartHistory::default(),
             policy,
         };
-        // The gateway last: the API opens only once everything behind it runs.
-        let children = [Child::Auth, Child::Notifier]
-            .into_iter()
-            .chain((1..=converters).map(Child::Converter))
-            .chain([Child::Gateway]);
+        // The gateway last: the API opens only once everything behind it runs. It runs on
+        // every node, serving health and metrics, and the API only with the gateway role.
+        let has = |role| state.args.ctx.config.has_role(role);
+        let mut children = Vec::new();
+        if has(Role::Auth) {
+            children.push(Child::Auth);
+        }
+        if has(Role::Notifier) {
+            children.push(Child::Notifier);
+        }
+        if has(Role::Converter) {
+            children.extend((1..=converters).map(Child::Converter));
+        }
+        children.push(Child::Gateway);
         for child in children {
             self.start(&myself, &mut state, child).await?;
         }

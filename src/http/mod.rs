@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::{GATEWAY, NodeContext};
+use crate::config::Role;
 use crate::metrics::ActorMetrics;
 use error::ApiError;
 use response::Response;
@@ -94,7 +95,8 @@ async fn answer(
 ) -> Result<Response, Infallible> {
     let started = Instant::now();
     let _handling = metrics.begin();
-    let route = routes::Route::of(request.method(), request.uri().path(), ctx.config.fault_hooks);
+    let api = ctx.config.has_role(Role::Gateway);
+    let route = routes::Route::of(request.method(), request.uri().path(), api, ctx.config.fault_hooks);
     let handled = if header_bytes(&request) > MAX_HEADER_BYTES {
         Ok(Err(ApiError::new(
             hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -27,8 +27,13 @@ pub enum Route {
 }
 
 impl Route {
-    pub fn of(method: &Method, path: &str, fault_hooks: bool) -> Route {
+    /// The route of a request; the API routes exist only where `api` (the gateway role) is on.
+    pub fn of(method: &Method, path: &str, api: bool, fault_hooks: bool) -> Route {
         let (route, wanted) = match path {
+            "/healthz" => (Route::Healthz, Method::GET),
+            "/readyz" => (Route::Readyz, Method::GET),
+            "/metrics" => (Route::Metrics, Method::GET),
+            _ if !api => return Route::Unknown,
             "/login" => (Route::Login, Method::POST),
             "/validate" => (Route::Validate, Method::POST),
             "/upload" => (Route::Upload, Method::POST),
@@ -40,9 +45,6 @@ impl Route {
             {
                 (Route::Job, Method::GET)
             }
-            "/healthz" => (Route::Healthz, Method::GET),
-            "/readyz" => (Route::Readyz, Method::GET),
-            "/metrics" => (Route::Metrics, Method::GET),
             "/debug/crash" if fault_hooks => (Route::Crash, Method::POST),
             _ => return Route::Unknown,
         };
@@ -106,12 +108,17 @@ mod tests {
 
     #[test]
     fn routes_by_method_and_path() {
-        assert_eq!(Route::of(&Method::POST, "/login", false), Route::Login);
-        assert_eq!(Route::of(&Method::GET, "/login", false), Route::WrongMethod("POST"));
-        assert_eq!(Route::of(&Method::GET, "/jobs/abc", false), Route::Job);
-        assert_eq!(Route::of(&Method::GET, "/jobs/abc/x", false), Route::Unknown);
-        assert_eq!(Route::of(&Method::POST, "/debug/crash", false), Route::Unknown);
-        assert_eq!(Route::of(&Method::POST, "/debug/crash", true), Route::Crash);
-        assert_eq!(Route::of(&Method::HEAD, "/healthz", false), Route::Healthz);
+        assert_eq!(Route::of(&Method::POST, "/login", true, false), Route::Login);
+        assert_eq!(
+            Route::of(&Method::GET, "/login", true, false),
+            Route::WrongMethod("POST")
+        );
+        assert_eq!(Route::of(&Method::GET, "/jobs/abc", true, false), Route::Job);
+        assert_eq!(Route::of(&Method::GET, "/jobs/abc/x", true, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::POST, "/debug/crash", true, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::POST, "/debug/crash", true, true), Route::Crash);
+        assert_eq!(Route::of(&Method::HEAD, "/healthz", true, false), Route::Healthz);
+        assert_eq!(Route::of(&Method::POST, "/upload", false, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::GET, "/metrics", false, false), Route::Metrics);
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! The embedded profile implements them with SQLite ([`sqlite`]) and files ([`files`]).
 
+pub mod cluster;
 pub mod embedded;
 pub mod files;
 pub mod gridfs;

@@ -11,21 +11,7 @@ use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` at the deadline.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use crate::servers::eventually;
 
 // ---------------------------------------------------------------------------------------------
 // Media fixtures
@@ -290,12 +276,24 @@ impl TestApp {
         command
             .args(["user", "add", email, "--password-stdin", "--data-dir"])
             .arg(&self.data_dir);
+        // `user add` takes every flag of `up`: the same configuration reaches the same users.
+        command.args(&self.extra_args);
         if admin {
             command.arg("--admin");
         }
-        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        assert!(child.wait().unwrap().success(), "user add {email} failed");
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "user add {email} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// Adds a user and logs in, returning the token.
@@ -312,8 +310,10 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200, "login of {email}");
-        response.text().await.unwrap()
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "login of {email}: {body}\n{}", service_log(&self.data_dir));
+        body
     }
 
     pub async fn upload_file(&self, token: &str, path: &Path) -> reqwest::Response {

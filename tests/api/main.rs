@@ -3,6 +3,10 @@
 
 mod auth;
 mod bad_input;
+mod cluster;
 mod flow;
 mod helpers;
 mod resilience;
+#[allow(dead_code)] // shared with the backend tests; not every helper is used here
+#[path = "../support/servers.rs"]
+mod servers;

@@ -6,4 +6,5 @@ mod gridfs;
 mod mongo_jobs;
 mod mysql;
 mod rabbitmq;
+#[path = "../support/servers.rs"]
 mod servers;

@@ -1,4 +1,5 @@
-//! Where the test servers are, and a fresh namespace on each for one test.
+//! Where the test servers are (`scripts/test` starts them), and a fresh namespace on each for
+//! one test. Shared by the test binaries and the benchmarks.
 
 use std::time::{Duration, Instant};
 
@@ -69,10 +70,12 @@ fn split_credentials(url: &str) -> (String, String, String) {
     (bare.as_str().trim_end_matches('/').to_owned(), user, password)
 }
 
+pub fn mongodb_url() -> String {
+    env("MP3C_TEST_MONGODB_URL")
+}
+
 pub async fn mongo_client() -> mongodb::Client {
-    mongodb::Client::with_uri_str(env("MP3C_TEST_MONGODB_URL"))
-        .await
-        .unwrap()
+    mongodb::Client::with_uri_str(mongodb_url()).await.unwrap()
 }
 
 /// Polls `check` until it returns `Some`, or panics at the deadline.

@@ -1,0 +1,102 @@
+//! The cluster profile end to end: the real binary on MariaDB, GridFS, RabbitMQ and SMTP, with
+//! the work shared between processes.
+
+use serde_json::Value;
+
+use crate::helpers::{MailDev, TestApp, fixture};
+use crate::servers::{amqp_url, mongodb_url, mysql_url};
+
+/// Flags that put a process on this test's own database, virtual host and SMTP sink.
+async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
+    let flags = [
+        ("--profile", "cluster".to_owned()),
+        ("--mysql-url", mysql_url().await),
+        ("--mongodb-url", mongodb_url()),
+        ("--amqp-url", amqp_url().await),
+        ("--smtp-url", format!("smtp://127.0.0.1:{}", maildev.smtp_port)),
+    ];
+    flags
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+}
+
+fn with(flags: &[String], more: &[&str]) -> Vec<String> {
+    flags
+        .iter()
+        .cloned()
+        .chain(more.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+fn strs(flags: &[String]) -> Vec<&str> {
+    flags.iter().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn two_processes_share_the_work_and_every_job_is_done_once() {
+    let maildev = MailDev::start().await;
+    let flags = cluster_flags(&maildev).await;
+    // Conversions held for a moment (test hook), so that both processes get some.
+    let slow = ["--fault-hooks", "true", "--fault-convert-delay-ms", "400"];
+    let everything = TestApp::spawn_with(&strs(&with(&flags, &slow))).await;
+    let converter_only =
+        TestApp::spawn_with(&strs(&with(&flags, &[&slow[..], &["--roles", "converter"]].concat()))).await;
+    let token = everything.user_token("cluster@example.com", false).await;
+
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        jobs.push(everything.submit(&token, &fixture("clip.mp4")).await);
+    }
+    for job_id in &jobs {
+        let job = everything.finished_job(&token, job_id).await;
+        assert_eq!(job["state"], "done", "{job}");
+        assert_eq!(job["attempts"], 1, "converted once: {job}");
+        let mp3_fid = job["mp3_fid"].as_str().unwrap();
+        let mail = &maildev.emails_about(mp3_fid, 1).await[0];
+        assert_eq!(mail["to"][0]["address"], "cluster@example.com");
+        let download = everything
+            .client
+            .get(everything.url(&format!("/download?fid={mp3_fid}")))
+            .bearer_auth(&token);
+        assert_eq!(download.send().await.unwrap().status(), 200);
+    }
+
+    let done = "mp3c_conversions_total{outcome=\"done\"";
+    let (a, b) = (everything.metric(done).await, converter_only.metric(done).await);
+    assert!(a > 0.0 && b > 0.0, "both processes converted: {a} and {b}");
+    assert_eq!(a + b, 6.0, "each job converted exactly once");
+
+    // The converter-only process serves health and metrics, not the API.
+    let upload = converter_only
+        .client
+        .post(converter_only.url("/upload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 404);
+    assert_eq!(
+        converter_only
+            .client
+            .get(converter_only.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_bad_file_fails_its_job_in_the_cluster_profile_too() {
+    let maildev = MailDev::start().await;
+    let app = TestApp::spawn_with(&strs(&cluster_flags(&maildev).await)).await;
+    let token = app.user_token("bad@example.com", false).await;
+    let response = app.upload_bytes(&token, "notes.txt", b"not a video".to_vec()).await;
+    let body: Value = response.json().await.unwrap();
+    let job_id = body["job_id"].as_str().unwrap();
+    let job = app.finished_job(&token, job_id).await;
+    assert_eq!(job["state"], "failed");
+    let mail = &maildev.emails_about(job_id, 1).await[0];
+    assert_eq!(mail["subject"], "MP3 conversion failed");
+}
