@@ -16,6 +16,7 @@ pub enum Route {
     Download,
     Jobs,
     Job,
+    DeleteJob,
     Healthz,
     Readyz,
     Metrics,
@@ -43,6 +44,9 @@ impl Route {
                 .strip_prefix("/jobs/")
                 .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
             {
+                if *method == Method::DELETE {
+                    return Route::DeleteJob;
+                }
                 (Route::Job, Method::GET)
             }
             "/debug/crash" if fault_hooks => (Route::Crash, Method::POST),
@@ -51,7 +55,11 @@ impl Route {
         if *method == wanted || (wanted == Method::GET && *method == Method::HEAD) {
             route
         } else {
-            Route::WrongMethod(if wanted == Method::GET { "GET" } else { "POST" })
+            Route::WrongMethod(match route {
+                Route::Job => "GET, DELETE",
+                _ if wanted == Method::GET => "GET",
+                _ => "POST",
+            })
         }
     }
 
@@ -64,6 +72,7 @@ impl Route {
             Route::Download => "/download",
             Route::Jobs => "/jobs",
             Route::Job => "/jobs/{id}",
+            Route::DeleteJob => "DELETE /jobs/{id}",
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
@@ -82,6 +91,7 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::Download => download::download(ctx, request).await,
         Route::Jobs => jobs::list(ctx, request).await,
         Route::Job => jobs::show(ctx, request).await,
+        Route::DeleteJob => jobs::delete(ctx, request).await,
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(ctx).await,
         Route::Metrics => ops::metrics(ctx).await,
@@ -114,6 +124,11 @@ mod tests {
             Route::WrongMethod("POST")
         );
         assert_eq!(Route::of(&Method::GET, "/jobs/abc", true, false), Route::Job);
+        assert_eq!(Route::of(&Method::DELETE, "/jobs/abc", true, false), Route::DeleteJob);
+        assert_eq!(
+            Route::of(&Method::PUT, "/jobs/abc", true, false),
+            Route::WrongMethod("GET, DELETE")
+        );
         assert_eq!(Route::of(&Method::GET, "/jobs/abc/x", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::POST, "/debug/crash", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::POST, "/debug/crash", true, true), Route::Crash);

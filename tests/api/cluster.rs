@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::helpers::{MailDev, TestApp, fixture};
-use crate::servers::{amqp_url, mongodb_url, mysql_url};
+use crate::servers::{amqp_url, mongo_client, mongodb_url, mysql_url};
 
 /// Flags that put a process on this test's own database, virtual host and SMTP sink.
 async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
@@ -99,4 +99,41 @@ async fn a_bad_file_fails_its_job_in_the_cluster_profile_too() {
     assert_eq!(job["state"], "failed");
     let mail = &maildev.emails_about(job_id, 1).await[0];
     assert_eq!(mail["subject"], "MP3 conversion failed");
+
+    // Deleting the job deletes its video from GridFS.
+    let video = mongodb::bson::oid::ObjectId::parse_str(job["video_fid"].as_str().unwrap()).unwrap();
+    let chunks = mongo_client()
+        .await
+        .database("videos")
+        .collection::<mongodb::bson::Document>("fs.chunks");
+    assert_eq!(
+        chunks
+            .count_documents(mongodb::bson::doc! { "files_id": video })
+            .await
+            .unwrap(),
+        1
+    );
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/jobs/{job_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        chunks
+            .count_documents(mongodb::bson::doc! { "files_id": video })
+            .await
+            .unwrap(),
+        0
+    );
+    let gone = app
+        .client
+        .get(app.url(&format!("/jobs/{job_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
 }

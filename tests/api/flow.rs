@@ -163,3 +163,37 @@ async fn with_an_smtp_server_the_email_goes_there() {
         "nothing goes to the outbox when SMTP is configured"
     );
 }
+
+#[tokio::test]
+async fn a_finished_job_is_deleted_with_its_files_and_only_by_its_owner() {
+    let app = TestApp::spawn().await;
+    let owner = app.user_token("deleter@example.com", false).await;
+    let other = app.user_token("stranger@example.com", false).await;
+    let job_id = app.submit(&owner, &fixture("clip.mp4")).await;
+    let job = app.finished_job(&owner, &job_id).await;
+    let mp3_fid = job["mp3_fid"].as_str().unwrap().to_owned();
+    let delete = |token: &str| {
+        app.client
+            .delete(app.url(&format!("/jobs/{job_id}")))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+
+    assert_eq!(delete(&other).await.unwrap().status(), 404);
+    assert_eq!(delete(&owner).await.unwrap().status(), 204);
+    assert_eq!(delete(&owner).await.unwrap().status(), 404);
+    let gone = app
+        .client
+        .get(app.url(&format!("/download?fid={mp3_fid}")))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    for bucket in ["videos", "mp3s"] {
+        let left = std::fs::read_dir(app.data_dir.join("blobs").join(bucket))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "{bucket} still holds files");
+    }
+}

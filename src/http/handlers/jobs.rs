@@ -1,4 +1,5 @@
-//! `GET /jobs/{job_id}` and `GET /jobs` (the caller's own, newest first, paged by cursor).
+//! `GET /jobs/{job_id}`, `DELETE /jobs/{job_id}` (a finished job, with its video and MP3) and
+//! `GET /jobs` (the caller's own, newest first, paged by cursor).
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -9,20 +10,47 @@ use crate::actors::NodeContext;
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json as json_response};
-use crate::storage::{Job, JobState};
+use crate::storage::{Bucket, Job, JobState};
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
-pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+/// The job named in the path, if the caller may see it (its owner, or an admin).
+async fn requested_job(ctx: &NodeContext, request: &Request<Incoming>) -> Result<Job, ApiError> {
     let claims = credentials::bearer(ctx, request.headers())?;
-    let id = request.uri().path().trim_start_matches("/jobs/");
-    let id = parse_id(id, "job_id")?;
-    let job = ctx.backends.jobs.get(id).await?;
-    match job {
-        Some(job) if claims.admin || job.owner == claims.username => Ok(json_response(StatusCode::OK, &job_json(&job))),
+    let id = parse_id(request.uri().path().trim_start_matches("/jobs/"), "job_id")?;
+    match ctx.backends.jobs.get(id).await? {
+        Some(job) if claims.admin || job.owner == claims.username => Ok(job),
         _ => Err(ApiError::not_found("no such job")),
     }
+}
+
+pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let job = requested_job(ctx, &request).await?;
+    Ok(json_response(StatusCode::OK, &job_json(&job)))
+}
+
+/// Deletes a finished job and its blobs. A job still queued or converting cannot be deleted
+/// (409): its converter would write an MP3 for a job that no longer exists.
+pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let job = requested_job(ctx, &request).await?;
+    if !matches!(job.state, JobState::Done | JobState::Failed) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job_in_progress",
+            "the job is not finished yet",
+        ));
+    }
+    let blobs = &ctx.backends.blobs;
+    if let Some(mp3_fid) = job.mp3_fid {
+        blobs.delete(Bucket::Mp3s, mp3_fid).await?;
+    }
+    blobs.delete(Bucket::Videos, job.video_fid).await?;
+    ctx.backends.jobs.delete(job.id).await?;
+    tracing::info!(job_id = %job.id, "job deleted");
+    let mut response = hyper::Response::new(crate::http::response::full(bytes::Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
 }
 
 pub async fn list(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
