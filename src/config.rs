@@ -165,6 +165,11 @@ pub struct Settings {
     #[arg(long, env = "MP3C_FAULT_CONVERT_DELAY_MS", hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_convert_delay_ms: Option<u64>,
+    /// Test-only (needs --fault-hooks): converting a file of this name aborts the process, as
+    /// a file that crashes FFmpeg would.
+    #[arg(long, env = "MP3C_FAULT_CRASH_ON", hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_crash_on: Option<String>,
 }
 
 /// The resolved configuration.
@@ -198,6 +203,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub fault_hooks: bool,
     pub fault_convert_delay_ms: u64,
+    pub fault_crash_on: Option<String>,
 }
 
 impl Default for Config {
@@ -230,6 +236,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             fault_hooks: false,
             fault_convert_delay_ms: 0,
+            fault_crash_on: None,
         }
     }
 }
@@ -301,6 +308,12 @@ impl Config {
             true => Duration::from_millis(self.fault_convert_delay_ms),
             false => Duration::ZERO,
         }
+    }
+
+    /// The test-only name of a file whose conversion aborts the process (None unless fault
+    /// hooks are on).
+    pub fn crash_on(&self) -> Option<&str> {
+        self.fault_crash_on.as_deref().filter(|_| self.fault_hooks)
     }
 
     pub fn database_path(&self) -> PathBuf {

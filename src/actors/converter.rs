@@ -89,6 +89,10 @@ async fn convert_job(ctx: &NodeContext, message: JobMessage, delivery: Box<dyn D
 }
 
 async fn convert_and_store(ctx: &NodeContext, job: &Job, mp3_fid: Id) -> Result<Transcoded, Failure> {
+    if ctx.config.crash_on() == Some(job.filename.as_str()) {
+        tracing::error!("fault injection: aborting the process on this file");
+        std::process::abort();
+    }
     let source = ctx
         .backends
         .blobs
@@ -205,7 +209,12 @@ async fn finish_job(
     Ok(delivery.ack().await?)
 }
 
-async fn fail_job(ctx: &NodeContext, job: &Job, reason: &str, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
+pub(super) async fn fail_job(
+    ctx: &NodeContext,
+    job: &Job,
+    reason: &str,
+    delivery: Box<dyn Delivery>,
+) -> anyhow::Result<()> {
     let message = JobMessage {
         video_fid: job.video_fid,
         mp3_fid: None,

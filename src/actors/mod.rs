@@ -3,9 +3,9 @@
 //! ```text
 //!                      NodeSupervisor (restart with backoff, intensity limit)
 //!        ┌──────────────┬──────────────┼─────────────────┬──────────────┐
-//!     gateway          auth      converter-1..N       notifier
-//!   (HTTP server)  (logins, JWT)  (video queue ->    (mp3 queue ->
-//!                                  MP3 -> mp3 queue)   email)
+//!     gateway          auth      converter-1..N       notifier      dead-letters
+//!   (HTTP server)  (logins, JWT)  (video queue ->    (mp3 queue ->  (video.dlq ->
+//!                                  MP3 -> mp3 queue)   email)         job failed)
 //! ```
 //!
 //! Actors talk to backends only through the traits in [`crate::storage`] and pass ids, never
@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod converter;
+pub mod dead_letters;
 pub mod gateway;
 pub mod notifier;
 pub mod restart;
@@ -36,6 +37,8 @@ pub const AUTH: &str = "auth";
 pub const GATEWAY: &str = "gateway";
 /// Registered name of the notifier actor.
 pub const NOTIFIER: &str = "notifier";
+/// Registered name of the dead-letter worker.
+pub const DEAD_LETTERS: &str = "dead-letters";
 
 /// Registered name of the `n`th converter actor (from 1).
 pub fn converter_name(n: u32) -> String {

@@ -13,11 +13,12 @@ use tokio::net::TcpListener;
 
 use super::auth::AuthActor;
 use super::converter::Converter;
+use super::dead_letters::DeadLetters;
 use super::gateway::{GatewayActor, GatewayArgs};
 use super::notifier::Notifier;
 use super::restart::{Decision, RestartHistory, RestartPolicy};
-use super::worker::WorkerActor;
-use super::{AUTH, GATEWAY, NOTIFIER, NodeContext, converter_name};
+use super::worker::{Worker, WorkerActor};
+use super::{AUTH, DEAD_LETTERS, GATEWAY, NOTIFIER, NodeContext, converter_name};
 use crate::config::Role;
 
 /// One kind of child, enough to start it again.
@@ -27,6 +28,7 @@ pub enum Child {
     Auth,
     Converter(u32),
     Notifier,
+    DeadLetters,
 }
 
 impl Child {
@@ -36,6 +38,7 @@ impl Child {
             Child::Auth => AUTH.to_owned(),
             Child::Converter(n) => converter_name(n),
             Child::Notifier => NOTIFIER.to_owned(),
+            Child::DeadLetters => DEAD_LETTERS.to_owned(),
         }
     }
 }
@@ -84,20 +87,9 @@ impl NodeSupervisor {
                 .await?
                 .0
                 .get_cell(),
-            Child::Converter(_) => {
-                let args = (ctx, child.name());
-                Actor::spawn_linked(name, WorkerActor::<Converter>::default(), args, supervisor)
-                    .await?
-                    .0
-                    .get_cell()
-            }
-            Child::Notifier => {
-                let args = (ctx, child.name());
-                Actor::spawn_linked(name, WorkerActor::<Notifier>::default(), args, supervisor)
-                    .await?
-                    .0
-                    .get_cell()
-            }
+            Child::Converter(_) => spawn_worker::<Converter>(child, ctx, supervisor).await?,
+            Child::Notifier => spawn_worker::<Notifier>(child, ctx, supervisor).await?,
+            Child::DeadLetters => spawn_worker::<DeadLetters>(child, ctx, supervisor).await?,
         };
         state.running.insert(cell.get_id(), (child, cell));
         Ok(())
@@ -147,6 +139,18 @@ impl NodeSupervisor {
     }
 }
 
+/// Starts a queue worker named for `child`, linked to `supervisor`.
+async fn spawn_worker<W: Worker>(
+    child: Child,
+    ctx: Arc<NodeContext>,
+    supervisor: ActorCell,
+) -> Result<ActorCell, ActorProcessingErr> {
+    let name = child.name();
+    let (actor, _) =
+        Actor::spawn_linked(Some(name.clone()), WorkerActor::<W>::default(), (ctx, name), supervisor).await?;
+    Ok(actor.get_cell())
+}
+
 impl Actor for NodeSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
@@ -183,6 +187,7 @@ impl Actor for NodeSupervisor {
         }
         if has(Role::Converter) {
             children.extend((1..=converters).map(Child::Converter));
+            children.push(Child::DeadLetters);
         }
         children.push(Child::Gateway);
         for child in children {
@@ -241,8 +246,10 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         state.args.ctx.shutdown.cancel();
         self.stop_children(state, |child| child == Child::Gateway).await;
-        self.stop_children(state, |child| matches!(child, Child::Converter(_) | Child::Notifier))
-            .await;
+        self.stop_children(state, |child| {
+            matches!(child, Child::Converter(_) | Child::Notifier | Child::DeadLetters)
+        })
+        .await;
         self.stop_children(state, |child| child == Child::Auth).await;
         Ok(())
     }

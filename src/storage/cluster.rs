@@ -24,15 +24,12 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let mongo = mongodb::Client::with_uri_str(required(&config.mongodb_url, "mongodb-url")?)
         .await
         .context("the MongoDB URL is not usable")?;
-    // One delivery beyond the converters' own limit: they fail a job first; the broker's
-    // dead-lettering only catches a message that kills its consumer every time.
-    let delivery_limit = config.max_attempts + 1;
     let amqp_url = required(&config.amqp_url, "amqp-url")?.to_owned();
     Ok(Backends {
         users,
         blobs: Arc::new(GridFsBlobStore::new(&mongo)),
         jobs: Arc::new(MongoJobs::new(&mongo)),
-        mailbox: Arc::new(RabbitMailbox::new(amqp_url, delivery_limit)),
+        mailbox: Arc::new(RabbitMailbox::new(amqp_url, config.max_attempts)),
     })
 }
 

@@ -15,7 +15,7 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
         users: Arc::new(SqliteUsers::new(pool.clone())),
         blobs: Arc::new(blobs),
         jobs: Arc::new(SqliteJobs::new(pool.clone())),
-        mailbox: Arc::new(SqliteMailbox::new(pool, config.lease())),
+        mailbox: Arc::new(SqliteMailbox::new(pool, config.lease(), config.max_attempts)),
     })
 }
 

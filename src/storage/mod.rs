@@ -239,20 +239,39 @@ pub trait JobStore: Send + Sync {
 // ---------------------------------------------------------------------------------------------
 // Mailbox
 
-/// The persistent queues, named as in the seed design.
+/// The persistent queues: the work queues named as in the seed design, and the dead-letter
+/// queue of each, where a message goes once it was delivered as often as allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Queue {
     /// Uploaded videos waiting for a converter.
     Video,
     /// Finished (or failed) conversions waiting for the notifier.
     Mp3,
+    /// Videos whose every delivery ended without an answer (the converter died each time).
+    VideoDead,
+    /// Notifications whose every delivery ended without an answer.
+    Mp3Dead,
 }
 
 impl Queue {
+    /// The queues that carry work, each with a dead-letter queue.
+    pub const WORK: [Queue; 2] = [Queue::Video, Queue::Mp3];
+
     pub fn name(self) -> &'static str {
         match self {
             Queue::Video => "video",
             Queue::Mp3 => "mp3",
+            Queue::VideoDead => "video.dlq",
+            Queue::Mp3Dead => "mp3.dlq",
+        }
+    }
+
+    /// Where this queue's messages go after too many deliveries (none for a dead-letter queue).
+    pub fn dead_letters(self) -> Option<Queue> {
+        match self {
+            Queue::Video => Some(Queue::VideoDead),
+            Queue::Mp3 => Some(Queue::Mp3Dead),
+            Queue::VideoDead | Queue::Mp3Dead => None,
         }
     }
 }

@@ -33,8 +33,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct RabbitMailbox {
     url: String,
-    /// Deliveries after which the broker dead-letters a message; above the converters' own
-    /// attempt limit, so normally the application fails a job first and this is the backstop.
+    /// Deliveries of one message at most (a job's `max_attempts`); one that was delivered this
+    /// often without an answer (its consumer died each time) goes to the dead-letter queue.
     delivery_limit: u32,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     /// One consumer per (queue, consumer tag), each behind its own lock.
@@ -109,12 +109,15 @@ impl RabbitMailbox {
             durable: true,
             ..QueueDeclareOptions::default()
         };
-        for queue in [Queue::Video, Queue::Mp3] {
+        for queue in Queue::WORK {
             let name = queue.name();
-            let dead = format!("{name}.dlq");
+            let dead = queue
+                .dead_letters()
+                .expect("work queues have dead-letter queues")
+                .name();
             let quorum = ("x-queue-type", text("quorum"));
             channel
-                .queue_declare(dead.as_str().into(), durable, queue_arguments(&[quorum.clone()]))
+                .queue_declare(dead.into(), durable, queue_arguments(&[quorum.clone()]))
                 .await
                 .map_err(broker_error)?;
             let retry = queue_arguments(&[
@@ -128,8 +131,12 @@ impl RabbitMailbox {
             let main = queue_arguments(&[
                 quorum,
                 ("x-dead-letter-exchange", text("")),
-                ("x-dead-letter-routing-key", text(&dead)),
-                ("x-delivery-limit", AMQPValue::LongInt(self.delivery_limit as i32)),
+                ("x-dead-letter-routing-key", text(dead)),
+                // RabbitMQ counts redeliveries: a limit of N allows N + 1 deliveries.
+                (
+                    "x-delivery-limit",
+                    AMQPValue::LongInt(self.delivery_limit.saturating_sub(1) as i32),
+                ),
             ]);
             channel
                 .queue_declare(name.into(), durable, main)

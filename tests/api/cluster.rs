@@ -6,19 +6,24 @@ use serde_json::Value;
 use crate::helpers::{MailDev, TestApp, fixture};
 use crate::servers::{amqp_url, mongo_client, mongodb_url, mysql_url};
 
-/// Flags that put a process on this test's own database, virtual host and SMTP sink.
-async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
+/// Flags that put a process on this test's own database and virtual host.
+async fn backend_flags() -> Vec<String> {
     let flags = [
         ("--profile", "cluster".to_owned()),
         ("--mysql-url", mysql_url().await),
         ("--mongodb-url", mongodb_url()),
         ("--amqp-url", amqp_url().await),
-        ("--smtp-url", format!("smtp://127.0.0.1:{}", maildev.smtp_port)),
     ];
     flags
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_owned(), value])
         .collect()
+}
+
+/// The backend flags, and mail to `maildev`.
+async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
+    let smtp = format!("smtp://127.0.0.1:{}", maildev.smtp_port);
+    with(&backend_flags().await, &["--smtp-url", &smtp])
 }
 
 fn with(flags: &[String], more: &[&str]) -> Vec<String> {
@@ -136,4 +141,10 @@ async fn a_bad_file_fails_its_job_in_the_cluster_profile_too() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_by_the_broker_and_fails_its_job() {
+    // Mail goes to the outbox here: the test reads it across the process's restarts.
+    crate::resilience::assert_poison_is_dead_lettered(&strs(&backend_flags().await)).await;
 }

@@ -153,3 +153,51 @@ async fn sigterm_releases_a_conversion_that_outlasts_the_grace_period() {
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(job["attempts"], 1, "a release is not an attempt");
 }
+
+/// Uploads `poison.mp4`, which aborts the process that converts it (test hook), restarts the
+/// process after each crash as a service manager would, and checks that after `max_attempts`
+/// crashes the job fails with a reason and its owner is told once.
+pub async fn assert_poison_is_dead_lettered(profile_args: &[&str]) {
+    let args = [
+        profile_args,
+        &[
+            "--fault-hooks",
+            "true",
+            "--fault-crash-on",
+            "poison.mp4",
+            "--max-attempts",
+            "2",
+            "--lease-seconds",
+            "1",
+        ],
+    ]
+    .concat();
+    let mut app = TestApp::spawn_with(&args).await;
+    let token = app.user_token("poison@example.com", false).await;
+    let response = app
+        .upload_bytes(&token, "poison.mp4", std::fs::read(fixture("clip.mp4")).unwrap())
+        .await;
+    assert_eq!(response.status(), 202);
+    let job_id = response.json::<serde_json::Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for crash in 1..=2 {
+        let status = app.exit_status(Duration::from_secs(30)).await;
+        assert!(!status.success(), "crash {crash} is not a clean exit");
+        app.restart_with(&args);
+    }
+    let job = app.finished_job(&token, &job_id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("stopped without finishing on each of its 2 attempts"),
+        "{error}"
+    );
+    app.emails_about(&job_id, 1).await;
+}
+
+#[tokio::test]
+async fn a_file_that_kills_the_converter_every_time_is_dead_lettered_and_fails_its_job() {
+    assert_poison_is_dead_lettered(&[]).await;
+}

@@ -101,7 +101,7 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
 #[tokio::test]
 async fn a_poison_message_is_dead_lettered_after_the_delivery_limit() {
     let url = amqp_url().await;
-    let mailbox = RabbitMailbox::new(url.clone(), 2);
+    let mailbox = RabbitMailbox::new(url.clone(), 3);
     mailbox.publish(Queue::Video, b"poison").await.unwrap();
     for attempt in 1..=3 {
         let delivery = mailbox.receive(Queue::Video, "p", WAIT).await.unwrap().unwrap();

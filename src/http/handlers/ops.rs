@@ -41,7 +41,10 @@ pub async fn metrics(ctx: &NodeContext) -> Result<Response, ApiError> {
             .into_iter()
             .for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
     }
-    for queue in [Queue::Video, Queue::Mp3] {
+    for queue in Queue::WORK
+        .into_iter()
+        .chain(Queue::WORK.into_iter().filter_map(Queue::dead_letters))
+    {
         if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
             ctx.metrics.set_queue_depth(queue, depth);
         }

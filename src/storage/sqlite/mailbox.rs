@@ -26,20 +26,57 @@ pub struct SqliteMailbox {
     pool: SqlitePool,
     /// How long a claim holds a message without a keep-alive.
     lease: Duration,
+    /// Deliveries of one message at most (a job's `max_attempts`); one that was delivered this
+    /// often without an answer (its consumer died each time) goes to the dead-letter queue.
+    delivery_limit: u32,
     /// Wakes this process's waiting consumers when it publishes.
     published: HashMap<&'static str, Arc<Notify>>,
 }
 
 impl SqliteMailbox {
-    pub fn new(pool: SqlitePool, lease: Duration) -> Self {
-        let published = [Queue::Video, Queue::Mp3]
+    pub fn new(pool: SqlitePool, lease: Duration, delivery_limit: u32) -> Self {
+        let published = [Queue::Video, Queue::Mp3, Queue::VideoDead, Queue::Mp3Dead]
             .into_iter()
             .map(|queue| (queue.name(), Arc::new(Notify::new())))
             .collect();
-        SqliteMailbox { pool, lease, published }
+        SqliteMailbox {
+            pool,
+            lease,
+            delivery_limit,
+            published,
+        }
+    }
+
+    /// Moves the visible messages of `queue` that were delivered as often as allowed to its
+    /// dead-letter queue, as RabbitMQ does with `x-delivery-limit`.
+    async fn dead_letter_exhausted(&self, queue: Queue) -> StorageResult<()> {
+        let Some(dead) = queue.dead_letters() else {
+            return Ok(());
+        };
+        let moved = sqlx::query(
+            "UPDATE mailbox SET queue = ?, deliveries = 0, consumer = NULL, token = NULL \
+             WHERE queue = ? AND visible_at <= ? AND deliveries >= ?",
+        )
+        .bind(dead.name())
+        .bind(queue.name())
+        .bind(now_millis())
+        .bind(self.delivery_limit as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if moved.rows_affected() > 0 {
+            tracing::warn!(
+                queue = queue.name(),
+                count = moved.rows_affected(),
+                "dead-lettered messages"
+            );
+            self.published[dead.name()].notify_waiters();
+        }
+        Ok(())
     }
 
     async fn try_claim(&self, queue: Queue, consumer: &str) -> StorageResult<Option<SqliteDelivery>> {
+        self.dead_letter_exhausted(queue).await?;
         let now = now_millis();
         let token = random_token();
         let row = sqlx::query(
@@ -220,7 +257,7 @@ mod tests {
     async fn mailbox(lease: Duration) -> (tempfile::TempDir, SqliteMailbox) {
         let dir = tempfile::tempdir().unwrap();
         let pool = super::super::open(&dir.path().join("db")).await.unwrap();
-        (dir, SqliteMailbox::new(pool, lease))
+        (dir, SqliteMailbox::new(pool, lease, 3))
     }
 
     #[tokio::test]
@@ -320,5 +357,33 @@ mod tests {
         mailbox.publish(Queue::Mp3, b"done").await.unwrap();
         let delivery = waiter.await.unwrap().unwrap().unwrap();
         assert_eq!(delivery.body(), b"done");
+    }
+
+    #[tokio::test]
+    async fn a_message_delivered_as_often_as_allowed_is_dead_lettered() {
+        let (_dir, mailbox) = mailbox(Duration::from_millis(200)).await;
+        mailbox.publish(Queue::Video, b"poison").await.unwrap();
+        for attempt in 1..=3 {
+            let delivery = mailbox
+                .receive(Queue::Video, "a", Duration::from_secs(5))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(delivery.attempt(), attempt);
+            drop(delivery); // as a consumer that died would
+        }
+        assert!(
+            mailbox
+                .receive(Queue::Video, "a", Duration::from_millis(600))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let dead = mailbox
+            .receive(Queue::VideoDead, "d", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(dead.body(), b"poison");
     }
 }
