@@ -36,10 +36,7 @@ fn main() {
     rows.extend(runtime.block_on(upload_memory()));
     println!("\n| benchmark | ours | baseline | ratio | target |\n|---|---|---|---|---|");
     for row in rows {
-        println!(
-            "| {} | {} | {} | {} | {} |",
-            row.name, row.ours, row.baseline, row.ratio, row.target
-        );
+        println!("| {} | {} | {} | {} | {} |", row.name, row.ours, row.baseline, row.ratio, row.target);
     }
 }
 
@@ -54,13 +51,8 @@ struct Row {
 /// CPU seconds used by this process and by its waited-for children, from /proc/self/stat.
 fn cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<f64> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0.0))
-        .collect();
+    let fields: Vec<f64> =
+        stat.rsplit(')').next().unwrap().split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
     // After the command name: utime is field 14 of the whole line, so index 11 here.
     let ticks = clock_ticks();
     ((fields[11] + fields[12]) / ticks, (fields[13] + fields[14]) / ticks)
@@ -186,20 +178,13 @@ async fn pipeline() -> Vec<Row> {
         },
         Row {
             name: "pipeline latency p50 / p95 (batch submitted at once)",
-            ours: format!(
-                "{:.2} s / {:.2} s",
-                percentile(&latencies, 0.5),
-                percentile(&latencies, 0.95)
-            ),
+            ours: format!("{:.2} s / {:.2} s", percentile(&latencies, 0.5), percentile(&latencies, 0.95)),
             baseline: format!(
                 "{:.2} s / {:.2} s",
                 percentile(&baseline_latencies, 0.5),
                 percentile(&baseline_latencies, 0.95)
             ),
-            ratio: format!(
-                "{:.2}",
-                percentile(&latencies, 0.95) / percentile(&baseline_latencies, 0.95)
-            ),
+            ratio: format!("{:.2}", percentile(&latencies, 0.95) / percentile(&baseline_latencies, 0.95)),
             target: "",
         },
     ]

@@ -47,33 +47,16 @@ impl Application {
         let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
         let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
         let metrics = Arc::new(Metrics::new(&config.node_name));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
 
-        let ctx = Arc::new(NodeContext {
-            config,
-            backends,
-            tokens,
-            mailer,
-            metrics,
-            shutdown: CancellationToken::new(),
-        });
-        let args = SupervisorArgs {
-            ctx: ctx.clone(),
-            listener: Arc::new(listener),
-        };
+        let ctx =
+            Arc::new(NodeContext { config, backends, tokens, mailer, metrics, shutdown: CancellationToken::new() });
+        let args = SupervisorArgs { ctx: ctx.clone(), listener: Arc::new(listener) };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await
             .context("starting the node supervisor")?;
-        Ok(Application {
-            address,
-            ctx,
-            supervisor,
-            supervisor_done,
-            _data_lock: data_lock,
-        })
+        Ok(Application { address, ctx, supervisor, supervisor_done, _data_lock: data_lock })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -101,13 +84,8 @@ impl Application {
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    file.try_lock()
-        .map_err(|_| anyhow::anyhow!("another mp3converter is already running on {}", dir.display()))?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    file.try_lock().map_err(|_| anyhow::anyhow!("another mp3converter is already running on {}", dir.display()))?;
     Ok(file)
 }
 

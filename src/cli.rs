@@ -16,11 +16,7 @@ use crate::telemetry;
 const MIN_PASSWORD_CHARS: usize = 8;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "mp3converter",
-    version,
-    about = "Self-hosted video-to-MP3 conversion service"
-)]
+#[command(name = "mp3converter", version, about = "Self-hosted video-to-MP3 conversion service")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,15 +68,9 @@ pub async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up { settings } => up(&settings).await,
-        Command::User {
-            command:
-                UserCommand::Add {
-                    email,
-                    admin,
-                    password_stdin: _,
-                    settings,
-                },
-        } => add_user(&settings, &email, admin).await,
+        Command::User { command: UserCommand::Add { email, admin, password_stdin: _, settings } } => {
+            add_user(&settings, &email, admin).await
+        }
     }
 }
 
@@ -107,23 +97,14 @@ async fn shutdown_signal() {
 async fn add_user(settings: &Settings, email: &str, admin: bool) -> anyhow::Result<()> {
     let config = Config::load(settings)?;
     telemetry::init(config.log_format);
-    email
-        .parse::<lettre::Address>()
-        .map_err(|_| anyhow::anyhow!("{email:?} is not an email address"))?;
+    email.parse::<lettre::Address>().map_err(|_| anyhow::anyhow!("{email:?} is not an email address"))?;
     let password = read_password()?;
     let password_hash = tokio::task::spawn_blocking(move || password::hash(&password)).await??;
     let users = match config.profile {
         Profile::Embedded => embedded::users(&config).await?,
         Profile::Cluster => cluster::users(&config).await?,
     };
-    match users
-        .add(&User {
-            email: email.to_owned(),
-            password_hash,
-            admin,
-        })
-        .await
-    {
+    match users.add(&User { email: email.to_owned(), password_hash, admin }).await {
         Ok(()) => {
             println!("added {}{email}", if admin { "admin " } else { "" });
             Ok(())
@@ -135,10 +116,7 @@ async fn add_user(settings: &Settings, email: &str, admin: bool) -> anyhow::Resu
 
 fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     anyhow::ensure!(
         password.chars().count() >= MIN_PASSWORD_CHARS,

@@ -257,24 +257,15 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         if self.profile == Profile::Cluster {
-            for (name, value) in [
-                ("mysql_url", &self.mysql_url),
-                ("mongodb_url", &self.mongodb_url),
-                ("amqp_url", &self.amqp_url),
-            ] {
-                anyhow::ensure!(
-                    value.is_some(),
-                    "the cluster profile needs --{}",
-                    name.replace('_', "-")
-                );
+            for (name, value) in
+                [("mysql_url", &self.mysql_url), ("mongodb_url", &self.mongodb_url), ("amqp_url", &self.amqp_url)]
+            {
+                anyhow::ensure!(value.is_some(), "the cluster profile needs --{}", name.replace('_', "-"));
             }
         }
         anyhow::ensure!(self.max_attempts >= 1, "max_attempts must be at least 1");
         anyhow::ensure!(self.lease_seconds >= 1, "lease_seconds must be at least 1");
-        anyhow::ensure!(
-            matches!(self.bitrate_kbps, 32..=320),
-            "bitrate_kbps must be between 32 and 320"
-        );
+        anyhow::ensure!(matches!(self.bitrate_kbps, 32..=320), "bitrate_kbps must be between 32 and 320");
         Ok(())
     }
 
@@ -332,8 +323,7 @@ impl Config {
 
 fn read_toml_table(path: &Path) -> anyhow::Result<toml::Table> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-    text.parse::<toml::Table>()
-        .with_context(|| format!("parsing config file {}", path.display()))
+    text.parse::<toml::Table>().with_context(|| format!("parsing config file {}", path.display()))
 }
 
 /// A secret value: never printed, never logged.
@@ -401,11 +391,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "converters = 7\nbitrate_kbps = 128\n").unwrap();
-        let settings = Settings {
-            config: Some(file),
-            converters: Some(3),
-            ..Settings::default()
-        };
+        let settings = Settings { config: Some(file), converters: Some(3), ..Settings::default() };
         let config = Config::load(&settings).unwrap();
         assert_eq!(config.converters, 3);
         assert_eq!(config.bitrate_kbps, 128);
@@ -417,10 +403,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "convertrs = 7\n").unwrap();
-        let settings = Settings {
-            config: Some(file),
-            ..Settings::default()
-        };
+        let settings = Settings { config: Some(file), ..Settings::default() };
         assert!(Config::load(&settings).is_err());
     }
 
@@ -429,9 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s");
         std::fs::write(&file, "hunter2\n").unwrap();
-        let secret = Secret::from_env_or_file("MP3C_TEST_UNSET_SECRET", Some(&file))
-            .unwrap()
-            .unwrap();
+        let secret = Secret::from_env_or_file("MP3C_TEST_UNSET_SECRET", Some(&file)).unwrap().unwrap();
         assert_eq!(secret.expose(), "hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
     }

@@ -37,10 +37,7 @@ fn generator() -> &'static Generator {
         let mut process = [0u8; 5];
         process.copy_from_slice(&seed[..5]);
         let counter = u32::from_be_bytes([seed[5], seed[6], seed[7], seed[8]]);
-        Generator {
-            process,
-            counter: AtomicU32::new(counter),
-        }
+        Generator { process, counter: AtomicU32::new(counter) }
     })
 }
 
@@ -48,10 +45,7 @@ impl Id {
     /// A fresh id, unique across processes and ordered by creation second.
     pub fn generate() -> Self {
         let generator = generator();
-        let seconds = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as u32)
-            .unwrap_or_default();
+        let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or_default();
         let count = generator.counter.fetch_add(1, Ordering::Relaxed).to_be_bytes();
         let mut bytes = [0u8; 12];
         bytes[..4].copy_from_slice(&seconds.to_be_bytes());

@@ -77,16 +77,12 @@ impl Mailer for LettreMailer {
             .body(email.body.clone())
             .map_err(|e| MailError::BadAddress(e.to_string()))?;
         match &self.transport {
-            Transport::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(drop)
-                .map_err(|e| MailError::Transient(e.to_string())),
-            Transport::Outbox(outbox) => outbox
-                .send(message)
-                .await
-                .map(drop)
-                .map_err(|e| MailError::Transient(e.to_string())),
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await.map(drop).map_err(|e| MailError::Transient(e.to_string()))
+            }
+            Transport::Outbox(outbox) => {
+                outbox.send(message).await.map(drop).map_err(|e| MailError::Transient(e.to_string()))
+            }
         }
     }
 }

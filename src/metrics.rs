@@ -13,9 +13,7 @@ use prometheus::{
 use crate::storage::{JobState, Queue};
 
 /// Buckets for work measured in seconds, from a fast HTTP request to a long conversion.
-const SECONDS_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
-];
+const SECONDS_BUCKETS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
 
 pub struct Metrics {
     registry: Registry,
@@ -37,9 +35,7 @@ pub struct Metrics {
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
-    registry
-        .register(Box::new(collector.clone()))
-        .expect("metric names are unique");
+    registry.register(Box::new(collector.clone())).expect("metric names are unique");
     collector
 }
 
@@ -55,19 +51,13 @@ impl Metrics {
         Metrics {
             actor_messages: register(
                 r,
-                IntCounterVec::new(
-                    Opts::new("mp3c_actor_messages_total", "Messages an actor handled."),
-                    &["actor"],
-                )
-                .unwrap(),
+                IntCounterVec::new(Opts::new("mp3c_actor_messages_total", "Messages an actor handled."), &["actor"])
+                    .unwrap(),
             ),
             actor_message_seconds: register(
                 r,
                 HistogramVec::new(
-                    seconds(
-                        "mp3c_actor_message_duration_seconds",
-                        "Time an actor spent handling one message.",
-                    ),
+                    seconds("mp3c_actor_message_duration_seconds", "Time an actor spent handling one message."),
                     &["actor"],
                 )
                 .unwrap(),
@@ -96,41 +86,23 @@ impl Metrics {
                 )
                 .unwrap(),
             ),
-            uploads: register(
-                r,
-                IntCounter::new("mp3c_uploads_total", "Videos accepted for conversion.").unwrap(),
-            ),
-            upload_bytes: register(
-                r,
-                IntCounter::new("mp3c_upload_bytes_total", "Bytes of accepted videos.").unwrap(),
-            ),
-            jobs: register(
-                r,
-                IntGaugeVec::new(Opts::new("mp3c_jobs", "Jobs by state."), &["state"]).unwrap(),
-            ),
+            uploads: register(r, IntCounter::new("mp3c_uploads_total", "Videos accepted for conversion.").unwrap()),
+            upload_bytes: register(r, IntCounter::new("mp3c_upload_bytes_total", "Bytes of accepted videos.").unwrap()),
+            jobs: register(r, IntGaugeVec::new(Opts::new("mp3c_jobs", "Jobs by state."), &["state"]).unwrap()),
             conversion_seconds: register(
                 r,
-                Histogram::with_opts(seconds(
-                    "mp3c_conversion_duration_seconds",
-                    "Wall time of one conversion.",
-                ))
-                .unwrap(),
+                Histogram::with_opts(seconds("mp3c_conversion_duration_seconds", "Wall time of one conversion."))
+                    .unwrap(),
             ),
             media_seconds: register(
                 r,
-                prometheus::Counter::new(
-                    "mp3c_media_converted_seconds_total",
-                    "Seconds of audio converted to MP3.",
-                )
-                .unwrap(),
+                prometheus::Counter::new("mp3c_media_converted_seconds_total", "Seconds of audio converted to MP3.")
+                    .unwrap(),
             ),
             conversions: register(
                 r,
                 IntCounterVec::new(
-                    Opts::new(
-                        "mp3c_conversions_total",
-                        "Conversions by outcome (done, failed, retried).",
-                    ),
+                    Opts::new("mp3c_conversions_total", "Conversions by outcome (done, failed, retried)."),
                     &["outcome"],
                 )
                 .unwrap(),
@@ -138,10 +110,7 @@ impl Metrics {
             notifications: register(
                 r,
                 IntCounterVec::new(
-                    Opts::new(
-                        "mp3c_notifications_total",
-                        "Notification emails by outcome (sent, failed).",
-                    ),
+                    Opts::new("mp3c_notifications_total", "Notification emails by outcome (sent, failed)."),
                     &["outcome"],
                 )
                 .unwrap(),
@@ -164,11 +133,8 @@ impl Metrics {
             ),
             queue_depth: register(
                 r,
-                IntGaugeVec::new(
-                    Opts::new("mp3c_queue_depth", "Messages waiting in a mailbox queue."),
-                    &["queue"],
-                )
-                .unwrap(),
+                IntGaugeVec::new(Opts::new("mp3c_queue_depth", "Messages waiting in a mailbox queue."), &["queue"])
+                    .unwrap(),
             ),
             registry,
         }
@@ -197,12 +163,8 @@ impl Metrics {
     }
 
     pub fn http_request(&self, route: &str, status: u16, started: Instant) {
-        self.http_requests
-            .with_label_values(&[route, status_label(status)])
-            .inc();
-        self.http_seconds
-            .with_label_values(&[route])
-            .observe(started.elapsed().as_secs_f64());
+        self.http_requests.with_label_values(&[route, status_label(status)]).inc();
+        self.http_seconds.with_label_values(&[route]).observe(started.elapsed().as_secs_f64());
     }
 
     pub fn set_jobs(&self, state: JobState, count: u64) {
@@ -242,10 +204,7 @@ fn status_label(status: u16) -> &'static str {
         (503, "503"),
         (504, "504"),
     ];
-    KNOWN
-        .iter()
-        .find(|(code, _)| *code == status)
-        .map_or("other", |(_, label)| label)
+    KNOWN.iter().find(|(code, _)| *code == status).map_or("other", |(_, label)| label)
 }
 
 /// One actor's handles; cheap to clone.
@@ -261,10 +220,7 @@ impl ActorMetrics {
     /// Starts timing one message; the guard records it when dropped.
     pub fn begin(&self) -> Handling {
         self.inflight.inc();
-        Handling {
-            metrics: self.clone(),
-            started: Instant::now(),
-        }
+        Handling { metrics: self.clone(), started: Instant::now() }
     }
 
     pub fn failed(&self) {

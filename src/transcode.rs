@@ -79,10 +79,7 @@ pub struct StopSignal {
 
 impl StopSignal {
     pub fn new(deadline: Instant) -> Self {
-        StopSignal {
-            deadline,
-            cancelled: Arc::new(AtomicBool::new(false)),
-        }
+        StopSignal { deadline, cancelled: Arc::new(AtomicBool::new(false)) }
     }
 
     pub fn cancel(&self) {
@@ -120,11 +117,8 @@ pub fn transcode(
 ) -> Result<Transcoded, TranscodeError> {
     init();
     let interrupt = stop.clone();
-    let mut ictx = format::input_with_interrupt(input, move || interrupt.check().is_err()).map_err(|e| {
-        stop.check()
-            .err()
-            .unwrap_or_else(|| TranscodeError::Unreadable(e.to_string()))
-    })?;
+    let mut ictx = format::input_with_interrupt(input, move || interrupt.check().is_err())
+        .map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))?;
     let audio = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?;
     let audio_index = audio.index();
     let mut decoder = codec::context::Context::from_parameters(audio.parameters())
@@ -211,16 +205,8 @@ struct AudioFormat {
 impl AudioFormat {
     fn of(frame: &frame::Audio) -> Self {
         let layout = frame.channel_layout();
-        let layout = if layout.is_empty() {
-            ChannelLayout::default(frame.channels() as i32)
-        } else {
-            layout
-        };
-        AudioFormat {
-            sample: frame.format(),
-            layout,
-            rate: frame.rate(),
-        }
+        let layout = if layout.is_empty() { ChannelLayout::default(frame.channels() as i32) } else { layout };
+        AudioFormat { sample: frame.format(), layout, rate: frame.rate() }
     }
 }
 
@@ -240,10 +226,7 @@ impl Mp3Sink {
         let target = choose_target(decoder, &audio_codec);
 
         let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
-        let mut encoder = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .audio()
-            .map_err(output_error)?;
+        let mut encoder = codec::context::Context::new_with_codec(codec).encoder().audio().map_err(output_error)?;
         encoder.set_rate(target.rate as i32);
         encoder.set_channel_layout(target.layout);
         encoder.set_channels(target.layout.channels());
@@ -257,10 +240,7 @@ impl Mp3Sink {
             stream.set_time_base((1, target.rate as i32));
         }
         octx.write_header().map_err(output_error)?;
-        let stream_time_base = octx
-            .stream(0)
-            .map(|s| s.time_base())
-            .ok_or_else(|| output_error("no output stream"))?;
+        let stream_time_base = octx.stream(0).map(|s| s.time_base()).ok_or_else(|| output_error("no output stream"))?;
         let frame_size = encoder.frame_size().max(1) as usize;
         let channels = target.layout.channels() as usize;
         Ok(Mp3Sink {
@@ -382,9 +362,7 @@ impl Mp3Sink {
         self.encoder.send_eof().map_err(output_error)?;
         self.write_packets()?;
         self.octx.write_trailer().map_err(output_error)?;
-        Ok(Transcoded {
-            media_seconds: self.samples_encoded as f64 / self.target.rate as f64,
-        })
+        Ok(Transcoded { media_seconds: self.samples_encoded as f64 / self.target.rate as f64 })
     }
 }
 
@@ -394,21 +372,9 @@ impl Mp3Sink {
 fn choose_target(decoder: &ffmpeg::decoder::Audio, codec: &ffmpeg::codec::Audio) -> AudioFormat {
     let wanted = decoder.format().planar();
     let supported = codec.formats().is_some_and(|mut formats| formats.any(|f| f == wanted));
-    let sample = if supported {
-        wanted
-    } else {
-        format::Sample::F32(format::sample::Type::Planar)
-    };
-    let rate = if MP3_RATES.contains(&decoder.rate()) {
-        decoder.rate()
-    } else {
-        44100
-    };
-    let layout = if decoder.channels() == 1 {
-        ChannelLayout::MONO
-    } else {
-        ChannelLayout::STEREO
-    };
+    let sample = if supported { wanted } else { format::Sample::F32(format::sample::Type::Planar) };
+    let rate = if MP3_RATES.contains(&decoder.rate()) { decoder.rate() } else { 44100 };
+    let layout = if decoder.channels() == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
     AudioFormat { sample, layout, rate }
 }
 
@@ -422,11 +388,7 @@ struct SampleQueue {
 
 impl SampleQueue {
     fn new(channels: usize, bytes_per_sample: usize, frame_samples: usize) -> Self {
-        SampleQueue {
-            planes: vec![Vec::new(); channels],
-            bytes_per_sample,
-            frame_samples,
-        }
+        SampleQueue { planes: vec![Vec::new(); channels], bytes_per_sample, frame_samples }
     }
 
     fn len(&self) -> usize {

@@ -16,11 +16,7 @@ use crate::security::token::IssuedToken;
 pub struct AuthActor;
 
 pub enum AuthMsg {
-    Login {
-        email: String,
-        password: String,
-        reply: RpcReplyPort<Result<IssuedToken, LoginError>>,
-    },
+    Login { email: String, password: String, reply: RpcReplyPort<Result<IssuedToken, LoginError>> },
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,12 +69,7 @@ impl Actor for AuthActor {
 }
 
 async fn login(ctx: &NodeContext, email: String, password: String) -> Result<IssuedToken, LoginError> {
-    let user = ctx
-        .backends
-        .users
-        .find(&email)
-        .await
-        .map_err(|e| LoginError::Unavailable(e.to_string()))?;
+    let user = ctx.backends.users.find(&email).await.map_err(|e| LoginError::Unavailable(e.to_string()))?;
     let verified = tokio::task::spawn_blocking(move || match &user {
         Some(user) => password::verify(&password, &user.password_hash).then(|| user.clone()),
         None => {
@@ -89,7 +80,5 @@ async fn login(ctx: &NodeContext, email: String, password: String) -> Result<Iss
     .await
     .map_err(|e| LoginError::Unavailable(e.to_string()))?;
     let user = verified.ok_or(LoginError::InvalidCredentials)?;
-    ctx.tokens
-        .issue(&user.email, user.admin)
-        .map_err(|e| LoginError::Unavailable(e.to_string()))
+    ctx.tokens.issue(&user.email, user.admin).map_err(|e| LoginError::Unavailable(e.to_string()))
 }

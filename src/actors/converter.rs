@@ -48,10 +48,7 @@ async fn convert_job(ctx: &NodeContext, message: JobMessage, delivery: Box<dyn D
         return Ok(delivery.ack().await?);
     };
     if matches!(job.state, JobState::Done | JobState::Failed) {
-        tracing::info!(
-            state = job.state.as_str(),
-            "the job is already finished; acknowledging a redelivery"
-        );
+        tracing::info!(state = job.state.as_str(), "the job is already finished; acknowledging a redelivery");
         return Ok(delivery.ack().await?);
     }
     let attempt = delivery.attempt();
@@ -76,11 +73,7 @@ async fn convert_job(ctx: &NodeContext, message: JobMessage, delivery: Box<dyn D
         }
         Err(Failure::Transient(error)) if attempt < max_attempts => {
             let backoff = retry_backoff(attempt);
-            tracing::warn!(
-                error = format!("{error:#}"),
-                ?backoff,
-                "conversion failed; it will be retried"
-            );
+            tracing::warn!(error = format!("{error:#}"), ?backoff, "conversion failed; it will be retried");
             ctx.metrics.conversion("retried");
             Ok(delivery.retry(backoff).await?)
         }
@@ -93,15 +86,10 @@ async fn convert_and_store(ctx: &NodeContext, job: &Job, mp3_fid: Id) -> Result<
         tracing::error!("fault injection: aborting the process on this file");
         std::process::abort();
     }
-    let source = ctx
-        .backends
-        .blobs
-        .local_media(Bucket::Videos, job.video_fid)
-        .await
-        .map_err(|e| match e {
-            StorageError::NotFound => Failure::Permanent("the uploaded video is missing".into()),
-            other => Failure::Transient(other.into()),
-        })?;
+    let source = ctx.backends.blobs.local_media(Bucket::Videos, job.video_fid).await.map_err(|e| match e {
+        StorageError::NotFound => Failure::Permanent("the uploaded video is missing".into()),
+        other => Failure::Transient(other.into()),
+    })?;
     let output = tempfile::Builder::new()
         .suffix(".mp3")
         .tempfile_in(ctx.config.scratch_dir())
@@ -134,9 +122,7 @@ async fn run_transcode(
     output: std::path::PathBuf,
 ) -> Result<Transcoded, Failure> {
     let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
-    let options = TranscodeOptions {
-        bit_rate: ctx.config.bitrate_kbps as usize * 1000,
-    };
+    let options = TranscodeOptions { bit_rate: ctx.config.bitrate_kbps as usize * 1000 };
     let grace_watch = tokio::spawn({
         let stop = stop.clone();
         let shutdown = ctx.shutdown.clone();
@@ -160,9 +146,7 @@ async fn run_transcode(
         Ok(Err(error)) if error.is_permanent() => Err(Failure::Permanent(error.to_string())),
         Ok(Err(error)) => Err(Failure::Transient(error.into())),
         // A panic inside FFmpeg's wrapper on this input would recur on every retry.
-        Err(join) => Err(Failure::Permanent(format!(
-            "the converter crashed on this file ({join})"
-        ))),
+        Err(join) => Err(Failure::Permanent(format!("the converter crashed on this file ({join})"))),
     }
 }
 
@@ -179,10 +163,7 @@ fn fault_delay(delay: Duration, stop: &StopSignal) -> Result<(), TranscodeError>
 
 /// `holiday video.mp4` becomes `holiday video.mp3`.
 fn mp3_filename(original: &str) -> String {
-    let stem = std::path::Path::new(original)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("");
+    let stem = std::path::Path::new(original).file_stem().and_then(|s| s.to_str()).unwrap_or("");
     let stem = if stem.is_empty() { "audio" } else { stem };
     format!("{stem}.mp3")
 }

@@ -58,11 +58,7 @@ impl Actor for GatewayActor {
                 }
             }
         });
-        Ok(GatewayState {
-            stop,
-            server: Some(server),
-            ctx: args.ctx,
-        })
+        Ok(GatewayState { stop, server: Some(server), ctx: args.ctx })
     }
 
     async fn handle(

@@ -69,21 +69,13 @@ fn compose(ctx: &NodeContext, message: &JobMessage) -> Email {
         ctx.config
             .public_url
             .as_ref()
-            .map(|base| {
-                format!(
-                    "\nDownload it at {}download?fid={fid}\n",
-                    with_trailing_slash(base.as_str())
-                )
-            })
+            .map(|base| format!("\nDownload it at {}download?fid={fid}\n", with_trailing_slash(base.as_str())))
             .unwrap_or_default()
     };
     let (subject, body) = match (&message.error, message.mp3_fid) {
         (None, Some(mp3_fid)) => (
             "MP3 Download".to_owned(),
-            format!(
-                "mp3 file_id: {mp3_fid} is now ready!\n{}",
-                download_link(mp3_fid.to_string())
-            ),
+            format!("mp3 file_id: {mp3_fid} is now ready!\n{}", download_link(mp3_fid.to_string())),
         ),
         (error, _) => (
             "MP3 conversion failed".to_owned(),
@@ -94,17 +86,9 @@ fn compose(ctx: &NodeContext, message: &JobMessage) -> Email {
             ),
         ),
     };
-    Email {
-        to: message.username.clone(),
-        subject,
-        body,
-    }
+    Email { to: message.username.clone(), subject, body }
 }
 
 fn with_trailing_slash(url: &str) -> String {
-    if url.ends_with('/') {
-        url.to_owned()
-    } else {
-        format!("{url}/")
-    }
+    if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }
 }

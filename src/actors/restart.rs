@@ -29,11 +29,7 @@ pub struct RestartHistory {
 impl RestartHistory {
     /// Records a failure at `now` and decides what to do about it.
     pub fn on_failure(&mut self, policy: &RestartPolicy, now: Instant) -> Decision {
-        while self
-            .recent
-            .front()
-            .is_some_and(|&at| now.duration_since(at) >= policy.window)
-        {
+        while self.recent.front().is_some_and(|&at| now.duration_since(at) >= policy.window) {
             self.recent.pop_front();
         }
         if self.recent.len() as u32 >= policy.limit {
@@ -62,18 +58,9 @@ mod tests {
     fn backs_off_then_escalates_past_the_limit() {
         let mut history = RestartHistory::default();
         let start = Instant::now();
-        assert_eq!(
-            history.on_failure(&policy(), start),
-            Decision::RestartAfter(Duration::from_millis(100))
-        );
-        assert_eq!(
-            history.on_failure(&policy(), start),
-            Decision::RestartAfter(Duration::from_millis(200))
-        );
-        assert_eq!(
-            history.on_failure(&policy(), start),
-            Decision::RestartAfter(Duration::from_millis(250))
-        );
+        assert_eq!(history.on_failure(&policy(), start), Decision::RestartAfter(Duration::from_millis(100)));
+        assert_eq!(history.on_failure(&policy(), start), Decision::RestartAfter(Duration::from_millis(200)));
+        assert_eq!(history.on_failure(&policy(), start), Decision::RestartAfter(Duration::from_millis(250)));
         assert_eq!(history.on_failure(&policy(), start), Decision::Escalate);
     }
 
@@ -85,9 +72,6 @@ mod tests {
             history.on_failure(&policy(), start);
         }
         let later = start + Duration::from_secs(11);
-        assert_eq!(
-            history.on_failure(&policy(), later),
-            Decision::RestartAfter(Duration::from_millis(100))
-        );
+        assert_eq!(history.on_failure(&policy(), later), Decision::RestartAfter(Duration::from_millis(100)));
     }
 }

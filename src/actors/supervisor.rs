@@ -74,19 +74,10 @@ impl NodeSupervisor {
         let supervisor = myself.get_cell();
         let cell = match child {
             Child::Gateway => {
-                let args = GatewayArgs {
-                    ctx,
-                    listener: state.args.listener.clone(),
-                };
-                Actor::spawn_linked(name, GatewayActor, args, supervisor)
-                    .await?
-                    .0
-                    .get_cell()
+                let args = GatewayArgs { ctx, listener: state.args.listener.clone() };
+                Actor::spawn_linked(name, GatewayActor, args, supervisor).await?.0.get_cell()
             }
-            Child::Auth => Actor::spawn_linked(name, AuthActor, ctx, supervisor)
-                .await?
-                .0
-                .get_cell(),
+            Child::Auth => Actor::spawn_linked(name, AuthActor, ctx, supervisor).await?.0.get_cell(),
             Child::Converter(_) => spawn_worker::<Converter>(child, ctx, supervisor).await?,
             Child::Notifier => spawn_worker::<Notifier>(child, ctx, supervisor).await?,
             Child::DeadLetters => spawn_worker::<DeadLetters>(child, ctx, supervisor).await?,
@@ -126,15 +117,9 @@ impl NodeSupervisor {
 
     async fn stop_children(&self, state: &mut SupervisorState, which: impl Fn(Child) -> bool) {
         let limit = state.args.ctx.config.shutdown_grace() + Duration::from_secs(5);
-        let cells: Vec<ActorCell> = state
-            .running
-            .values()
-            .filter(|(child, _)| which(*child))
-            .map(|(_, cell)| cell.clone())
-            .collect();
-        let stops = cells
-            .iter()
-            .map(|cell| cell.stop_and_wait(Some("node shutting down".into()), Some(limit)));
+        let cells: Vec<ActorCell> =
+            state.running.values().filter(|(child, _)| which(*child)).map(|(_, cell)| cell.clone()).collect();
+        let stops = cells.iter().map(|cell| cell.stop_and_wait(Some("node shutting down".into()), Some(limit)));
         futures_util::future::join_all(stops).await;
     }
 }
@@ -169,12 +154,7 @@ impl Actor for NodeSupervisor {
             max_backoff: Duration::from_secs(5),
         };
         let converters = config.converters;
-        let mut state = SupervisorState {
-            args,
-            running: HashMap::new(),
-            history: RestartHistory::default(),
-            policy,
-        };
+        let mut state = SupervisorState { args, running: HashMap::new(), history: RestartHistory::default(), policy };
         // The gateway last: the API opens only once everything behind it runs. It runs on
         // every node, serving health and metrics, and the API only with the gateway role.
         let has = |role| state.args.ctx.config.has_role(role);
@@ -222,12 +202,7 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
-                state
-                    .args
-                    .ctx
-                    .metrics
-                    .actor(&cell.get_name().unwrap_or_default())
-                    .failed();
+                state.args.ctx.metrics.actor(&cell.get_name().unwrap_or_default()).failed();
                 self.child_down(&myself, state, cell.get_id(), &format!("failed: {error}"));
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
@@ -246,10 +221,8 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         state.args.ctx.shutdown.cancel();
         self.stop_children(state, |child| child == Child::Gateway).await;
-        self.stop_children(state, |child| {
-            matches!(child, Child::Converter(_) | Child::Notifier | Child::DeadLetters)
-        })
-        .await;
+        self.stop_children(state, |child| matches!(child, Child::Converter(_) | Child::Notifier | Child::DeadLetters))
+            .await;
         self.stop_children(state, |child| child == Child::Auth).await;
         Ok(())
     }

@@ -81,12 +81,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
 }
 
 async fn poll_once<W: Worker>(state: &WorkerState) {
-    let received = state
-        .ctx
-        .backends
-        .mailbox
-        .receive(W::QUEUE, &state.name, RECEIVE_WAIT)
-        .await;
+    let received = state.ctx.backends.mailbox.receive(W::QUEUE, &state.name, RECEIVE_WAIT).await;
     match received {
         Ok(Some(delivery)) => {
             let _handling = state.metrics.begin();

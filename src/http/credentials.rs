@@ -50,21 +50,13 @@ mod tests {
     #[test]
     fn reads_basic_credentials_with_colons_in_the_password() {
         let encoded = STANDARD.encode("a@b.c:pa:ss");
-        assert_eq!(
-            basic(&with_auth(&format!("Basic {encoded}"))).unwrap(),
-            ("a@b.c".into(), "pa:ss".into())
-        );
+        assert_eq!(basic(&with_auth(&format!("Basic {encoded}"))).unwrap(), ("a@b.c".into(), "pa:ss".into()));
         assert_eq!(basic(&with_auth(&format!("basic {encoded}"))).unwrap().0, "a@b.c");
     }
 
     #[test]
     fn refuses_missing_or_malformed_basic_credentials() {
-        for value in [
-            "Basic",
-            "Basic !!!",
-            "Bearer abc",
-            &format!("Basic {}", STANDARD.encode("nocolon")),
-        ] {
+        for value in ["Basic", "Basic !!!", "Bearer abc", &format!("Basic {}", STANDARD.encode("nocolon"))] {
             let error = basic(&with_auth(value)).unwrap_err();
             assert_eq!(error.status, hyper::StatusCode::UNAUTHORIZED, "{value}");
         }

@@ -23,12 +23,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            challenge: None,
-        }
+        ApiError { status, code, message: message.into(), challenge: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -36,10 +31,7 @@ impl ApiError {
     }
 
     pub fn unauthorized(scheme: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            challenge: Some(scheme),
-            ..ApiError::new(StatusCode::UNAUTHORIZED, code, message)
-        }
+        ApiError { challenge: Some(scheme), ..ApiError::new(StatusCode::UNAUTHORIZED, code, message) }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {

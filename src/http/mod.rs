@@ -78,10 +78,7 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
         });
     }
     drop(listener);
-    if tokio::time::timeout(ctx.config.shutdown_grace(), graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(ctx.config.shutdown_grace(), graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still running after the grace period");
     }
     Ok(())
@@ -104,31 +101,22 @@ async fn answer(
             format!("request headers may take at most {MAX_HEADER_BYTES} bytes"),
         )))
     } else {
-        AssertUnwindSafe(routes::dispatch(&ctx, route, request))
-            .catch_unwind()
-            .await
+        AssertUnwindSafe(routes::dispatch(&ctx, route, request)).catch_unwind().await
     };
     let response = match handled {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
         Err(panic) => {
             metrics.failed();
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned());
+            let what =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
             ApiError::internal(format!("handler panicked: {}", what.unwrap_or_default())).into_response()
         }
     };
-    ctx.metrics
-        .http_request(route.label(), response.status().as_u16(), started);
+    ctx.metrics.http_request(route.label(), response.status().as_u16(), started);
     Ok(response)
 }
 
 fn header_bytes(request: &hyper::Request<Incoming>) -> usize {
-    request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum()
+    request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum()
 }

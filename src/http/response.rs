@@ -28,9 +28,7 @@ pub fn streamed(reader: BlobReader) -> Body {
 fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response {
     let mut response = hyper::Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -40,10 +40,7 @@ impl Route {
             "/upload" => (Route::Upload, Method::POST),
             "/download" => (Route::Download, Method::GET),
             "/jobs" => (Route::Jobs, Method::GET),
-            p if p
-                .strip_prefix("/jobs/")
-                .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
-            {
+            p if p.strip_prefix("/jobs/").is_some_and(|id| !id.is_empty() && !id.contains('/')) => {
                 if *method == Method::DELETE {
                     return Route::DeleteJob;
                 }
@@ -97,15 +94,10 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::Metrics => ops::metrics(ctx).await,
         Route::Crash => ops::crash(ctx, request),
         Route::WrongMethod(allowed) => {
-            let mut response = ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("use {allowed}"),
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allowed));
+            let mut response =
+                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("use {allowed}"))
+                    .into_response();
+            response.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allowed));
             Ok(response)
         }
         Route::Unknown => Err(ApiError::not_found("no such route")),
@@ -119,16 +111,10 @@ mod tests {
     #[test]
     fn routes_by_method_and_path() {
         assert_eq!(Route::of(&Method::POST, "/login", true, false), Route::Login);
-        assert_eq!(
-            Route::of(&Method::GET, "/login", true, false),
-            Route::WrongMethod("POST")
-        );
+        assert_eq!(Route::of(&Method::GET, "/login", true, false), Route::WrongMethod("POST"));
         assert_eq!(Route::of(&Method::GET, "/jobs/abc", true, false), Route::Job);
         assert_eq!(Route::of(&Method::DELETE, "/jobs/abc", true, false), Route::DeleteJob);
-        assert_eq!(
-            Route::of(&Method::PUT, "/jobs/abc", true, false),
-            Route::WrongMethod("GET, DELETE")
-        );
+        assert_eq!(Route::of(&Method::PUT, "/jobs/abc", true, false), Route::WrongMethod("GET, DELETE"));
         assert_eq!(Route::of(&Method::GET, "/jobs/abc/x", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::POST, "/debug/crash", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::POST, "/debug/crash", true, true), Route::Crash);

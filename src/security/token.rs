@@ -58,17 +58,9 @@ impl TokenKeys {
 
     pub fn issue(&self, username: &str, admin: bool) -> anyhow::Result<IssuedToken> {
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims {
-            username: username.to_owned(),
-            iat: now,
-            exp: now + self.ttl.as_secs(),
-            admin,
-        };
+        let claims = Claims { username: username.to_owned(), iat: now, exp: now + self.ttl.as_secs(), admin };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok(IssuedToken {
-            token,
-            expires_in: self.ttl.as_secs(),
-        })
+        Ok(IssuedToken { token, expires_in: self.ttl.as_secs() })
     }
 
     pub fn validate(&self, token: &str) -> Result<Claims, TokenError> {
@@ -112,10 +104,7 @@ mod tests {
         assert_eq!(keys().validate(&tampered), Err(TokenError::Invalid));
 
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert_eq!(
-            keys().validate(&format!("{none_header}.{forged_claims}.")),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(keys().validate(&format!("{none_header}.{forged_claims}.")), Err(TokenError::Invalid));
         assert_eq!(keys().validate("not.a.token"), Err(TokenError::Invalid));
     }
 
@@ -123,12 +112,7 @@ mod tests {
     fn an_expired_token_says_so() {
         let keys = keys();
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims {
-            username: "a@b.c".into(),
-            iat: now - 120,
-            exp: now - 60,
-            admin: false,
-        };
+        let claims = Claims { username: "a@b.c".into(), iat: now - 120, exp: now - 60, admin: false };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
         assert_eq!(keys.validate(&token), Err(TokenError::Expired));
     }

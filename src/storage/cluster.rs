@@ -13,10 +13,7 @@ use super::{Backends, UserStore};
 use crate::config::{Config, Secret};
 
 fn required<'a>(value: &'a Option<Secret>, flag: &str) -> anyhow::Result<&'a str> {
-    value
-        .as_ref()
-        .map(Secret::expose)
-        .with_context(|| format!("the cluster profile needs --{flag}"))
+    value.as_ref().map(Secret::expose).with_context(|| format!("the cluster profile needs --{flag}"))
 }
 
 pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
@@ -34,7 +31,5 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
 }
 
 pub async fn users(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
-    Ok(Arc::new(
-        MysqlUsers::connect(required(&config.mysql_url, "mysql-url")?).await?,
-    ))
+    Ok(Arc::new(MysqlUsers::connect(required(&config.mysql_url, "mysql-url")?).await?))
 }

@@ -23,11 +23,7 @@ impl FileBlobStore {
     pub async fn open(root: PathBuf) -> anyhow::Result<Self> {
         let store = FileBlobStore { root };
         let _ = tokio::fs::remove_dir_all(store.scratch_dir()).await;
-        for dir in [
-            store.scratch_dir(),
-            store.bucket_dir(Bucket::Videos),
-            store.bucket_dir(Bucket::Mp3s),
-        ] {
+        for dir in [store.scratch_dir(), store.bucket_dir(Bucket::Videos), store.bucket_dir(Bucket::Mp3s)] {
             tokio::fs::create_dir_all(&dir).await?;
         }
         Ok(store)
@@ -52,12 +48,8 @@ impl FileBlobStore {
     async fn write_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
         let scratch = tempfile::NamedTempFile::new_in(self.scratch_dir()).map_err(StorageError::unavailable)?;
         let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
-        tokio::fs::write(scratch.path(), json)
-            .await
-            .map_err(StorageError::unavailable)?;
-        scratch
-            .persist(self.meta_path(bucket, fid))
-            .map_err(StorageError::unavailable)?;
+        tokio::fs::write(scratch.path(), json).await.map_err(StorageError::unavailable)?;
+        scratch.persist(self.meta_path(bucket, fid)).map_err(StorageError::unavailable)?;
         Ok(())
     }
 
@@ -107,18 +99,13 @@ impl BlobStore for FileBlobStore {
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> StorageResult<u64> {
         // The temporary path deletes itself if anything below fails or this future is dropped.
-        let scratch = tempfile::NamedTempFile::new_in(self.scratch_dir())
-            .map_err(StorageError::unavailable)?
-            .into_temp_path();
-        let mut file = tokio::fs::File::create(&scratch)
-            .await
-            .map_err(StorageError::unavailable)?;
+        let scratch =
+            tempfile::NamedTempFile::new_in(self.scratch_dir()).map_err(StorageError::unavailable)?.into_temp_path();
+        let mut file = tokio::fs::File::create(&scratch).await.map_err(StorageError::unavailable)?;
         let length = copy_into(body, &mut file).await?;
         drop(file);
         self.write_meta(bucket, fid, meta).await?;
-        scratch
-            .persist(self.data_path(bucket, fid))
-            .map_err(StorageError::unavailable)?;
+        scratch.persist(self.data_path(bucket, fid)).map_err(StorageError::unavailable)?;
         Ok(length)
     }
 
@@ -130,10 +117,7 @@ impl BlobStore for FileBlobStore {
             }
             Err(e) => return Err(StorageError::unavailable(e)),
         };
-        Ok(BlobInfo {
-            length,
-            meta: self.read_meta(bucket, fid).await?,
-        })
+        Ok(BlobInfo { length, meta: self.read_meta(bucket, fid).await? })
     }
 
     async fn open(&self, bucket: Bucket, fid: Id, range: Option<ByteRange>) -> StorageResult<BlobReader> {
@@ -141,9 +125,7 @@ impl BlobStore for FileBlobStore {
         match range {
             None => Ok(Box::new(file)),
             Some(range) => {
-                file.seek(SeekFrom::Start(range.first))
-                    .await
-                    .map_err(StorageError::unavailable)?;
+                file.seek(SeekFrom::Start(range.first)).await.map_err(StorageError::unavailable)?;
                 Ok(Box::new(file.take(range.len())))
             }
         }
@@ -166,9 +148,7 @@ impl BlobStore for FileBlobStore {
     }
 
     async fn ping(&self) -> StorageResult<()> {
-        tokio::fs::metadata(self.scratch_dir())
-            .await
-            .map_err(StorageError::unavailable)?;
+        tokio::fs::metadata(self.scratch_dir()).await.map_err(StorageError::unavailable)?;
         Ok(())
     }
 }
@@ -186,12 +166,7 @@ mod tests {
     use super::*;
 
     fn meta() -> BlobMeta {
-        BlobMeta {
-            owner: "a@b.c".into(),
-            filename: "x.mp4".into(),
-            content_type: "video/mp4".into(),
-            job_id: None,
-        }
+        BlobMeta { owner: "a@b.c".into(), filename: "x.mp4".into(), content_type: "video/mp4".into(), job_id: None }
     }
 
     #[tokio::test]
@@ -199,31 +174,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileBlobStore::open(dir.path().to_path_buf()).await.unwrap();
         let fid = Id::generate();
-        let length = store
-            .put(Bucket::Videos, fid, &meta(), &mut &b"0123456789"[..])
-            .await
-            .unwrap();
+        let length = store.put(Bucket::Videos, fid, &meta(), &mut &b"0123456789"[..]).await.unwrap();
         assert_eq!(length, 10);
         assert_eq!(store.stat(Bucket::Videos, fid).await.unwrap().meta, meta());
         let mut part = String::new();
         let range = ByteRange { first: 2, last: 4 };
-        store
-            .open(Bucket::Videos, fid, Some(range))
-            .await
-            .unwrap()
-            .read_to_string(&mut part)
-            .await
-            .unwrap();
+        store.open(Bucket::Videos, fid, Some(range)).await.unwrap().read_to_string(&mut part).await.unwrap();
         assert_eq!(part, "234");
-        assert!(matches!(
-            store.stat(Bucket::Mp3s, fid).await,
-            Err(StorageError::NotFound)
-        ));
+        assert!(matches!(store.stat(Bucket::Mp3s, fid).await, Err(StorageError::NotFound)));
         store.delete(Bucket::Videos, fid).await.unwrap();
-        assert!(matches!(
-            store.stat(Bucket::Videos, fid).await,
-            Err(StorageError::NotFound)
-        ));
+        assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
     }
 
     #[tokio::test]
@@ -238,10 +198,7 @@ mod tests {
         let mut failing = Box::pin(failing);
         let result = store.put(Bucket::Videos, fid, &meta(), &mut failing).await;
         assert!(matches!(result, Err(StorageError::Input(_))));
-        assert!(matches!(
-            store.stat(Bucket::Videos, fid).await,
-            Err(StorageError::NotFound)
-        ));
+        assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
         assert_eq!(std::fs::read_dir(store.scratch_dir()).unwrap().count(), 0);
     }
 }

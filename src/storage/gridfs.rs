@@ -35,10 +35,7 @@ fn mongo_error(error: mongodb::error::Error) -> StorageError {
 
 impl GridFsBlobStore {
     pub fn new(client: &Client) -> Self {
-        GridFsBlobStore {
-            videos: client.database(Bucket::Videos.name()),
-            mp3s: client.database(Bucket::Mp3s.name()),
-        }
+        GridFsBlobStore { videos: client.database(Bucket::Videos.name()), mp3s: client.database(Bucket::Mp3s.name()) }
     }
 
     fn database(&self, bucket: Bucket) -> &Database {
@@ -75,16 +72,9 @@ fn meta_from(files: &Document) -> BlobMeta {
     let text = |key: &str| metadata.get_str(key).unwrap_or_default().to_owned();
     BlobMeta {
         owner: text("owner"),
-        filename: metadata
-            .get_str("filename")
-            .or_else(|_| files.get_str("filename"))
-            .unwrap_or("upload")
-            .to_owned(),
+        filename: metadata.get_str("filename").or_else(|_| files.get_str("filename")).unwrap_or("upload").to_owned(),
         content_type: text("content_type"),
-        job_id: metadata
-            .get_object_id("job_id")
-            .ok()
-            .map(|oid| Id::from_bytes(oid.bytes())),
+        job_id: metadata.get_object_id("job_id").ok().map(|oid| Id::from_bytes(oid.bytes())),
     }
 }
 
@@ -118,16 +108,11 @@ impl BlobStore for GridFsBlobStore {
         let mut total = 0u64;
         let copied: StorageResult<()> = async {
             loop {
-                let n = tokio::io::AsyncReadExt::read(body, &mut buffer)
-                    .await
-                    .map_err(StorageError::Input)?;
+                let n = tokio::io::AsyncReadExt::read(body, &mut buffer).await.map_err(StorageError::Input)?;
                 if n == 0 {
                     break;
                 }
-                upload
-                    .write_all(&buffer[..n])
-                    .await
-                    .map_err(StorageError::unavailable)?;
+                upload.write_all(&buffer[..n]).await.map_err(StorageError::unavailable)?;
                 total += n as u64;
             }
             upload.shutdown().await.map_err(StorageError::unavailable)
@@ -150,10 +135,7 @@ impl BlobStore for GridFsBlobStore {
 
     async fn stat(&self, bucket: Bucket, fid: Id) -> StorageResult<BlobInfo> {
         let files = self.files_document(bucket, fid).await?;
-        Ok(BlobInfo {
-            length: number(&files, "length"),
-            meta: meta_from(&files),
-        })
+        Ok(BlobInfo { length: number(&files, "length"), meta: meta_from(&files) })
     }
 
     async fn open(&self, bucket: Bucket, fid: Id, range: Option<ByteRange>) -> StorageResult<BlobReader> {
@@ -163,10 +145,7 @@ impl BlobStore for GridFsBlobStore {
         let range = match range {
             Some(range) => range,
             None if length == 0 => return Ok(Box::new(tokio::io::empty())),
-            None => ByteRange {
-                first: 0,
-                last: length - 1,
-            },
+            None => ByteRange { first: 0, last: length - 1 },
         };
         let (first_chunk, last_chunk) = (range.first / chunk_size, range.last / chunk_size);
         let chunks = self
@@ -192,15 +171,9 @@ impl BlobStore for GridFsBlobStore {
 
     async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
         let mut reader = self.open(bucket, fid, None).await?;
-        let temp = tempfile::NamedTempFile::new()
-            .map_err(StorageError::unavailable)?
-            .into_temp_path();
-        let mut file = tokio::fs::File::create(&temp)
-            .await
-            .map_err(StorageError::unavailable)?;
-        tokio::io::copy(&mut reader, &mut file)
-            .await
-            .map_err(StorageError::unavailable)?;
+        let temp = tempfile::NamedTempFile::new().map_err(StorageError::unavailable)?.into_temp_path();
+        let mut file = tokio::fs::File::create(&temp).await.map_err(StorageError::unavailable)?;
+        tokio::io::copy(&mut reader, &mut file).await.map_err(StorageError::unavailable)?;
         file.sync_all().await.map_err(StorageError::unavailable)?;
         Ok(LocalMedia::Copy(temp))
     }

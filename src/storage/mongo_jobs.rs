@@ -24,20 +24,15 @@ fn id_of(oid: ObjectId) -> Id {
 
 impl MongoJobs {
     pub fn new(client: &Client) -> Self {
-        MongoJobs {
-            jobs: client.database("mp3converter").collection("jobs"),
-        }
+        MongoJobs { jobs: client.database("mp3converter").collection("jobs") }
     }
 
     /// Updates one job; `NotFound` if there is none with that id.
     async fn update_one(&self, id: Id, set: Document) -> StorageResult<()> {
         let mut set = set;
         set.insert("updated_at", now_millis());
-        let result = self
-            .jobs
-            .update_one(doc! { "_id": object_id(id) }, doc! { "$set": set })
-            .await
-            .map_err(mongo_error)?;
+        let result =
+            self.jobs.update_one(doc! { "_id": object_id(id) }, doc! { "$set": set }).await.map_err(mongo_error)?;
         match result.matched_count {
             0 => Err(StorageError::NotFound),
             _ => Ok(()),
@@ -73,11 +68,7 @@ fn from_document(document: &Document) -> StorageResult<Job> {
     Ok(Job {
         id: oid("_id")?,
         owner: document.get_str("owner").map_err(|_| corrupt("owner"))?.to_owned(),
-        state: document
-            .get_str("state")
-            .ok()
-            .and_then(JobState::parse)
-            .ok_or_else(|| corrupt("state"))?,
+        state: document.get_str("state").ok().and_then(JobState::parse).ok_or_else(|| corrupt("state"))?,
         video_fid: oid("video_fid")?,
         mp3_fid: document.get_object_id("mp3_fid").ok().map(id_of),
         filename: document.get_str("filename").unwrap_or_default().to_owned(),
@@ -97,11 +88,7 @@ impl JobStore for MongoJobs {
     }
 
     async fn get(&self, id: Id) -> StorageResult<Option<Job>> {
-        let document = self
-            .jobs
-            .find_one(doc! { "_id": object_id(id) })
-            .await
-            .map_err(mongo_error)?;
+        let document = self.jobs.find_one(doc! { "_id": object_id(id) }).await.map_err(mongo_error)?;
         document.as_ref().map(from_document).transpose()
     }
 
@@ -124,19 +111,12 @@ impl JobStore for MongoJobs {
     }
 
     async fn mark_converting(&self, id: Id, attempts: u32, mp3_fid: Id) -> StorageResult<()> {
-        self.update_one(
-            id,
-            doc! { "state": "converting", "attempts": attempts as i64, "mp3_fid": object_id(mp3_fid) },
-        )
-        .await
+        self.update_one(id, doc! { "state": "converting", "attempts": attempts as i64, "mp3_fid": object_id(mp3_fid) })
+            .await
     }
 
     async fn mark_done(&self, id: Id, media_seconds: f64) -> StorageResult<()> {
-        self.update_one(
-            id,
-            doc! { "state": "done", "error": Bson::Null, "media_seconds": media_seconds },
-        )
-        .await
+        self.update_one(id, doc! { "state": "done", "error": Bson::Null, "media_seconds": media_seconds }).await
     }
 
     async fn mark_failed(&self, id: Id, reason: &str) -> StorageResult<()> {
@@ -146,10 +126,7 @@ impl JobStore for MongoJobs {
     async fn claim_notification(&self, id: Id) -> StorageResult<bool> {
         let result = self
             .jobs
-            .update_one(
-                doc! { "_id": object_id(id), "notified": false },
-                doc! { "$set": { "notified": true } },
-            )
+            .update_one(doc! { "_id": object_id(id), "notified": false }, doc! { "$set": { "notified": true } })
             .await
             .map_err(mongo_error)?;
         Ok(result.modified_count == 1)
@@ -166,21 +143,14 @@ impl JobStore for MongoJobs {
     async fn count_by_state(&self) -> StorageResult<Vec<(JobState, u64)>> {
         let mut counts = Vec::new();
         for state in JobState::ALL {
-            let count = self
-                .jobs
-                .count_documents(doc! { "state": state.as_str() })
-                .await
-                .map_err(mongo_error)?;
+            let count = self.jobs.count_documents(doc! { "state": state.as_str() }).await.map_err(mongo_error)?;
             counts.push((state, count));
         }
         Ok(counts)
     }
 
     async fn delete(&self, id: Id) -> StorageResult<()> {
-        self.jobs
-            .delete_one(doc! { "_id": object_id(id) })
-            .await
-            .map_err(mongo_error)?;
+        self.jobs.delete_one(doc! { "_id": object_id(id) }).await.map_err(mongo_error)?;
         Ok(())
     }
 }

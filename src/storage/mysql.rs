@@ -24,10 +24,7 @@ impl MysqlUsers {
             .connect(url)
             .await
             .context("connecting to MySQL")?;
-        sqlx::migrate!("./migrations/mysql")
-            .run(&pool)
-            .await
-            .context("migrating the MySQL database")?;
+        sqlx::migrate!("./migrations/mysql").run(&pool).await.context("migrating the MySQL database")?;
         Ok(MysqlUsers { pool })
     }
 }

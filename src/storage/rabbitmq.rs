@@ -92,10 +92,7 @@ impl RabbitMailbox {
             .map_err(|_| StorageError::unavailable(anyhow::anyhow!("connecting to RabbitMQ timed out")))?
             .map_err(broker_error)?;
         let publisher = connection.create_channel().await.map_err(broker_error)?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(broker_error)?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(broker_error)?;
         self.declare(&publisher).await?;
         tracing::info!("connected to RabbitMQ");
         let session = Arc::new(Session { connection, publisher });
@@ -105,25 +102,17 @@ impl RabbitMailbox {
 
     /// Declares each queue with its dead-letter and retry queues (idempotent).
     async fn declare(&self, channel: &Channel) -> StorageResult<()> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
         for queue in Queue::WORK {
             let name = queue.name();
-            let dead = queue
-                .dead_letters()
-                .expect("work queues have dead-letter queues")
-                .name();
+            let dead = queue.dead_letters().expect("work queues have dead-letter queues").name();
             let quorum = ("x-queue-type", text("quorum"));
             channel
                 .queue_declare(dead.into(), durable, queue_arguments(&[quorum.clone()]))
                 .await
                 .map_err(broker_error)?;
-            let retry = queue_arguments(&[
-                ("x-dead-letter-exchange", text("")),
-                ("x-dead-letter-routing-key", text(name)),
-            ]);
+            let retry =
+                queue_arguments(&[("x-dead-letter-exchange", text("")), ("x-dead-letter-routing-key", text(name))]);
             channel
                 .queue_declare(format!("{name}.retry").as_str().into(), durable, retry)
                 .await
@@ -133,15 +122,9 @@ impl RabbitMailbox {
                 ("x-dead-letter-exchange", text("")),
                 ("x-dead-letter-routing-key", text(dead)),
                 // RabbitMQ counts redeliveries: a limit of N allows N + 1 deliveries.
-                (
-                    "x-delivery-limit",
-                    AMQPValue::LongInt(self.delivery_limit.saturating_sub(1) as i32),
-                ),
+                ("x-delivery-limit", AMQPValue::LongInt(self.delivery_limit.saturating_sub(1) as i32)),
             ]);
-            channel
-                .queue_declare(name.into(), durable, main)
-                .await
-                .map_err(broker_error)?;
+            channel.queue_declare(name.into(), durable, main).await.map_err(broker_error)?;
         }
         Ok(())
     }
@@ -149,36 +132,20 @@ impl RabbitMailbox {
     async fn subscription(&self, queue: Queue, tag: &str) -> StorageResult<Arc<tokio::sync::Mutex<Subscription>>> {
         let session = self.session().await?;
         let key = (queue, tag.to_owned());
-        let existing = self
-            .consumers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
+        let existing = self.consumers.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
         if let Some(existing) = existing {
             if Arc::ptr_eq(&existing.lock().await.session, &session) {
                 return Ok(existing);
             }
         }
         let channel = session.connection.create_channel().await.map_err(broker_error)?;
-        channel
-            .basic_qos(1, BasicQosOptions::default())
-            .await
-            .map_err(broker_error)?;
+        channel.basic_qos(1, BasicQosOptions::default()).await.map_err(broker_error)?;
         let consumer = channel
-            .basic_consume(
-                queue.name().into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+            .basic_consume(queue.name().into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
             .await
             .map_err(broker_error)?;
         let subscription = Arc::new(tokio::sync::Mutex::new(Subscription { session, consumer }));
-        self.consumers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, subscription.clone());
+        self.consumers.lock().unwrap_or_else(|e| e.into_inner()).insert(key, subscription.clone());
         Ok(subscription)
     }
 
@@ -188,9 +155,7 @@ impl RabbitMailbox {
 }
 
 fn persistent_json() -> BasicProperties {
-    BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
+    BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into())
 }
 
 async fn publish_confirmed(
@@ -200,21 +165,13 @@ async fn publish_confirmed(
     properties: BasicProperties,
 ) -> StorageResult<()> {
     let confirm = channel
-        .basic_publish(
-            "".into(),
-            routing_key.into(),
-            BasicPublishOptions::default(),
-            body,
-            properties,
-        )
+        .basic_publish("".into(), routing_key.into(), BasicPublishOptions::default(), body, properties)
         .await
         .map_err(broker_error)?
         .await
         .map_err(broker_error)?;
     if confirm.is_nack() {
-        return Err(StorageError::unavailable(anyhow::anyhow!(
-            "RabbitMQ refused the message"
-        )));
+        return Err(StorageError::unavailable(anyhow::anyhow!("RabbitMQ refused the message")));
     }
     Ok(())
 }
@@ -250,12 +207,7 @@ impl Mailbox for RabbitMailbox {
             Ok(Some(Ok(delivery))) => {
                 let headers = delivery.properties.headers().as_ref();
                 let attempt = header_number(headers, EARLIER_ATTEMPTS) + header_number(headers, "x-delivery-count") + 1;
-                Ok(Some(Box::new(RabbitDelivery {
-                    delivery,
-                    attempt,
-                    queue,
-                    publisher,
-                })))
+                Ok(Some(Box::new(RabbitDelivery { delivery, attempt, queue, publisher })))
             }
             Ok(Some(Err(error))) => {
                 drop(subscription);
@@ -265,23 +217,16 @@ impl Mailbox for RabbitMailbox {
             Ok(None) => {
                 drop(subscription);
                 self.forget_session().await;
-                Err(StorageError::unavailable(anyhow::anyhow!(
-                    "the broker cancelled the consumer"
-                )))
+                Err(StorageError::unavailable(anyhow::anyhow!("the broker cancelled the consumer")))
             }
         }
     }
 
     async fn depth(&self, queue: Queue) -> StorageResult<u64> {
         let session = self.session().await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
         let channel = session.connection.create_channel().await.map_err(broker_error)?;
-        let declared = channel
-            .queue_declare(queue.name().into(), passive, FieldTable::default())
-            .await;
+        let declared = channel.queue_declare(queue.name().into(), passive, FieldTable::default()).await;
         let _ = channel.close(200, "done".into()).await;
         Ok(declared.map_err(broker_error)?.message_count() as u64)
     }
@@ -310,33 +255,20 @@ impl Delivery for RabbitDelivery {
     }
 
     async fn ack(self: Box<Self>) -> StorageResult<()> {
-        self.delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .map(drop)
-            .map_err(broker_error)
+        self.delivery.ack(BasicAckOptions::default()).await.map(drop).map_err(broker_error)
     }
 
     async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
         let mut headers = FieldTable::default();
         headers.insert(EARLIER_ATTEMPTS.into(), AMQPValue::LongInt(self.attempt as i32));
-        let properties = persistent_json()
-            .with_headers(headers)
-            .with_expiration(delay.as_millis().to_string().into());
+        let properties = persistent_json().with_headers(headers).with_expiration(delay.as_millis().to_string().into());
         let retry_queue = format!("{}.retry", self.queue.name());
         publish_confirmed(&self.publisher, &retry_queue, &self.delivery.data, properties).await?;
-        self.delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .map(drop)
-            .map_err(broker_error)
+        self.delivery.ack(BasicAckOptions::default()).await.map(drop).map_err(broker_error)
     }
 
     async fn release(self: Box<Self>) -> StorageResult<()> {
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        };
+        let requeue = BasicNackOptions { requeue: true, ..BasicNackOptions::default() };
         self.delivery.nack(requeue).await.map(drop).map_err(broker_error)
     }
 }

@@ -8,19 +8,11 @@ use serde_json::{Value, json};
 use crate::helpers::{JWT_SECRET, PASSWORD, TestApp};
 
 fn forge(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 async fn assert_error(response: reqwest::Response, status: u16, code: &str) {
@@ -36,21 +28,12 @@ async fn login_gives_a_token_as_text_or_json_and_validate_returns_its_claims() {
     app.add_user("bob@example.com", false);
 
     let token = app.login("bob@example.com", PASSWORD).await;
-    let response = app
-        .client
-        .post(app.url("/validate"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.post(app.url("/validate")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let claims: Value = response.json().await.unwrap();
     assert_eq!(claims["username"], "bob@example.com");
     assert_eq!(claims["admin"], false);
-    assert_eq!(
-        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
-        24 * 3600
-    );
+    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 24 * 3600);
 
     let response = app
         .client
@@ -70,16 +53,8 @@ async fn login_gives_a_token_as_text_or_json_and_validate_returns_its_claims() {
 async fn only_admins_carry_the_admin_claim() {
     let app = TestApp::spawn().await;
     let token = app.user_token("root@example.com", true).await;
-    let claims: Value = app
-        .client
-        .post(app.url("/validate"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let claims: Value =
+        app.client.post(app.url("/validate")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(claims["admin"], true);
 }
 
@@ -88,46 +63,17 @@ async fn bad_logins_get_401() {
     let app = TestApp::spawn().await;
     app.add_user("carol@example.com", false);
     let login = |user: &'static str, password: &'static str| {
-        app.client
-            .post(app.url("/login"))
-            .basic_auth(user, Some(password))
-            .send()
+        app.client.post(app.url("/login")).basic_auth(user, Some(password)).send()
     };
 
-    assert_error(
-        login("carol@example.com", "wrong password").await.unwrap(),
-        401,
-        "invalid_credentials",
-    )
-    .await;
-    assert_error(
-        login("nobody@example.com", PASSWORD).await.unwrap(),
-        401,
-        "invalid_credentials",
-    )
-    .await;
-    assert_error(
-        login("' OR 1=1 --", PASSWORD).await.unwrap(),
-        401,
-        "invalid_credentials",
-    )
-    .await;
-    assert_error(
-        login("carol@example.com' --", "x").await.unwrap(),
-        401,
-        "invalid_credentials",
-    )
-    .await;
+    assert_error(login("carol@example.com", "wrong password").await.unwrap(), 401, "invalid_credentials").await;
+    assert_error(login("nobody@example.com", PASSWORD).await.unwrap(), 401, "invalid_credentials").await;
+    assert_error(login("' OR 1=1 --", PASSWORD).await.unwrap(), 401, "invalid_credentials").await;
+    assert_error(login("carol@example.com' --", "x").await.unwrap(), 401, "invalid_credentials").await;
     let response = app.client.post(app.url("/login")).send().await.unwrap();
     assert_eq!(response.headers()["www-authenticate"], "Basic realm=\"mp3converter\"");
     assert_error(response, 401, "missing_credentials").await;
-    let garbled = app
-        .client
-        .post(app.url("/login"))
-        .header("authorization", "Basic %%%")
-        .send()
-        .await
-        .unwrap();
+    let garbled = app.client.post(app.url("/login")).header("authorization", "Basic %%%").send().await.unwrap();
     assert_error(garbled, 401, "missing_credentials").await;
     // And the real user still gets in.
     app.login("carol@example.com", PASSWORD).await;
@@ -144,12 +90,7 @@ async fn bad_tokens_get_401_everywhere() {
     );
     let wrong_key = forge(&fresh, "some other secret");
     let parts: Vec<&str> = good.split('.').collect();
-    let tampered = format!(
-        "{}.{}.{}",
-        parts[0],
-        URL_SAFE_NO_PAD.encode(fresh.to_string()),
-        parts[2]
-    );
+    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(fresh.to_string()), parts[2]);
     let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
@@ -200,10 +141,7 @@ async fn user_add_refuses_duplicates_short_passwords_and_non_addresses() {
             .unwrap();
         writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
         let output = child.wait_with_output().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     let (ok, stderr) = run("erin@example.com", PASSWORD);
     assert!(!ok && stderr.contains("already exists"), "{stderr}");

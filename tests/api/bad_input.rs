@@ -45,45 +45,14 @@ async fn media_that_cannot_be_converted_fails_its_job_with_a_reason() {
     let app = TestApp::spawn().await;
     let token = app.user_token("media@example.com", false).await;
 
-    assert_job_fails(
-        &app,
-        &token,
-        "notes.txt",
-        b"just some text, not a video".to_vec(),
-        "not a readable media file",
-    )
-    .await;
-    assert_job_fails(
-        &app,
-        &token,
-        "truncated.mp4",
-        read(&fixture("truncated.mp4")),
-        "not a readable media file",
-    )
-    .await;
-    assert_job_fails(
-        &app,
-        &token,
-        "silent.mp4",
-        read(&fixture("silent.mp4")),
-        "no audio track",
-    )
-    .await;
-    assert_job_fails(
-        &app,
-        &token,
-        "corrupt.m4a",
-        read(&fixture("corrupt-audio.m4a")),
-        "could not be decoded",
-    )
-    .await;
+    assert_job_fails(&app, &token, "notes.txt", b"just some text, not a video".to_vec(), "not a readable media file")
+        .await;
+    assert_job_fails(&app, &token, "truncated.mp4", read(&fixture("truncated.mp4")), "not a readable media file").await;
+    assert_job_fails(&app, &token, "silent.mp4", read(&fixture("silent.mp4")), "no audio track").await;
+    assert_job_fails(&app, &token, "corrupt.m4a", read(&fixture("corrupt-audio.m4a")), "could not be decoded").await;
 
     assert_eq!(app.metric("mp3c_conversions_total{outcome=\"failed\"").await, 4.0);
-    assert_eq!(
-        app.metric("mp3c_conversions_total{outcome=\"retried\"").await,
-        0.0,
-        "no retry storm"
-    );
+    assert_eq!(app.metric("mp3c_conversions_total{outcome=\"retried\"").await, 0.0, "no retry storm");
     assert_still_serving(&app, &token).await;
 }
 
@@ -97,39 +66,17 @@ async fn malformed_uploads_get_precise_4xx() {
     assert_eq!(error_code(empty, 400).await, "empty_file");
 
     let two = reqwest::multipart::Form::new()
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"one".to_vec()).file_name("a.mp4"),
-        )
-        .part(
-            "other",
-            reqwest::multipart::Part::bytes(b"two".to_vec()).file_name("b.mp4"),
-        );
-    assert_eq!(
-        error_code(upload().multipart(two).send().await.unwrap(), 400).await,
-        "exactly_one_file"
-    );
+        .part("file", reqwest::multipart::Part::bytes(b"one".to_vec()).file_name("a.mp4"))
+        .part("other", reqwest::multipart::Part::bytes(b"two".to_vec()).file_name("b.mp4"));
+    assert_eq!(error_code(upload().multipart(two).send().await.unwrap(), 400).await, "exactly_one_file");
 
     let none = reqwest::multipart::Form::new().text("comment", "no file here");
-    assert_eq!(
-        error_code(upload().multipart(none).send().await.unwrap(), 400).await,
-        "exactly_one_file"
-    );
+    assert_eq!(error_code(upload().multipart(none).send().await.unwrap(), 400).await, "exactly_one_file");
 
-    let json = upload()
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let json = upload().header("content-type", "application/json").body("{}").send().await.unwrap();
     assert_eq!(error_code(json, 415).await, "not_multipart");
 
-    let no_boundary = upload()
-        .header("content-type", "multipart/form-data")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let no_boundary = upload().header("content-type", "multipart/form-data").body("x").send().await.unwrap();
     assert_eq!(error_code(no_boundary, 400).await, "malformed_multipart");
 
     let broken = upload()
@@ -143,21 +90,16 @@ async fn malformed_uploads_get_precise_4xx() {
     let huge_header = upload().header("x-padding", "a".repeat(100_000)).send().await.unwrap();
     assert_eq!(error_code(huge_header, 431).await, "headers_too_large");
 
-    let too_large = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(vec![7u8; 2_000_000]).file_name("big.mp4"),
-    );
+    let too_large = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(vec![7u8; 2_000_000]).file_name("big.mp4"));
     let declared_too_large = upload().multipart(too_large).send().await.unwrap();
     assert_eq!(error_code(declared_too_large, 413).await, "too_large");
 
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..30).map(|_| Ok(vec![7u8; 100_000])).collect();
     let streamed = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .file_name("big.mp4");
-    let streamed_too_large = upload()
-        .multipart(reqwest::multipart::Form::new().part("file", streamed))
-        .send()
-        .await
-        .unwrap();
+    let streamed_too_large =
+        upload().multipart(reqwest::multipart::Form::new().part("file", streamed)).send().await.unwrap();
     assert_eq!(error_code(streamed_too_large, 413).await, "too_large");
 
     // None of the refused uploads left a video behind.
@@ -175,27 +117,17 @@ async fn file_names_are_kept_safe() {
         ("../../../etc/passwd.mp4", "passwd.mp4", "passwd.mp3"),
         ("vidéo 🎬 \"été\".mp4", "vidéo 🎬 \"été\".mp4", "vidéo 🎬 \"été\".mp3"),
     ] {
-        let response = app
-            .upload_bytes(&token, given, std::fs::read(fixture("clip.mp4")).unwrap())
-            .await;
+        let response = app.upload_bytes(&token, given, std::fs::read(fixture("clip.mp4")).unwrap()).await;
         assert_eq!(response.status(), 202);
         let body: Value = response.json().await.unwrap();
         let job = app.finished_job(&token, body["job_id"].as_str().unwrap()).await;
         assert_eq!(job["filename"], kept);
         let fid = job["mp3_fid"].as_str().unwrap();
-        let response = app
-            .client
-            .get(app.url(&format!("/download?fid={fid}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            app.client.get(app.url(&format!("/download?fid={fid}"))).bearer_auth(&token).send().await.unwrap();
         let disposition = response.headers()["content-disposition"].to_str().unwrap().to_owned();
         let encoded = percent_encoding::utf8_percent_encode(mp3, percent_encoding::NON_ALPHANUMERIC).to_string();
-        assert!(
-            disposition.ends_with(&format!("filename*=UTF-8''{encoded}")),
-            "{disposition}"
-        );
+        assert!(disposition.ends_with(&format!("filename*=UTF-8''{encoded}")), "{disposition}");
         assert!(!disposition.contains(".."), "{disposition}");
     }
     assert!(!app.data_dir.join("etc").exists());
@@ -211,40 +143,19 @@ async fn downloads_and_jobs_are_only_for_their_owner() {
     let job = app.finished_job(&owner, &job_id).await;
     let fid = job["mp3_fid"].as_str().unwrap();
     let download = |token: &str, fid: &str| {
-        app.client
-            .get(app.url(&format!("/download?fid={fid}")))
-            .bearer_auth(token.to_owned())
-            .send()
+        app.client.get(app.url(&format!("/download?fid={fid}"))).bearer_auth(token.to_owned()).send()
     };
 
     assert_eq!(download(&owner, fid).await.unwrap().status(), 200);
     assert_eq!(download(&admin, fid).await.unwrap().status(), 200);
     assert_eq!(error_code(download(&other, fid).await.unwrap(), 404).await, "not_found");
-    assert_eq!(
-        error_code(download(&owner, "0123456789abcdef01234567").await.unwrap(), 404).await,
-        "not_found"
-    );
-    assert_eq!(
-        error_code(download(&owner, "../../etc/passwd").await.unwrap(), 400).await,
-        "malformed_id"
-    );
-    assert_eq!(
-        error_code(download(&owner, "zz").await.unwrap(), 400).await,
-        "malformed_id"
-    );
-    let no_fid = app
-        .client
-        .get(app.url("/download"))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(error_code(download(&owner, "0123456789abcdef01234567").await.unwrap(), 404).await, "not_found");
+    assert_eq!(error_code(download(&owner, "../../etc/passwd").await.unwrap(), 400).await, "malformed_id");
+    assert_eq!(error_code(download(&owner, "zz").await.unwrap(), 400).await, "malformed_id");
+    let no_fid = app.client.get(app.url("/download")).bearer_auth(&owner).send().await.unwrap();
     assert_eq!(error_code(no_fid, 400).await, "missing_fid");
     // The video's id is not an MP3's.
-    assert_eq!(
-        error_code(download(&owner, job["video_fid"].as_str().unwrap()).await.unwrap(), 404).await,
-        "not_found"
-    );
+    assert_eq!(error_code(download(&owner, job["video_fid"].as_str().unwrap()).await.unwrap(), 404).await, "not_found");
     let past_the_end = app
         .client
         .get(app.url(&format!("/download?fid={fid}")))
@@ -253,29 +164,14 @@ async fn downloads_and_jobs_are_only_for_their_owner() {
         .send()
         .await
         .unwrap();
-    assert!(
-        past_the_end.headers()["content-range"]
-            .to_str()
-            .unwrap()
-            .starts_with("bytes */")
-    );
+    assert!(past_the_end.headers()["content-range"].to_str().unwrap().starts_with("bytes */"));
     assert_eq!(error_code(past_the_end, 416).await, "bad_range");
 
-    let job_of = |token: &str, id: &str| {
-        app.client
-            .get(app.url(&format!("/jobs/{id}")))
-            .bearer_auth(token.to_owned())
-            .send()
-    };
-    assert_eq!(
-        error_code(job_of(&other, &job_id).await.unwrap(), 404).await,
-        "not_found"
-    );
+    let job_of =
+        |token: &str, id: &str| app.client.get(app.url(&format!("/jobs/{id}"))).bearer_auth(token.to_owned()).send();
+    assert_eq!(error_code(job_of(&other, &job_id).await.unwrap(), 404).await, "not_found");
     assert_eq!(job_of(&admin, &job_id).await.unwrap().status(), 200);
-    assert_eq!(
-        error_code(job_of(&owner, "nope").await.unwrap(), 400).await,
-        "malformed_id"
-    );
+    assert_eq!(error_code(job_of(&owner, "nope").await.unwrap(), 400).await, "malformed_id");
     let others_list = app.get_json(&other, "/jobs").await;
     assert_eq!(others_list["jobs"].as_array().unwrap().len(), 0);
 }
@@ -289,12 +185,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
     assert_eq!(wrong.headers()["allow"], "POST");
     assert_eq!(error_code(wrong, 405).await, "method_not_allowed");
     // Without --fault-hooks the test-only route does not exist.
-    let crash = app
-        .client
-        .post(app.url("/debug/crash?actor=converter-1"))
-        .send()
-        .await
-        .unwrap();
+    let crash = app.client.post(app.url("/debug/crash?actor=converter-1")).send().await.unwrap();
     assert_eq!(crash.status(), 404);
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -309,24 +200,13 @@ async fn job_listing_pages_newest_first() {
         submitted.push(app.submit(&token, &fixture("clip.mp4")).await);
     }
     let first = app.get_json(&token, "/jobs?limit=2").await;
-    let ids: Vec<&str> = first["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["job_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = first["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [submitted[2].as_str(), submitted[1].as_str()]);
     let cursor = first["next_cursor"].as_str().unwrap();
     let second = app.get_json(&token, &format!("/jobs?limit=2&cursor={cursor}")).await;
     assert_eq!(second["jobs"][0]["job_id"], submitted[0].as_str());
     assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(second["next_cursor"], Value::Null);
-    let bad = app
-        .client
-        .get(app.url("/jobs?limit=0"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let bad = app.client.get(app.url("/jobs?limit=0")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(error_code(bad, 400).await, "bad_limit");
 }

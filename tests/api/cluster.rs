@@ -14,10 +14,7 @@ async fn backend_flags() -> Vec<String> {
         ("--mongodb-url", mongodb_url()),
         ("--amqp-url", amqp_url().await),
     ];
-    flags
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_owned(), value])
-        .collect()
+    flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value]).collect()
 }
 
 /// The backend flags, and mail to `maildev`.
@@ -27,11 +24,7 @@ async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
 }
 
 fn with(flags: &[String], more: &[&str]) -> Vec<String> {
-    flags
-        .iter()
-        .cloned()
-        .chain(more.iter().map(|s| s.to_string()))
-        .collect()
+    flags.iter().cloned().chain(more.iter().map(|s| s.to_string())).collect()
 }
 
 fn strs(flags: &[String]) -> Vec<&str> {
@@ -60,10 +53,7 @@ async fn two_processes_share_the_work_and_every_job_is_done_once() {
         let mp3_fid = job["mp3_fid"].as_str().unwrap();
         let mail = &maildev.emails_about(mp3_fid, 1).await[0];
         assert_eq!(mail["to"][0]["address"], "cluster@example.com");
-        let download = everything
-            .client
-            .get(everything.url(&format!("/download?fid={mp3_fid}")))
-            .bearer_auth(&token);
+        let download = everything.client.get(everything.url(&format!("/download?fid={mp3_fid}"))).bearer_auth(&token);
         assert_eq!(download.send().await.unwrap().status(), 200);
     }
 
@@ -73,23 +63,9 @@ async fn two_processes_share_the_work_and_every_job_is_done_once() {
     assert_eq!(a + b, 6.0, "each job converted exactly once");
 
     // The converter-only process serves health and metrics, not the API.
-    let upload = converter_only
-        .client
-        .post(converter_only.url("/upload"))
-        .send()
-        .await
-        .unwrap();
+    let upload = converter_only.client.post(converter_only.url("/upload")).send().await.unwrap();
     assert_eq!(upload.status(), 404);
-    assert_eq!(
-        converter_only
-            .client
-            .get(converter_only.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(converter_only.client.get(converter_only.url("/readyz")).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -107,39 +83,12 @@ async fn a_bad_file_fails_its_job_in_the_cluster_profile_too() {
 
     // Deleting the job deletes its video from GridFS.
     let video = mongodb::bson::oid::ObjectId::parse_str(job["video_fid"].as_str().unwrap()).unwrap();
-    let chunks = mongo_client()
-        .await
-        .database("videos")
-        .collection::<mongodb::bson::Document>("fs.chunks");
-    assert_eq!(
-        chunks
-            .count_documents(mongodb::bson::doc! { "files_id": video })
-            .await
-            .unwrap(),
-        1
-    );
-    let deleted = app
-        .client
-        .delete(app.url(&format!("/jobs/{job_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let chunks = mongo_client().await.database("videos").collection::<mongodb::bson::Document>("fs.chunks");
+    assert_eq!(chunks.count_documents(mongodb::bson::doc! { "files_id": video }).await.unwrap(), 1);
+    let deleted = app.client.delete(app.url(&format!("/jobs/{job_id}"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
-    assert_eq!(
-        chunks
-            .count_documents(mongodb::bson::doc! { "files_id": video })
-            .await
-            .unwrap(),
-        0
-    );
-    let gone = app
-        .client
-        .get(app.url(&format!("/jobs/{job_id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(chunks.count_documents(mongodb::bson::doc! { "files_id": video }).await.unwrap(), 0);
+    let gone = app.client.get(app.url(&format!("/jobs/{job_id}"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(gone.status(), 404);
 }
 

@@ -28,21 +28,11 @@ async fn a_video_becomes_a_downloadable_mp3_and_an_email() {
     let mp3_fid = job["mp3_fid"].as_str().unwrap();
 
     // The MP3 itself: an MP3 stream as long as the input's audio.
-    let response = app
-        .client
-        .get(app.url(&format!("/download?fid={mp3_fid}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.client.get(app.url(&format!("/download?fid={mp3_fid}"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "audio/mpeg");
-    assert!(
-        response.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .contains("filename=\"clip.mp3\"")
-    );
+    assert!(response.headers()["content-disposition"].to_str().unwrap().contains("filename=\"clip.mp3\""));
     let length: usize = response.headers()["content-length"].to_str().unwrap().parse().unwrap();
     let bytes = response.bytes().await.unwrap();
     assert_eq!(bytes.len(), length);
@@ -70,10 +60,7 @@ async fn a_video_becomes_a_downloadable_mp3_and_an_email() {
     let mail = &app.emails_about(mp3_fid, 1).await[0];
     assert!(mail.contains("To: alice@example.com"), "{mail}");
     assert!(mail.contains("Subject: MP3 Download"), "{mail}");
-    assert!(
-        mail.contains(&format!("mp3 file_id: {mp3_fid} is now ready!")),
-        "{mail}"
-    );
+    assert!(mail.contains(&format!("mp3 file_id: {mp3_fid} is now ready!")), "{mail}");
 
     // The listing shows it.
     let listing = app.get_json(&token, "/jobs").await;
@@ -93,10 +80,7 @@ async fn every_actor_reports_metrics_that_promtool_accepts() {
     let after = app.metrics().await;
     for actor in ["gateway", "auth", "converter-1", "notifier"] {
         let series = format!("mp3c_actor_messages_total{{actor=\"{actor}\"");
-        let (was, is) = (
-            crate::helpers::metric_value(&before, &series),
-            crate::helpers::metric_value(&after, &series),
-        );
+        let (was, is) = (crate::helpers::metric_value(&before, &series), crate::helpers::metric_value(&after, &series));
         assert!(is > was, "{actor}: messages {was} -> {is}");
     }
     for series in [
@@ -109,10 +93,7 @@ async fn every_actor_reports_metrics_that_promtool_accepts() {
         "mp3c_jobs{state=\"done\"",
         "mp3c_http_requests_total{route=\"/upload\",status=\"202\"",
     ] {
-        assert!(
-            crate::helpers::metric_value(&after, series) > 0.0,
-            "{series} did not move"
-        );
+        assert!(crate::helpers::metric_value(&after, series) > 0.0, "{series} did not move");
     }
     assert!(crate::helpers::metric_value(&after, "mp3c_media_converted_seconds_total") >= 9.9);
 
@@ -154,14 +135,8 @@ async fn with_an_smtp_server_the_email_goes_there() {
     assert_eq!(mail["subject"], "MP3 Download");
     assert_eq!(mail["to"][0]["address"], "smtp@example.com");
     let text = mail["text"].as_str().unwrap();
-    assert!(
-        text.contains(&format!("https://mp3.example.com/download?fid={mp3_fid}")),
-        "{text}"
-    );
-    assert!(
-        app.outbox().is_empty(),
-        "nothing goes to the outbox when SMTP is configured"
-    );
+    assert!(text.contains(&format!("https://mp3.example.com/download?fid={mp3_fid}")), "{text}");
+    assert!(app.outbox().is_empty(), "nothing goes to the outbox when SMTP is configured");
 }
 
 #[tokio::test]
@@ -172,28 +147,16 @@ async fn a_finished_job_is_deleted_with_its_files_and_only_by_its_owner() {
     let job_id = app.submit(&owner, &fixture("clip.mp4")).await;
     let job = app.finished_job(&owner, &job_id).await;
     let mp3_fid = job["mp3_fid"].as_str().unwrap().to_owned();
-    let delete = |token: &str| {
-        app.client
-            .delete(app.url(&format!("/jobs/{job_id}")))
-            .bearer_auth(token.to_owned())
-            .send()
-    };
+    let delete =
+        |token: &str| app.client.delete(app.url(&format!("/jobs/{job_id}"))).bearer_auth(token.to_owned()).send();
 
     assert_eq!(delete(&other).await.unwrap().status(), 404);
     assert_eq!(delete(&owner).await.unwrap().status(), 204);
     assert_eq!(delete(&owner).await.unwrap().status(), 404);
-    let gone = app
-        .client
-        .get(app.url(&format!("/download?fid={mp3_fid}")))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
+    let gone = app.client.get(app.url(&format!("/download?fid={mp3_fid}"))).bearer_auth(&owner).send().await.unwrap();
     assert_eq!(gone.status(), 404);
     for bucket in ["videos", "mp3s"] {
-        let left = std::fs::read_dir(app.data_dir.join("blobs").join(bucket))
-            .unwrap()
-            .count();
+        let left = std::fs::read_dir(app.data_dir.join("blobs").join(bucket)).unwrap().count();
         assert_eq!(left, 0, "{bucket} still holds files");
     }
 }

@@ -42,9 +42,7 @@ fn ffmpeg(args: &[&str], output: &Path) {
 }
 
 const VIDEO: [&str; 4] = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"];
-const H264: [&str; 8] = [
-    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "60",
-];
+const H264: [&str; 8] = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "60"];
 
 fn make_fixture(name: &str, out: &Path) {
     match name {
@@ -52,12 +50,7 @@ fn make_fixture(name: &str, out: &Path) {
         "clip.mp4" => ffmpeg(
             &[
                 &VIDEO[..],
-                &[
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
-                ],
+                &["-f", "lavfi", "-i", "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo"],
                 &["-t", "10", "-map", "0:v", "-map", "1:a"],
                 &H264[..],
                 &["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4"],
@@ -141,11 +134,7 @@ fn make_fixture(name: &str, out: &Path) {
                 &clean,
             );
             let mut bytes = std::fs::read(&clean).unwrap();
-            let mdat = bytes
-                .windows(4)
-                .position(|w| w == b"mdat")
-                .expect("an mp4 has an mdat box")
-                + 4;
+            let mdat = bytes.windows(4).position(|w| w == b"mdat").expect("an mp4 has an mdat box") + 4;
             let mut state = 0x2545_f491_u32;
             for byte in &mut bytes[mdat..] {
                 state ^= state << 13;
@@ -163,25 +152,13 @@ fn make_fixture(name: &str, out: &Path) {
 /// The codec name and duration in seconds of the file's first audio stream, per ffprobe.
 pub fn probe_audio(path: &Path) -> (String, f64) {
     let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            "stream=duration,codec_name",
-            "-of",
-            "json",
-        ])
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=duration,codec_name", "-of", "json"])
         .arg(path)
         .output()
         .expect("ffprobe runs");
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
     let stream = &json["streams"][0];
-    let duration = stream["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(f64::NAN);
+    let duration = stream["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(f64::NAN);
     (stream["codec_name"].as_str().unwrap_or_default().to_owned(), duration)
 }
 
@@ -215,14 +192,7 @@ impl TestApp {
         let data_dir = dir.path().to_path_buf();
         let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (process, address) = start(&data_dir, &extra_args);
-        TestApp {
-            address,
-            data_dir,
-            process,
-            _dir: Some(dir),
-            extra_args,
-            client: reqwest::Client::new(),
-        }
+        TestApp { address, data_dir, process, _dir: Some(dir), extra_args, client: reqwest::Client::new() }
     }
 
     /// Kills the process without warning (SIGKILL), as a crash would.
@@ -254,10 +224,7 @@ impl TestApp {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.process.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-TERM", &self.process.id().to_string()]).status().unwrap();
         assert!(status.success());
         self.process.wait().unwrap()
     }
@@ -273,27 +240,16 @@ impl TestApp {
 
     pub fn add_user(&self, email: &str, admin: bool) {
         let mut command = Command::new(binary());
-        command
-            .args(["user", "add", email, "--password-stdin", "--data-dir"])
-            .arg(&self.data_dir);
+        command.args(["user", "add", email, "--password-stdin", "--data-dir"]).arg(&self.data_dir);
         // `user add` takes every flag of `up`: the same configuration reaches the same users.
         command.args(&self.extra_args);
         if admin {
             command.arg("--admin");
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
         let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "user add {email} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "user add {email} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     /// Adds a user and logs in, returning the token.
@@ -303,13 +259,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let response = self
-            .client
-            .post(self.url("/login"))
-            .basic_auth(email, Some(password))
-            .send()
-            .await
-            .unwrap();
+        let response = self.client.post(self.url("/login")).basic_auth(email, Some(password)).send().await.unwrap();
         let status = response.status();
         let body = response.text().await.unwrap();
         assert_eq!(status, 200, "login of {email}: {body}\n{}", service_log(&self.data_dir));
@@ -325,13 +275,7 @@ impl TestApp {
     pub async fn upload_bytes(&self, token: &str, filename: &str, bytes: Vec<u8>) -> reqwest::Response {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned());
         let form = reqwest::multipart::Form::new().part("file", part);
-        self.client
-            .post(self.url("/upload"))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url("/upload")).bearer_auth(token).multipart(form).send().await.unwrap()
     }
 
     /// Uploads and returns the job id, asserting the 202.
@@ -343,13 +287,7 @@ impl TestApp {
     }
 
     pub async fn job(&self, token: &str, job_id: &str) -> Value {
-        let response = self
-            .client
-            .get(self.url(&format!("/jobs/{job_id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = self.client.get(self.url(&format!("/jobs/{job_id}"))).bearer_auth(token).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
@@ -362,11 +300,9 @@ impl TestApp {
 
     /// Waits until the job is in `state`.
     pub async fn wait_for_state(&self, token: &str, job_id: &str, state: &str) {
-        eventually(
-            Duration::from_secs(30),
-            &format!("job {job_id} to be {state}"),
-            || async { (self.job(token, job_id).await["state"] == state).then_some(()) },
-        )
+        eventually(Duration::from_secs(30), &format!("job {job_id} to be {state}"), || async {
+            (self.job(token, job_id).await["state"] == state).then_some(())
+        })
         .await
     }
 
@@ -380,14 +316,7 @@ impl TestApp {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
     }
 
     /// The value of one series, such as `mp3c_actor_messages_total{actor="auth"`; 0 if absent.
@@ -409,14 +338,10 @@ impl TestApp {
 
     /// Waits until exactly `count` emails mention `needle`, and returns them.
     pub async fn emails_about(&self, needle: &str, count: usize) -> Vec<String> {
-        eventually(
-            Duration::from_secs(30),
-            &format!("{count} email(s) about {needle}"),
-            || async {
-                let found: Vec<String> = self.outbox().into_iter().filter(|mail| mail.contains(needle)).collect();
-                (found.len() == count).then_some(found)
-            },
-        )
+        eventually(Duration::from_secs(30), &format!("{count} email(s) about {needle}"), || async {
+            let found: Vec<String> = self.outbox().into_iter().filter(|mail| mail.contains(needle)).collect();
+            (found.len() == count).then_some(found)
+        })
         .await
     }
 }
@@ -441,11 +366,7 @@ pub fn service_log(data_dir: &Path) -> String {
 
 /// Starts `up` on a free port and waits for the line that names it.
 fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(data_dir.join("service.log"))
-        .unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("service.log")).unwrap();
     let mut process = Command::new(binary())
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -472,10 +393,7 @@ fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
     let line = receiver
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("the service did not start:\n{}", service_log(data_dir)));
-    let address = line
-        .strip_prefix("listening on http://")
-        .expect("the first line names the address")
-        .to_owned();
+    let address = line.strip_prefix("listening on http://").expect("the first line names the address").to_owned();
     (process, address)
 }
 
@@ -484,11 +402,7 @@ fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
 
 /// A free TCP port on 127.0.0.1 (free when this returns; the caller binds it soon after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// maildev (installed into `.tools/` by `scripts/install-deps --test`), stopped when dropped.
@@ -501,10 +415,7 @@ pub struct MailDev {
 impl MailDev {
     pub async fn start() -> MailDev {
         let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/.bin/maildev");
-        assert!(
-            binary.exists(),
-            "maildev is missing: run scripts/test, which installs it"
-        );
+        assert!(binary.exists(), "maildev is missing: run scripts/test, which installs it");
         let (smtp_port, web_port) = (free_port(), free_port());
         let process = Command::new(binary)
             .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])
@@ -513,39 +424,24 @@ impl MailDev {
             .stderr(Stdio::null())
             .spawn()
             .expect("maildev starts");
-        let maildev = MailDev {
-            smtp_port,
-            web_port,
-            process,
-        };
-        eventually(Duration::from_secs(30), "maildev to answer", || async {
-            maildev.try_emails().await
-        })
-        .await;
+        let maildev = MailDev { smtp_port, web_port, process };
+        eventually(Duration::from_secs(30), "maildev to answer", || async { maildev.try_emails().await }).await;
         maildev
     }
 
     async fn try_emails(&self) -> Option<Vec<Value>> {
-        let response = reqwest::get(format!("http://127.0.0.1:{}/email", self.web_port))
-            .await
-            .ok()?;
+        let response = reqwest::get(format!("http://127.0.0.1:{}/email", self.web_port)).await.ok()?;
         response.json().await.ok()
     }
 
     /// Waits until exactly `count` received emails contain `needle` in their text.
     pub async fn emails_about(&self, needle: &str, count: usize) -> Vec<Value> {
-        eventually(
-            Duration::from_secs(30),
-            &format!("{count} SMTP email(s) about {needle}"),
-            || async {
-                let all = self.try_emails().await?;
-                let found: Vec<Value> = all
-                    .into_iter()
-                    .filter(|mail| mail["text"].as_str().is_some_and(|t| t.contains(needle)))
-                    .collect();
-                (found.len() == count).then_some(found)
-            },
-        )
+        eventually(Duration::from_secs(30), &format!("{count} SMTP email(s) about {needle}"), || async {
+            let all = self.try_emails().await?;
+            let found: Vec<Value> =
+                all.into_iter().filter(|mail| mail["text"].as_str().is_some_and(|t| t.contains(needle))).collect();
+            (found.len() == count).then_some(found)
+        })
         .await
     }
 }

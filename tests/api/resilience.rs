@@ -25,12 +25,8 @@ async fn a_process_killed_mid_conversion_finishes_the_job_after_restart() {
     assert_eq!(job["attempts"], 2, "the dead process's attempt counts");
     let fid = job["mp3_fid"].as_str().unwrap();
     app.emails_about(fid, 1).await;
-    let mp3s = std::fs::read_dir(app.data_dir.join("blobs/mp3s"))
-        .unwrap()
-        .filter_map(|e| e.ok());
-    let mp3_files = mp3s
-        .filter(|e| !e.file_name().to_string_lossy().ends_with(".json"))
-        .count();
+    let mp3s = std::fs::read_dir(app.data_dir.join("blobs/mp3s")).unwrap().filter_map(|e| e.ok());
+    let mp3_files = mp3s.filter(|e| !e.file_name().to_string_lossy().ends_with(".json")).count();
     assert_eq!(mp3_files, 1, "one MP3 for the job");
 }
 
@@ -40,21 +36,9 @@ async fn a_crashed_converter_is_restarted_by_its_supervisor() {
     let admin = app.user_token("ops@example.com", true).await;
     let user = app.user_token("user@example.com", false).await;
 
-    let forbidden = app
-        .client
-        .post(app.url("/debug/crash?actor=converter-1"))
-        .bearer_auth(&user)
-        .send()
-        .await
-        .unwrap();
+    let forbidden = app.client.post(app.url("/debug/crash?actor=converter-1")).bearer_auth(&user).send().await.unwrap();
     assert_eq!(forbidden.status(), 403);
-    let crash = app
-        .client
-        .post(app.url("/debug/crash?actor=converter-1"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let crash = app.client.post(app.url("/debug/crash?actor=converter-1")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(crash.status(), 202);
     eventually(Duration::from_secs(10), "the converter to be restarted", || async {
         (app.metric("mp3c_actor_restarts_total{actor=\"converter-1\"").await == 1.0).then_some(())
@@ -71,13 +55,7 @@ async fn a_crashed_converter_is_restarted_by_its_supervisor() {
 async fn a_panicking_request_handler_gets_a_500_and_the_service_keeps_serving() {
     let app = TestApp::spawn_with(&["--fault-hooks", "true"]).await;
     let admin = app.user_token("ops@example.com", true).await;
-    let response = app
-        .client
-        .post(app.url("/debug/crash?actor=gateway"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.post(app.url("/debug/crash?actor=gateway")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(response.status(), 500);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "internal");
@@ -91,26 +69,15 @@ async fn too_many_restarts_stop_the_node() {
     let mut app = TestApp::spawn_with(&["--fault-hooks", "true", "--restart-limit", "2"]).await;
     let admin = app.user_token("ops@example.com", true).await;
     for restarts in 1..=2 {
-        let crash = app
-            .client
-            .post(app.url("/debug/crash?actor=converter-1"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+        let crash =
+            app.client.post(app.url("/debug/crash?actor=converter-1")).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(crash.status(), 202);
         eventually(Duration::from_secs(10), "the restart", || async {
             (app.metric("mp3c_actor_restarts_total{actor=\"converter-1\"").await == restarts as f64).then_some(())
         })
         .await;
     }
-    let crash = app
-        .client
-        .post(app.url("/debug/crash?actor=converter-1"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let crash = app.client.post(app.url("/debug/crash?actor=converter-1")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(crash.status(), 202);
     let status = app.exit_status(Duration::from_secs(30)).await;
     assert!(!status.success(), "escalation is a failure exit");
@@ -160,28 +127,14 @@ async fn sigterm_releases_a_conversion_that_outlasts_the_grace_period() {
 pub async fn assert_poison_is_dead_lettered(profile_args: &[&str]) {
     let args = [
         profile_args,
-        &[
-            "--fault-hooks",
-            "true",
-            "--fault-crash-on",
-            "poison.mp4",
-            "--max-attempts",
-            "2",
-            "--lease-seconds",
-            "1",
-        ],
+        &["--fault-hooks", "true", "--fault-crash-on", "poison.mp4", "--max-attempts", "2", "--lease-seconds", "1"],
     ]
     .concat();
     let mut app = TestApp::spawn_with(&args).await;
     let token = app.user_token("poison@example.com", false).await;
-    let response = app
-        .upload_bytes(&token, "poison.mp4", std::fs::read(fixture("clip.mp4")).unwrap())
-        .await;
+    let response = app.upload_bytes(&token, "poison.mp4", std::fs::read(fixture("clip.mp4")).unwrap()).await;
     assert_eq!(response.status(), 202);
-    let job_id = response.json::<serde_json::Value>().await.unwrap()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let job_id = response.json::<serde_json::Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned();
     for crash in 1..=2 {
         let status = app.exit_status(Duration::from_secs(30)).await;
         assert!(!status.success(), "crash {crash} is not a clean exit");
@@ -190,10 +143,7 @@ pub async fn assert_poison_is_dead_lettered(profile_args: &[&str]) {
     let job = app.finished_job(&token, &job_id).await;
     assert_eq!(job["state"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
-    assert!(
-        error.contains("stopped without finishing on each of its 2 attempts"),
-        "{error}"
-    );
+    assert!(error.contains("stopped without finishing on each of its 2 attempts"), "{error}");
     app.emails_about(&job_id, 1).await;
 }
 

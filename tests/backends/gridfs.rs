@@ -24,13 +24,7 @@ fn pattern(len: usize) -> Vec<u8> {
 
 async fn read_all(store: &GridFsBlobStore, fid: Id, range: Option<ByteRange>) -> Vec<u8> {
     let mut out = Vec::new();
-    store
-        .open(Bucket::Videos, fid, range)
-        .await
-        .unwrap()
-        .read_to_end(&mut out)
-        .await
-        .unwrap();
+    store.open(Bucket::Videos, fid, range).await.unwrap().read_to_end(&mut out).await.unwrap();
     out
 }
 
@@ -41,46 +35,27 @@ async fn a_blob_streams_in_and_out_whole_and_by_range() {
     let (fid, job) = (Id::generate(), Id::generate());
     // Several chunks (GridFS's default chunk is 255 KiB) and a partial last one.
     let data = pattern(700_000);
-    let length = store
-        .put(Bucket::Videos, fid, &meta(job), &mut &data[..])
-        .await
-        .unwrap();
+    let length = store.put(Bucket::Videos, fid, &meta(job), &mut &data[..]).await.unwrap();
     assert_eq!(length, data.len() as u64);
 
     let info = store.stat(Bucket::Videos, fid).await.unwrap();
     assert_eq!(info.length, data.len() as u64);
     assert_eq!(info.meta, meta(job));
     assert_eq!(read_all(&store, fid, None).await, data);
-    for (first, last) in [
-        (0, 0),
-        (10, 20),
-        (261_100, 261_200),
-        (261_119, 522_241),
-        (699_990, 699_999),
-    ] {
+    for (first, last) in [(0, 0), (10, 20), (261_100, 261_200), (261_119, 522_241), (699_990, 699_999)] {
         let range = ByteRange { first, last };
-        assert_eq!(
-            read_all(&store, fid, Some(range)).await,
-            &data[first as usize..=last as usize],
-            "{first}-{last}"
-        );
+        assert_eq!(read_all(&store, fid, Some(range)).await, &data[first as usize..=last as usize], "{first}-{last}");
     }
     // Stored where the seed looks: database `videos`, default bucket, ObjectId id.
     let files = client.database("videos").collection::<Document>("fs.files");
     assert!(files.find_one(doc! { "_id": object_id(fid) }).await.unwrap().is_some());
-    assert!(matches!(
-        store.stat(Bucket::Mp3s, fid).await,
-        Err(StorageError::NotFound)
-    ));
+    assert!(matches!(store.stat(Bucket::Mp3s, fid).await, Err(StorageError::NotFound)));
 
     let local = store.local_media(Bucket::Videos, fid).await.unwrap();
     assert_eq!(std::fs::read(local.path()).unwrap(), data);
 
     store.delete(Bucket::Videos, fid).await.unwrap();
-    assert!(matches!(
-        store.stat(Bucket::Videos, fid).await,
-        Err(StorageError::NotFound)
-    ));
+    assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
     store.delete(Bucket::Videos, fid).await.unwrap();
 }
 
@@ -89,27 +64,14 @@ async fn a_failed_upload_leaves_no_chunks() {
     let client = mongo_client().await;
     let store = GridFsBlobStore::new(&client);
     let fid = Id::generate();
-    let chunks: Vec<std::io::Result<bytes::Bytes>> = vec![
-        Ok(bytes::Bytes::from(pattern(600_000))),
-        Err(std::io::Error::other("client went away")),
-    ];
+    let chunks: Vec<std::io::Result<bytes::Bytes>> =
+        vec![Ok(bytes::Bytes::from(pattern(600_000))), Err(std::io::Error::other("client went away"))];
     let mut failing = Box::pin(tokio_util::io::StreamReader::new(futures_util::stream::iter(chunks)));
-    let result = store
-        .put(Bucket::Videos, fid, &meta(Id::generate()), &mut failing)
-        .await;
+    let result = store.put(Bucket::Videos, fid, &meta(Id::generate()), &mut failing).await;
     assert!(matches!(result, Err(StorageError::Input(_))));
-    assert!(matches!(
-        store.stat(Bucket::Videos, fid).await,
-        Err(StorageError::NotFound)
-    ));
+    assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
     let chunks = client.database("videos").collection::<Document>("fs.chunks");
-    assert_eq!(
-        chunks
-            .count_documents(doc! { "files_id": object_id(fid) })
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(chunks.count_documents(doc! { "files_id": object_id(fid) }).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -121,18 +83,9 @@ async fn storing_a_file_again_replaces_it() {
     let path = dir.path().join("a.mp3");
     for content in [&b"first version"[..], &b"second"[..]] {
         std::fs::write(&path, content).unwrap();
-        store
-            .put_file(Bucket::Mp3s, fid, &meta(Id::generate()), &path)
-            .await
-            .unwrap();
+        store.put_file(Bucket::Mp3s, fid, &meta(Id::generate()), &path).await.unwrap();
     }
     let mut out = Vec::new();
-    store
-        .open(Bucket::Mp3s, fid, None)
-        .await
-        .unwrap()
-        .read_to_end(&mut out)
-        .await
-        .unwrap();
+    store.open(Bucket::Mp3s, fid, None).await.unwrap().read_to_end(&mut out).await.unwrap();
     assert_eq!(out, b"second");
 }

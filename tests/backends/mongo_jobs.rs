@@ -45,10 +45,7 @@ async fn a_job_moves_through_its_states() {
     jobs.release_notification(created.id).await.unwrap();
     assert!(jobs.claim_notification(created.id).await.unwrap());
 
-    assert!(matches!(
-        jobs.mark_failed(Id::generate(), "x").await,
-        Err(StorageError::NotFound)
-    ));
+    assert!(matches!(jobs.mark_failed(Id::generate(), "x").await, Err(StorageError::NotFound)));
     jobs.delete(created.id).await.unwrap();
     assert!(jobs.get(created.id).await.unwrap().is_none());
 }
@@ -64,21 +61,9 @@ async fn an_owner_lists_their_jobs_newest_first_by_page() {
         ids.push(job.id);
     }
     jobs.create(&job("someone-else")).await.unwrap();
-    let first: Vec<Id> = jobs
-        .list_by_owner(&owner, 2, None)
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .collect();
+    let first: Vec<Id> = jobs.list_by_owner(&owner, 2, None).await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(first, [ids[2], ids[1]]);
-    let second: Vec<Id> = jobs
-        .list_by_owner(&owner, 2, Some(ids[1]))
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.id)
-        .collect();
+    let second: Vec<Id> = jobs.list_by_owner(&owner, 2, Some(ids[1])).await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(second, [ids[0]]);
     let counts = jobs.count_by_state().await.unwrap();
     assert!(counts.iter().any(|(state, n)| *state == JobState::Queued && *n >= 3));

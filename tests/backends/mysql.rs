@@ -8,11 +8,7 @@ use crate::servers::mysql_url;
 #[tokio::test]
 async fn users_are_added_found_and_unique() {
     let users = MysqlUsers::connect(&mysql_url().await).await.unwrap();
-    let alice = User {
-        email: "alice@example.com".into(),
-        password_hash: "$argon2id$v=19$stub".into(),
-        admin: true,
-    };
+    let alice = User { email: "alice@example.com".into(), password_hash: "$argon2id$v=19$stub".into(), admin: true };
     users.add(&alice).await.unwrap();
     let found = users.find("alice@example.com").await.unwrap().unwrap();
     assert_eq!(

@@ -14,51 +14,26 @@ const WAIT: Duration = Duration::from_secs(5);
 async fn a_message_goes_to_one_consumer_and_is_acked_away() {
     let mailbox = RabbitMailbox::new(amqp_url().await, 5);
     mailbox.publish(Queue::Video, b"job-1").await.unwrap();
-    let delivery = mailbox
-        .receive(Queue::Video, "converter-1", WAIT)
-        .await
-        .unwrap()
-        .unwrap();
+    let delivery = mailbox.receive(Queue::Video, "converter-1", WAIT).await.unwrap().unwrap();
     assert_eq!(delivery.body(), b"job-1");
     assert_eq!(delivery.attempt(), 1);
-    assert!(
-        mailbox
-            .receive(Queue::Video, "converter-2", Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(mailbox.receive(Queue::Video, "converter-2", Duration::from_millis(300)).await.unwrap().is_none());
     delivery.ack().await.unwrap();
     assert_eq!(mailbox.depth(Queue::Video).await.unwrap(), 0);
-    assert!(
-        mailbox
-            .receive(Queue::Mp3, "notifier", Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(mailbox.receive(Queue::Mp3, "notifier", Duration::from_millis(300)).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn competing_consumers_each_hold_one_message_at_a_time() {
     let mailbox = RabbitMailbox::new(amqp_url().await, 5);
     for n in 0..3 {
-        mailbox
-            .publish(Queue::Video, format!("job-{n}").as_bytes())
-            .await
-            .unwrap();
+        mailbox.publish(Queue::Video, format!("job-{n}").as_bytes()).await.unwrap();
     }
     let a = mailbox.receive(Queue::Video, "a", WAIT).await.unwrap().unwrap();
     let b = mailbox.receive(Queue::Video, "b", WAIT).await.unwrap().unwrap();
     assert_ne!(a.body(), b.body());
     // Prefetch 1: `a` gets nothing more until it acks.
-    assert!(
-        mailbox
-            .receive(Queue::Video, "a", Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(mailbox.receive(Queue::Video, "a", Duration::from_millis(300)).await.unwrap().is_none());
     a.ack().await.unwrap();
     let third = mailbox.receive(Queue::Video, "a", WAIT).await.unwrap().unwrap();
     assert_eq!(third.body(), b"job-2");
@@ -85,11 +60,7 @@ async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
     let first = mailbox.receive(Queue::Video, "c", WAIT).await.unwrap().unwrap();
     first.retry(Duration::from_millis(700)).await.unwrap();
     assert!(
-        mailbox
-            .receive(Queue::Video, "c", Duration::from_millis(200))
-            .await
-            .unwrap()
-            .is_none(),
+        mailbox.receive(Queue::Video, "c", Duration::from_millis(200)).await.unwrap().is_none(),
         "not before its delay"
     );
     let again = mailbox.receive(Queue::Video, "c", WAIT).await.unwrap().unwrap();
@@ -108,23 +79,12 @@ async fn a_poison_message_is_dead_lettered_after_the_delivery_limit() {
         assert_eq!(delivery.attempt(), attempt);
         delivery.release().await.unwrap();
     }
-    assert!(
-        mailbox
-            .receive(Queue::Video, "p", Duration::from_millis(500))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(mailbox.receive(Queue::Video, "p", Duration::from_millis(500)).await.unwrap().is_none());
     // It sits in video.dlq.
-    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
+    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     let dead = eventually(WAIT, "the dead-lettered message", || async {
-        channel
-            .basic_get("video.dlq".into(), lapin::options::BasicGetOptions::default())
-            .await
-            .unwrap()
+        channel.basic_get("video.dlq".into(), lapin::options::BasicGetOptions::default()).await.unwrap()
     })
     .await;
     assert_eq!(dead.delivery.data, b"poison");

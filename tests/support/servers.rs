@@ -18,15 +18,8 @@ pub fn unique(prefix: &str) -> String {
 pub async fn mysql_url() -> String {
     let base = env("MP3C_TEST_MYSQL_URL");
     let name = unique("t");
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .max_connections(1)
-        .connect(&base)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = sqlx::mysql::MySqlPoolOptions::new().max_connections(1).connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
     pool.close().await;
     let server = base.rsplit_once('/').unwrap().0;
     format!("{server}/{name}")
@@ -38,12 +31,7 @@ pub async fn amqp_url() -> String {
     let vhost = unique("v");
     let client = reqwest::Client::new();
     let (base, user, password) = split_credentials(&api);
-    let created = client
-        .put(format!("{base}/vhosts/{vhost}"))
-        .basic_auth(&user, Some(&password))
-        .send()
-        .await
-        .unwrap();
+    let created = client.put(format!("{base}/vhosts/{vhost}")).basic_auth(&user, Some(&password)).send().await.unwrap();
     assert!(created.status().is_success(), "creating vhost: {}", created.status());
     let permissions = serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" });
     let granted = client
@@ -60,10 +48,7 @@ pub async fn amqp_url() -> String {
 /// `http://user:password@host/api` into (`http://host/api`, user, password).
 fn split_credentials(url: &str) -> (String, String, String) {
     let parsed = url::Url::parse(url).unwrap();
-    let (user, password) = (
-        parsed.username().to_owned(),
-        parsed.password().unwrap_or_default().to_owned(),
-    );
+    let (user, password) = (parsed.username().to_owned(), parsed.password().unwrap_or_default().to_owned());
     let mut bare = parsed.clone();
     bare.set_username("").unwrap();
     bare.set_password(None).unwrap();

@@ -44,15 +44,10 @@ pub async fn download(ctx: &NodeContext, request: Request<Incoming>) -> Result<R
         Wanted::Whole => (StatusCode::OK, None),
         Wanted::Part(range) => (StatusCode::PARTIAL_CONTENT, Some(range)),
         Wanted::Unsatisfiable => {
-            let mut response = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "bad_range",
-                "the range is outside the file",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(CONTENT_RANGE, header(&format!("bytes */{length}")));
+            let mut response =
+                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "bad_range", "the range is outside the file")
+                    .into_response();
+            response.headers_mut().insert(CONTENT_RANGE, header(&format!("bytes */{length}")));
             return Ok(response);
         }
     };
@@ -69,10 +64,7 @@ pub async fn download(ctx: &NodeContext, request: Request<Incoming>) -> Result<R
     headers.insert(CONTENT_DISPOSITION, header(&content_disposition(&info.meta.filename)));
     headers.insert(CONTENT_LENGTH, header(&range.map_or(length, |r| r.len()).to_string()));
     if let Some(range) = range {
-        headers.insert(
-            CONTENT_RANGE,
-            header(&format!("bytes {}-{}/{length}", range.first, range.last)),
-        );
+        headers.insert(CONTENT_RANGE, header(&format!("bytes {}-{}/{length}", range.first, range.last)));
     }
     Ok(response)
 }
@@ -91,10 +83,9 @@ fn wanted(headers: &HeaderMap, length: u64) -> Wanted {
         return Wanted::Whole;
     };
     match parsed.validate(length) {
-        Ok(ranges) if ranges.len() == 1 => Wanted::Part(ByteRange {
-            first: *ranges[0].start(),
-            last: *ranges[0].end(),
-        }),
+        Ok(ranges) if ranges.len() == 1 => {
+            Wanted::Part(ByteRange { first: *ranges[0].start(), last: *ranges[0].end() })
+        }
         Ok(_) => Wanted::Whole,
         Err(_) => Wanted::Unsatisfiable,
     }
@@ -104,13 +95,7 @@ fn wanted(headers: &HeaderMap, length: u64) -> Wanted {
 fn content_disposition(filename: &str) -> String {
     let fallback: String = filename
         .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
         .collect();
     let exact = utf8_percent_encode(filename, NON_ALPHANUMERIC);
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
@@ -129,28 +114,16 @@ mod tests {
     #[test]
     fn reads_single_ranges_and_refuses_ranges_past_the_end() {
         assert_eq!(wanted(&HeaderMap::new(), 100), Wanted::Whole);
-        assert_eq!(
-            wanted(&range("bytes=0-9"), 100),
-            Wanted::Part(ByteRange { first: 0, last: 9 })
-        );
-        assert_eq!(
-            wanted(&range("bytes=90-"), 100),
-            Wanted::Part(ByteRange { first: 90, last: 99 })
-        );
-        assert_eq!(
-            wanted(&range("bytes=-10"), 100),
-            Wanted::Part(ByteRange { first: 90, last: 99 })
-        );
+        assert_eq!(wanted(&range("bytes=0-9"), 100), Wanted::Part(ByteRange { first: 0, last: 9 }));
+        assert_eq!(wanted(&range("bytes=90-"), 100), Wanted::Part(ByteRange { first: 90, last: 99 }));
+        assert_eq!(wanted(&range("bytes=-10"), 100), Wanted::Part(ByteRange { first: 90, last: 99 }));
         assert_eq!(wanted(&range("bytes=200-300"), 100), Wanted::Unsatisfiable);
         assert_eq!(wanted(&range("lines=1-2"), 100), Wanted::Whole);
     }
 
     #[test]
     fn names_the_file_safely() {
-        assert_eq!(
-            content_disposition("clip.mp3"),
-            "attachment; filename=\"clip.mp3\"; filename*=UTF-8''clip%2Emp3"
-        );
+        assert_eq!(content_disposition("clip.mp3"), "attachment; filename=\"clip.mp3\"; filename*=UTF-8''clip%2Emp3");
         assert!(content_disposition("été \"x\".mp3").starts_with("attachment; filename=\"_t_ _x_.mp3\""));
     }
 }

@@ -35,11 +35,7 @@ pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
 pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let job = requested_job(ctx, &request).await?;
     if !matches!(job.state, JobState::Done | JobState::Failed) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "job_in_progress",
-            "the job is not finished yet",
-        ));
+        return Err(ApiError::new(StatusCode::CONFLICT, "job_in_progress", "the job is not finished yet"));
     }
     let blobs = &ctx.backends.blobs;
     if let Some(mp3_fid) = job.mp3_fid {
@@ -63,13 +59,9 @@ pub async fn list(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
             .filter(|n| (1..=MAX_PAGE).contains(n))
             .ok_or_else(|| ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_PAGE}")))?,
     };
-    let cursor = query_param(request.uri(), "cursor")
-        .map(|c| parse_id(&c, "cursor"))
-        .transpose()?;
+    let cursor = query_param(request.uri(), "cursor").map(|c| parse_id(&c, "cursor")).transpose()?;
     let jobs = ctx.backends.jobs.list_by_owner(&claims.username, limit, cursor).await?;
-    let next_cursor = (jobs.len() as u32 == limit)
-        .then(|| jobs.last().map(|job| job.id.to_string()))
-        .flatten();
+    let next_cursor = (jobs.len() as u32 == limit).then(|| jobs.last().map(|job| job.id.to_string())).flatten();
     let body = json!({ "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(), "next_cursor": next_cursor });
     Ok(json_response(StatusCode::OK, &body))
 }

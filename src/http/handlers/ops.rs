@@ -23,10 +23,8 @@ pub async fn readyz(ctx: &NodeContext) -> Result<Response, ApiError> {
         ("blobs", backends.blobs.ping().await),
         ("mailbox", backends.mailbox.ping().await),
     ];
-    let failing: Vec<String> = checks
-        .into_iter()
-        .filter_map(|(name, result)| result.err().map(|e| format!("{name}: {e}")))
-        .collect();
+    let failing: Vec<String> =
+        checks.into_iter().filter_map(|(name, result)| result.err().map(|e| format!("{name}: {e}"))).collect();
     if failing.is_empty() {
         Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ready" })))
     } else {
@@ -37,23 +35,14 @@ pub async fn readyz(ctx: &NodeContext) -> Result<Response, ApiError> {
 /// Refreshes the gauges that are read from the stores, then renders every metric.
 pub async fn metrics(ctx: &NodeContext) -> Result<Response, ApiError> {
     if let Ok(counts) = ctx.backends.jobs.count_by_state().await {
-        counts
-            .into_iter()
-            .for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
+        counts.into_iter().for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
     }
-    for queue in Queue::WORK
-        .into_iter()
-        .chain(Queue::WORK.into_iter().filter_map(Queue::dead_letters))
-    {
+    for queue in Queue::WORK.into_iter().chain(Queue::WORK.into_iter().filter_map(Queue::dead_letters)) {
         if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
             ctx.metrics.set_queue_depth(queue, depth);
         }
     }
-    Ok(text(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        ctx.metrics.render(),
-    ))
+    Ok(text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", ctx.metrics.render()))
 }
 
 /// Test-only: makes the named worker actor panic, so supervision can be observed, or with

@@ -56,8 +56,5 @@ pub async fn login(_ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
 
 pub fn validate(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let claims = credentials::bearer(ctx, request.headers())?;
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::to_value(claims).map_err(ApiError::internal)?,
-    ))
+    Ok(json(StatusCode::OK, &serde_json::to_value(claims).map_err(ApiError::internal)?))
 }

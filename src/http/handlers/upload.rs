@@ -70,9 +70,7 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
         StatusCode::ACCEPTED,
         &serde_json::json!({ "job_id": job_id, "video_fid": video_fid, "status_url": status_url }),
     );
-    response
-        .headers_mut()
-        .insert(LOCATION, HeaderValue::from_str(&status_url).expect("ASCII"));
+    response.headers_mut().insert(LOCATION, HeaderValue::from_str(&status_url).expect("ASCII"));
     Ok(response)
 }
 
@@ -126,10 +124,7 @@ async fn receive_one_file(
                 .put(Bucket::Videos, video_fid, &meta, &mut reader)
                 .await
                 .map_err(|e| storage_error(ctx, e))?;
-            stored = Some(StoredVideo {
-                filename: meta.filename,
-                length,
-            });
+            stored = Some(StoredVideo { filename: meta.filename, length });
         }
         Ok(())
     }
@@ -151,10 +146,7 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             ApiError::too_large(ctx.config.max_upload_bytes)
         }
-        other => ApiError::bad_request(
-            "malformed_multipart",
-            format!("the multipart body is malformed: {other}"),
-        ),
+        other => ApiError::bad_request("malformed_multipart", format!("the multipart body is malformed: {other}")),
     }
 }
 
@@ -162,13 +154,12 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
 /// problem (4xx), the store failing is ours (503).
 fn storage_error(ctx: &NodeContext, error: StorageError) -> ApiError {
     match error {
-        StorageError::Input(io_error) => match io_error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<multer::Error>())
-        {
-            Some(multipart) => multipart_error(ctx, multipart),
-            None => ApiError::bad_request("bad_body", format!("the upload could not be read: {io_error}")),
-        },
+        StorageError::Input(io_error) => {
+            match io_error.get_ref().and_then(|inner| inner.downcast_ref::<multer::Error>()) {
+                Some(multipart) => multipart_error(ctx, multipart),
+                None => ApiError::bad_request("bad_body", format!("the upload could not be read: {io_error}")),
+            }
+        }
         other => other.into(),
     }
 }
@@ -195,13 +186,7 @@ async fn enqueue(
         updated_at: now,
     };
     ctx.backends.jobs.create(&job).await?;
-    let message = JobMessage {
-        video_fid,
-        mp3_fid: None,
-        username: claims.username.clone(),
-        job_id,
-        error: None,
-    };
+    let message = JobMessage { video_fid, mp3_fid: None, username: claims.username.clone(), job_id, error: None };
     ctx.backends.mailbox.publish(Queue::Video, &message.to_json()).await
 }
 
@@ -209,17 +194,9 @@ async fn enqueue(
 /// [`MAX_FILENAME_CHARS`] long; `upload` when nothing usable is left.
 pub fn sanitize_filename(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = last
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_FILENAME_CHARS)
-        .collect();
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(MAX_FILENAME_CHARS).collect();
     let cleaned = cleaned.trim();
-    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
-        "upload".to_owned()
-    } else {
-        cleaned.to_owned()
-    }
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') { "upload".to_owned() } else { cleaned.to_owned() }
 }
 
 #[cfg(test)]

@@ -54,12 +54,7 @@ impl TryFrom<JobRow> for Job {
             owner: row.owner.clone(),
             state: JobState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
             video_fid: row.video_fid.parse().map_err(|_| corrupt("video_fid"))?,
-            mp3_fid: row
-                .mp3_fid
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|_| corrupt("mp3_fid"))?,
+            mp3_fid: row.mp3_fid.as_deref().map(str::parse).transpose().map_err(|_| corrupt("mp3_fid"))?,
             filename: row.filename.clone(),
             error: row.error.clone(),
             attempts: row.attempts as u32,
@@ -76,23 +71,21 @@ const COLUMNS: &str =
 #[async_trait]
 impl JobStore for SqliteJobs {
     async fn create(&self, job: &Job) -> StorageResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO job ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(job.id.to_string())
-        .bind(&job.owner)
-        .bind(job.state.as_str())
-        .bind(job.video_fid.to_string())
-        .bind(job.mp3_fid.map(|fid| fid.to_string()))
-        .bind(&job.filename)
-        .bind(&job.error)
-        .bind(job.attempts as i64)
-        .bind(job.media_seconds)
-        .bind(job.created_at)
-        .bind(job.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+        sqlx::query(&format!("INSERT INTO job ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+            .bind(job.id.to_string())
+            .bind(&job.owner)
+            .bind(job.state.as_str())
+            .bind(job.video_fid.to_string())
+            .bind(job.mp3_fid.map(|fid| fid.to_string()))
+            .bind(&job.filename)
+            .bind(&job.error)
+            .bind(job.attempts as i64)
+            .bind(job.media_seconds)
+            .bind(job.created_at)
+            .bind(job.updated_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 
@@ -109,15 +102,14 @@ impl JobStore for SqliteJobs {
         // Ids are 24 lower-case hex digits that start with the creation second, so text order
         // is creation order; "g" sorts after every hex digit and so stands for "no cursor".
         let before = before.map_or_else(|| "g".to_owned(), |id| id.to_string());
-        let rows: Vec<JobRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM job WHERE owner = ? AND id < ? ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(owner)
-        .bind(before)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let rows: Vec<JobRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM job WHERE owner = ? AND id < ? ORDER BY id DESC LIMIT ?"))
+                .bind(owner)
+                .bind(before)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
         rows.into_iter().map(Job::try_from).collect()
     }
 
@@ -162,8 +154,7 @@ impl JobStore for SqliteJobs {
     }
 
     async fn release_notification(&self, id: Id) -> StorageResult<()> {
-        self.update_one(sqlx::query("UPDATE job SET notified = 0 WHERE id = ?").bind(id.to_string()))
-            .await
+        self.update_one(sqlx::query("UPDATE job SET notified = 0 WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn count_by_state(&self) -> StorageResult<Vec<(JobState, u64)>> {
@@ -174,21 +165,14 @@ impl JobStore for SqliteJobs {
         Ok(JobState::ALL
             .into_iter()
             .map(|state| {
-                let count = rows
-                    .iter()
-                    .find(|(name, _)| name == state.as_str())
-                    .map_or(0, |(_, n)| *n);
+                let count = rows.iter().find(|(name, _)| name == state.as_str()).map_or(0, |(_, n)| *n);
                 (state, count as u64)
             })
             .collect())
     }
 
     async fn delete(&self, id: Id) -> StorageResult<()> {
-        sqlx::query("DELETE FROM job WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        sqlx::query("DELETE FROM job WHERE id = ?").bind(id.to_string()).execute(&self.pool).await.map_err(db_error)?;
         Ok(())
     }
 }

@@ -39,12 +39,7 @@ impl SqliteMailbox {
             .into_iter()
             .map(|queue| (queue.name(), Arc::new(Notify::new())))
             .collect();
-        SqliteMailbox {
-            pool,
-            lease,
-            delivery_limit,
-            published,
-        }
+        SqliteMailbox { pool, lease, delivery_limit, published }
     }
 
     /// Moves the visible messages of `queue` that were delivered as often as allowed to its
@@ -65,11 +60,7 @@ impl SqliteMailbox {
         .await
         .map_err(db_error)?;
         if moved.rows_affected() > 0 {
-            tracing::warn!(
-                queue = queue.name(),
-                count = moved.rows_affected(),
-                "dead-lettered messages"
-            );
+            tracing::warn!(queue = queue.name(), count = moved.rows_affected(), "dead-lettered messages");
             self.published[dead.name()].notify_waiters();
         }
         Ok(())
@@ -93,18 +84,9 @@ impl SqliteMailbox {
         .await
         .map_err(db_error)?;
         Ok(row.map(|row| {
-            let claim = Claim {
-                pool: self.pool.clone(),
-                seq: row.get("seq"),
-                token,
-            };
+            let claim = Claim { pool: self.pool.clone(), seq: row.get("seq"), token };
             let keep_alive = tokio::spawn(claim.clone().keep_alive(self.lease)).abort_handle();
-            SqliteDelivery {
-                claim,
-                body: row.get("body"),
-                attempt: row.get::<i64, _>("deliveries") as u32,
-                keep_alive,
-            }
+            SqliteDelivery { claim, body: row.get("body"), attempt: row.get::<i64, _>("deliveries") as u32, keep_alive }
         }))
     }
 }
@@ -239,9 +221,7 @@ impl Delivery for SqliteDelivery {
 
     async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
         self.keep_alive.abort();
-        self.claim
-            .set_visible_at(now_millis() + delay.as_millis() as i64, 0)
-            .await
+        self.claim.set_visible_at(now_millis() + delay.as_millis() as i64, 0).await
     }
 
     async fn release(self: Box<Self>) -> StorageResult<()> {
@@ -264,27 +244,11 @@ mod tests {
     async fn a_message_is_delivered_to_one_consumer_and_acked_away() {
         let (_dir, mailbox) = mailbox(Duration::from_secs(30)).await;
         mailbox.publish(Queue::Video, b"job").await.unwrap();
-        let first = mailbox
-            .receive(Queue::Video, "a", Duration::ZERO)
-            .await
-            .unwrap()
-            .unwrap();
+        let first = mailbox.receive(Queue::Video, "a", Duration::ZERO).await.unwrap().unwrap();
         assert_eq!(first.body(), b"job");
         assert_eq!(first.attempt(), 1);
-        assert!(
-            mailbox
-                .receive(Queue::Video, "b", Duration::ZERO)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            mailbox
-                .receive(Queue::Mp3, "b", Duration::ZERO)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(mailbox.receive(Queue::Video, "b", Duration::ZERO).await.unwrap().is_none());
+        assert!(mailbox.receive(Queue::Mp3, "b", Duration::ZERO).await.unwrap().is_none());
         first.ack().await.unwrap();
         assert_eq!(mailbox.depth(Queue::Video).await.unwrap(), 0);
     }
@@ -293,17 +257,9 @@ mod tests {
     async fn an_unanswered_delivery_comes_back_after_its_lease() {
         let (_dir, mailbox) = mailbox(Duration::from_millis(300)).await;
         mailbox.publish(Queue::Video, b"job").await.unwrap();
-        let lost = mailbox
-            .receive(Queue::Video, "a", Duration::ZERO)
-            .await
-            .unwrap()
-            .unwrap();
+        let lost = mailbox.receive(Queue::Video, "a", Duration::ZERO).await.unwrap().unwrap();
         drop(lost);
-        let again = mailbox
-            .receive(Queue::Video, "b", Duration::from_secs(5))
-            .await
-            .unwrap()
-            .unwrap();
+        let again = mailbox.receive(Queue::Video, "b", Duration::from_secs(5)).await.unwrap().unwrap();
         assert_eq!(again.attempt(), 2);
     }
 
@@ -311,38 +267,14 @@ mod tests {
     async fn a_held_delivery_keeps_its_lease_and_a_stale_ack_is_ignored() {
         let (_dir, mailbox) = mailbox(Duration::from_millis(300)).await;
         mailbox.publish(Queue::Video, b"job").await.unwrap();
-        let held = mailbox
-            .receive(Queue::Video, "a", Duration::ZERO)
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            mailbox
-                .receive(Queue::Video, "b", Duration::from_secs(1))
-                .await
-                .unwrap()
-                .is_none()
-        );
+        let held = mailbox.receive(Queue::Video, "a", Duration::ZERO).await.unwrap().unwrap();
+        assert!(mailbox.receive(Queue::Video, "b", Duration::from_secs(1)).await.unwrap().is_none());
         held.release().await.unwrap();
-        let again = mailbox
-            .receive(Queue::Video, "b", Duration::ZERO)
-            .await
-            .unwrap()
-            .unwrap();
+        let again = mailbox.receive(Queue::Video, "b", Duration::ZERO).await.unwrap().unwrap();
         assert_eq!(again.attempt(), 1, "a release does not count as a delivery");
         again.retry(Duration::from_millis(200)).await.unwrap();
-        assert!(
-            mailbox
-                .receive(Queue::Video, "c", Duration::ZERO)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let later = mailbox
-            .receive(Queue::Video, "c", Duration::from_secs(5))
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(mailbox.receive(Queue::Video, "c", Duration::ZERO).await.unwrap().is_none());
+        let later = mailbox.receive(Queue::Video, "c", Duration::from_secs(5)).await.unwrap().unwrap();
         assert_eq!(later.attempt(), 2);
     }
 
@@ -364,26 +296,12 @@ mod tests {
         let (_dir, mailbox) = mailbox(Duration::from_millis(200)).await;
         mailbox.publish(Queue::Video, b"poison").await.unwrap();
         for attempt in 1..=3 {
-            let delivery = mailbox
-                .receive(Queue::Video, "a", Duration::from_secs(5))
-                .await
-                .unwrap()
-                .unwrap();
+            let delivery = mailbox.receive(Queue::Video, "a", Duration::from_secs(5)).await.unwrap().unwrap();
             assert_eq!(delivery.attempt(), attempt);
             drop(delivery); // as a consumer that died would
         }
-        assert!(
-            mailbox
-                .receive(Queue::Video, "a", Duration::from_millis(600))
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let dead = mailbox
-            .receive(Queue::VideoDead, "d", Duration::from_secs(5))
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(mailbox.receive(Queue::Video, "a", Duration::from_millis(600)).await.unwrap().is_none());
+        let dead = mailbox.receive(Queue::VideoDead, "d", Duration::from_secs(5)).await.unwrap().unwrap();
         assert_eq!(dead.body(), b"poison");
     }
 }

@@ -33,10 +33,7 @@ pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
         .connect_with(options)
         .await
         .with_context(|| format!("opening database {}", path.display()))?;
-    sqlx::migrate!("./migrations/sqlite")
-        .run(&pool)
-        .await
-        .context("migrating the database")?;
+    sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("migrating the database")?;
     Ok(pool)
 }
 
