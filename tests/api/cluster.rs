@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::helpers::{MailDev, TestApp, fixture};
+use std::time::Duration;
+
+use crate::helpers::{MailDev, TestApp, eventually, fixture};
 use crate::servers::{amqp_url, mongo_client, mongodb_url, mysql_url};
 
 /// Flags that put a process on this test's own database and virtual host.
@@ -96,4 +98,48 @@ async fn a_bad_file_fails_its_job_in_the_cluster_profile_too() {
 async fn a_poison_message_is_dead_lettered_by_the_broker_and_fails_its_job() {
     // Mail goes to the outbox here: the test reads it across the process's restarts.
     crate::resilience::assert_poison_is_dead_lettered(&strs(&backend_flags().await)).await;
+}
+
+#[tokio::test]
+async fn mail_waits_for_the_smtp_server_and_arrives_once() {
+    let maildev = MailDev::start().await;
+    let flags = cluster_flags(&maildev).await;
+    let (smtp_port, web_port) = maildev.stop();
+    let app = TestApp::spawn_with(&strs(&flags)).await;
+    let token = app.user_token("patient@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    let job = app.finished_job(&token, &job_id).await;
+    let mp3_fid = job["mp3_fid"].as_str().unwrap();
+    eventually(Duration::from_secs(30), "a failed send", || async {
+        (app.metric("mp3c_notifications_total{outcome=\"failed\"").await >= 1.0).then_some(())
+    })
+    .await;
+
+    let maildev = MailDev::start_on(smtp_port, web_port).await;
+    let mail = &maildev.emails_about(mp3_fid, 1).await[0];
+    assert_eq!(mail["to"][0]["address"], "patient@example.com");
+    assert_eq!(app.metric("mp3c_notifications_total{outcome=\"sent\"").await, 1.0);
+}
+
+#[tokio::test]
+async fn a_process_killed_mid_conversion_leaves_the_job_to_another() {
+    let maildev = MailDev::start().await;
+    let flags = cluster_flags(&maildev).await;
+    let slow = with(&flags, &["--fault-hooks", "true", "--fault-convert-delay-ms", "120000"]);
+    let mut doomed = TestApp::spawn_with(&strs(&slow)).await;
+    let token = doomed.user_token("survivor@example.com", false).await;
+    let job_id = doomed.submit(&token, &fixture("clip.mp4")).await;
+    doomed.wait_for_state(&token, &job_id, "converting").await;
+
+    // The other process has every role too, so the job can be followed through its API.
+    let survivor = TestApp::spawn_with(&strs(&flags)).await;
+    doomed.kill();
+    let job = survivor.finished_job(&token, &job_id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["attempts"], 2);
+    let mp3_fid = job["mp3_fid"].as_str().unwrap();
+    maildev.emails_about(mp3_fid, 1).await;
+    let mp3s = mongo_client().await.database("mp3s").collection::<mongodb::bson::Document>("fs.files");
+    let job_oid = mongodb::bson::oid::ObjectId::parse_str(&job_id).unwrap();
+    assert_eq!(mp3s.count_documents(mongodb::bson::doc! { "metadata.job_id": job_oid }).await.unwrap(), 1, "one MP3");
 }

@@ -414,9 +414,13 @@ pub struct MailDev {
 
 impl MailDev {
     pub async fn start() -> MailDev {
+        MailDev::start_on(free_port(), free_port()).await
+    }
+
+    /// Starts maildev on the given ports (again, after [`MailDev::stop`]).
+    pub async fn start_on(smtp_port: u16, web_port: u16) -> MailDev {
         let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/.bin/maildev");
         assert!(binary.exists(), "maildev is missing: run scripts/test, which installs it");
-        let (smtp_port, web_port) = (free_port(), free_port());
         let process = Command::new(binary)
             .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])
             .args(["--smtp", &smtp_port.to_string(), "--web", &web_port.to_string()])
@@ -427,6 +431,13 @@ impl MailDev {
         let maildev = MailDev { smtp_port, web_port, process };
         eventually(Duration::from_secs(30), "maildev to answer", || async { maildev.try_emails().await }).await;
         maildev
+    }
+
+    /// Stops the server (its mail is lost), returning its ports for [`MailDev::start_on`].
+    pub fn stop(mut self) -> (u16, u16) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        (self.smtp_port, self.web_port)
     }
 
     async fn try_emails(&self) -> Option<Vec<Value>> {
