@@ -18,9 +18,7 @@ fn required<'a>(value: &'a Option<Secret>, flag: &str) -> anyhow::Result<&'a str
 
 pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let users = users(config).await?;
-    let mongo = mongodb::Client::with_uri_str(required(&config.mongodb_url, "mongodb-url")?)
-        .await
-        .context("the MongoDB URL is not usable")?;
+    let mongo = mongo_client(required(&config.mongodb_url, "mongodb-url")?).await?;
     let amqp_url = required(&config.amqp_url, "amqp-url")?.to_owned();
     Ok(Backends {
         users,
@@ -29,6 +27,18 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
         mailbox: Arc::new(RabbitMailbox::new(amqp_url, config.max_attempts)),
     })
 }
+
+/// A MongoDB client that gives up on an unreachable server after a few seconds (the driver's
+/// default is 30 s), so that requests fail fast with 503 while the database is away; a URL's
+/// own `serverSelectionTimeoutMS` or `connectTimeoutMS` wins.
+async fn mongo_client(url: &str) -> anyhow::Result<mongodb::Client> {
+    let mut options = mongodb::options::ClientOptions::parse(url).await.context("the MongoDB URL is not usable")?;
+    options.server_selection_timeout.get_or_insert(MONGODB_TIMEOUT);
+    options.connect_timeout.get_or_insert(MONGODB_TIMEOUT);
+    Ok(mongodb::Client::with_options(options)?)
+}
+
+const MONGODB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn users(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
     Ok(Arc::new(MysqlUsers::connect(required(&config.mysql_url, "mysql-url")?).await?))

@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use crate::helpers::{MailDev, TestApp, eventually, fixture};
-use crate::servers::{amqp_url, mongo_client, mongodb_url, mysql_url};
+use crate::servers::{OwnMongo, OwnRabbit, amqp_url, mongo_client, mongodb_url, mysql_url};
 
 /// Flags that put a process on this test's own database and virtual host.
 async fn backend_flags() -> Vec<String> {
@@ -142,4 +142,77 @@ async fn a_process_killed_mid_conversion_leaves_the_job_to_another() {
     let mp3s = mongo_client().await.database("mp3s").collection::<mongodb::bson::Document>("fs.files");
     let job_oid = mongodb::bson::oid::ObjectId::parse_str(&job_id).unwrap();
     assert_eq!(mp3s.count_documents(mongodb::bson::doc! { "metadata.job_id": job_oid }).await.unwrap(), 1, "one MP3");
+}
+
+/// Flags for this test's own database and the given broker and MongoDB server.
+async fn flags_with(amqp: &str, mongodb: &str) -> Vec<String> {
+    let flags = [("--profile", "cluster"), ("--mongodb-url", mongodb), ("--amqp-url", amqp)];
+    let flags: Vec<String> = flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value.to_owned()]).collect();
+    with(&flags, &["--mysql-url", &mysql_url().await])
+}
+
+/// Uploads until one is accepted; every answer must be 202 or 503 (with Retry-After).
+async fn upload_until_accepted(app: &TestApp, token: &str) -> String {
+    eventually(Duration::from_secs(90), "an upload to be accepted", || async {
+        let response = app.upload_file(token, &fixture("clip.mp4")).await;
+        match response.status().as_u16() {
+            202 => Some(response.json::<Value>().await.unwrap()["job_id"].as_str().unwrap().to_owned()),
+            503 => {
+                assert!(response.headers().contains_key("retry-after"));
+                None
+            }
+            other => panic!("an upload got {other}"),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_broker_restart_loses_no_accepted_upload_and_the_gap_gets_503() {
+    let mut broker = OwnRabbit::start().await;
+    let app = TestApp::spawn_with(&strs(&flags_with(&broker.url(), &mongodb_url()).await)).await;
+    let token = app.user_token("broker@example.com", false).await;
+    let mut accepted = Vec::new();
+    for _ in 0..3 {
+        accepted.push(app.submit(&token, &fixture("clip.mp4")).await);
+    }
+
+    broker.stop();
+    let refused = app.upload_file(&token, &fixture("clip.mp4")).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 503);
+
+    broker.start_again().await;
+    accepted.push(upload_until_accepted(&app, &token).await);
+    for job_id in &accepted {
+        assert_eq!(app.finished_job(&token, job_id).await["state"], "done", "job {job_id}");
+    }
+    assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_database_restart_fails_uploads_cleanly_and_processing_resumes() {
+    let mut mongo = OwnMongo::start().await;
+    let app = TestApp::spawn_with(&strs(&flags_with(&amqp_url().await, &mongo.url()).await)).await;
+    let token = app.user_token("database@example.com", false).await;
+    let before = app.submit(&token, &fixture("clip.mp4")).await;
+    assert_eq!(app.finished_job(&token, &before).await["state"], "done");
+
+    mongo.stop();
+    let refused = app.upload_file(&token, &fixture("clip.mp4")).await;
+    assert_eq!(refused.status(), 503);
+
+    mongo.start_again().await;
+    let after = upload_until_accepted(&app, &token).await;
+    assert_eq!(app.finished_job(&token, &after).await["state"], "done");
+    // No chunk without its file: the refused upload left nothing behind.
+    let client = mongodb::Client::with_uri_str(mongo.url()).await.unwrap();
+    for database in ["videos", "mp3s"] {
+        let files = client.database(database).collection::<mongodb::bson::Document>("fs.files");
+        let chunks = client.database(database).collection::<mongodb::bson::Document>("fs.chunks");
+        let ids: Vec<mongodb::bson::Bson> = files.distinct("_id", mongodb::bson::doc! {}).await.unwrap();
+        let orphans = chunks.count_documents(mongodb::bson::doc! { "files_id": { "$nin": ids } }).await.unwrap();
+        assert_eq!(orphans, 0, "orphaned chunks in {database}");
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-pub use crate::servers::eventually;
+pub use crate::servers::{eventually, free_port};
 
 // ---------------------------------------------------------------------------------------------
 // Media fixtures
@@ -399,11 +399,6 @@ fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
 
 // ---------------------------------------------------------------------------------------------
 // A real SMTP sink
-
-/// A free TCP port on 127.0.0.1 (free when this returns; the caller binds it soon after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// maildev (installed into `.tools/` by `scripts/install-deps --test`), stopped when dropped.
 pub struct MailDev {

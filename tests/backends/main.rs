@@ -6,5 +6,6 @@ mod gridfs;
 mod mongo_jobs;
 mod mysql;
 mod rabbitmq;
+#[allow(dead_code)] // shared with the API tests; not every helper is used here
 #[path = "../support/servers.rs"]
 mod servers;

@@ -78,3 +78,167 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Servers of one test's own, for tests that stop and restart them
+
+/// A free TCP port on 127.0.0.1 (free when this returns; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn port_open(port: u16) -> Option<()> {
+    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
+}
+
+/// Sends SIGTERM to `pid` and waits up to 30 s for `child` to exit.
+fn terminate(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn detached(command: &mut std::process::Command) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    command
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the test server starts (scripts/install-deps --test installs it)")
+}
+
+/// A MongoDB-wire server (SecantusDB) that keeps its data across restarts.
+pub struct OwnMongo {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: Option<std::process::Child>,
+}
+
+impl OwnMongo {
+    pub async fn start() -> OwnMongo {
+        let mut server = OwnMongo { port: free_port(), dir: tempfile::tempdir().unwrap(), process: None };
+        server.start_again().await;
+        server
+    }
+
+    pub async fn start_again(&mut self) {
+        let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/secantusd-py");
+        let mut command = std::process::Command::new(binary);
+        command.args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--storage-path"]);
+        command.arg(self.dir.path()).args(["--cache-size", "256M", "--log-level", "WARNING"]);
+        self.process = Some(detached(&mut command));
+        eventually(Duration::from_secs(60), "SecantusDB to listen", || port_open(self.port)).await;
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            terminate(&mut process);
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+}
+
+impl Drop for OwnMongo {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A RabbitMQ broker (with its own epmd) that keeps its queues across restarts.
+pub struct OwnRabbit {
+    amqp_port: u16,
+    dist_port: u16,
+    epmd_port: u16,
+    dir: tempfile::TempDir,
+    epmd: std::process::Child,
+    server: Option<std::process::Child>,
+}
+
+const ERL_ARGS: &str = "-kernel inet_dist_use_interface {127,0,0,1}";
+
+impl OwnRabbit {
+    pub async fn start() -> OwnRabbit {
+        let dir = tempfile::tempdir().unwrap();
+        let (amqp_port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
+        let config = format!(
+            "listeners.tcp.default = 127.0.0.1:{amqp_port}\nmanagement.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {}\n",
+            free_port()
+        );
+        std::fs::write(dir.path().join("rabbitmq.conf"), config).unwrap();
+        std::fs::write(dir.path().join("enabled_plugins"), "[].").unwrap();
+        let epmd = detached(
+            std::process::Command::new("epmd")
+                .args(["-address", "127.0.0.1", "-port", &epmd_port.to_string()])
+                .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+                .env("ERL_EPMD_PORT", epmd_port.to_string()),
+        );
+        let mut broker = OwnRabbit { amqp_port, dist_port, epmd_port, dir, epmd, server: None };
+        broker.start_again().await;
+        broker
+    }
+
+    fn env(&self, command: &mut std::process::Command) {
+        let dir = self.dir.path();
+        command
+            .env("HOME", dir)
+            .env("RABBITMQ_NODENAME", "rabbit@localhost")
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.amqp_port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", dir.join("rabbitmq.pid"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", ERL_ARGS)
+            .env("RABBITMQ_CTL_ERL_ARGS", ERL_ARGS);
+    }
+
+    pub async fn start_again(&mut self) {
+        let mut command = std::process::Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        self.env(&mut command);
+        self.server = Some(detached(&mut command));
+        eventually(Duration::from_secs(90), "RabbitMQ to listen", || port_open(self.amqp_port)).await;
+        eventually(Duration::from_secs(90), "RabbitMQ to run", || async {
+            let mut check = std::process::Command::new("/usr/lib/rabbitmq/bin/rabbitmq-diagnostics");
+            check.args(["-q", "check_running"]);
+            self.env(&mut check);
+            let status = check.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+            status.ok().filter(|s| s.success()).map(drop)
+        })
+        .await;
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let pid = std::fs::read_to_string(self.dir.path().join("rabbitmq.pid")).unwrap_or_default();
+            let _ = std::process::Command::new("kill").args(["-TERM", pid.trim()]).status();
+            terminate(&mut server);
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.amqp_port)
+    }
+}
+
+impl Drop for OwnRabbit {
+    fn drop(&mut self) {
+        self.stop();
+        terminate(&mut self.epmd);
+    }
+}
