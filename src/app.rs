@@ -20,6 +20,7 @@ use crate::config::{Config, Profile, Secret};
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
+use crate::storage::instrumented::InstrumentedMailbox;
 use crate::storage::{cluster, embedded};
 
 pub struct Application {
@@ -39,14 +40,15 @@ impl Application {
         let data_lock = lock_data_dir(&config.data_dir)?;
         reset_dir(&config.scratch_dir())?;
 
-        let backends = match config.profile {
+        let metrics = Arc::new(Metrics::new(&config.node_name));
+        let mut backends = match config.profile {
             Profile::Embedded => embedded::backends(&config).await?,
             Profile::Cluster => cluster::backends(&config).await?,
         };
+        backends.mailbox = Arc::new(InstrumentedMailbox::new(backends.mailbox, metrics.clone()));
         let tokens = TokenKeys::new(jwt_secret(&config)?.expose().as_bytes(), config.token_ttl());
         let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
         let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
-        let metrics = Arc::new(Metrics::new(&config.node_name));
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
 

@@ -32,6 +32,11 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
     queue_depth: IntGaugeVec,
+    pub queue_published: IntCounterVec,
+    pub queue_publish_failures: IntCounterVec,
+    pub queue_deliveries: IntCounterVec,
+    pub queue_redeliveries: IntCounterVec,
+    pub queue_consumers: IntGaugeVec,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
@@ -134,6 +139,46 @@ impl Metrics {
             queue_depth: register(
                 r,
                 IntGaugeVec::new(Opts::new("mp3c_queue_depth", "Messages waiting in a mailbox queue."), &["queue"])
+                    .unwrap(),
+            ),
+            queue_published: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_queue_published_total", "Messages published and confirmed durable."),
+                    &["queue"],
+                )
+                .unwrap(),
+            ),
+            queue_publish_failures: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_queue_publish_failures_total", "Publishes that failed or were not confirmed."),
+                    &["queue"],
+                )
+                .unwrap(),
+            ),
+            queue_deliveries: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "mp3c_queue_deliveries_total",
+                        "Messages delivered to this node's consumers (video.dlq: dead-lettered jobs).",
+                    ),
+                    &["queue"],
+                )
+                .unwrap(),
+            ),
+            queue_redeliveries: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_queue_redeliveries_total", "Deliveries of a message that was delivered before."),
+                    &["queue"],
+                )
+                .unwrap(),
+            ),
+            queue_consumers: register(
+                r,
+                IntGaugeVec::new(Opts::new("mp3c_queue_consumers", "This node's consumers of a queue."), &["queue"])
                     .unwrap(),
             ),
             registry,

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod embedded;
 pub mod files;
 pub mod gridfs;
+pub mod instrumented;
 pub mod mongo_jobs;
 pub mod mysql;
 pub mod rabbitmq;

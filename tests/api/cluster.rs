@@ -63,6 +63,10 @@ async fn two_processes_share_the_work_and_every_job_is_done_once() {
     let (a, b) = (everything.metric(done).await, converter_only.metric(done).await);
     assert!(a > 0.0 && b > 0.0, "both processes converted: {a} and {b}");
     assert_eq!(a + b, 6.0, "each job converted exactly once");
+    assert_eq!(everything.metric("mp3c_queue_published_total{queue=\"video\"").await, 6.0);
+    let deliveries = "mp3c_queue_deliveries_total{queue=\"video\"";
+    assert_eq!(everything.metric(deliveries).await + converter_only.metric(deliveries).await, 6.0);
+    assert_eq!(converter_only.metric("mp3c_queue_consumers{queue=\"video\"").await, 1.0);
 
     // The converter-only process serves health and metrics, not the API.
     let upload = converter_only.client.post(converter_only.url("/upload")).send().await.unwrap();

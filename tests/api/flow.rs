@@ -92,6 +92,10 @@ async fn every_actor_reports_metrics_that_promtool_accepts() {
         "mp3c_conversion_duration_seconds_count",
         "mp3c_jobs{state=\"done\"",
         "mp3c_http_requests_total{route=\"/upload\",status=\"202\"",
+        "mp3c_queue_published_total{queue=\"video\"",
+        "mp3c_queue_published_total{queue=\"mp3\"",
+        "mp3c_queue_deliveries_total{queue=\"video\"",
+        "mp3c_queue_consumers{queue=\"video\"",
     ] {
         assert!(crate::helpers::metric_value(&after, series) > 0.0, "{series} did not move");
     }

@@ -1,0 +1,62 @@
+//! A mailbox that counts what passes through it, whatever backend is behind: publishes (and
+//! failed ones), deliveries, redeliveries and consumers per queue, the application's view of
+//! the queues beside the broker's own metrics.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Delivery, Mailbox, Queue, StorageResult};
+use crate::metrics::Metrics;
+
+pub struct InstrumentedMailbox {
+    inner: Arc<dyn Mailbox>,
+    metrics: Arc<Metrics>,
+    /// Consumer tags seen per queue (an actor restarted under its name counts once).
+    consumers: Mutex<HashSet<(Queue, String)>>,
+}
+
+impl InstrumentedMailbox {
+    pub fn new(inner: Arc<dyn Mailbox>, metrics: Arc<Metrics>) -> Self {
+        InstrumentedMailbox { inner, metrics, consumers: Mutex::new(HashSet::new()) }
+    }
+
+    fn note_consumer(&self, queue: Queue, consumer: &str) {
+        let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        if consumers.insert((queue, consumer.to_owned())) {
+            self.metrics.queue_consumers.with_label_values(&[queue.name()]).inc();
+        }
+    }
+}
+
+#[async_trait]
+impl Mailbox for InstrumentedMailbox {
+    async fn publish(&self, queue: Queue, body: &[u8]) -> StorageResult<()> {
+        let result = self.inner.publish(queue, body).await;
+        let counter = if result.is_ok() { &self.metrics.queue_published } else { &self.metrics.queue_publish_failures };
+        counter.with_label_values(&[queue.name()]).inc();
+        result
+    }
+
+    async fn receive(&self, queue: Queue, consumer: &str, wait: Duration) -> StorageResult<Option<Box<dyn Delivery>>> {
+        self.note_consumer(queue, consumer);
+        let received = self.inner.receive(queue, consumer, wait).await?;
+        if let Some(delivery) = &received {
+            self.metrics.queue_deliveries.with_label_values(&[queue.name()]).inc();
+            if delivery.attempt() > 1 {
+                self.metrics.queue_redeliveries.with_label_values(&[queue.name()]).inc();
+            }
+        }
+        Ok(received)
+    }
+
+    async fn depth(&self, queue: Queue) -> StorageResult<u64> {
+        self.inner.depth(queue).await
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        self.inner.ping().await
+    }
+}
