@@ -1,12 +1,14 @@
 //! Benchmarks, each a ratio against a baseline measured in the same run:
 //!
 //! 1. conversion: the in-process converter against the ffmpeg CLI on the same 60 s 720p file;
-//! 2. pipeline: jobs through the running service against parallel ffmpeg CLI processes;
-//! 3. token validation: our validation against parsing the same claims as plain JSON;
-//! 4. memory: peak RSS of the service while a 1 GiB file is uploaded, against its idle RSS.
+//! 2. pipeline: jobs through the running service, embedded and cluster profile, against
+//!    parallel ffmpeg CLI processes;
+//! 3. GridFS: upload and download through the service against the driver's GridFS;
+//! 4. token validation: our validation against parsing the same claims as plain JSON;
+//! 5. memory: peak RSS of the service while a 1 GiB file is uploaded, against its idle RSS.
 //!
-//! Run with `cargo bench`; results are kept in BENCHMARKS.md. Under `cargo test` this binary
-//! only says how to run it.
+//! Run with `scripts/bench` (it starts the test servers the cluster rows need); results are
+//! kept in BENCHMARKS.md. Under `cargo test` this binary only says how to run it.
 
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
@@ -25,13 +27,14 @@ use mp3converter::transcode::{StopSignal, TranscodeOptions, transcode};
 
 fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
-        println!("benchmarks run with `cargo bench`");
+        println!("benchmarks run with scripts/bench");
         return;
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut rows = Vec::new();
     rows.extend(conversion());
     rows.extend(runtime.block_on(pipeline()));
+    rows.extend(runtime.block_on(gridfs_throughput()));
     rows.extend(token_validation());
     rows.extend(runtime.block_on(upload_memory()));
     println!("\n| benchmark | ours | baseline | ratio | target |\n|---|---|---|---|---|");
@@ -120,71 +123,179 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn pipeline() -> Vec<Row> {
-    let input = fixture("minute-720p.mp4");
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+/// Wall time and sorted per-job completion times of a batch.
+struct Batch {
+    wall: f64,
+    latencies: Vec<f64>,
+}
 
-    // Baseline: the same files through `cores` parallel ffmpeg CLI processes.
+impl Batch {
+    fn throughput(&self) -> f64 {
+        PIPELINE_JOBS as f64 / self.wall
+    }
+
+    fn latency(&self) -> String {
+        format!("{:.2} s / {:.2} s", percentile(&self.latencies, 0.5), percentile(&self.latencies, 0.95))
+    }
+}
+
+/// The batch through `cores` parallel ffmpeg CLI processes.
+fn cli_batch(input: &Path, cores: usize) -> Batch {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let mut baseline_latencies = Vec::new();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
+    let mut latencies: Vec<f64> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..cores)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut latencies = Vec::new();
+            .map(|worker| {
+                let (next, dir) = (&next, &dir);
+                scope.spawn(move || {
+                    let mut done = Vec::new();
                     while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < PIPELINE_JOBS {
-                        let output = dir.path().join(format!("{}.mp3", latencies.len()));
-                        ffmpeg_cli(&input, &output);
-                        latencies.push(started.elapsed().as_secs_f64());
+                        ffmpeg_cli(input, &dir.path().join(format!("{worker}-{}.mp3", done.len())));
+                        done.push(started.elapsed().as_secs_f64());
                     }
-                    latencies
+                    done
                 })
             })
             .collect();
-        for worker in workers {
-            baseline_latencies.extend(worker.join().unwrap());
-        }
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
-    let baseline_wall = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Batch { wall: started.elapsed().as_secs_f64(), latencies }
+}
 
-    // Ours: upload all, then wait for every job.
-    let app = TestApp::spawn_with(&["--converters", &cores.to_string()]).await;
+/// The batch through a running service: all uploaded, then each followed to `done`.
+async fn service_batch(input: &Path, args: &[&str]) -> Batch {
+    let app = TestApp::spawn_with(args).await;
     let token = app.user_token("bench@example.com", false).await;
     let started = Instant::now();
     let mut jobs = Vec::new();
     for _ in 0..PIPELINE_JOBS {
-        jobs.push(app.submit(&token, &input).await);
+        jobs.push(app.submit(&token, input).await);
     }
     let mut latencies = Vec::new();
     for job in &jobs {
-        let done = app.finished_job(&token, job).await;
-        assert_eq!(done["state"], "done");
+        assert_eq!(app.finished_job(&token, job).await["state"], "done");
         latencies.push(started.elapsed().as_secs_f64());
     }
-    let wall = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
-    baseline_latencies.sort_by(f64::total_cmp);
-    let throughput = PIPELINE_JOBS as f64 / wall;
-    let baseline_throughput = PIPELINE_JOBS as f64 / baseline_wall;
+    Batch { wall: started.elapsed().as_secs_f64(), latencies }
+}
+
+/// Flags for the cluster profile on the test servers (`scripts/bench` starts them).
+async fn cluster_args() -> Vec<String> {
+    let flags = [
+        ("--profile", "cluster".to_owned()),
+        ("--mysql-url", servers::mysql_url().await),
+        ("--mongodb-url", servers::mongodb_url()),
+        ("--amqp-url", servers::amqp_url().await),
+    ];
+    flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value]).collect()
+}
+
+async fn pipeline() -> Vec<Row> {
+    let input = fixture("minute-720p.mp4");
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let converters = cores.to_string();
+    let cli = cli_batch(&input, cores);
+    let embedded = service_batch(&input, &["--converters", &converters]).await;
+    let cluster_args = [cluster_args().await, vec!["--converters".to_owned(), converters.clone()]].concat();
+    let cluster = service_batch(&input, &cluster_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let cli_label = format!("{:.2} jobs/s ({cores} parallel ffmpeg CLI)", cli.throughput());
+    let mut rows = Vec::new();
+    for (profile, batch) in [("embedded", &embedded), ("cluster", &cluster)] {
+        rows.push(Row {
+            name: if profile == "embedded" {
+                "pipeline throughput, embedded, 8 x 60 s 720p"
+            } else {
+                "pipeline throughput, cluster, 8 x 60 s 720p"
+            },
+            ours: format!("{:.2} jobs/s", batch.throughput()),
+            baseline: cli_label.clone(),
+            ratio: format!("{:.2}", batch.throughput() / cli.throughput()),
+            target: ">= 0.9",
+        });
+    }
+    rows.push(Row {
+        name: "pipeline throughput, cluster against embedded",
+        ours: format!("{:.2} jobs/s", cluster.throughput()),
+        baseline: format!("{:.2} jobs/s (embedded)", embedded.throughput()),
+        ratio: format!("{:.2}", cluster.throughput() / embedded.throughput()),
+        target: "",
+    });
+    rows.push(Row {
+        name: "pipeline latency p50 / p95 (embedded; cluster)",
+        ours: format!("{}; {}", embedded.latency(), cluster.latency()),
+        baseline: format!("{} (ffmpeg CLI)", cli.latency()),
+        ratio: format!("{:.2}", percentile(&cluster.latencies, 0.95) / percentile(&cli.latencies, 0.95)),
+        target: "",
+    });
+    rows
+}
+
+/// MiB/s of moving `bytes` in `seconds`.
+fn mib_per_second(bytes: usize, seconds: f64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / seconds
+}
+
+async fn gridfs_throughput() -> Vec<Row> {
+    use mongodb::bson::doc;
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::compat::{FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt};
+    const SIZE: usize = 64 * 1024 * 1024;
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let args = cluster_args().await;
+    let app = TestApp::spawn_with(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let token = app.user_token("gridfs@example.com", false).await;
+    let client = servers::mongo_client().await;
+
+    // Upload: through the service (multipart POST to 202) against the driver's GridFS.
+    let started = Instant::now();
+    let response = app.upload_bytes(&token, "big.bin", data.clone()).await;
+    assert_eq!(response.status(), 202);
+    let ours_up = mib_per_second(SIZE, started.elapsed().as_secs_f64());
+    let bucket = client.database("videos").gridfs_bucket(None);
+    let started = Instant::now();
+    let mut upload = bucket.open_upload_stream("raw.bin").await.unwrap().compat_write();
+    upload.write_all(&data).await.unwrap();
+    upload.shutdown().await.unwrap();
+    let raw_up = mib_per_second(SIZE, started.elapsed().as_secs_f64());
+
+    // Download: an MP3-bucket file of the same size, through GET /download against the driver.
+    let mp3s = client.database("mp3s").gridfs_bucket(None);
+    let mut stored = mp3s
+        .open_upload_stream("big.mp3")
+        .metadata(doc! { "owner": "gridfs@example.com", "filename": "big.mp3", "content_type": "audio/mpeg" })
+        .await
+        .unwrap();
+    let id = stored.id().as_object_id().unwrap();
+    let mut writer = (&mut stored).compat_write();
+    writer.write_all(&data).await.unwrap();
+    writer.shutdown().await.unwrap();
+    let started = Instant::now();
+    let response = app.client.get(app.url(&format!("/download?fid={}", id.to_hex()))).bearer_auth(&token).send().await;
+    let body = response.unwrap().bytes().await.unwrap();
+    assert_eq!(body.len(), SIZE);
+    let ours_down = mib_per_second(SIZE, started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let mut reader = mp3s.open_download_stream(id.into()).await.unwrap().compat();
+    let mut sink = Vec::with_capacity(SIZE);
+    tokio::io::copy(&mut reader, &mut sink).await.unwrap();
+    assert_eq!(sink.len(), SIZE);
+    let raw_down = mib_per_second(SIZE, started.elapsed().as_secs_f64());
     vec![
         Row {
-            name: "pipeline throughput, 8 x 60 s 720p, upload to done",
-            ours: format!("{throughput:.2} jobs/s"),
-            baseline: format!("{baseline_throughput:.2} jobs/s ({cores} parallel ffmpeg CLI)"),
-            ratio: format!("{:.2}", throughput / baseline_throughput),
-            target: ">= 0.9",
+            name: "GridFS upload through the service, 64 MiB",
+            ours: format!("{ours_up:.1} MiB/s"),
+            baseline: format!("{raw_up:.1} MiB/s (driver GridFS)"),
+            ratio: format!("{:.2}", ours_up / raw_up),
+            target: "",
         },
         Row {
-            name: "pipeline latency p50 / p95 (batch submitted at once)",
-            ours: format!("{:.2} s / {:.2} s", percentile(&latencies, 0.5), percentile(&latencies, 0.95)),
-            baseline: format!(
-                "{:.2} s / {:.2} s",
-                percentile(&baseline_latencies, 0.5),
-                percentile(&baseline_latencies, 0.95)
-            ),
-            ratio: format!("{:.2}", percentile(&latencies, 0.95) / percentile(&baseline_latencies, 0.95)),
+            name: "GridFS download through the service, 64 MiB",
+            ours: format!("{ours_down:.1} MiB/s"),
+            baseline: format!("{raw_down:.1} MiB/s (driver GridFS)"),
+            ratio: format!("{:.2}", ours_down / raw_down),
             target: "",
         },
     ]
@@ -223,28 +334,43 @@ fn status_kib(pid: u32, field: &str) -> f64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-async fn upload_memory() -> Vec<Row> {
+/// Peak RSS of a service while `size` bytes are uploaded to it, against its idle RSS.
+async fn upload_memory_of(args: &[&str], size_mib: usize) -> (f64, f64) {
     const MIB: usize = 1024 * 1024;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(args).await;
     let token = app.user_token("memory@example.com", false).await;
     let idle = status_kib(app.pid(), "VmRSS:") / 1024.0;
-    let chunks = futures_util::stream::iter((0..1024).map(|_| Ok::<_, std::io::Error>(vec![0x5au8; MIB])));
+    let chunks = futures_util::stream::iter((0..size_mib).map(|_| Ok::<_, std::io::Error>(vec![0x5au8; MIB])));
     let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(chunks)).file_name("big.bin");
-    let response = app
-        .client
-        .post(app.url("/upload"))
-        .bearer_auth(&token)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let response = app.client.post(app.url("/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
     assert_eq!(response.status(), 202);
-    let peak = status_kib(app.pid(), "VmHWM:") / 1024.0;
-    vec![Row {
-        name: "service peak RSS during a 1 GiB upload",
-        ours: format!("{peak:.1} MiB"),
-        baseline: format!("{idle:.1} MiB (idle RSS)"),
-        ratio: format!("{:.2}", peak / idle),
-        target: "<= 80 MiB",
-    }]
+    (status_kib(app.pid(), "VmHWM:") / 1024.0, idle)
+}
+
+async fn upload_memory() -> Vec<Row> {
+    let (embedded_peak, embedded_idle) = upload_memory_of(&[], 1024).await;
+    // A fresh MongoDB-wire server: the test server slows down as GridFS data accumulates.
+    let own_mongo = servers::OwnMongo::start().await;
+    let mut args = cluster_args().await;
+    let mongo_flag = args.iter().position(|a| a == "--mongodb-url").unwrap();
+    args[mongo_flag + 1] = own_mongo.url();
+    let (cluster_peak, cluster_idle) =
+        upload_memory_of(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1024).await;
+    vec![
+        Row {
+            name: "service peak RSS during a 1 GiB upload, embedded",
+            ours: format!("{embedded_peak:.1} MiB"),
+            baseline: format!("{embedded_idle:.1} MiB (idle RSS)"),
+            ratio: format!("{:.2}", embedded_peak / embedded_idle),
+            target: "<= 80 MiB",
+        },
+        Row {
+            name: "service peak RSS during a 1 GiB upload, cluster (GridFS)",
+            ours: format!("{cluster_peak:.1} MiB"),
+            baseline: format!("{cluster_idle:.1} MiB (idle RSS)"),
+            ratio: format!("{:.2}", cluster_peak / cluster_idle),
+            target: "<= 80 MiB",
+        },
+    ]
 }
