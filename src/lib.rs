@@ -12,9 +12,10 @@
 //! - [`cli`], [`app`], [`config`], [`telemetry`]: the command line, building and running a node,
 //!   layered configuration, logging.
 //! - [`actors`]: the supervisor and its children; [`actors::worker`] is the queue consumer that
-//!   converters and the notifier share.
+//!   converters, the notifier and the dead-letter worker share.
 //! - [`http`]: the hyper server, routing, handlers and error responses.
-//! - [`storage`]: the storage traits and the embedded profile's SQLite and file backends.
+//! - [`storage`]: the storage traits; the embedded profile's SQLite and file backends and the
+//!   cluster profile's MySQL, GridFS, MongoDB and RabbitMQ backends.
 //! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries.
 //! - [`security`]: argon2id password hashes and HS256 session tokens.
 //! - [`mailer`], [`messages`], [`metrics`], [`ids`]: email, queue messages, Prometheus

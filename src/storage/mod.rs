@@ -7,7 +7,10 @@
 //! - [`Mailbox`]: the persistent queues `video` and `mp3` that carry work between actors, with
 //!   at-least-once delivery: a claimed message is redelivered unless acknowledged.
 //!
-//! The embedded profile implements them with SQLite ([`sqlite`]) and files ([`files`]).
+//! The embedded profile implements them with SQLite ([`sqlite`]) and files ([`files`]), put
+//! together in [`embedded`]; the cluster profile with MySQL ([`mysql`]), MongoDB GridFS
+//! ([`gridfs`]), MongoDB ([`mongo_jobs`]) and RabbitMQ ([`rabbitmq`]), put together in
+//! [`cluster`]. [`instrumented`] counts what passes through either mailbox.
 
 pub mod cluster;
 pub mod embedded;
