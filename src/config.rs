@@ -133,7 +133,7 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_window_seconds: Option<u64>,
     /// SMTP server: smtp://host:port (plain), smtp://host:port?tls=required (STARTTLS),
-    /// smtps://host:port (TLS). Without it, mail goes to <data-dir>/outbox/.
+    /// smtps://host:port (TLS). Without it, mail goes to the outbox folder in the data folder.
     #[arg(long, env = "MP3C_SMTP_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_url: Option<Url>,

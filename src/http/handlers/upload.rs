@@ -191,7 +191,7 @@ async fn enqueue(
 }
 
 /// The last path component of a client's file name, without control characters, at most
-/// [`MAX_FILENAME_CHARS`] long; `upload` when nothing usable is left.
+/// `MAX_FILENAME_CHARS` long; `upload` when nothing usable is left.
 pub fn sanitize_filename(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last.chars().filter(|c| !c.is_control()).take(MAX_FILENAME_CHARS).collect();
