@@ -76,6 +76,10 @@ pub struct Settings {
     #[arg(long, env = "MP3C_AMQP_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amqp_url: Option<Secret>,
+    /// Cluster profile: messages each consumer may hold unacknowledged (1: fair dispatch).
+    #[arg(long, env = "MP3C_PREFETCH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefetch: Option<u16>,
     /// Address the HTTP server listens on (port 0 picks a free port).
     #[arg(long, env = "MP3C_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +185,7 @@ pub struct Config {
     pub mysql_url: Option<Secret>,
     pub mongodb_url: Option<Secret>,
     pub amqp_url: Option<Secret>,
+    pub prefetch: u16,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub converters: u32,
@@ -214,6 +219,7 @@ impl Default for Config {
             mysql_url: None,
             mongodb_url: None,
             amqp_url: None,
+            prefetch: 1,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             converters: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),

@@ -24,7 +24,7 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
         users,
         blobs: Arc::new(GridFsBlobStore::new(&mongo)),
         jobs: Arc::new(MongoJobs::new(&mongo)),
-        mailbox: Arc::new(RabbitMailbox::new(amqp_url, config.max_attempts)),
+        mailbox: Arc::new(RabbitMailbox::new(amqp_url, config.max_attempts, config.prefetch)),
     })
 }
 

@@ -36,7 +36,10 @@ pub struct RabbitMailbox {
     /// Deliveries of one message at most (a job's `max_attempts`); one that was delivered this
     /// often without an answer (its consumer died each time) goes to the dead-letter queue.
     delivery_limit: u32,
+    /// Messages a consumer may hold unacknowledged (1: fair dispatch among converters).
+    prefetch: u16,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    reconnect: Mutex<Backoff>,
     /// One consumer per (queue, consumer tag), each behind its own lock.
     consumers: Mutex<HashMap<(Queue, String), Arc<tokio::sync::Mutex<Subscription>>>>,
 }
@@ -70,22 +73,47 @@ fn text(value: &str) -> AMQPValue {
 }
 
 impl RabbitMailbox {
-    pub fn new(url: String, delivery_limit: u32) -> Self {
+    pub fn new(url: String, delivery_limit: u32, prefetch: u16) -> Self {
         RabbitMailbox {
             url,
             delivery_limit,
+            prefetch,
+            reconnect: Mutex::new(Backoff::default()),
             session: tokio::sync::Mutex::new(None),
             consumers: Mutex::new(HashMap::new()),
         }
     }
 
     /// The live session, connecting (and declaring the queues) if there is none.
+    /// While reconnecting is backing off, callers fail fast without touching the network.
     async fn session(&self) -> StorageResult<Arc<Session>> {
         let mut current = self.session.lock().await;
         if let Some(session) = current.as_ref().filter(|s| s.connection.status().connected()) {
             return Ok(session.clone());
         }
         *current = None;
+        let mut backoff = self.reconnect.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(wait) = backoff.remaining() {
+            return Err(StorageError::unavailable(anyhow::anyhow!("RabbitMQ is unreachable; next try in {wait:?}")));
+        }
+        match self.connect().await {
+            Ok(session) => {
+                backoff.succeeded();
+                *self.reconnect.lock().unwrap_or_else(|e| e.into_inner()) = backoff;
+                tracing::info!("connected to RabbitMQ");
+                *current = Some(session.clone());
+                Ok(session)
+            }
+            Err(error) => {
+                backoff.failed();
+                *self.reconnect.lock().unwrap_or_else(|e| e.into_inner()) = backoff;
+                tracing::warn!(%error, "cannot reach RabbitMQ");
+                Err(error)
+            }
+        }
+    }
+
+    async fn connect(&self) -> StorageResult<Arc<Session>> {
         let connect = Connection::connect(&self.url, ConnectionProperties::default());
         let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
@@ -94,10 +122,7 @@ impl RabbitMailbox {
         let publisher = connection.create_channel().await.map_err(broker_error)?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(broker_error)?;
         self.declare(&publisher).await?;
-        tracing::info!("connected to RabbitMQ");
-        let session = Arc::new(Session { connection, publisher });
-        *current = Some(session.clone());
-        Ok(session)
+        Ok(Arc::new(Session { connection, publisher }))
     }
 
     /// Declares each queue with its dead-letter and retry queues (idempotent).
@@ -139,7 +164,7 @@ impl RabbitMailbox {
             }
         }
         let channel = session.connection.create_channel().await.map_err(broker_error)?;
-        channel.basic_qos(1, BasicQosOptions::default()).await.map_err(broker_error)?;
+        channel.basic_qos(self.prefetch, BasicQosOptions::default()).await.map_err(broker_error)?;
         let consumer = channel
             .basic_consume(queue.name().into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
             .await
@@ -151,6 +176,29 @@ impl RabbitMailbox {
 
     async fn forget_session(&self) {
         *self.session.lock().await = None;
+    }
+}
+
+/// Reconnection backoff: after a failed attempt, no new one for a while (0.5 s doubling to 10 s).
+#[derive(Clone, Debug, Default)]
+struct Backoff {
+    failures: u32,
+    not_before: Option<std::time::Instant>,
+}
+
+impl Backoff {
+    fn remaining(&self) -> Option<Duration> {
+        self.not_before.and_then(|at| at.checked_duration_since(std::time::Instant::now()))
+    }
+
+    fn failed(&mut self) {
+        self.failures += 1;
+        let wait = Duration::from_millis(250).saturating_mul(1 << self.failures.min(6)).min(Duration::from_secs(10));
+        self.not_before = Some(std::time::Instant::now() + wait);
+    }
+
+    fn succeeded(&mut self) {
+        *self = Backoff::default();
     }
 }
 
@@ -270,5 +318,27 @@ impl Delivery for RabbitDelivery {
     async fn release(self: Box<Self>) -> StorageResult<()> {
         let requeue = BasicNackOptions { requeue: true, ..BasicNackOptions::default() };
         self.delivery.nack(requeue).await.map(drop).map_err(broker_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnecting_backs_off_and_a_success_resets_it() {
+        let mut backoff = Backoff::default();
+        assert_eq!(backoff.remaining(), None);
+        backoff.failed();
+        let first = backoff.remaining().unwrap();
+        assert!(first <= Duration::from_millis(500) && first > Duration::from_millis(400), "{first:?}");
+        backoff.failed();
+        assert!(backoff.remaining().unwrap() > first);
+        for _ in 0..10 {
+            backoff.failed();
+        }
+        assert!(backoff.remaining().unwrap() <= Duration::from_secs(10));
+        backoff.succeeded();
+        assert_eq!(backoff.remaining(), None);
     }
 }
