@@ -123,10 +123,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Wall time and sorted per-job completion times of a batch.
+/// Wall time and sorted per-job completion times of a batch, and the CPU seconds the service
+/// and (cluster) the MongoDB-wire test server spent on it.
 struct Batch {
     wall: f64,
     latencies: Vec<f64>,
+    service_cpu: f64,
+    database_cpu: f64,
 }
 
 impl Batch {
@@ -161,13 +164,23 @@ fn cli_batch(input: &Path, cores: usize) -> Batch {
         workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
     latencies.sort_by(f64::total_cmp);
-    Batch { wall: started.elapsed().as_secs_f64(), latencies }
+    Batch { wall: started.elapsed().as_secs_f64(), latencies, service_cpu: 0.0, database_cpu: 0.0 }
+}
+
+/// CPU seconds (user and system) process `pid` has used so far.
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<f64> =
+        stat.rsplit(')').next().unwrap_or("").split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
+    fields.get(11).zip(fields.get(12)).map_or(0.0, |(user, system)| (user + system) / clock_ticks())
 }
 
 /// The batch through a running service: all uploaded, then each followed to `done`.
-async fn service_batch(input: &Path, args: &[&str]) -> Batch {
+/// `database` is the pid of a database server whose CPU to count (0 for none).
+async fn service_batch(input: &Path, args: &[&str], database: u32) -> Batch {
     let app = TestApp::spawn_with(args).await;
     let token = app.user_token("bench@example.com", false).await;
+    let (service_before, database_before) = (process_cpu(app.pid()), process_cpu(database));
     let started = Instant::now();
     let mut jobs = Vec::new();
     for _ in 0..PIPELINE_JOBS {
@@ -179,15 +192,21 @@ async fn service_batch(input: &Path, args: &[&str]) -> Batch {
         latencies.push(started.elapsed().as_secs_f64());
     }
     latencies.sort_by(f64::total_cmp);
-    Batch { wall: started.elapsed().as_secs_f64(), latencies }
+    Batch {
+        wall: started.elapsed().as_secs_f64(),
+        latencies,
+        service_cpu: process_cpu(app.pid()) - service_before,
+        database_cpu: process_cpu(database) - database_before,
+    }
 }
 
-/// Flags for the cluster profile on the test servers (`scripts/bench` starts them).
-async fn cluster_args() -> Vec<String> {
+/// Flags for the cluster profile on the test servers (`scripts/bench` starts them) and the
+/// given MongoDB server (a fresh one per benchmark: the test server slows as data accumulates).
+async fn cluster_args_with(mongodb_url: &str) -> Vec<String> {
     let flags = [
         ("--profile", "cluster".to_owned()),
         ("--mysql-url", servers::mysql_url().await),
-        ("--mongodb-url", servers::mongodb_url()),
+        ("--mongodb-url", mongodb_url.to_owned()),
         ("--amqp-url", servers::amqp_url().await),
     ];
     flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value]).collect()
@@ -198,9 +217,12 @@ async fn pipeline() -> Vec<Row> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let converters = cores.to_string();
     let cli = cli_batch(&input, cores);
-    let embedded = service_batch(&input, &["--converters", &converters]).await;
-    let cluster_args = [cluster_args().await, vec!["--converters".to_owned(), converters.clone()]].concat();
-    let cluster = service_batch(&input, &cluster_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let embedded = service_batch(&input, &["--converters", &converters], 0).await;
+    let mongo = servers::OwnMongo::start().await;
+    let cluster_args =
+        [cluster_args_with(&mongo.url()).await, vec!["--converters".to_owned(), converters.clone()]].concat();
+    let cluster =
+        service_batch(&input, &cluster_args.iter().map(String::as_str).collect::<Vec<_>>(), mongo.pid()).await;
     let cli_label = format!("{:.2} jobs/s ({cores} parallel ffmpeg CLI)", cli.throughput());
     let mut rows = Vec::new();
     for (profile, batch) in [("embedded", &embedded), ("cluster", &cluster)] {
@@ -224,6 +246,13 @@ async fn pipeline() -> Vec<Row> {
         target: "",
     });
     rows.push(Row {
+        name: "pipeline CPU: service (embedded; cluster) and MongoDB-wire test server",
+        ours: format!("{:.1} s; {:.1} s", embedded.service_cpu, cluster.service_cpu),
+        baseline: format!("{:.1} s (SecantusDB, cluster run)", cluster.database_cpu),
+        ratio: format!("{:.2}", cluster.service_cpu / embedded.service_cpu),
+        target: "",
+    });
+    rows.push(Row {
         name: "pipeline latency p50 / p95 (embedded; cluster)",
         ours: format!("{}; {}", embedded.latency(), cluster.latency()),
         baseline: format!("{} (ffmpeg CLI)", cli.latency()),
@@ -239,60 +268,63 @@ fn mib_per_second(bytes: usize, seconds: f64) -> f64 {
 }
 
 async fn gridfs_throughput() -> Vec<Row> {
-    use mongodb::bson::doc;
+    use mongodb::bson::{doc, oid::ObjectId};
     use tokio::io::AsyncWriteExt;
     use tokio_util::compat::{FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt};
     const SIZE: usize = 64 * 1024 * 1024;
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
-    let args = cluster_args().await;
+    let mongo = servers::OwnMongo::start().await;
+    let args = cluster_args_with(&mongo.url()).await;
     let app = TestApp::spawn_with(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let token = app.user_token("gridfs@example.com", false).await;
-    let client = servers::mongo_client().await;
+    let client = mongodb::Client::with_uri_str(mongo.url()).await.unwrap();
+    let (videos, mp3s) = (client.database("videos").gridfs_bucket(None), client.database("mp3s").gridfs_bucket(None));
 
-    // Upload: through the service (multipart POST to 202) against the driver's GridFS.
-    let started = Instant::now();
-    let response = app.upload_bytes(&token, "big.bin", data.clone()).await;
-    assert_eq!(response.status(), 202);
-    let ours_up = mib_per_second(SIZE, started.elapsed().as_secs_f64());
-    let bucket = client.database("videos").gridfs_bucket(None);
-    let started = Instant::now();
-    let mut upload = bucket.open_upload_stream("raw.bin").await.unwrap().compat_write();
-    upload.write_all(&data).await.unwrap();
-    upload.shutdown().await.unwrap();
-    let raw_up = mib_per_second(SIZE, started.elapsed().as_secs_f64());
+    // Alternating rounds, best of each, so that neither side always meets the fuller database.
+    let (mut ours_up, mut raw_up, mut ours_down, mut raw_down) = (0f64, 0f64, 0f64, 0f64);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let response = app.upload_bytes(&token, "big.bin", data.clone()).await;
+        assert_eq!(response.status(), 202);
+        ours_up = ours_up.max(mib_per_second(SIZE, started.elapsed().as_secs_f64()));
 
-    // Download: an MP3-bucket file of the same size, through GET /download against the driver.
-    let mp3s = client.database("mp3s").gridfs_bucket(None);
-    let mut stored = mp3s
-        .open_upload_stream("big.mp3")
-        .metadata(doc! { "owner": "gridfs@example.com", "filename": "big.mp3", "content_type": "audio/mpeg" })
-        .await
-        .unwrap();
-    let id = stored.id().as_object_id().unwrap();
-    let mut writer = (&mut stored).compat_write();
-    writer.write_all(&data).await.unwrap();
-    writer.shutdown().await.unwrap();
-    let started = Instant::now();
-    let response = app.client.get(app.url(&format!("/download?fid={}", id.to_hex()))).bearer_auth(&token).send().await;
-    let body = response.unwrap().bytes().await.unwrap();
-    assert_eq!(body.len(), SIZE);
-    let ours_down = mib_per_second(SIZE, started.elapsed().as_secs_f64());
-    let started = Instant::now();
-    let mut reader = mp3s.open_download_stream(id.into()).await.unwrap().compat();
-    let mut sink = Vec::with_capacity(SIZE);
-    tokio::io::copy(&mut reader, &mut sink).await.unwrap();
-    assert_eq!(sink.len(), SIZE);
-    let raw_down = mib_per_second(SIZE, started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let mut upload = videos.open_upload_stream("raw.bin").await.unwrap().compat_write();
+        upload.write_all(&data).await.unwrap();
+        upload.shutdown().await.unwrap();
+        raw_up = raw_up.max(mib_per_second(SIZE, started.elapsed().as_secs_f64()));
+
+        // An MP3-bucket file of the same size, owned by the benchmark's user.
+        let id = ObjectId::new();
+        let metadata = doc! { "owner": "gridfs@example.com", "filename": "big.mp3", "content_type": "audio/mpeg" };
+        let mut stored =
+            mp3s.open_upload_stream("big.mp3").id(id.into()).metadata(metadata).await.unwrap().compat_write();
+        stored.write_all(&data).await.unwrap();
+        stored.shutdown().await.unwrap();
+
+        let started = Instant::now();
+        let response =
+            app.client.get(app.url(&format!("/download?fid={}", id.to_hex()))).bearer_auth(&token).send().await;
+        assert_eq!(response.unwrap().bytes().await.unwrap().len(), SIZE);
+        ours_down = ours_down.max(mib_per_second(SIZE, started.elapsed().as_secs_f64()));
+
+        let started = Instant::now();
+        let mut reader = mp3s.open_download_stream(id.into()).await.unwrap().compat();
+        let mut sink = Vec::with_capacity(SIZE);
+        tokio::io::copy(&mut reader, &mut sink).await.unwrap();
+        assert_eq!(sink.len(), SIZE);
+        raw_down = raw_down.max(mib_per_second(SIZE, started.elapsed().as_secs_f64()));
+    }
     vec![
         Row {
-            name: "GridFS upload through the service, 64 MiB",
+            name: "GridFS upload through the service, 64 MiB (best of 2)",
             ours: format!("{ours_up:.1} MiB/s"),
             baseline: format!("{raw_up:.1} MiB/s (driver GridFS)"),
             ratio: format!("{:.2}", ours_up / raw_up),
             target: "",
         },
         Row {
-            name: "GridFS download through the service, 64 MiB",
+            name: "GridFS download through the service, 64 MiB (best of 2)",
             ours: format!("{ours_down:.1} MiB/s"),
             baseline: format!("{raw_down:.1} MiB/s (driver GridFS)"),
             ratio: format!("{:.2}", ours_down / raw_down),
@@ -352,9 +384,7 @@ async fn upload_memory() -> Vec<Row> {
     let (embedded_peak, embedded_idle) = upload_memory_of(&[], 1024).await;
     // A fresh MongoDB-wire server: the test server slows down as GridFS data accumulates.
     let own_mongo = servers::OwnMongo::start().await;
-    let mut args = cluster_args().await;
-    let mongo_flag = args.iter().position(|a| a == "--mongodb-url").unwrap();
-    args[mongo_flag + 1] = own_mongo.url();
+    let args = cluster_args_with(&own_mongo.url()).await;
     let (cluster_peak, cluster_idle) =
         upload_memory_of(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1024).await;
     vec![

@@ -148,6 +148,11 @@ impl OwnMongo {
     pub fn url(&self) -> String {
         format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
     }
+
+    /// The server's process id (0 while stopped).
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, |p| p.id())
+    }
 }
 
 impl Drop for OwnMongo {
