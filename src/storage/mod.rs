@@ -20,6 +20,7 @@ pub mod instrumented;
 pub mod mongo_jobs;
 pub mod mysql;
 pub mod rabbitmq;
+mod sql_users;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

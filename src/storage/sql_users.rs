@@ -1,0 +1,57 @@
+//! The user store on any SQL database sqlx speaks: the seed's `user` table, the same queries on
+//! SQLite (embedded) and MySQL/MariaDB (cluster). A macro writes the one implementation for each
+//! pool type, since sqlx's generic executor bounds would say far more than the queries do.
+
+/// Implements [`UserStore`](super::UserStore) for `$store`, a struct with a `pool: $pool` field.
+macro_rules! sql_user_store {
+    ($store:ident, $pool:ty) => {
+        pub struct $store {
+            pool: $pool,
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::storage::UserStore for $store {
+            async fn add(&self, user: &$crate::storage::User) -> $crate::storage::StorageResult<()> {
+                let result =
+                    sqlx::query("INSERT INTO user (email, password, is_admin, created_at) VALUES (?, ?, ?, ?)")
+                        .bind(&user.email)
+                        .bind(&user.password_hash)
+                        .bind(user.admin)
+                        .bind($crate::storage::now_millis())
+                        .execute(&self.pool)
+                        .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err($crate::storage::StorageError::Conflict)
+                    }
+                    Err(e) => Err($crate::storage::StorageError::unavailable(e)),
+                }
+            }
+
+            async fn find(&self, email: &str) -> $crate::storage::StorageResult<Option<$crate::storage::User>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT email, password, is_admin FROM user WHERE email = ?")
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::storage::StorageError::unavailable)?;
+                Ok(row.map(|row| $crate::storage::User {
+                    email: row.get("email"),
+                    password_hash: row.get("password"),
+                    admin: row.get("is_admin"),
+                }))
+            }
+
+            async fn ping(&self) -> $crate::storage::StorageResult<()> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::storage::StorageError::unavailable)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use sql_user_store;
