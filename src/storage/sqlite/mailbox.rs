@@ -49,8 +49,8 @@ impl SqliteMailbox {
             return Ok(());
         };
         let moved = sqlx::query(
-            "UPDATE mailbox SET queue = ?, deliveries = 0, consumer = NULL, token = NULL \
-             WHERE queue = ? AND visible_at <= ? AND deliveries >= ?",
+            "UPDATE mailbox SET queue = ?, deliveries = 0, retries = 0, consumer = NULL, token = NULL \
+             WHERE queue = ? AND visible_at <= ? AND deliveries - retries >= ?",
         )
         .bind(dead.name())
         .bind(queue.name())
@@ -160,21 +160,23 @@ impl Claim {
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            let renewed = self.set_visible_at(now_millis() + lease.as_millis() as i64, 0).await;
+            let renewed = self.set_visible_at(now_millis() + lease.as_millis() as i64, 0, 0).await;
             if let Err(error) = renewed {
                 tracing::warn!(seq = self.seq, %error, "could not renew a mailbox lease");
             }
         }
     }
 
-    /// Moves the message's visibility; `uncount` takes deliveries back (a release).
-    async fn set_visible_at(&self, visible_at: i64, uncount: i64) -> StorageResult<()> {
+    /// Moves the message's visibility; `uncount` takes a delivery back (a release), `retried`
+    /// marks it answered with a retry (so it does not count toward dead-lettering).
+    async fn set_visible_at(&self, visible_at: i64, uncount: i64, retried: i64) -> StorageResult<()> {
         sqlx::query(
-            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries - ? \
+            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries - ?, retries = retries + ? \
              WHERE seq = ? AND token = ?",
         )
         .bind(visible_at)
         .bind(uncount)
+        .bind(retried)
         .bind(self.seq)
         .bind(self.token)
         .execute(&self.pool)
@@ -221,12 +223,12 @@ impl Delivery for SqliteDelivery {
 
     async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
         self.keep_alive.abort();
-        self.claim.set_visible_at(now_millis() + delay.as_millis() as i64, 0).await
+        self.claim.set_visible_at(now_millis() + delay.as_millis() as i64, 0, 1).await
     }
 
     async fn release(self: Box<Self>) -> StorageResult<()> {
         self.keep_alive.abort();
-        self.claim.set_visible_at(now_millis(), 1).await
+        self.claim.set_visible_at(now_millis(), 1, 0).await
     }
 }
 
@@ -303,5 +305,17 @@ mod tests {
         assert!(mailbox.receive(Queue::Video, "a", Duration::from_millis(600)).await.unwrap().is_none());
         let dead = mailbox.receive(Queue::VideoDead, "d", Duration::from_secs(5)).await.unwrap().unwrap();
         assert_eq!(dead.body(), b"poison");
+    }
+
+    #[tokio::test]
+    async fn retries_do_not_count_toward_dead_lettering() {
+        let (_dir, mailbox) = mailbox(Duration::from_secs(30)).await;
+        mailbox.publish(Queue::Mp3, b"mail").await.unwrap();
+        for attempt in 1..=5 {
+            let delivery = mailbox.receive(Queue::Mp3, "n", Duration::from_secs(5)).await.unwrap().unwrap();
+            assert_eq!(delivery.attempt(), attempt, "the attempt count goes on");
+            delivery.retry(Duration::ZERO).await.unwrap();
+        }
+        assert_eq!(mailbox.depth(Queue::Mp3Dead).await.unwrap(), 0);
     }
 }
