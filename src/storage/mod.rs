@@ -120,6 +120,8 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
+    /// Bytes in the range (never zero: both ends are inclusive).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u64 {
         self.last - self.first + 1
     }

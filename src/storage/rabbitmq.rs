@@ -41,7 +41,7 @@ pub struct RabbitMailbox {
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     reconnect: Mutex<Backoff>,
     /// One consumer per (queue, consumer tag), each behind its own lock.
-    consumers: Mutex<HashMap<(Queue, String), Arc<tokio::sync::Mutex<Subscription>>>>,
+    consumers: Mutex<HashMap<(Queue, String), SharedSubscription>>,
 }
 
 /// One connection with its publishing channel (in confirm mode).
@@ -49,6 +49,9 @@ struct Session {
     connection: Connection,
     publisher: Channel,
 }
+
+/// A consumer, locked while one receive waits on it.
+type SharedSubscription = Arc<tokio::sync::Mutex<Subscription>>;
 
 struct Subscription {
     /// The session it belongs to; a subscription of a dead session is replaced.
@@ -133,7 +136,7 @@ impl RabbitMailbox {
             let dead = queue.dead_letters().expect("work queues have dead-letter queues").name();
             let quorum = ("x-queue-type", text("quorum"));
             channel
-                .queue_declare(dead.into(), durable, queue_arguments(&[quorum.clone()]))
+                .queue_declare(dead.into(), durable, queue_arguments(std::slice::from_ref(&quorum)))
                 .await
                 .map_err(broker_error)?;
             let retry =
@@ -154,14 +157,14 @@ impl RabbitMailbox {
         Ok(())
     }
 
-    async fn subscription(&self, queue: Queue, tag: &str) -> StorageResult<Arc<tokio::sync::Mutex<Subscription>>> {
+    async fn subscription(&self, queue: Queue, tag: &str) -> StorageResult<SharedSubscription> {
         let session = self.session().await?;
         let key = (queue, tag.to_owned());
         let existing = self.consumers.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-        if let Some(existing) = existing {
-            if Arc::ptr_eq(&existing.lock().await.session, &session) {
-                return Ok(existing);
-            }
+        if let Some(existing) = existing
+            && Arc::ptr_eq(&existing.lock().await.session, &session)
+        {
+            return Ok(existing);
         }
         let channel = session.connection.create_channel().await.map_err(broker_error)?;
         channel.basic_qos(self.prefetch, BasicQosOptions::default()).await.map_err(broker_error)?;

@@ -18,7 +18,7 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn login(_ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let (email, password) = credentials::basic(request.headers())?;
-    let auth: ActorRef<AuthMsg> = ractor::registry::where_is(AUTH.to_owned())
+    let auth: ActorRef<AuthMsg> = ractor::registry::where_is(AUTH)
         .map(Into::into)
         .ok_or_else(|| ApiError::unavailable("authentication is restarting; try again shortly"))?;
     let outcome = auth
