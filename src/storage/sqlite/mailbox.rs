@@ -160,18 +160,25 @@ impl Claim {
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            let renewed = self.set_visible_at(now_millis() + lease.as_millis() as i64, 0, 0).await;
+            let renewed = sqlx::query("UPDATE mailbox SET visible_at = ? WHERE seq = ? AND token = ?")
+                .bind(now_millis() + lease.as_millis() as i64)
+                .bind(self.seq)
+                .bind(self.token)
+                .execute(&self.pool)
+                .await;
             if let Err(error) = renewed {
                 tracing::warn!(seq = self.seq, %error, "could not renew a mailbox lease");
             }
         }
     }
 
-    /// Moves the message's visibility; `uncount` takes a delivery back (a release), `retried`
-    /// marks it answered with a retry (so it does not count toward dead-lettering).
-    async fn set_visible_at(&self, visible_at: i64, uncount: i64, retried: i64) -> StorageResult<()> {
+    /// Hands the message back, visible again at `visible_at`; `uncount` takes its delivery
+    /// back (a release), `retried` marks it answered with a retry (so it does not count toward
+    /// dead-lettering). Clearing the token ends the claim: a renewal still in flight from the
+    /// keep-alive task then matches nothing and cannot push the message out of sight again.
+    async fn give_back(&self, visible_at: i64, uncount: i64, retried: i64) -> StorageResult<()> {
         sqlx::query(
-            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries - ?, retries = retries + ? \
+            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries - ?, retries = retries + ?, token = NULL \
              WHERE seq = ? AND token = ?",
         )
         .bind(visible_at)
@@ -223,12 +230,12 @@ impl Delivery for SqliteDelivery {
 
     async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
         self.keep_alive.abort();
-        self.claim.set_visible_at(now_millis() + delay.as_millis() as i64, 0, 1).await
+        self.claim.give_back(now_millis() + delay.as_millis() as i64, 0, 1).await
     }
 
     async fn release(self: Box<Self>) -> StorageResult<()> {
         self.keep_alive.abort();
-        self.claim.set_visible_at(now_millis(), 1, 0).await
+        self.claim.give_back(now_millis(), 1, 0).await
     }
 }
 
