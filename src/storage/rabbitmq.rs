@@ -30,6 +30,7 @@ use super::{Delivery, Mailbox, Queue, StorageError, StorageResult};
 /// Header carrying the deliveries a message had before it was re-published for a retry.
 const EARLIER_ATTEMPTS: &str = "x-mp3c-attempts";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct RabbitMailbox {
     url: String,
@@ -209,17 +210,23 @@ fn persistent_json() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into())
 }
 
+/// Publishes and waits for the broker's confirm, at most [`CONFIRM_TIMEOUT`]: a broker that
+/// blocks publishers (a memory alarm, say) makes the caller fail with `Unavailable`, not hang.
 async fn publish_confirmed(
     channel: &Channel,
     routing_key: &str,
     body: &[u8],
     properties: BasicProperties,
 ) -> StorageResult<()> {
-    let confirm = channel
-        .basic_publish("".into(), routing_key.into(), BasicPublishOptions::default(), body, properties)
+    let publish = async {
+        channel
+            .basic_publish("".into(), routing_key.into(), BasicPublishOptions::default(), body, properties)
+            .await?
+            .await
+    };
+    let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, publish)
         .await
-        .map_err(broker_error)?
-        .await
+        .map_err(|_| StorageError::unavailable(anyhow::anyhow!("RabbitMQ did not confirm in {CONFIRM_TIMEOUT:?}")))?
         .map_err(broker_error)?;
     if confirm.is_nack() {
         return Err(StorageError::unavailable(anyhow::anyhow!("RabbitMQ refused the message")));

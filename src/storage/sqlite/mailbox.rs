@@ -274,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_held_delivery_keeps_its_lease_and_a_stale_ack_is_ignored() {
-        let (_dir, mailbox) = mailbox(Duration::from_millis(300)).await;
+        let (_dir, mailbox) = mailbox(Duration::from_millis(600)).await;
         mailbox.publish(Queue::Video, b"job").await.unwrap();
         let held = mailbox.receive(Queue::Video, "a", Duration::ZERO).await.unwrap().unwrap();
         assert!(mailbox.receive(Queue::Video, "b", Duration::from_secs(1)).await.unwrap().is_none());
