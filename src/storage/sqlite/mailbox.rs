@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_held_delivery_keeps_its_lease_and_a_stale_ack_is_ignored() {
+    async fn a_held_delivery_keeps_its_lease_until_released_or_retried() {
         let (_dir, mailbox) = mailbox(Duration::from_millis(600)).await;
         mailbox.publish(Queue::Video, b"job").await.unwrap();
         let held = mailbox.receive(Queue::Video, "a", Duration::ZERO).await.unwrap().unwrap();
