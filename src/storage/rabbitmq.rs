@@ -143,7 +143,7 @@ impl RabbitMailbox {
             let retry =
                 queue_arguments(&[("x-dead-letter-exchange", text("")), ("x-dead-letter-routing-key", text(name))]);
             channel
-                .queue_declare(format!("{name}.retry").as_str().into(), durable, retry)
+                .queue_declare(retry_queue(queue).as_str().into(), durable, retry)
                 .await
                 .map_err(broker_error)?;
             let main = queue_arguments(&[
@@ -265,7 +265,7 @@ impl Mailbox for RabbitMailbox {
             Ok(Some(Ok(delivery))) => {
                 let headers = delivery.properties.headers().as_ref();
                 let attempt = header_number(headers, EARLIER_ATTEMPTS) + header_number(headers, "x-delivery-count") + 1;
-                Ok(Some(Box::new(RabbitDelivery { delivery, attempt, queue, publisher })))
+                Ok(Some(Box::new(RabbitDelivery { delivery, attempt, queue, publisher, answered: false })))
             }
             Ok(Some(Err(error))) => {
                 drop(subscription);
@@ -300,6 +300,49 @@ struct RabbitDelivery {
     queue: Queue,
     /// The session's confirm-mode channel, for re-publishing a retry.
     publisher: Channel,
+    /// Set once ack, retry or release ran, whatever their outcome.
+    answered: bool,
+}
+
+/// How long a delivery whose handler failed without answering waits before it comes back.
+const UNANSWERED_DELAY: Duration = Duration::from_secs(5);
+
+impl Drop for RabbitDelivery {
+    /// A delivery dropped unanswered (its handler failed, say on a storage outage) is retried
+    /// after a short delay, as the embedded mailbox's lease would return it. Left unacknowledged
+    /// it would block its consumer (prefetch 1) until the connection closed; requeued at once it
+    /// would spin through its delivery limit during an outage.
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (publisher, acker) = (self.publisher.clone(), self.delivery.acker.clone());
+        let (body, queue, attempt) = (std::mem::take(&mut self.delivery.data), self.queue, self.attempt);
+        runtime.spawn(async move {
+            let retried =
+                publish_confirmed(&publisher, &retry_queue(queue), &body, retry_properties(attempt, UNANSWERED_DELAY))
+                    .await;
+            let answered = match retried {
+                Ok(()) => acker.ack(BasicAckOptions::default()).await,
+                Err(_) => acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
+            };
+            if let Err(error) = answered {
+                tracing::warn!(%error, "could not return an unanswered delivery");
+            }
+        });
+    }
+}
+
+fn retry_queue(queue: Queue) -> String {
+    format!("{}.retry", queue.name())
+}
+
+/// A persistent copy that expires back into its queue after `delay`, counting `attempt`.
+fn retry_properties(attempt: u32, delay: Duration) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(EARLIER_ATTEMPTS.into(), AMQPValue::LongInt(attempt as i32));
+    persistent_json().with_headers(headers).with_expiration(delay.as_millis().to_string().into())
 }
 
 #[async_trait]
@@ -312,20 +355,20 @@ impl Delivery for RabbitDelivery {
         self.attempt
     }
 
-    async fn ack(self: Box<Self>) -> StorageResult<()> {
+    async fn ack(mut self: Box<Self>) -> StorageResult<()> {
+        self.answered = true;
         self.delivery.ack(BasicAckOptions::default()).await.map(drop).map_err(broker_error)
     }
 
-    async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
-        let mut headers = FieldTable::default();
-        headers.insert(EARLIER_ATTEMPTS.into(), AMQPValue::LongInt(self.attempt as i32));
-        let properties = persistent_json().with_headers(headers).with_expiration(delay.as_millis().to_string().into());
-        let retry_queue = format!("{}.retry", self.queue.name());
-        publish_confirmed(&self.publisher, &retry_queue, &self.delivery.data, properties).await?;
+    async fn retry(mut self: Box<Self>, delay: Duration) -> StorageResult<()> {
+        self.answered = true;
+        let properties = retry_properties(self.attempt, delay);
+        publish_confirmed(&self.publisher, &retry_queue(self.queue), &self.delivery.data, properties).await?;
         self.delivery.ack(BasicAckOptions::default()).await.map(drop).map_err(broker_error)
     }
 
-    async fn release(self: Box<Self>) -> StorageResult<()> {
+    async fn release(mut self: Box<Self>) -> StorageResult<()> {
+        self.answered = true;
         let requeue = BasicNackOptions { requeue: true, ..BasicNackOptions::default() };
         self.delivery.nack(requeue).await.map(drop).map_err(broker_error)
     }

@@ -54,6 +54,23 @@ async fn a_released_message_is_redelivered_with_its_count() {
 }
 
 #[tokio::test]
+async fn a_delivery_dropped_unanswered_comes_back_after_a_short_delay() {
+    let mailbox = RabbitMailbox::new(amqp_url().await, 5, 1);
+    mailbox.publish(Queue::Video, b"orphan").await.unwrap();
+    let first = mailbox.receive(Queue::Video, "a", WAIT).await.unwrap().unwrap();
+    drop(first); // as a handler that failed before answering
+    // It comes back, and its consumer is not left blocked by an unacked message.
+    let again = mailbox.receive(Queue::Video, "a", 3 * WAIT).await.unwrap().unwrap();
+    assert_eq!(again.body(), b"orphan");
+    assert_eq!(again.attempt(), 2);
+    again.ack().await.unwrap();
+    mailbox.publish(Queue::Video, b"next").await.unwrap();
+    let next = mailbox.receive(Queue::Video, "a", WAIT).await.unwrap().unwrap();
+    assert_eq!(next.body(), b"next");
+    next.ack().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_retry_comes_back_after_its_delay_as_the_next_attempt() {
     let mailbox = RabbitMailbox::new(amqp_url().await, 5, 1);
     mailbox.publish(Queue::Video, b"flaky").await.unwrap();
