@@ -20,6 +20,23 @@ pub struct JobMessage {
     pub error: Option<String>,
 }
 
+/// The seed converter's result message on the `mp3` queue: the seed's fields only. A seed
+/// converter running beside ours (a deployment moving over one service at a time) sends these.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct SeedResult {
+    pub video_fid: Id,
+    pub mp3_fid: Id,
+    pub username: String,
+}
+
+/// What the `mp3` queue may carry: our own result message, or a seed converter's.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Mp3Notice {
+    Ours(JobMessage),
+    Seed(SeedResult),
+}
+
 impl JobMessage {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a JobMessage always serialises")
@@ -46,5 +63,22 @@ mod tests {
         assert!(json.get("error").is_none());
         let back: JobMessage = serde_json::from_value(json).unwrap();
         assert_eq!(back, message);
+    }
+
+    #[test]
+    fn the_mp3_queue_takes_ours_and_the_seed_converters_messages() {
+        let ours = JobMessage {
+            video_fid: Id::generate(),
+            mp3_fid: Some(Id::generate()),
+            username: "a@b.c".into(),
+            job_id: Id::generate(),
+            error: None,
+        };
+        let parsed: Mp3Notice = serde_json::from_slice(&ours.to_json()).unwrap();
+        assert_eq!(parsed, Mp3Notice::Ours(ours.clone()));
+        let seed =
+            format!(r#"{{"video_fid": "{}", "mp3_fid": "{}", "username": "a@b.c"}}"#, ours.video_fid, Id::generate());
+        assert!(matches!(serde_json::from_str::<Mp3Notice>(&seed).unwrap(), Mp3Notice::Seed(_)));
+        assert!(serde_json::from_str::<Mp3Notice>(r#"{"video_fid": "x"}"#).is_err());
     }
 }

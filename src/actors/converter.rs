@@ -24,7 +24,7 @@ impl Worker for Converter {
     const QUEUE: Queue = Queue::Video;
 
     async fn process(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-        let Some((message, delivery)) = decode(Self::QUEUE, delivery).await? else {
+        let Some((message, delivery)) = decode::<JobMessage>(Self::QUEUE, delivery).await? else {
             return Ok(());
         };
         let span = tracing::info_span!("convert", job_id = %message.job_id, attempt = delivery.attempt());
@@ -162,7 +162,7 @@ fn fault_delay(delay: Duration, stop: &StopSignal) -> Result<(), TranscodeError>
 }
 
 /// `holiday video.mp4` becomes `holiday video.mp3`.
-fn mp3_filename(original: &str) -> String {
+pub(super) fn mp3_filename(original: &str) -> String {
     let stem = std::path::Path::new(original).file_stem().and_then(|s| s.to_str()).unwrap_or("");
     let stem = if stem.is_empty() { "audio" } else { stem };
     format!("{stem}.mp3")

@@ -8,6 +8,7 @@ use tracing::Instrument;
 use super::NodeContext;
 use super::converter::fail_job;
 use super::worker::{Worker, decode};
+use crate::messages::JobMessage;
 use crate::storage::{Delivery, JobState, Queue};
 
 pub struct DeadLetters;
@@ -16,7 +17,7 @@ impl Worker for DeadLetters {
     const QUEUE: Queue = Queue::VideoDead;
 
     async fn process(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-        let Some((message, delivery)) = decode(Self::QUEUE, delivery).await? else {
+        let Some((message, delivery)) = decode::<JobMessage>(Self::QUEUE, delivery).await? else {
             return Ok(());
         };
         let span = tracing::info_span!("dead_letter", job_id = %message.job_id);

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{NodeContext, RECEIVE_WAIT};
-use crate::messages::JobMessage;
 use crate::metrics::ActorMetrics;
 use crate::storage::{Delivery, Queue};
 
@@ -100,11 +99,11 @@ async fn poll_once<W: Worker>(state: &WorkerState) {
 
 /// Reads a delivery's message. One that cannot be read can never be handled: it is logged and
 /// acknowledged away instead of looping forever.
-pub async fn decode(
+pub async fn decode<T: serde::de::DeserializeOwned>(
     queue: Queue,
     delivery: Box<dyn Delivery>,
-) -> anyhow::Result<Option<(JobMessage, Box<dyn Delivery>)>> {
-    match serde_json::from_slice::<JobMessage>(delivery.body()) {
+) -> anyhow::Result<Option<(T, Box<dyn Delivery>)>> {
+    match serde_json::from_slice::<T>(delivery.body()) {
         Ok(message) => Ok(Some((message, delivery))),
         Err(error) => {
             let preview = String::from_utf8_lossy(&delivery.body()[..delivery.body().len().min(200)]).into_owned();

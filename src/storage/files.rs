@@ -131,6 +131,11 @@ impl BlobStore for FileBlobStore {
         }
     }
 
+    async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
+        self.stat(bucket, fid).await?;
+        self.write_meta(bucket, fid, meta).await
+    }
+
     async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
         let path = self.data_path(bucket, fid);
         match tokio::fs::try_exists(&path).await {

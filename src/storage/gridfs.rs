@@ -169,6 +169,16 @@ impl BlobStore for GridFsBlobStore {
         Ok(Box::new(tokio_util::io::StreamReader::new(bytes.boxed())))
     }
 
+    async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
+        let files = self.database(bucket).collection::<Document>("fs.files");
+        let update = doc! { "$set": { "metadata": meta_document(meta) } };
+        let result = files.update_one(doc! { "_id": object_id(fid) }, update).await.map_err(mongo_error)?;
+        match result.matched_count {
+            0 => Err(StorageError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
     async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
         let mut reader = self.open(bucket, fid, None).await?;
         let temp = tempfile::NamedTempFile::new().map_err(StorageError::unavailable)?.into_temp_path();

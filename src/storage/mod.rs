@@ -169,6 +169,9 @@ pub trait BlobStore: Send + Sync {
     /// Reads the blob, or the given range of it.
     async fn open(&self, bucket: Bucket, fid: Id, range: Option<ByteRange>) -> StorageResult<BlobReader>;
 
+    /// Replaces the blob's metadata (to take in a blob that another program stored).
+    async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()>;
+
     /// The blob as a seekable local file.
     async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia>;
 
@@ -234,6 +237,10 @@ pub trait JobStore: Send + Sync {
     async fn mark_converting(&self, id: Id, attempts: u32, mp3_fid: Id) -> StorageResult<()>;
     async fn mark_done(&self, id: Id, media_seconds: f64) -> StorageResult<()>;
     async fn mark_failed(&self, id: Id, reason: &str) -> StorageResult<()>;
+    /// The job whose upload is this video, if any.
+    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>>;
+    /// Marks a job done with an MP3 that another converter (the seed's) produced.
+    async fn record_result(&self, id: Id, mp3_fid: Id) -> StorageResult<()>;
     /// Takes the right to send this job's email: true once per job, so a redelivered
     /// notification never mails the user twice.
     async fn claim_notification(&self, id: Id) -> StorageResult<bool>;

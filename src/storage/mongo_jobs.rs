@@ -123,6 +123,15 @@ impl JobStore for MongoJobs {
         self.update_one(id, doc! { "state": "failed", "error": reason }).await
     }
 
+    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>> {
+        let document = self.jobs.find_one(doc! { "video_fid": object_id(video_fid) }).await.map_err(mongo_error)?;
+        document.as_ref().map(from_document).transpose()
+    }
+
+    async fn record_result(&self, id: Id, mp3_fid: Id) -> StorageResult<()> {
+        self.update_one(id, doc! { "state": "done", "mp3_fid": object_id(mp3_fid), "error": Bson::Null }).await
+    }
+
     async fn claim_notification(&self, id: Id) -> StorageResult<bool> {
         let result = self
             .jobs

@@ -142,10 +142,7 @@ impl RabbitMailbox {
                 .map_err(broker_error)?;
             let retry =
                 queue_arguments(&[("x-dead-letter-exchange", text("")), ("x-dead-letter-routing-key", text(name))]);
-            channel
-                .queue_declare(retry_queue(queue).as_str().into(), durable, retry)
-                .await
-                .map_err(broker_error)?;
+            channel.queue_declare(retry_queue(queue).as_str().into(), durable, retry).await.map_err(broker_error)?;
             let main = queue_arguments(&[
                 quorum,
                 ("x-dead-letter-exchange", text("")),

@@ -220,3 +220,72 @@ async fn a_database_restart_fails_uploads_cleanly_and_processing_resumes() {
         assert_eq!(orphans, 0, "orphaned chunks in {database}");
     }
 }
+
+fn flag_value<'a>(flags: &'a [String], flag: &str) -> &'a str {
+    let at = flags.iter().position(|f| f == flag).unwrap();
+    &flags[at + 1]
+}
+
+/// Plays the seed's Python converter against our broker and database: takes a `video`
+/// message, stores an MP3 in GridFS the way `gridfs.put` does (no metadata) and publishes the
+/// seed's result message. Returns the MP3's id.
+async fn act_as_the_seed_converter(amqp_url: &str, workdir: &std::path::Path) -> String {
+    use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions};
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::compat::FuturesAsyncWriteCompatExt;
+
+    let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let message = eventually(Duration::from_secs(30), "a video message", || async {
+        channel.basic_get("video".into(), BasicGetOptions::default()).await.unwrap()
+    })
+    .await;
+    let body: Value = serde_json::from_slice(&message.delivery.data).unwrap();
+    assert_eq!(body["mp3_fid"], Value::Null, "the seed's message shape: {body}");
+    let (video_fid, username) = (body["video_fid"].as_str().unwrap(), body["username"].as_str().unwrap());
+
+    let mp3 = workdir.join("seed.mp3");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
+        .arg(fixture("clip.mp4"))
+        .args(["-vn", "-c:a", "libmp3lame"])
+        .arg(&mp3)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bucket = mongo_client().await.database("mp3s").gridfs_bucket(None);
+    let mut upload = bucket.open_upload_stream("seed.mp3").await.unwrap();
+    let mp3_fid = upload.id().as_object_id().unwrap().to_hex();
+    let mut writer = (&mut upload).compat_write();
+    writer.write_all(&std::fs::read(&mp3).unwrap()).await.unwrap();
+    writer.shutdown().await.unwrap();
+
+    let result = serde_json::json!({ "video_fid": video_fid, "mp3_fid": mp3_fid, "username": username }).to_string();
+    let properties = lapin::BasicProperties::default().with_delivery_mode(2);
+    let publish =
+        channel.basic_publish("".into(), "mp3".into(), BasicPublishOptions::default(), result.as_bytes(), properties);
+    publish.await.unwrap().await.unwrap();
+    message.delivery.ack(BasicAckOptions::default()).await.unwrap();
+    mp3_fid
+}
+
+#[tokio::test]
+async fn the_seed_converter_can_work_beside_ours() {
+    let maildev = MailDev::start().await;
+    let flags = cluster_flags(&maildev).await;
+    // This process converts nothing: the seed's converter does.
+    let app = TestApp::spawn_with(&strs(&with(&flags, &["--roles", "gateway,auth,notifier"]))).await;
+    let token = app.user_token("mixed@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+
+    let mp3_fid = act_as_the_seed_converter(flag_value(&flags, "--amqp-url"), &app.data_dir).await;
+    let job = app.finished_job(&token, &job_id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["mp3_fid"], mp3_fid.as_str());
+    let download =
+        app.client.get(app.url(&format!("/download?fid={mp3_fid}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(download.status(), 200, "the owner may download the seed converter's MP3");
+    assert!(download.headers()["content-disposition"].to_str().unwrap().contains("clip.mp3"));
+    let mail = &maildev.emails_about(&mp3_fid, 1).await[0];
+    assert_eq!(mail["to"][0]["address"], "mixed@example.com");
+}

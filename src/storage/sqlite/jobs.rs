@@ -144,6 +144,25 @@ impl JobStore for SqliteJobs {
         .await
     }
 
+    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM job WHERE video_fid = ?"))
+            .bind(video_fid.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(Job::try_from).transpose()
+    }
+
+    async fn record_result(&self, id: Id, mp3_fid: Id) -> StorageResult<()> {
+        self.update_one(
+            sqlx::query("UPDATE job SET state = 'done', mp3_fid = ?, error = NULL, updated_at = ? WHERE id = ?")
+                .bind(mp3_fid.to_string())
+                .bind(now_millis())
+                .bind(id.to_string()),
+        )
+        .await
+    }
+
     async fn claim_notification(&self, id: Id) -> StorageResult<bool> {
         let done = sqlx::query("UPDATE job SET notified = 1 WHERE id = ? AND notified = 0")
             .bind(id.to_string())
