@@ -53,12 +53,16 @@ struct Row {
 
 /// CPU seconds used by this process and by its waited-for children, from /proc/self/stat.
 fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<f64> =
-        stat.rsplit(')').next().unwrap().split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
-    // After the command name: utime is field 14 of the whole line, so index 11 here.
-    let ticks = clock_ticks();
-    ((fields[11] + fields[12]) / ticks, (fields[13] + fields[14]) / ticks)
+    let fields = stat_fields("self");
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0.0) / clock_ticks();
+    (field(11) + field(12), field(13) + field(14))
+}
+
+/// The numeric fields of `/proc/<process>/stat` after the command name, so that utime (field
+/// 14 of the whole line) is index 11; empty for a process that is gone.
+fn stat_fields(process: &str) -> Vec<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
+    stat.rsplit(')').next().unwrap_or("").split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect()
 }
 
 fn clock_ticks() -> f64 {
@@ -169,9 +173,7 @@ fn cli_batch(input: &Path, cores: usize) -> Batch {
 
 /// CPU seconds (user and system) process `pid` has used so far.
 fn process_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<f64> =
-        stat.rsplit(')').next().unwrap_or("").split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect();
+    let fields = stat_fields(&pid.to_string());
     fields.get(11).zip(fields.get(12)).map_or(0.0, |(user, system)| (user + system) / clock_ticks())
 }
 
@@ -225,13 +227,13 @@ async fn pipeline() -> Vec<Row> {
         service_batch(&input, &cluster_args.iter().map(String::as_str).collect::<Vec<_>>(), mongo.pid()).await;
     let cli_label = format!("{:.2} jobs/s ({cores} parallel ffmpeg CLI)", cli.throughput());
     let mut rows = Vec::new();
-    for (profile, batch) in [("embedded", &embedded), ("cluster", &cluster)] {
+    let profiles = [
+        ("pipeline throughput, embedded, 8 x 60 s 720p", &embedded),
+        ("pipeline throughput, cluster, 8 x 60 s 720p", &cluster),
+    ];
+    for (name, batch) in profiles {
         rows.push(Row {
-            name: if profile == "embedded" {
-                "pipeline throughput, embedded, 8 x 60 s 720p"
-            } else {
-                "pipeline throughput, cluster, 8 x 60 s 720p"
-            },
+            name,
             ours: format!("{:.2} jobs/s", batch.throughput()),
             baseline: cli_label.clone(),
             ratio: format!("{:.2}", batch.throughput() / cli.throughput()),
@@ -381,26 +383,23 @@ async fn upload_memory_of(args: &[&str], size_mib: usize) -> (f64, f64) {
 }
 
 async fn upload_memory() -> Vec<Row> {
-    let (embedded_peak, embedded_idle) = upload_memory_of(&[], 1024).await;
+    let embedded = upload_memory_of(&[], 1024).await;
     // A fresh MongoDB-wire server: the test server slows down as GridFS data accumulates.
     let own_mongo = servers::OwnMongo::start().await;
     let args = cluster_args_with(&own_mongo.url()).await;
-    let (cluster_peak, cluster_idle) =
-        upload_memory_of(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1024).await;
-    vec![
-        Row {
-            name: "service peak RSS during a 1 GiB upload, embedded",
-            ours: format!("{embedded_peak:.1} MiB"),
-            baseline: format!("{embedded_idle:.1} MiB (idle RSS)"),
-            ratio: format!("{:.2}", embedded_peak / embedded_idle),
+    let cluster = upload_memory_of(&args.iter().map(String::as_str).collect::<Vec<_>>(), 1024).await;
+    let profiles = [
+        ("service peak RSS during a 1 GiB upload, embedded", embedded),
+        ("service peak RSS during a 1 GiB upload, cluster (GridFS)", cluster),
+    ];
+    profiles
+        .into_iter()
+        .map(|(name, (peak, idle))| Row {
+            name,
+            ours: format!("{peak:.1} MiB"),
+            baseline: format!("{idle:.1} MiB (idle RSS)"),
+            ratio: format!("{:.2}", peak / idle),
             target: "<= 80 MiB",
-        },
-        Row {
-            name: "service peak RSS during a 1 GiB upload, cluster (GridFS)",
-            ours: format!("{cluster_peak:.1} MiB"),
-            baseline: format!("{cluster_idle:.1} MiB (idle RSS)"),
-            ratio: format!("{:.2}", cluster_peak / cluster_idle),
-            target: "<= 80 MiB",
-        },
-    ]
+        })
+        .collect()
 }

@@ -33,6 +33,17 @@ port_open() {
   python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1"
 }
 
+# True when RabbitMQ's management API on PORT answers (python3 rather than curl, which a fresh
+# machine may lack).
+management_api_answers() {
+  python3 - "$1" <<'PY'
+import base64, sys, urllib.request
+request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/api/overview")
+request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+urllib.request.urlopen(request, timeout=2)
+PY
+}
+
 rabbitmq_env() {
   local dir=$TEST_SERVERS_DIR/rabbitmq
   echo "HOME=$dir" \
@@ -78,7 +89,7 @@ CONF
   TEST_SERVER_PIDS+=("$(cat "$dir/rabbitmq.pid")" "$RABBITMQ_SHELL_PID")
   export MP3C_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT"
   export MP3C_TEST_RABBITMQ_API="http://guest:guest@127.0.0.1:$management_port/api"
-  wait_until 60 "RabbitMQ's management API" curl -sf "$MP3C_TEST_RABBITMQ_API/overview"
+  wait_until 60 "RabbitMQ's management API" management_api_answers "$management_port"
 }
 
 start_mariadb() {

@@ -113,7 +113,7 @@ async fn answer(
             ApiError::internal(format!("handler panicked: {}", what.unwrap_or_default())).into_response()
         }
     };
-    ctx.metrics.http_request(route.label(), response.status().as_u16(), started);
+    ctx.metrics.http_request(route.label(), response.status(), started);
     Ok(response)
 }
 

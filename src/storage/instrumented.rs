@@ -25,9 +25,12 @@ impl InstrumentedMailbox {
 
     fn note_consumer(&self, queue: Queue, consumer: &str) {
         let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
-        if consumers.insert((queue, consumer.to_owned())) {
-            self.metrics.queue_consumers.with_label_values(&[queue.name()]).inc();
+        // Looked up first: a worker polls every second, and only its first poll is news.
+        if consumers.iter().any(|(q, c)| *q == queue && c == consumer) {
+            return;
         }
+        consumers.insert((queue, consumer.to_owned()));
+        self.metrics.queue_consumers.with_label_values(&[queue.name()]).inc();
     }
 }
 

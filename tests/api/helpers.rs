@@ -224,8 +224,7 @@ impl TestApp {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.process.id().to_string()]).status().unwrap();
-        assert!(status.success());
+        crate::servers::send_sigterm(self.process.id());
         self.process.wait().unwrap()
     }
 

@@ -91,9 +91,14 @@ async fn port_open(port: u16) -> Option<()> {
     tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
 }
 
-/// Sends SIGTERM to `pid` and waits up to 30 s for `child` to exit.
+/// Sends SIGTERM to process `pid` (a clean stop request, as a service manager sends).
+pub fn send_sigterm(pid: u32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+}
+
+/// Sends SIGTERM to `child` and waits up to 30 s for it to exit.
 fn terminate(child: &mut std::process::Child) {
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    send_sigterm(child.id());
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if child.try_wait().ok().flatten().is_some() {
@@ -231,7 +236,9 @@ impl OwnRabbit {
     pub fn stop(&mut self) {
         if let Some(mut server) = self.server.take() {
             let pid = std::fs::read_to_string(self.dir.path().join("rabbitmq.pid")).unwrap_or_default();
-            let _ = std::process::Command::new("kill").args(["-TERM", pid.trim()]).status();
+            if let Ok(pid) = pid.trim().parse() {
+                send_sigterm(pid);
+            }
             terminate(&mut server);
         }
     }

@@ -16,6 +16,16 @@ impl SqliteJobs {
         SqliteJobs { pool }
     }
 
+    /// The job whose id column `column` (a constant, never input) holds `id`.
+    async fn find_one(&self, column: &'static str, id: Id) -> StorageResult<Option<Job>> {
+        let row: Option<JobRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM job WHERE {column} = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(Job::try_from).transpose()
+    }
+
     /// Runs an UPDATE of one job; `NotFound` if no row matched.
     async fn update_one<'q>(
         &self,
@@ -90,12 +100,7 @@ impl JobStore for SqliteJobs {
     }
 
     async fn get(&self, id: Id) -> StorageResult<Option<Job>> {
-        let row: Option<JobRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM job WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.map(Job::try_from).transpose()
+        self.find_one("id", id).await
     }
 
     async fn list_by_owner(&self, owner: &str, limit: u32, before: Option<Id>) -> StorageResult<Vec<Job>> {
@@ -145,12 +150,7 @@ impl JobStore for SqliteJobs {
     }
 
     async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>> {
-        let row: Option<JobRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM job WHERE video_fid = ?"))
-            .bind(video_fid.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        row.map(Job::try_from).transpose()
+        self.find_one("video_fid", video_fid).await
     }
 
     async fn record_result(&self, id: Id, mp3_fid: Id) -> StorageResult<()> {
