@@ -20,8 +20,9 @@ use crate::config::{Config, Profile, Secret};
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
-use crate::storage::instrumented::InstrumentedMailbox;
+use crate::storage::instrumented::{InstrumentedIntake, InstrumentedMailbox};
 use crate::storage::{cluster, embedded};
+use crate::transcode::transcode;
 
 pub struct Application {
     address: SocketAddr,
@@ -45,15 +46,17 @@ impl Application {
             Profile::Embedded => embedded::backends(&config).await?,
             Profile::Cluster => cluster::backends(&config).await?,
         };
-        backends.mailbox = Arc::new(InstrumentedMailbox::new(backends.mailbox, metrics.clone()));
+        let mailbox = Arc::new(InstrumentedMailbox::new(backends.mailbox, metrics.clone()));
+        backends.intake = Arc::new(InstrumentedIntake::new(backends.intake, mailbox.clone()));
+        backends.mailbox = mailbox;
         let tokens = TokenKeys::new(jwt_secret(&config)?.expose().as_bytes(), config.token_ttl());
         let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
         let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
 
-        let ctx =
-            Arc::new(NodeContext { config, backends, tokens, mailer, metrics, shutdown: CancellationToken::new() });
+        let shutdown = CancellationToken::new();
+        let ctx = Arc::new(NodeContext { config, backends, tokens, mailer, metrics, transcode, shutdown });
         let args = SupervisorArgs { ctx: ctx.clone(), listener: Arc::new(listener) };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await

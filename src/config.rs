@@ -116,10 +116,14 @@ pub struct Settings {
     #[arg(long, env = "MP3C_CONVERSION_TIMEOUT_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversion_timeout_seconds: Option<u64>,
-    /// Deliveries of one job before it is failed for good.
+    /// Conversion attempts of one job that may crash or time out before it fails for good.
     #[arg(long, env = "MP3C_MAX_ATTEMPTS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// Queued and converting jobs one user may have at once; more uploads get 429.
+    #[arg(long, env = "MP3C_MAX_JOBS_PER_USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_jobs_per_user: Option<u64>,
     /// How long a claimed job stays leased without a heartbeat before it is redelivered.
     #[arg(long, env = "MP3C_LEASE_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,6 +200,7 @@ pub struct Config {
     pub bitrate_kbps: u32,
     pub conversion_timeout_seconds: u64,
     pub max_attempts: u32,
+    pub max_jobs_per_user: u64,
     pub lease_seconds: u64,
     pub shutdown_grace_seconds: u64,
     pub restart_limit: u32,
@@ -230,6 +235,7 @@ impl Default for Config {
             bitrate_kbps: 192,
             conversion_timeout_seconds: 30 * 60,
             max_attempts: 3,
+            max_jobs_per_user: 100,
             lease_seconds: 60,
             shutdown_grace_seconds: 30,
             restart_limit: 5,

@@ -1,6 +1,8 @@
 //! Outgoing email through lettre: to an SMTP server when one is configured (pooled, with
 //! STARTTLS or TLS as its URL says), else as `.eml` files into the outbox folder.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use lettre::message::Mailbox as Address;
 use lettre::transport::smtp::authentication::Credentials;
@@ -26,9 +28,14 @@ pub enum MailError {
     Transient(String),
 }
 
+/// Longest one SMTP conversation may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, email: &Email) -> Result<(), MailError>;
+    /// Longest one `send` may take: a claim to send an email must outlive it.
+    fn timeout(&self) -> Duration;
 }
 
 enum Transport {
@@ -50,7 +57,8 @@ impl LettreMailer {
         let transport = match &config.smtp_url {
             Some(url) => {
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
-                    .map_err(|e| anyhow::anyhow!("smtp_url is not usable: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("smtp_url is not usable: {e}"))?
+                    .timeout(Some(SMTP_TIMEOUT));
                 if let (Some(user), Some(password)) = (&config.smtp_username, smtp_password) {
                     builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
                 }
@@ -84,5 +92,9 @@ impl Mailer for LettreMailer {
                 outbox.send(message).await.map(drop).map_err(|e| MailError::Transient(e.to_string()))
             }
         }
+    }
+
+    fn timeout(&self) -> Duration {
+        SMTP_TIMEOUT
     }
 }

@@ -2,16 +2,21 @@
 //!
 //! The fields are the seed design's (`video_fid`, `mp3_fid`, `username`), so the seed's own
 //! converter or notifier can read what we publish in a mixed deployment, plus `job_id` (the
-//! job record to update) and `error` (set when a conversion failed, for the failure email).
+//! job record it is about) and, on `failures`, `error`. Messages only point at job records:
+//! what the actors do is decided from the record, never from what a message claims.
+//!
+//! We also read the seed's own messages: an upload from the seed's gateway on `video` (no
+//! `job_id`), and a result from the seed's converter on `mp3` (no `job_id`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::Id;
+use crate::storage::{Job, JobState, Queue};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub video_fid: Id,
-    /// None on the `video` queue; the MP3's id on the `mp3` queue once converted.
+    /// None on the `video` and `failures` queues; the MP3's id on the `mp3` queue.
     pub mp3_fid: Option<Id>,
     /// The owner's login, which is their email address.
     pub username: String,
@@ -20,8 +25,49 @@ pub struct JobMessage {
     pub error: Option<String>,
 }
 
-/// The seed converter's result message on the `mp3` queue: the seed's fields only. A seed
-/// converter running beside ours (a deployment moving over one service at a time) sends these.
+impl JobMessage {
+    fn about(job: &Job) -> JobMessage {
+        JobMessage { video_fid: job.video_fid, mp3_fid: None, username: job.owner.clone(), job_id: job.id, error: None }
+    }
+
+    /// The `video` message of a queued job: the seed's shape (`mp3_fid: null`) plus `job_id`.
+    pub fn video(job: &Job) -> JobMessage {
+        JobMessage::about(job)
+    }
+
+    /// The message that tells the notifier a job finished: on `mp3` (the seed's shape, for a
+    /// done job) or on `failures` (with the reason). None while the job is unfinished.
+    pub fn notice(job: &Job) -> Option<(Queue, JobMessage)> {
+        match job.state {
+            JobState::Done => Some((Queue::Mp3, JobMessage { mp3_fid: job.mp3_fid, ..JobMessage::about(job) })),
+            JobState::Failed => {
+                Some((Queue::Failures, JobMessage { error: job.error.clone(), ..JobMessage::about(job) }))
+            }
+            JobState::Queued | JobState::Converting => None,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a JobMessage always serialises")
+    }
+}
+
+/// An upload from the seed's own gateway: the seed's fields only.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct SeedUpload {
+    pub video_fid: Id,
+    pub username: String,
+}
+
+/// What the `video` queue may carry: our job message, or the seed gateway's upload.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum VideoNotice {
+    Ours(JobMessage),
+    Seed(SeedUpload),
+}
+
+/// The seed converter's result message on the `mp3` queue: the seed's fields only.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct SeedResult {
     pub video_fid: Id,
@@ -29,7 +75,7 @@ pub struct SeedResult {
     pub username: String,
 }
 
-/// What the `mp3` queue may carry: our own result message, or a seed converter's.
+/// What the `mp3` and `failures` queues may carry: our notice, or a seed converter's result.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum Mp3Notice {
@@ -37,48 +83,48 @@ pub enum Mp3Notice {
     Seed(SeedResult),
 }
 
-impl JobMessage {
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a JobMessage always serialises")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn carries_the_seed_fields_and_reads_a_message_without_error() {
-        let message = JobMessage {
-            video_fid: Id::generate(),
-            mp3_fid: None,
-            username: "a@b.c".into(),
-            job_id: Id::generate(),
-            error: None,
-        };
-        let json: serde_json::Value = serde_json::from_slice(&message.to_json()).unwrap();
-        assert_eq!(json["video_fid"], message.video_fid.to_string());
-        assert_eq!(json["mp3_fid"], serde_json::Value::Null);
-        assert_eq!(json["username"], "a@b.c");
-        assert!(json.get("error").is_none());
-        let back: JobMessage = serde_json::from_value(json).unwrap();
-        assert_eq!(back, message);
+    fn job() -> Job {
+        Job::queued(Id::generate(), "a@b.c", Id::generate(), "clip.mp4", 0)
     }
 
     #[test]
-    fn the_mp3_queue_takes_ours_and_the_seed_converters_messages() {
-        let ours = JobMessage {
-            video_fid: Id::generate(),
-            mp3_fid: Some(Id::generate()),
-            username: "a@b.c".into(),
-            job_id: Id::generate(),
-            error: None,
-        };
-        let parsed: Mp3Notice = serde_json::from_slice(&ours.to_json()).unwrap();
-        assert_eq!(parsed, Mp3Notice::Ours(ours.clone()));
-        let seed =
-            format!(r#"{{"video_fid": "{}", "mp3_fid": "{}", "username": "a@b.c"}}"#, ours.video_fid, Id::generate());
-        assert!(matches!(serde_json::from_str::<Mp3Notice>(&seed).unwrap(), Mp3Notice::Seed(_)));
+    fn the_video_message_carries_the_seed_fields() {
+        let job = job();
+        let json: serde_json::Value = serde_json::from_slice(&JobMessage::video(&job).to_json()).unwrap();
+        assert_eq!(json["video_fid"], job.video_fid.to_string());
+        assert_eq!(json["mp3_fid"], serde_json::Value::Null);
+        assert_eq!(json["username"], "a@b.c");
+        assert_eq!(json["job_id"], job.id.to_string());
+        assert!(json.get("error").is_none());
+    }
+
+    #[test]
+    fn a_finished_job_is_announced_on_mp3_when_done_and_on_failures_when_failed() {
+        let mut done = job();
+        done.state = JobState::Done;
+        done.mp3_fid = Some(Id::generate());
+        let (queue, message) = JobMessage::notice(&done).unwrap();
+        assert_eq!((queue, message.mp3_fid), (Queue::Mp3, done.mp3_fid));
+        let failed = job().fail("no audio", 1);
+        let (queue, message) = JobMessage::notice(&failed).unwrap();
+        assert_eq!((queue, message.error.as_deref(), message.mp3_fid), (Queue::Failures, Some("no audio"), None));
+        assert!(JobMessage::notice(&job()).is_none());
+    }
+
+    #[test]
+    fn the_seed_gateways_upload_and_converters_result_are_read() {
+        let video = Id::generate();
+        let upload = format!(r#"{{"video_fid": "{video}", "mp3_fid": null, "username": "a@b.c"}}"#);
+        assert!(matches!(serde_json::from_str::<VideoNotice>(&upload).unwrap(), VideoNotice::Seed(_)));
+        let ours = JobMessage::video(&job());
+        assert_eq!(serde_json::from_slice::<VideoNotice>(&ours.to_json()).unwrap(), VideoNotice::Ours(ours));
+        let result = format!(r#"{{"video_fid": "{video}", "mp3_fid": "{}", "username": "a@b.c"}}"#, Id::generate());
+        assert!(matches!(serde_json::from_str::<Mp3Notice>(&result).unwrap(), Mp3Notice::Seed(_)));
         assert!(serde_json::from_str::<Mp3Notice>(r#"{"video_fid": "x"}"#).is_err());
+        assert!(serde_json::from_str::<VideoNotice>("not json").is_err());
     }
 }

@@ -37,6 +37,11 @@ pub struct Metrics {
     pub queue_deliveries: IntCounterVec,
     pub queue_redeliveries: IntCounterVec,
     pub queue_consumers: IntGaugeVec,
+    queue_parked: IntCounterVec,
+    queue_republished: IntCounterVec,
+    outage_retries: IntCounter,
+    notifications_overdue: IntGauge,
+    backend_up: IntGaugeVec,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
@@ -115,7 +120,10 @@ impl Metrics {
             notifications: register(
                 r,
                 IntCounterVec::new(
-                    Opts::new("mp3c_notifications_total", "Notification emails by outcome (sent, failed)."),
+                    Opts::new(
+                        "mp3c_notifications_total",
+                        "Notification emails by outcome (sent, failed, undeliverable).",
+                    ),
                     &["outcome"],
                 )
                 .unwrap(),
@@ -181,8 +189,65 @@ impl Metrics {
                 IntGaugeVec::new(Opts::new("mp3c_queue_consumers", "This node's consumers of a queue."), &["queue"])
                     .unwrap(),
             ),
+            queue_parked: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_queue_parked_total", "Unreadable messages moved to their queue's parking queue."),
+                    &["queue"],
+                )
+                .unwrap(),
+            ),
+            queue_republished: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_queue_republished_total", "Lost messages the sweeper published again."),
+                    &["queue"],
+                )
+                .unwrap(),
+            ),
+            outage_retries: register(
+                r,
+                IntCounter::new(
+                    "mp3c_outage_retries_total",
+                    "Deliveries retried because storage or the broker failed (not counted as attempts).",
+                )
+                .unwrap(),
+            ),
+            notifications_overdue: register(
+                r,
+                IntGauge::new(
+                    "mp3c_notifications_overdue",
+                    "Finished jobs whose owner is still not mailed long after (converter nodes).",
+                )
+                .unwrap(),
+            ),
+            backend_up: register(
+                r,
+                IntGaugeVec::new(Opts::new("mp3c_backend_up", "1 while a backend answers, else 0."), &["backend"])
+                    .unwrap(),
+            ),
             registry,
         }
+    }
+
+    pub fn parked(&self, queue: Queue) {
+        self.queue_parked.with_label_values(&[queue.name()]).inc();
+    }
+
+    pub fn republished(&self, queue: Queue) {
+        self.queue_republished.with_label_values(&[queue.name()]).inc();
+    }
+
+    pub fn outage_retry(&self) {
+        self.outage_retries.inc();
+    }
+
+    pub fn set_notifications_overdue(&self, count: u64) {
+        self.notifications_overdue.set(count as i64);
+    }
+
+    pub fn set_backend_up(&self, backend: &str, up: bool) {
+        self.backend_up.with_label_values(&[backend]).set(up as i64);
     }
 
     /// The metric handles of one actor, created at zero so dashboards see it before it works.

@@ -108,6 +108,9 @@ fn init() {
     });
 }
 
+/// The shape of [`transcode`], so the actors can be given a stand-in in tests.
+pub type Transcode = fn(&Path, &Path, TranscodeOptions, &StopSignal) -> Result<Transcoded, TranscodeError>;
+
 /// Converts the best audio stream of `input` into an MP3 file at `output`.
 pub fn transcode(
     input: &Path,

@@ -1,87 +1,270 @@
 //! The converter: takes a job from the `video` queue, transcodes its video to an MP3, stores
-//! the MP3 and hands the result to the notifier on the `mp3` queue.
+//! the MP3 and hands the result to the notifier (`mp3`, or `failures` when it failed).
 //!
-//! Redelivered work is idempotent: the MP3's id is reserved in the job record at the first
-//! attempt and reused, and a job already finished is only acknowledged. The result message is
-//! published before the job is marked finished, so a crash in between repeats the message (the
-//! notifier mails once per job) rather than losing it.
+//! Every step is decided from the job record and written as a compare-and-set
+//! ([`crate::storage::jobs`]), so a duplicate delivery, a crash between any two steps or two
+//! attempts at once still give one MP3, one `done` and one notice:
+//! 1. read the job; a finished one only gets its notice published again (a duplicate);
+//! 2. take it: `queued` (or `converting` under a dead attempt's expired lease) to `converting`,
+//!    counting the attempt, with this attempt's own output id and a lease that a keep-alive
+//!    renews while the conversion runs; a live lease of another attempt makes this delivery
+//!    wait and look again;
+//! 3. convert, store the MP3 under the attempt's output id;
+//! 4. `converting` (still this attempt's) to `done` with that MP3, then publish the notice. An
+//!    attempt that lost the job meanwhile deletes its output instead.
+//!
+//! A fault of the input fails the job at once. A conversion that runs out of time counts as an
+//! attempt and is tried again until the attempts are used up. A failure of storage gives the
+//! attempt back uncounted and retries the delivery after a backoff; shutdown gives it back too.
+//! Storing the finished MP3 and the final write wait out an outage rather than throw the
+//! conversion away.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::NodeContext;
-use super::retry_backoff;
-use super::worker::{Worker, decode};
+use super::worker::{Answer, Worker, decode, outage_backoff};
+use super::{NodeContext, update_patiently};
 use crate::ids::Id;
-use crate::messages::JobMessage;
-use crate::storage::{BlobMeta, Bucket, Delivery, Job, JobState, Queue, StorageError};
-use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded, transcode};
+use crate::messages::{JobMessage, SeedUpload, VideoNotice};
+use crate::storage::{BlobMeta, Bucket, Delivery, Job, NextAttempt, StorageError, StorageResult, now_millis};
+use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
 pub struct Converter;
 
 impl Worker for Converter {
-    const QUEUE: Queue = Queue::Video;
-
-    async fn process(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-        let Some((message, delivery)) = decode::<JobMessage>(Self::QUEUE, delivery).await? else {
-            return Ok(());
+    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+        let Some(notice) = decode::<VideoNotice>(delivery) else {
+            return Ok(Answer::Park);
         };
-        let span = tracing::info_span!("convert", job_id = %message.job_id, attempt = delivery.attempt());
-        convert_job(ctx, message, delivery).instrument(span).await
+        let job = match notice {
+            VideoNotice::Ours(message) => ctx.backends.jobs.get(message.job_id).await?,
+            VideoNotice::Seed(upload) => job_for_seed_upload(ctx, &upload).await?,
+        };
+        let Some(job) = job else {
+            tracing::info!("no job for this message (deleted, or its video is gone); acknowledging it");
+            return Ok(Answer::Ack);
+        };
+        let span = tracing::info_span!("convert", job_id = %job.id, delivery = delivery.attempt());
+        take_and_convert(ctx, job).instrument(span).await
     }
 }
 
-/// Why a conversion did not produce an MP3.
+/// The job of an upload that the seed's own gateway published (no `job_id`): found by its
+/// video, or created from the message (owner from `username`, id the video's, so that
+/// duplicates of the message find the same job). None if the video is not in the store.
+async fn job_for_seed_upload(ctx: &NodeContext, upload: &SeedUpload) -> StorageResult<Option<Job>> {
+    let jobs = &ctx.backends.jobs;
+    if let Some(job) = jobs.find_by_video(upload.video_fid).await? {
+        return Ok(Some(job));
+    }
+    let video = match ctx.backends.blobs.stat(Bucket::Videos, upload.video_fid).await {
+        Ok(video) => video,
+        Err(StorageError::NotFound) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    let job = Job::queued(upload.video_fid, &upload.username, upload.video_fid, &video.meta.filename, now_millis());
+    match jobs.create(&job).await {
+        Ok(()) => {
+            tracing::info!(job_id = %job.id, owner = %job.owner, "took in an upload from the seed's gateway");
+            Ok(Some(job))
+        }
+        Err(StorageError::Conflict) => jobs.get(job.id).await,
+        Err(other) => Err(other),
+    }
+}
+
+/// Steps 1 and 2, then the conversion; a lost race reads the record again (a few times).
+async fn take_and_convert(ctx: &NodeContext, mut job: Job) -> StorageResult<Answer> {
+    for _ in 0..3 {
+        let next = job.next_attempt(now_millis(), Id::generate(), ctx.config.lease(), ctx.config.max_attempts);
+        let written = match &next {
+            NextAttempt::Finished => {
+                publish_notice(ctx, &job).await?;
+                return Ok(Answer::Ack);
+            }
+            NextAttempt::Wait(remaining) => {
+                tracing::info!(?remaining, "another attempt holds the job; looking again later");
+                return Ok(Answer::Retry(*remaining + Duration::from_millis(500)));
+            }
+            NextAttempt::Begin { job: next, .. } | NextAttempt::GiveUp { job: next, .. } => {
+                ctx.backends.jobs.update(next).await?
+            }
+        };
+        let Some(held) = written else {
+            job = match ctx.backends.jobs.get(job.id).await? {
+                Some(changed) => changed,
+                None => return Ok(Answer::Ack),
+            };
+            continue;
+        };
+        if let NextAttempt::Begin { stale_output: Some(stale), .. }
+        | NextAttempt::GiveUp { stale_output: Some(stale), .. } = next
+        {
+            delete_output(ctx, stale).await;
+        }
+        if matches!(next, NextAttempt::GiveUp { .. }) {
+            return conclude(ctx, held).await;
+        }
+        return Ok(convert(ctx, held).await);
+    }
+    Ok(Answer::Retry(Duration::from_secs(1)))
+}
+
+/// Why an attempt did not produce an MP3.
 enum Failure {
     /// The input is at fault; retrying cannot help.
     Permanent(String),
-    /// Storage or the disk failed; a retry may succeed.
+    /// Storage or the disk failed; the attempt does not count.
     Transient(anyhow::Error),
-    /// The node is shutting down: give the job back to the queue.
-    Cancelled,
+    /// It ran out of time: the attempt counts.
+    TimedOut,
+    /// The node is shutting down, or the attempt lost the job.
+    Stopped,
 }
 
-async fn convert_job(ctx: &NodeContext, message: JobMessage, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-    let Some(job) = ctx.backends.jobs.get(message.job_id).await? else {
-        tracing::info!("the job no longer exists; dropping its message");
-        return Ok(delivery.ack().await?);
+/// Step 3 and 4 for a job this attempt holds.
+async fn convert(ctx: &NodeContext, held: Job) -> Answer {
+    let output_fid = held.attempt.expect("a held job has an attempt").output_fid;
+    tracing::info!(video_fid = %held.video_fid, %output_fid, attempt = held.attempts, "converting");
+    let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
+    let lease = LeaseKeeper::start(ctx, held.clone(), stop.clone());
+    let outcome = convert_and_store(ctx, &held, output_fid, &stop).await;
+    let Some(current) = lease.stop().await else {
+        tracing::warn!("the attempt lost the job to another; discarding its output");
+        delete_output(ctx, output_fid).await;
+        return Answer::Ack;
     };
-    if matches!(job.state, JobState::Done | JobState::Failed) {
-        tracing::info!(state = job.state.as_str(), "the job is already finished; acknowledging a redelivery");
-        return Ok(delivery.ack().await?);
-    }
-    let attempt = delivery.attempt();
-    let max_attempts = ctx.config.max_attempts;
-    if attempt > max_attempts {
-        let reason = format!(
-            "gave up after {max_attempts} attempts: {}",
-            job.error.as_deref().unwrap_or("the converter stopped each time")
-        );
-        return fail_job(ctx, &job, &reason, delivery).await;
-    }
-    let mp3_fid = job.mp3_fid.unwrap_or_else(Id::generate);
-    ctx.backends.jobs.mark_converting(job.id, attempt, mp3_fid).await?;
-    tracing::info!(video_fid = %job.video_fid, %mp3_fid, "converting");
-
-    match convert_and_store(ctx, &job, mp3_fid).await {
-        Ok(done) => finish_job(ctx, &job, mp3_fid, done, delivery).await,
-        Err(Failure::Permanent(reason)) => fail_job(ctx, &job, &reason, delivery).await,
-        Err(Failure::Cancelled) => {
+    let now = now_millis();
+    let (next, answer) = match outcome {
+        Ok(done) => {
+            ctx.metrics.media_seconds.inc_by(done.media_seconds);
+            ctx.metrics.conversion("done");
+            tracing::info!(media_seconds = done.media_seconds, "converted");
+            (current.finish(done.media_seconds, now), Answer::Ack)
+        }
+        Err(Failure::Permanent(reason)) => (Some(current.fail(&reason, now)), Answer::Ack),
+        Err(Failure::TimedOut) => {
+            let reason = TranscodeError::TimedOut.to_string();
+            match current.attempts >= ctx.config.max_attempts {
+                true => (
+                    Some(current.fail(&format!("{reason} on each of its {} attempts", current.attempts), now)),
+                    Answer::Ack,
+                ),
+                false => (current.give_back(true, Some(&reason), now), Answer::Retry(Duration::from_secs(1))),
+            }
+        }
+        Err(Failure::Stopped) => {
             tracing::info!("shutting down: the job goes back to the queue");
-            Ok(delivery.release().await?)
+            (current.give_back(false, None, now), Answer::Release)
         }
-        Err(Failure::Transient(error)) if attempt < max_attempts => {
-            let backoff = retry_backoff(attempt);
-            tracing::warn!(error = format!("{error:#}"), ?backoff, "conversion failed; it will be retried");
+        Err(Failure::Transient(error)) => {
             ctx.metrics.conversion("retried");
-            Ok(delivery.retry(backoff).await?)
+            let backoff = outage_backoff(current.attempts);
+            tracing::warn!(error = format!("{error:#}"), ?backoff, "the attempt failed on storage; it does not count");
+            (current.give_back(false, None, now), Answer::Retry(backoff))
         }
-        Err(Failure::Transient(error)) => fail_job(ctx, &job, &format!("{error:#}"), delivery).await,
+    };
+    let Some(next) = next else { return answer };
+    if next.mp3_fid != Some(output_fid) {
+        delete_output(ctx, output_fid).await;
+    }
+    match update_patiently(ctx, &next).await {
+        Some(stored) if stored.state.is_finished() => {
+            conclude(ctx, stored).await.unwrap_or(Answer::Retry(Duration::from_secs(1)))
+        }
+        Some(_) => answer,
+        None => {
+            if next.mp3_fid == Some(output_fid) {
+                delete_output(ctx, output_fid).await;
+            }
+            Answer::Ack
+        }
     }
 }
 
-async fn convert_and_store(ctx: &NodeContext, job: &Job, mp3_fid: Id) -> Result<Transcoded, Failure> {
+/// A finished job: count it and publish its notice.
+async fn conclude(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
+    if let (crate::storage::JobState::Failed, Some(reason)) = (job.state, &job.error) {
+        ctx.metrics.conversion("failed");
+        tracing::warn!(reason, "conversion failed");
+    }
+    publish_notice(ctx, &job).await?;
+    Ok(Answer::Ack)
+}
+
+/// Publishes a finished job's notice, unless its owner was mailed already.
+pub(super) async fn publish_notice(ctx: &NodeContext, job: &Job) -> StorageResult<()> {
+    if !job.needs_notification() {
+        return Ok(());
+    }
+    let Some((queue, message)) = JobMessage::notice(job) else { return Ok(()) };
+    ctx.backends.mailbox.publish(queue, &message.to_json()).await
+}
+
+/// Removes an attempt's output blob; a failure leaves an unreferenced blob, never a wrong MP3.
+async fn delete_output(ctx: &NodeContext, output_fid: Id) {
+    if let Err(error) = ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await {
+        tracing::warn!(%output_fid, %error, "could not delete an attempt's output");
+    }
+}
+
+/// Renews the running attempt's lease every third of it; if the job changed under it (taken
+/// over or deleted), stops the conversion. Holds the record as last written.
+struct LeaseKeeper {
+    current: Arc<tokio::sync::Mutex<Option<Job>>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    fn start(ctx: &NodeContext, held: Job, conversion: StopSignal) -> LeaseKeeper {
+        let current = Arc::new(tokio::sync::Mutex::new(Some(held)));
+        let stop = CancellationToken::new();
+        let (jobs, lease) = (ctx.backends.jobs.clone(), ctx.config.lease());
+        let task = tokio::spawn({
+            let (current, stop) = (current.clone(), stop.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(lease / 3) => {}
+                    }
+                    let mut held = current.lock().await;
+                    let Some(renewed) = held.as_ref().and_then(|job| job.renew(now_millis(), lease)) else { return };
+                    match jobs.update(&renewed).await {
+                        Ok(Some(stored)) => *held = Some(stored),
+                        Ok(None) => {
+                            *held = None;
+                            conversion.cancel();
+                            return;
+                        }
+                        Err(error) => tracing::warn!(%error, "could not renew the attempt's lease"),
+                    }
+                }
+            }
+        });
+        LeaseKeeper { current, stop, task }
+    }
+
+    /// Stops renewing (after a renewal in flight finished) and returns the record as last
+    /// written, or None if the attempt lost the job.
+    async fn stop(self) -> Option<Job> {
+        self.stop.cancel();
+        let _ = self.task.await;
+        self.current.lock().await.take()
+    }
+}
+
+async fn convert_and_store(
+    ctx: &NodeContext,
+    job: &Job,
+    output_fid: Id,
+    stop: &StopSignal,
+) -> Result<Transcoded, Failure> {
     if ctx.config.crash_on() == Some(job.filename.as_str()) {
         tracing::error!("fault injection: aborting the process on this file");
         std::process::abort();
@@ -97,7 +280,7 @@ async fn convert_and_store(ctx: &NodeContext, job: &Job, mp3_fid: Id) -> Result<
         .into_temp_path();
 
     let started = Instant::now();
-    let transcoded = run_transcode(ctx, source.path().to_owned(), output.to_path_buf()).await?;
+    let transcoded = run_transcode(ctx, source.path().to_owned(), output.to_path_buf(), stop.clone()).await?;
     ctx.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
 
     let meta = BlobMeta {
@@ -106,22 +289,39 @@ async fn convert_and_store(ctx: &NodeContext, job: &Job, mp3_fid: Id) -> Result<
         content_type: "audio/mpeg".into(),
         job_id: Some(job.id),
     };
-    ctx.backends
-        .blobs
-        .put_file(Bucket::Mp3s, mp3_fid, &meta, &output)
-        .await
-        .map_err(|e| Failure::Transient(e.into()))?;
+    store_output_patiently(ctx, output_fid, &meta, &output).await?;
     Ok(transcoded)
+}
+
+/// Stores the MP3, waiting out a blob store outage until the node stops.
+async fn store_output_patiently(
+    ctx: &NodeContext,
+    fid: Id,
+    meta: &BlobMeta,
+    path: &std::path::Path,
+) -> Result<(), Failure> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match ctx.backends.blobs.put_file(Bucket::Mp3s, fid, meta, path).await {
+            Ok(_) => return Ok(()),
+            Err(error) if !ctx.shutdown.is_cancelled() => {
+                tracing::warn!(%error, ?wait, "cannot store the MP3 yet; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(Failure::Transient(error.into())),
+        }
+    }
 }
 
 /// Runs the transcoder on a blocking thread under the time limit; once shutdown starts, it
 /// may run for the grace period before it is stopped.
 async fn run_transcode(
     ctx: &NodeContext,
-    input: std::path::PathBuf,
-    output: std::path::PathBuf,
+    input: PathBuf,
+    output: PathBuf,
+    stop: StopSignal,
 ) -> Result<Transcoded, Failure> {
-    let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
     let options = TranscodeOptions { bit_rate: ctx.config.bitrate_kbps as usize * 1000 };
     let grace_watch = tokio::spawn({
         let stop = stop.clone();
@@ -133,7 +333,7 @@ async fn run_transcode(
             stop.cancel();
         }
     });
-    let delay = ctx.config.convert_delay();
+    let (delay, transcode) = (ctx.config.convert_delay(), ctx.transcode);
     let result = tokio::task::spawn_blocking(move || {
         fault_delay(delay, &stop)?;
         transcode(&input, &output, options, &stop)
@@ -142,7 +342,8 @@ async fn run_transcode(
     grace_watch.abort();
     match result {
         Ok(Ok(transcoded)) => Ok(transcoded),
-        Ok(Err(TranscodeError::Cancelled)) => Err(Failure::Cancelled),
+        Ok(Err(TranscodeError::Cancelled)) => Err(Failure::Stopped),
+        Ok(Err(TranscodeError::TimedOut)) => Err(Failure::TimedOut),
         Ok(Err(error)) if error.is_permanent() => Err(Failure::Permanent(error.to_string())),
         Ok(Err(error)) => Err(Failure::Transient(error.into())),
         // A panic inside FFmpeg's wrapper on this input would recur on every retry.
@@ -166,48 +367,6 @@ pub(super) fn mp3_filename(original: &str) -> String {
     let stem = std::path::Path::new(original).file_stem().and_then(|s| s.to_str()).unwrap_or("");
     let stem = if stem.is_empty() { "audio" } else { stem };
     format!("{stem}.mp3")
-}
-
-async fn finish_job(
-    ctx: &NodeContext,
-    job: &Job,
-    mp3_fid: Id,
-    done: Transcoded,
-    delivery: Box<dyn Delivery>,
-) -> anyhow::Result<()> {
-    let message = JobMessage {
-        video_fid: job.video_fid,
-        mp3_fid: Some(mp3_fid),
-        username: job.owner.clone(),
-        job_id: job.id,
-        error: None,
-    };
-    ctx.backends.mailbox.publish(Queue::Mp3, &message.to_json()).await?;
-    ctx.backends.jobs.mark_done(job.id, done.media_seconds).await?;
-    ctx.metrics.media_seconds.inc_by(done.media_seconds);
-    ctx.metrics.conversion("done");
-    tracing::info!(media_seconds = done.media_seconds, "converted");
-    Ok(delivery.ack().await?)
-}
-
-pub(super) async fn fail_job(
-    ctx: &NodeContext,
-    job: &Job,
-    reason: &str,
-    delivery: Box<dyn Delivery>,
-) -> anyhow::Result<()> {
-    let message = JobMessage {
-        video_fid: job.video_fid,
-        mp3_fid: None,
-        username: job.owner.clone(),
-        job_id: job.id,
-        error: Some(reason.to_owned()),
-    };
-    ctx.backends.mailbox.publish(Queue::Mp3, &message.to_json()).await?;
-    ctx.backends.jobs.mark_failed(job.id, reason).await?;
-    ctx.metrics.conversion("failed");
-    tracing::warn!(reason, "conversion failed");
-    Ok(delivery.ack().await?)
 }
 
 #[cfg(test)]

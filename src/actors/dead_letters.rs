@@ -1,39 +1,77 @@
-//! The dead-letter worker: takes videos from `video.dlq`, where the mailbox puts a job whose
-//! every delivery ended without an answer (its converter died each time: a file that crashes
-//! FFmpeg, say), and fails the job with that reason, so its owner is told rather than left
-//! waiting and the poison message never loops.
+//! The dead-letter workers: what a work queue gives up on after
+//! [`DELIVERY_LIMIT`](crate::storage::DELIVERY_LIMIT) unanswered deliveries (its consumer died
+//! each time before it could even count an attempt in the job record).
+//!
+//! - `video.dlq`: the job is failed with that reason, so its owner is told rather than left
+//!   waiting, and the message never loops.
+//! - `mp3.dlq` and `failures.dlq`: a notification must not be lost silently. While the owner
+//!   still needs the email, the notice goes back to its queue after [`NOTICE_RETRY_DELAY`];
+//!   every pass is counted (`mp3c_queue_deliveries_total` of the dead-letter queue), and the
+//!   jobs still waiting for their email show in `mp3c_notifications_overdue`.
+
+use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::NodeContext;
-use super::converter::fail_job;
-use super::worker::{Worker, decode};
-use crate::messages::JobMessage;
-use crate::storage::{Delivery, JobState, Queue};
+use super::converter::publish_notice;
+use super::worker::{Answer, Worker, decode};
+use super::{NodeContext, update_patiently};
+use crate::messages::{Mp3Notice, VideoNotice};
+use crate::storage::{DELIVERY_LIMIT, Delivery, Job, StorageResult, now_millis};
 
-pub struct DeadLetters;
+/// How long a dead-lettered notice waits before it goes back to its queue.
+pub const NOTICE_RETRY_DELAY: Duration = Duration::from_secs(60);
 
-impl Worker for DeadLetters {
-    const QUEUE: Queue = Queue::VideoDead;
+/// The `video.dlq` worker.
+pub struct DeadVideos;
 
-    async fn process(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-        let Some((message, delivery)) = decode::<JobMessage>(Self::QUEUE, delivery).await? else {
-            return Ok(());
+impl Worker for DeadVideos {
+    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+        let Some(notice) = decode::<VideoNotice>(delivery) else {
+            return Ok(Answer::Park);
         };
-        let span = tracing::info_span!("dead_letter", job_id = %message.job_id);
-        async {
-            match ctx.backends.jobs.get(message.job_id).await? {
-                Some(job) if !matches!(job.state, JobState::Done | JobState::Failed) => {
-                    let reason = format!(
-                        "the conversion stopped without finishing on each of its {} attempts",
-                        ctx.config.max_attempts
-                    );
-                    fail_job(ctx, &job, &reason, delivery).await
-                }
-                _ => Ok(delivery.ack().await?),
-            }
+        let job = match notice {
+            VideoNotice::Ours(message) => ctx.backends.jobs.get(message.job_id).await?,
+            VideoNotice::Seed(upload) => ctx.backends.jobs.find_by_video(upload.video_fid).await?,
+        };
+        let Some(job) = job.filter(|job| !job.state.is_finished()) else {
+            return Ok(Answer::Ack);
+        };
+        let span = tracing::info_span!("dead_letter", job_id = %job.id);
+        fail_dead_job(ctx, job).instrument(span).await
+    }
+}
+
+async fn fail_dead_job(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
+    let reason = format!(
+        "gave up after {} attempts: its message was delivered {DELIVERY_LIMIT} times without an answer",
+        job.attempts
+    );
+    let Some(failed) = update_patiently(ctx, &job.fail(&reason, now_millis())).await else {
+        return Ok(Answer::Retry(Duration::from_secs(1)));
+    };
+    ctx.metrics.conversion("failed");
+    tracing::warn!(reason, "dead-lettered job failed");
+    publish_notice(ctx, &failed).await?;
+    Ok(Answer::Ack)
+}
+
+/// The `mp3.dlq` and `failures.dlq` worker.
+pub struct DeadNotices;
+
+impl Worker for DeadNotices {
+    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+        let job_id = match decode::<Mp3Notice>(delivery) {
+            None => return Ok(Answer::Park),
+            Some(Mp3Notice::Ours(message)) => message.job_id,
+            // A seed converter's result: the notifier decides it again from scratch.
+            Some(Mp3Notice::Seed(_)) => return Ok(Answer::Forward(delivery.queue().work(), NOTICE_RETRY_DELAY)),
+        };
+        let waiting = ctx.backends.jobs.get(job_id).await?.is_some_and(|job| job.needs_notification());
+        if !waiting {
+            return Ok(Answer::Ack);
         }
-        .instrument(span)
-        .await
+        tracing::warn!(%job_id, queue = delivery.queue().name(), "a dead-lettered notice goes back to its queue");
+        Ok(Answer::Forward(delivery.queue().work(), NOTICE_RETRY_DELAY))
     }
 }

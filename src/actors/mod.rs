@@ -15,9 +15,12 @@ pub mod auth;
 pub mod converter;
 pub mod dead_letters;
 pub mod gateway;
+pub mod gauges;
 pub mod notifier;
+pub mod periodic;
 pub mod restart;
 pub mod supervisor;
+pub mod sweeper;
 pub mod worker;
 
 use std::sync::Arc;
@@ -29,16 +32,17 @@ use crate::config::Config;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
-use crate::storage::Backends;
+use crate::storage::{Backends, Job};
+use crate::transcode::Transcode;
 
 /// Registered name of the auth actor, through which the gateway finds it.
 pub const AUTH: &str = "auth";
 /// Registered name of the gateway actor.
 pub const GATEWAY: &str = "gateway";
-/// Registered name of the notifier actor.
-pub const NOTIFIER: &str = "notifier";
-/// Registered name of the dead-letter worker.
-pub const DEAD_LETTERS: &str = "dead-letters";
+/// Registered name of the sweeper.
+pub const SWEEPER: &str = "sweeper";
+/// Registered name of the gauge refresher.
+pub const GAUGES: &str = "gauges";
 
 /// Registered name of the `n`th converter actor (from 1).
 pub fn converter_name(n: u32) -> String {
@@ -56,8 +60,33 @@ pub struct NodeContext {
     pub tokens: TokenKeys,
     pub mailer: Arc<dyn Mailer>,
     pub metrics: Arc<Metrics>,
+    /// The conversion itself: [`crate::transcode::transcode`], or a stand-in in tests of the
+    /// actors' logic.
+    pub transcode: Transcode,
     /// Cancelled once when the node starts shutting down; every task watches it.
     pub shutdown: CancellationToken,
+}
+
+/// Writes `next` (compare-and-set), waiting out storage outages until the node stops: an
+/// outcome that happened (a finished conversion, a sent email) must not be lost because the
+/// database was briefly away. None if the record changed meanwhile (or is gone), or if the
+/// node stopped first.
+pub async fn update_patiently(ctx: &NodeContext, next: &Job) -> Option<Job> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match ctx.backends.jobs.update(next).await {
+            Ok(stored) => return stored,
+            Err(error) if !ctx.shutdown.is_cancelled() => {
+                tracing::warn!(%error, ?wait, "cannot write the job record yet; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                tracing::error!(%error, "stopping before the job record could be written");
+                return None;
+            }
+        }
+    }
 }
 
 /// Backoff before retry number `attempt` (from 1): 2 s doubling to at most 5 minutes.

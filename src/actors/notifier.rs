@@ -1,132 +1,192 @@
-//! The notifier: takes finished (or failed) jobs from the `mp3` queue and emails their owner.
+//! The notifier: takes finished jobs from the `mp3` and `failures` queues and emails their
+//! owner, once.
 //!
-//! At most one email per job: the right to send is claimed in the job record first, and given
-//! back only when sending failed, so a redelivered message never mails twice. While the mail
-//! server is down, messages are retried with backoff.
+//! The email is composed from the job record, never from the message. Its right to be sent is
+//! claimed in the record first (`sending`, with the time), and the record says `sent` once the
+//! mail server accepted it. A claim older than its timeout is taken over: a notifier that
+//! crashed between the mail server's answer and the `sent` write makes the owner get the email
+//! twice, which beats never. While the mail server is down, a notice is retried with backoff
+//! for as long as it takes.
 //!
 //! A result from the seed's own converter running beside ours (no `job_id`) is taken into the
-//! job whose video it converted: the MP3 gets the owner's metadata, so the owner can download
-//! it, the job is marked done, and the owner is mailed as for our own results. A result for a
-//! video that is not one of our jobs is mailed as the seed's notifier would, once per delivery.
+//! job whose video it converted, but only for a job that is not finished, whose owner the
+//! message names, and whose MP3 belongs to no other job. A result for a video that is not one
+//! of our jobs is mailed as the seed's notifier would, once per delivery.
+
+use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::NodeContext;
 use super::converter::mp3_filename;
-use super::retry_backoff;
-use super::worker::{Worker, decode};
+use super::worker::{Answer, Worker, decode};
+use super::{NodeContext, update_patiently};
 use crate::ids::Id;
 use crate::mailer::{Email, MailError};
-use crate::messages::{JobMessage, Mp3Notice, SeedResult};
-use crate::storage::{BlobMeta, Bucket, Delivery, JobState, Queue};
+use crate::messages::{Mp3Notice, SeedResult};
+use crate::storage::{
+    BlobMeta, Bucket, Delivery, Job, JobState, Notification, StorageError, StorageResult, now_millis,
+};
 
-/// Sending attempts before a notification is given up (about two hours of backoff).
-const MAX_SEND_ATTEMPTS: u32 = 30;
+/// Longest wait between tries while the mail server is down.
+const MAX_SEND_BACKOFF: Duration = Duration::from_secs(300);
 
 pub struct Notifier;
 
 impl Worker for Notifier {
-    const QUEUE: Queue = Queue::Mp3;
-
-    async fn process(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-        let Some((notice, delivery)) = decode::<Mp3Notice>(Self::QUEUE, delivery).await? else {
-            return Ok(());
+    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+        let Some(notice) = decode::<Mp3Notice>(delivery) else {
+            return Ok(Answer::Park);
         };
         match notice {
             Mp3Notice::Ours(message) => {
-                let span = tracing::info_span!("notify", job_id = %message.job_id, attempt = delivery.attempt());
-                notify(ctx, message, delivery).instrument(span).await
+                let span = tracing::info_span!("notify", job_id = %message.job_id);
+                notify(ctx, message.job_id, delivery.attempt()).instrument(span).await
             }
             Mp3Notice::Seed(result) => {
                 let span = tracing::info_span!("notify_seed_result", video_fid = %result.video_fid);
-                adopt_seed_result(ctx, result, delivery).instrument(span).await
+                adopt_seed_result(ctx, result, delivery.attempt()).instrument(span).await
             }
         }
     }
 }
 
-async fn notify(ctx: &NodeContext, message: JobMessage, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-    if !ctx.backends.jobs.claim_notification(message.job_id).await? {
-        tracing::info!("already notified (or the job is gone); acknowledging");
-        return Ok(delivery.ack().await?);
-    }
-    send(ctx, &compose(ctx, &message), delivery, Some(message.job_id)).await
+/// How long a claim to send protects a sender: the node's lease plus the mail server's time
+/// limit, so that only a sender that died loses it.
+pub fn claim_timeout(ctx: &NodeContext) -> Duration {
+    ctx.config.lease() + ctx.mailer.timeout()
 }
 
-async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, delivery: Box<dyn Delivery>) -> anyhow::Result<()> {
-    let Some(job) = ctx.backends.jobs.find_by_video(result.video_fid).await? else {
-        tracing::info!("a seed converter's result for a video that is not one of our jobs");
-        let email = ready_email(ctx, &result.username, result.mp3_fid);
-        return send(ctx, &email, delivery, None).await;
+async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<Answer> {
+    let jobs = &ctx.backends.jobs;
+    let Some(job) = jobs.get(job_id).await? else {
+        tracing::info!("the job is gone; dropping its notice");
+        return Ok(Answer::Ack);
     };
-    if job.state != JobState::Done {
-        let meta = BlobMeta {
-            owner: job.owner.clone(),
-            filename: mp3_filename(&job.filename),
-            content_type: "audio/mpeg".into(),
-            job_id: Some(job.id),
-        };
-        ctx.backends.blobs.set_meta(Bucket::Mp3s, result.mp3_fid, &meta).await?;
-        ctx.backends.jobs.record_result(job.id, result.mp3_fid).await?;
-        tracing::info!(job_id = %job.id, mp3_fid = %result.mp3_fid, "took in a seed converter's MP3");
+    if !job.needs_notification() {
+        tracing::info!(state = job.state.as_str(), notification = job.notification.as_str(), "nothing to send");
+        return Ok(Answer::Ack);
     }
-    let message = JobMessage {
-        video_fid: job.video_fid,
-        mp3_fid: Some(result.mp3_fid),
-        username: job.owner,
-        job_id: job.id,
-        error: None,
+    let Some(claim) = job.claim_notification(now_millis(), claim_timeout(ctx)) else {
+        let since = job.notification.since().unwrap_or_default();
+        let left = (since + claim_timeout(ctx).as_millis() as i64 - now_millis()).max(0) as u64;
+        tracing::info!("another notifier is sending it; looking again later");
+        return Ok(Answer::Retry(Duration::from_millis(left) + Duration::from_secs(1)));
     };
-    notify(ctx, message, delivery).await
-}
-
-/// Sends `email` and answers the delivery; `claimed` is the job whose right to mail is given
-/// back if sending failed for now.
-async fn send(
-    ctx: &NodeContext,
-    email: &Email,
-    delivery: Box<dyn Delivery>,
-    claimed: Option<Id>,
-) -> anyhow::Result<()> {
-    match ctx.mailer.send(email).await {
+    let Some(claimed) = jobs.update(&claim).await? else {
+        return Ok(Answer::Retry(Duration::from_millis(200)));
+    };
+    let outcome = ctx.mailer.send(&compose(ctx, &claimed)).await;
+    let now = now_millis();
+    let (record, answer) = match outcome {
         Ok(()) => {
             ctx.metrics.notification("sent");
             tracing::info!("notification sent");
-            Ok(delivery.ack().await?)
+            (claimed.notified(Notification::Sent, now), Answer::Ack)
         }
         Err(MailError::BadAddress(address)) => {
-            ctx.metrics.notification("failed");
-            tracing::warn!(%address, "the owner cannot be mailed; dropping the notification");
-            Ok(delivery.ack().await?)
+            ctx.metrics.notification("undeliverable");
+            tracing::warn!(%address, "the owner cannot be mailed; giving up on this notification");
+            (claimed.notified(Notification::Undeliverable, now), Answer::Ack)
         }
         Err(MailError::Transient(error)) => {
             ctx.metrics.notification("failed");
-            if let Some(job_id) = claimed {
-                ctx.backends.jobs.release_notification(job_id).await?;
-            }
-            let attempt = delivery.attempt();
-            if attempt >= MAX_SEND_ATTEMPTS {
-                tracing::error!(%error, attempt, "giving up on this notification");
-                return Ok(delivery.ack().await?);
-            }
-            let backoff = retry_backoff(attempt).min(std::time::Duration::from_secs(300));
+            let backoff = super::retry_backoff(attempt).min(MAX_SEND_BACKOFF);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
-            Ok(delivery.retry(backoff).await?)
+            let pending = claimed.notified(Notification::Pending, now);
+            // Its next message is this delivery, back after the backoff: not overdue before.
+            let pending = pending.republished(now + backoff.as_millis() as i64);
+            (pending, Answer::Retry(backoff))
+        }
+    };
+    // Once mailed, the record must say so, or the claim would expire and the email go twice.
+    if update_patiently(ctx, &record).await.is_none() {
+        tracing::warn!("the job changed while its email was sent");
+    }
+    Ok(answer)
+}
+
+async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) -> StorageResult<Answer> {
+    let Some(job) = ctx.backends.jobs.find_by_video(result.video_fid).await? else {
+        tracing::info!("a seed converter's result for a video that is not one of our jobs");
+        return send_unrecorded(ctx, &ready_email(ctx, &result.username, result.mp3_fid), attempt).await;
+    };
+    if job.state == JobState::Done && job.mp3_fid == Some(result.mp3_fid) {
+        return notify(ctx, job.id, attempt).await;
+    }
+    if let Some(refusal) = refuse_seed_result(ctx, &job, &result).await? {
+        tracing::warn!(job_id = %job.id, mp3_fid = %result.mp3_fid, refusal, "refusing a seed converter's result");
+        return Ok(Answer::Park);
+    }
+    let meta = BlobMeta {
+        owner: job.owner.clone(),
+        filename: mp3_filename(&job.filename),
+        content_type: "audio/mpeg".into(),
+        job_id: Some(job.id),
+    };
+    let Some(adopted) = job.adopt_result(result.mp3_fid, now_millis()) else { return Ok(Answer::Ack) };
+    ctx.backends.blobs.set_meta(Bucket::Mp3s, result.mp3_fid, &meta).await?;
+    match ctx.backends.jobs.update(&adopted).await? {
+        Some(_) => {
+            tracing::info!(job_id = %job.id, mp3_fid = %result.mp3_fid, "took in a seed converter's MP3");
+            notify(ctx, job.id, attempt).await
+        }
+        None => Ok(Answer::Retry(Duration::from_millis(200))),
+    }
+}
+
+/// Why a seed converter's result may not become this job's MP3, if it may not: the job is
+/// finished, the message names another owner, or the MP3 is missing or belongs to another.
+async fn refuse_seed_result(ctx: &NodeContext, job: &Job, result: &SeedResult) -> StorageResult<Option<&'static str>> {
+    if job.state.is_finished() {
+        return Ok(Some("the job is already finished"));
+    }
+    if result.username != job.owner {
+        return Ok(Some("the message names another owner"));
+    }
+    let mp3 = match ctx.backends.blobs.stat(Bucket::Mp3s, result.mp3_fid).await {
+        Ok(mp3) => mp3,
+        Err(StorageError::NotFound) => return Ok(Some("the MP3 does not exist")),
+        Err(other) => return Err(other),
+    };
+    let claimed_by_other =
+        mp3.meta.job_id.is_some_and(|id| id != job.id) || (!mp3.meta.owner.is_empty() && mp3.meta.owner != job.owner);
+    Ok(claimed_by_other.then_some("the MP3 belongs to another job"))
+}
+
+/// Sends an email that no job record tracks (a seed-only result), retrying while the mail
+/// server is down.
+async fn send_unrecorded(ctx: &NodeContext, email: &Email, attempt: u32) -> StorageResult<Answer> {
+    match ctx.mailer.send(email).await {
+        Ok(()) => {
+            ctx.metrics.notification("sent");
+            Ok(Answer::Ack)
+        }
+        Err(MailError::BadAddress(address)) => {
+            ctx.metrics.notification("undeliverable");
+            tracing::warn!(%address, "the recipient cannot be mailed; dropping the notification");
+            Ok(Answer::Ack)
+        }
+        Err(MailError::Transient(error)) => {
+            ctx.metrics.notification("failed");
+            let backoff = super::retry_backoff(attempt).min(MAX_SEND_BACKOFF);
+            tracing::warn!(%error, ?backoff, "sending failed; will retry");
+            Ok(Answer::Retry(backoff))
         }
     }
 }
 
-/// The email for a job: the seed's text for a finished MP3, the reason for a failure.
-fn compose(ctx: &NodeContext, message: &JobMessage) -> Email {
-    match (&message.error, message.mp3_fid) {
-        (None, Some(mp3_fid)) => ready_email(ctx, &message.username, mp3_fid),
-        (error, _) => Email {
-            to: message.username.clone(),
+/// The email for a finished job: the seed's text for an MP3, the reason for a failure.
+fn compose(ctx: &NodeContext, job: &Job) -> Email {
+    match (job.state, job.mp3_fid) {
+        (JobState::Done, Some(mp3_fid)) => ready_email(ctx, &job.owner, mp3_fid),
+        _ => Email {
+            to: job.owner.clone(),
             subject: "MP3 conversion failed".to_owned(),
             body: format!(
-                "Your video (job {}) could not be converted to MP3.\nReason: {}\n",
-                message.job_id,
-                error.as_deref().unwrap_or("unknown")
+                "Your video {} (job {}) could not be converted to MP3.\nReason: {}\n",
+                job.filename,
+                job.id,
+                job.error.as_deref().unwrap_or("unknown")
             ),
         },
     }

@@ -13,13 +13,17 @@ use tokio::net::TcpListener;
 
 use super::auth::AuthActor;
 use super::converter::Converter;
-use super::dead_letters::DeadLetters;
+use super::dead_letters::{DeadNotices, DeadVideos};
 use super::gateway::{GatewayActor, GatewayArgs};
+use super::gauges::Gauges;
 use super::notifier::Notifier;
+use super::periodic::{Periodic, PeriodicActor};
 use super::restart::{Decision, RestartHistory, RestartPolicy};
+use super::sweeper::Sweeper;
 use super::worker::{Worker, WorkerActor};
-use super::{AUTH, DEAD_LETTERS, GATEWAY, NOTIFIER, NodeContext, converter_name};
+use super::{AUTH, GATEWAY, GAUGES, NodeContext, SWEEPER, converter_name};
 use crate::config::Role;
+use crate::storage::Queue;
 
 /// One kind of child, enough to start it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -27,8 +31,12 @@ pub enum Child {
     Gateway,
     Auth,
     Converter(u32),
-    Notifier,
-    DeadLetters,
+    /// The notifier of one queue (`mp3` or `failures`).
+    Notifier(Queue),
+    /// The worker of one dead-letter queue.
+    DeadLetters(Queue),
+    Sweeper,
+    Gauges,
 }
 
 impl Child {
@@ -37,9 +45,17 @@ impl Child {
             Child::Gateway => GATEWAY.to_owned(),
             Child::Auth => AUTH.to_owned(),
             Child::Converter(n) => converter_name(n),
-            Child::Notifier => NOTIFIER.to_owned(),
-            Child::DeadLetters => DEAD_LETTERS.to_owned(),
+            Child::Notifier(Queue::Mp3) => "notifier".to_owned(),
+            Child::Notifier(queue) => format!("notifier-{}", queue.name()),
+            Child::DeadLetters(queue) => format!("dead-letters-{}", queue.work().name()),
+            Child::Sweeper => SWEEPER.to_owned(),
+            Child::Gauges => GAUGES.to_owned(),
         }
+    }
+
+    /// Children that take work from the mailbox: stopped after the gateway, before auth.
+    fn is_worker(self) -> bool {
+        matches!(self, Child::Converter(_) | Child::Notifier(_) | Child::DeadLetters(_) | Child::Sweeper)
     }
 }
 
@@ -78,9 +94,14 @@ impl NodeSupervisor {
                 Actor::spawn_linked(name, GatewayActor, args, supervisor).await?.0.get_cell()
             }
             Child::Auth => Actor::spawn_linked(name, AuthActor, ctx, supervisor).await?.0.get_cell(),
-            Child::Converter(_) => spawn_worker::<Converter>(child, ctx, supervisor).await?,
-            Child::Notifier => spawn_worker::<Notifier>(child, ctx, supervisor).await?,
-            Child::DeadLetters => spawn_worker::<DeadLetters>(child, ctx, supervisor).await?,
+            Child::Converter(_) => spawn_worker::<Converter>(child, Queue::Video, ctx, supervisor).await?,
+            Child::Notifier(queue) => spawn_worker::<Notifier>(child, queue, ctx, supervisor).await?,
+            Child::DeadLetters(Queue::VideoDead) => {
+                spawn_worker::<DeadVideos>(child, Queue::VideoDead, ctx, supervisor).await?
+            }
+            Child::DeadLetters(queue) => spawn_worker::<DeadNotices>(child, queue, ctx, supervisor).await?,
+            Child::Sweeper => spawn_periodic::<Sweeper>(child, ctx, supervisor).await?,
+            Child::Gauges => spawn_periodic::<Gauges>(child, ctx, supervisor).await?,
         };
         state.running.insert(cell.get_id(), (child, cell));
         Ok(())
@@ -124,15 +145,26 @@ impl NodeSupervisor {
     }
 }
 
-/// Starts a queue worker named for `child`, linked to `supervisor`.
+/// Starts a worker of `queue` named for `child`, linked to `supervisor`.
 async fn spawn_worker<W: Worker>(
     child: Child,
+    queue: Queue,
     ctx: Arc<NodeContext>,
     supervisor: ActorCell,
 ) -> Result<ActorCell, ActorProcessingErr> {
     let name = child.name();
-    let (actor, _) =
-        Actor::spawn_linked(Some(name.clone()), WorkerActor::<W>::default(), (ctx, name), supervisor).await?;
+    let args = (ctx, name.clone(), queue);
+    let (actor, _) = Actor::spawn_linked(Some(name), WorkerActor::<W>::default(), args, supervisor).await?;
+    Ok(actor.get_cell())
+}
+
+/// Starts a periodic actor named for `child`, linked to `supervisor`.
+async fn spawn_periodic<P: Periodic>(
+    child: Child,
+    ctx: Arc<NodeContext>,
+    supervisor: ActorCell,
+) -> Result<ActorCell, ActorProcessingErr> {
+    let (actor, _) = Actor::spawn_linked(Some(child.name()), PeriodicActor::<P>::default(), ctx, supervisor).await?;
     Ok(actor.get_cell())
 }
 
@@ -163,13 +195,14 @@ impl Actor for NodeSupervisor {
             children.push(Child::Auth);
         }
         if has(Role::Notifier) {
-            children.push(Child::Notifier);
+            children.extend([Queue::Mp3, Queue::Failures].map(Child::Notifier));
+            children.extend([Queue::Mp3Dead, Queue::FailuresDead].map(Child::DeadLetters));
         }
         if has(Role::Converter) {
             children.extend((1..=converters).map(Child::Converter));
-            children.push(Child::DeadLetters);
+            children.extend([Child::DeadLetters(Queue::VideoDead), Child::Sweeper]);
         }
-        children.push(Child::Gateway);
+        children.extend([Child::Gauges, Child::Gateway]);
         for child in children {
             self.start(&myself, &mut state, child).await?;
         }
@@ -221,9 +254,8 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         state.args.ctx.shutdown.cancel();
         self.stop_children(state, |child| child == Child::Gateway).await;
-        self.stop_children(state, |child| matches!(child, Child::Converter(_) | Child::Notifier | Child::DeadLetters))
-            .await;
-        self.stop_children(state, |child| child == Child::Auth).await;
+        self.stop_children(state, Child::is_worker).await;
+        self.stop_children(state, |child| matches!(child, Child::Auth | Child::Gauges)).await;
         Ok(())
     }
 }

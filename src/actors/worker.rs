@@ -1,25 +1,64 @@
-//! The queue-worker actor that converters and the notifier share: a competing consumer on one
-//! mailbox queue, handling one delivery at a time (fair dispatch: prefetch 1).
+//! The queue-worker actor that converters, the notifiers and the dead-letter workers share: a
+//! competing consumer on one mailbox queue, handling one delivery at a time (fair dispatch).
 //!
 //! Each `Poll` waits a bounded time for a delivery and handles it, then the actor polls again;
 //! between polls it sees stop requests, so a stop waits for at most the delivery in hand.
+//!
+//! A handler decides an [`Answer`] and the worker gives it. A handler that fails on storage
+//! (a database or the broker away) gets its delivery retried after a backoff that does not
+//! count against the job: an outage is retried for as long as it lasts. A message that cannot
+//! be read is parked for inspection, never acknowledged away and never looped.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{NodeContext, RECEIVE_WAIT};
 use crate::metrics::ActorMetrics;
-use crate::storage::{Delivery, Queue};
+use crate::storage::{Delivery, Queue, StorageError, StorageResult};
 
-/// What a worker does with one delivery of its queue.
+/// Longest backoff of a delivery retried because storage or the broker failed.
+const OUTAGE_BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// What a worker does with one delivery.
 pub trait Worker: Send + Sync + 'static {
-    const QUEUE: Queue;
+    /// Decides the delivery's answer; a storage error retries it after a backoff.
+    fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> impl Future<Output = StorageResult<Answer>> + Send;
+}
 
-    /// Handles the delivery and answers it (ack, retry or release). An error leaves it
-    /// unanswered: it is redelivered when its lease runs out.
-    fn process(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> impl Future<Output = anyhow::Result<()>> + Send;
+/// How a delivery is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Done with it.
+    Ack,
+    /// Deliver it again after this long (not counted as an unanswered delivery).
+    Retry(Duration),
+    /// Back to the queue at once: this node is shutting down.
+    Release,
+    /// Move it to another queue, visible there after this long.
+    Forward(Queue, Duration),
+    /// It cannot be read: keep it in its queue's parking queue.
+    Park,
+}
+
+impl Answer {
+    pub async fn give(self, delivery: Box<dyn Delivery>) -> StorageResult<()> {
+        match self {
+            Answer::Ack => delivery.ack().await,
+            Answer::Retry(delay) => delivery.retry(delay).await,
+            Answer::Release => delivery.release().await,
+            Answer::Forward(queue, delay) => delivery.forward(queue, delay).await,
+            Answer::Park => delivery.park().await,
+        }
+    }
+}
+
+/// Backoff before delivery number `attempt` comes back after a storage failure: 1 s doubling
+/// to [`OUTAGE_BACKOFF_CAP`].
+pub fn outage_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(OUTAGE_BACKOFF_CAP)
 }
 
 pub struct WorkerActor<W>(PhantomData<fn() -> W>);
@@ -41,22 +80,23 @@ pub enum WorkerMsg {
 pub struct WorkerState {
     ctx: Arc<NodeContext>,
     name: String,
+    queue: Queue,
     metrics: ActorMetrics,
 }
 
 impl<W: Worker> Actor for WorkerActor<W> {
     type Msg = WorkerMsg;
     type State = WorkerState;
-    type Arguments = (Arc<NodeContext>, String);
+    type Arguments = (Arc<NodeContext>, String, Queue);
 
     async fn pre_start(
         &self,
         myself: ActorRef<WorkerMsg>,
-        (ctx, name): Self::Arguments,
+        (ctx, name, queue): Self::Arguments,
     ) -> Result<WorkerState, ActorProcessingErr> {
         let metrics = ctx.metrics.actor(&name);
         myself.send_message(WorkerMsg::Poll)?;
-        Ok(WorkerState { ctx, name, metrics })
+        Ok(WorkerState { ctx, name, queue, metrics })
     }
 
     async fn handle(
@@ -80,13 +120,13 @@ impl<W: Worker> Actor for WorkerActor<W> {
 }
 
 async fn poll_once<W: Worker>(state: &WorkerState) {
-    let received = state.ctx.backends.mailbox.receive(W::QUEUE, &state.name, RECEIVE_WAIT).await;
+    let received = state.ctx.backends.mailbox.receive(state.queue, &state.name, RECEIVE_WAIT).await;
     match received {
         Ok(Some(delivery)) => {
             let _handling = state.metrics.begin();
-            if let Err(error) = W::process(&state.ctx, delivery).await {
+            if let Err(error) = process::<W>(&state.ctx, delivery).await {
                 state.metrics.failed();
-                tracing::warn!(actor = %state.name, error = format!("{error:#}"), "delivery left for redelivery");
+                tracing::warn!(actor = %state.name, %error, "delivery left unanswered; it comes back later");
             }
         }
         Ok(None) => {}
@@ -97,19 +137,47 @@ async fn poll_once<W: Worker>(state: &WorkerState) {
     }
 }
 
-/// Reads a delivery's message. One that cannot be read can never be handled: it is logged and
-/// acknowledged away instead of looping forever.
-pub async fn decode<T: serde::de::DeserializeOwned>(
-    queue: Queue,
-    delivery: Box<dyn Delivery>,
-) -> anyhow::Result<Option<(T, Box<dyn Delivery>)>> {
+/// Handles one delivery and answers it.
+pub async fn process<W: Worker>(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> StorageResult<()> {
+    let answer = match W::handle(ctx, delivery.as_ref()).await {
+        Ok(answer) => answer,
+        Err(error) => after_storage_failure(ctx, &error, delivery.attempt()),
+    };
+    if answer == Answer::Park {
+        ctx.metrics.parked(delivery.queue());
+    }
+    answer.give(delivery).await
+}
+
+fn after_storage_failure(ctx: &NodeContext, error: &StorageError, attempt: u32) -> Answer {
+    let backoff = outage_backoff(attempt);
+    tracing::warn!(%error, ?backoff, "storage failed; the delivery is retried without counting an attempt");
+    ctx.metrics.outage_retry();
+    Answer::Retry(backoff)
+}
+
+/// Reads a delivery's message; `None` (after logging it) when it cannot be read.
+pub fn decode<T: serde::de::DeserializeOwned>(delivery: &dyn Delivery) -> Option<T> {
     match serde_json::from_slice::<T>(delivery.body()) {
-        Ok(message) => Ok(Some((message, delivery))),
+        Ok(message) => Some(message),
         Err(error) => {
             let preview = String::from_utf8_lossy(&delivery.body()[..delivery.body().len().min(200)]).into_owned();
-            tracing::error!(queue = queue.name(), %error, body = %preview, "dropping a message that is not a job message");
-            delivery.ack().await?;
-            Ok(None)
+            tracing::error!(queue = delivery.queue().name(), %error, body = %preview, "parking a message that cannot be read");
+            None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outage_backoff_doubles_to_its_cap() {
+        assert_eq!(outage_backoff(1), Duration::from_secs(1));
+        assert_eq!(outage_backoff(2), Duration::from_secs(2));
+        assert_eq!(outage_backoff(5), Duration::from_secs(16));
+        assert_eq!(outage_backoff(6), OUTAGE_BACKOFF_CAP);
+        assert_eq!(outage_backoff(1000), OUTAGE_BACKOFF_CAP);
     }
 }

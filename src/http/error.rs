@@ -10,7 +10,7 @@ use super::response::{Response, json};
 use crate::storage::StorageError;
 
 /// Seconds a client is asked to wait when a backend is unavailable.
-const RETRY_AFTER_SECONDS: &str = "5";
+const RETRY_AFTER_UNAVAILABLE: u32 = 5;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -19,11 +19,19 @@ pub struct ApiError {
     pub message: String,
     /// Which authentication scheme to ask for in `WWW-Authenticate` (401 only).
     challenge: Option<&'static str>,
+    /// Seconds to send in `Retry-After` (every 503 has one).
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), challenge: None }
+        let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
+        ApiError { status, code, message: message.into(), challenge: None, retry_after }
+    }
+
+    /// Asks the client to try again after `seconds` (`Retry-After`).
+    pub fn retry_after(self, seconds: u32) -> Self {
+        ApiError { retry_after: Some(seconds), ..self }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -60,8 +68,8 @@ impl ApiError {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = json(self.status, &body);
         let headers = response.headers_mut();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(scheme) = self.challenge {
             let challenge = format!("{scheme} realm=\"mp3converter\"");

@@ -91,7 +91,7 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::DeleteJob => jobs::delete(ctx, request).await,
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(ctx).await,
-        Route::Metrics => ops::metrics(ctx).await,
+        Route::Metrics => Ok(ops::metrics(ctx)),
         Route::Crash => ops::crash(ctx, request),
         Route::WrongMethod(allowed) => {
             let mut response =

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::gridfs::GridFsBlobStore;
+use super::intake::RecordThenPublish;
 use super::mongo_jobs::MongoJobs;
 use super::mysql::MysqlUsers;
 use super::rabbitmq::RabbitMailbox;
-use super::{Backends, UserStore};
+use super::{Backends, JobStore, Mailbox, UserStore};
 use crate::config::{Config, Secret};
 
 fn required<'a>(value: &'a Option<Secret>, flag: &str) -> anyhow::Result<&'a str> {
@@ -20,11 +21,19 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let users = users(config).await?;
     let mongo = mongo_client(required(&config.mongodb_url, "mongodb-url")?).await?;
     let amqp_url = required(&config.amqp_url, "amqp-url")?.to_owned();
+    let mongo_jobs = MongoJobs::new(&mongo);
+    if let Err(error) = mongo_jobs.create_indexes().await {
+        // Not fatal: the database may come up later; the next start creates them.
+        tracing::warn!(%error, "could not create the job indexes now");
+    }
+    let jobs: Arc<dyn JobStore> = Arc::new(mongo_jobs);
+    let mailbox: Arc<dyn Mailbox> = Arc::new(RabbitMailbox::new(amqp_url, config.prefetch));
     Ok(Backends {
         users,
         blobs: Arc::new(GridFsBlobStore::new(&mongo)),
-        jobs: Arc::new(MongoJobs::new(&mongo)),
-        mailbox: Arc::new(RabbitMailbox::new(amqp_url, config.max_attempts, config.prefetch)),
+        intake: Arc::new(RecordThenPublish { jobs: jobs.clone(), mailbox: mailbox.clone() }),
+        jobs,
+        mailbox,
     })
 }
 

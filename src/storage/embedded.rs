@@ -4,18 +4,20 @@
 use std::sync::Arc;
 
 use super::files::FileBlobStore;
-use super::sqlite::{self, SqliteJobs, SqliteMailbox, SqliteUsers};
-use super::{Backends, UserStore};
+use super::sqlite::{self, SqliteIntake, SqliteJobs, SqliteMailbox, SqliteUsers};
+use super::{Backends, DELIVERY_LIMIT, UserStore};
 use crate::config::Config;
 
 pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let pool = sqlite::open(&config.database_path()).await?;
     let blobs = FileBlobStore::open(config.data_dir.join("blobs")).await?;
+    let mailbox = Arc::new(SqliteMailbox::new(pool.clone(), config.lease(), DELIVERY_LIMIT));
     Ok(Backends {
         users: Arc::new(SqliteUsers::new(pool.clone())),
         blobs: Arc::new(blobs),
         jobs: Arc::new(SqliteJobs::new(pool.clone())),
-        mailbox: Arc::new(SqliteMailbox::new(pool, config.lease(), config.max_attempts)),
+        intake: Arc::new(SqliteIntake::new(pool, mailbox.clone())),
+        mailbox,
     })
 }
 

@@ -6,8 +6,6 @@
 //! the chunks already written, so nothing is orphaned. Reads (whole or a byte range) stream the
 //! needed chunks straight from `fs.chunks` in order.
 
-use std::path::Path;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -124,13 +122,6 @@ impl BlobStore for GridFsBlobStore {
             return Err(error);
         }
         Ok(total)
-    }
-
-    async fn put_file(&self, bucket: Bucket, fid: Id, meta: &BlobMeta, path: &Path) -> StorageResult<u64> {
-        // A retried job stores its MP3 under the same id: replace any earlier copy.
-        self.delete(bucket, fid).await?;
-        let mut file = tokio::fs::File::open(path).await.map_err(StorageError::unavailable)?;
-        self.put(bucket, fid, meta, &mut file).await
     }
 
     async fn stat(&self, bucket: Bucket, fid: Id) -> StorageResult<BlobInfo> {

@@ -1,6 +1,6 @@
-//! A mailbox that counts what passes through it, whatever backend is behind: publishes (and
-//! failed ones), deliveries, redeliveries and consumers per queue, the application's view of
-//! the queues beside the broker's own metrics.
+//! A mailbox (and an intake) that counts what passes through it, whatever backend is behind:
+//! publishes (and failed ones), deliveries, redeliveries and consumers per queue, the
+//! application's view of the queues beside the broker's own metrics.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Delivery, Mailbox, Queue, StorageResult};
+use super::{Delivery, Intake, Job, Mailbox, Queue, StorageResult};
 use crate::metrics::Metrics;
 
 pub struct InstrumentedMailbox {
@@ -21,6 +21,11 @@ pub struct InstrumentedMailbox {
 impl InstrumentedMailbox {
     pub fn new(inner: Arc<dyn Mailbox>, metrics: Arc<Metrics>) -> Self {
         InstrumentedMailbox { inner, metrics, consumers: Mutex::new(HashSet::new()) }
+    }
+
+    fn count_publish<T>(&self, queue: Queue, result: &StorageResult<T>) {
+        let counter = if result.is_ok() { &self.metrics.queue_published } else { &self.metrics.queue_publish_failures };
+        counter.with_label_values(&[queue.name()]).inc();
     }
 
     fn note_consumer(&self, queue: Queue, consumer: &str) {
@@ -38,8 +43,7 @@ impl InstrumentedMailbox {
 impl Mailbox for InstrumentedMailbox {
     async fn publish(&self, queue: Queue, body: &[u8]) -> StorageResult<()> {
         let result = self.inner.publish(queue, body).await;
-        let counter = if result.is_ok() { &self.metrics.queue_published } else { &self.metrics.queue_publish_failures };
-        counter.with_label_values(&[queue.name()]).inc();
+        self.count_publish(queue, &result);
         result
     }
 
@@ -61,5 +65,27 @@ impl Mailbox for InstrumentedMailbox {
 
     async fn ping(&self) -> StorageResult<()> {
         self.inner.ping().await
+    }
+}
+
+/// An intake whose `video` publishes are counted as the mailbox's are.
+pub struct InstrumentedIntake {
+    inner: Arc<dyn Intake>,
+    /// Shares the mailbox's counters.
+    mailbox: Arc<InstrumentedMailbox>,
+}
+
+impl InstrumentedIntake {
+    pub fn new(inner: Arc<dyn Intake>, mailbox: Arc<InstrumentedMailbox>) -> Self {
+        InstrumentedIntake { inner, mailbox }
+    }
+}
+
+#[async_trait]
+impl Intake for InstrumentedIntake {
+    async fn submit(&self, job: &Job, message: &[u8]) -> StorageResult<()> {
+        let result = self.inner.submit(job, message).await;
+        self.mailbox.count_publish(Queue::Video, &result);
+        result
     }
 }

@@ -1,13 +1,14 @@
 //! Job records in MongoDB: one document per job in `mp3converter.jobs`, keyed by the job's
-//! ObjectId.
+//! ObjectId. Every update replaces the document only if its `version` is the one read (a
+//! compare-and-set); the indexes the queries need are created at start.
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
-use mongodb::{Client, Collection};
+use mongodb::{Client, Collection, IndexModel};
 
 use super::gridfs::object_id;
-use super::{Job, JobState, JobStore, StorageError, StorageResult, now_millis};
+use super::{Attempt, Job, JobState, JobStore, Notification, StorageError, StorageResult, timed};
 use crate::ids::Id;
 
 pub struct MongoJobs {
@@ -22,22 +23,54 @@ fn id_of(oid: ObjectId) -> Id {
     Id::from_bytes(oid.bytes())
 }
 
+const UNFINISHED: [&str; 2] = ["queued", "converting"];
+
 impl MongoJobs {
     pub fn new(client: &Client) -> Self {
         MongoJobs { jobs: client.database("mp3converter").collection("jobs") }
     }
 
-    /// Updates one job; `NotFound` if there is none with that id.
-    async fn update_one(&self, id: Id, set: Document) -> StorageResult<()> {
-        let mut set = set;
-        set.insert("updated_at", now_millis());
-        let result =
-            self.jobs.update_one(doc! { "_id": object_id(id) }, doc! { "$set": set }).await.map_err(mongo_error)?;
-        match result.matched_count {
-            0 => Err(StorageError::NotFound),
-            _ => Ok(()),
-        }
+    /// Creates the indexes behind `list_by_owner`, `count_unfinished`, `find_by_video`,
+    /// `overdue` and the state counts (idempotent).
+    pub async fn create_indexes(&self) -> StorageResult<()> {
+        let keys = [
+            doc! { "owner": 1, "_id": -1 },
+            doc! { "owner": 1, "state": 1 },
+            doc! { "video_fid": 1 },
+            doc! { "state": 1, "published_at": 1 },
+        ];
+        let indexes = keys.into_iter().map(|keys| IndexModel::builder().keys(keys).build());
+        timed("creating the job indexes", async { self.jobs.create_indexes(indexes).await.map_err(mongo_error) })
+            .await?;
+        Ok(())
     }
+
+    async fn find_one(&self, filter: Document) -> StorageResult<Option<Job>> {
+        let document = timed("reading a job", async { self.jobs.find_one(filter).await.map_err(mongo_error) }).await?;
+        document.as_ref().map(from_document).transpose()
+    }
+
+    async fn find_many(&self, filter: Document, sort: Document, limit: u32) -> StorageResult<Vec<Job>> {
+        let documents: Vec<Document> = timed("listing jobs", async {
+            let cursor = self.jobs.find(filter).sort(sort).limit(limit as i64).await.map_err(mongo_error)?;
+            cursor.try_collect().await.map_err(mongo_error)
+        })
+        .await?;
+        documents.iter().map(from_document).collect()
+    }
+
+    async fn count(&self, filter: Document) -> StorageResult<u64> {
+        timed("counting jobs", async { self.jobs.count_documents(filter).await.map_err(mongo_error) }).await
+    }
+}
+
+/// The filter of a compare-and-set on `version` (a document from before versions had none).
+fn at_version(job: &Job) -> Document {
+    let version = match job.version {
+        0 => Bson::Document(doc! { "$in": [0_i64, Bson::Null] }),
+        n => Bson::Int64(n as i64),
+    };
+    doc! { "_id": object_id(job.id), "version": version }
 }
 
 fn to_document(job: &Job) -> Document {
@@ -51,9 +84,14 @@ fn to_document(job: &Job) -> Document {
         "error": job.error.clone(),
         "attempts": job.attempts as i64,
         "media_seconds": job.media_seconds,
-        "notified": false,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
+        "output_fid": job.attempt.map(|a| object_id(a.output_fid)),
+        "lease_until": job.attempt.map(|a| a.lease_until),
+        "notification": job.notification.as_str(),
+        "notification_since": job.notification.since(),
+        "published_at": job.published_at,
+        "version": job.version as i64,
     }
 }
 
@@ -61,9 +99,19 @@ fn from_document(document: &Document) -> StorageResult<Job> {
     let corrupt = |what: &str| StorageError::unavailable(anyhow::anyhow!("corrupt job document: {what}"));
     let oid = |key: &str| document.get_object_id(key).map(id_of).map_err(|_| corrupt(key));
     let int = |key: &str| match document.get(key) {
-        Some(Bson::Int64(n)) => *n,
-        Some(Bson::Int32(n)) => *n as i64,
-        _ => 0,
+        Some(Bson::Int64(n)) => Some(*n),
+        Some(Bson::Int32(n)) => Some(*n as i64),
+        _ => None,
+    };
+    let attempt = match (document.get_object_id("output_fid").ok().map(id_of), int("lease_until")) {
+        (Some(output_fid), Some(lease_until)) => Some(Attempt { output_fid, lease_until }),
+        _ => None,
+    };
+    // Documents written before notifications had states said only `notified`.
+    let notification = match (document.get_str("notification"), document.get_bool("notified")) {
+        (Ok(name), _) => Notification::parse(name, int("notification_since")).ok_or_else(|| corrupt("notification"))?,
+        (Err(_), Ok(true)) => Notification::Sent,
+        (Err(_), _) => Notification::Pending,
     };
     Ok(Job {
         id: oid("_id")?,
@@ -73,23 +121,34 @@ fn from_document(document: &Document) -> StorageResult<Job> {
         mp3_fid: document.get_object_id("mp3_fid").ok().map(id_of),
         filename: document.get_str("filename").unwrap_or_default().to_owned(),
         error: document.get_str("error").ok().map(str::to_owned),
-        attempts: int("attempts") as u32,
+        attempts: int("attempts").unwrap_or_default() as u32,
         media_seconds: document.get_f64("media_seconds").ok(),
-        created_at: int("created_at"),
-        updated_at: int("updated_at"),
+        created_at: int("created_at").unwrap_or_default(),
+        updated_at: int("updated_at").unwrap_or_default(),
+        attempt,
+        notification,
+        published_at: int("published_at").or_else(|| int("updated_at")).unwrap_or_default(),
+        version: int("version").unwrap_or_default() as u64,
     })
 }
 
 #[async_trait]
 impl JobStore for MongoJobs {
     async fn create(&self, job: &Job) -> StorageResult<()> {
-        self.jobs.insert_one(to_document(job)).await.map_err(mongo_error)?;
-        Ok(())
+        let inserted = timed("creating a job", async { Ok(self.jobs.insert_one(to_document(job)).await) }).await?;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_duplicate_key(&error) => Err(StorageError::Conflict),
+            Err(error) => Err(mongo_error(error)),
+        }
     }
 
     async fn get(&self, id: Id) -> StorageResult<Option<Job>> {
-        let document = self.jobs.find_one(doc! { "_id": object_id(id) }).await.map_err(mongo_error)?;
-        document.as_ref().map(from_document).transpose()
+        self.find_one(doc! { "_id": object_id(id) }).await
+    }
+
+    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>> {
+        self.find_one(doc! { "video_fid": object_id(video_fid) }).await
     }
 
     async fn list_by_owner(&self, owner: &str, limit: u32, before: Option<Id>) -> StorageResult<Vec<Job>> {
@@ -97,69 +156,57 @@ impl JobStore for MongoJobs {
         if let Some(before) = before {
             filter.insert("_id", doc! { "$lt": object_id(before) });
         }
-        let documents: Vec<Document> = self
-            .jobs
-            .find(filter)
-            .sort(doc! { "_id": -1 })
-            .limit(limit as i64)
-            .await
-            .map_err(mongo_error)?
-            .try_collect()
-            .await
-            .map_err(mongo_error)?;
-        documents.iter().map(from_document).collect()
+        self.find_many(filter, doc! { "_id": -1 }, limit).await
     }
 
-    async fn mark_converting(&self, id: Id, attempts: u32, mp3_fid: Id) -> StorageResult<()> {
-        self.update_one(id, doc! { "state": "converting", "attempts": attempts as i64, "mp3_fid": object_id(mp3_fid) })
-            .await
+    async fn update(&self, next: &Job) -> StorageResult<Option<Job>> {
+        let stored = Job { version: next.version + 1, ..next.clone() };
+        let replaced = timed("updating a job", async {
+            self.jobs.replace_one(at_version(next), to_document(&stored)).await.map_err(mongo_error)
+        })
+        .await?;
+        Ok((replaced.matched_count == 1).then_some(stored))
     }
 
-    async fn mark_done(&self, id: Id, media_seconds: f64) -> StorageResult<()> {
-        self.update_one(id, doc! { "state": "done", "error": Bson::Null, "media_seconds": media_seconds }).await
-    }
-
-    async fn mark_failed(&self, id: Id, reason: &str) -> StorageResult<()> {
-        self.update_one(id, doc! { "state": "failed", "error": reason }).await
-    }
-
-    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>> {
-        let document = self.jobs.find_one(doc! { "video_fid": object_id(video_fid) }).await.map_err(mongo_error)?;
-        document.as_ref().map(from_document).transpose()
-    }
-
-    async fn record_result(&self, id: Id, mp3_fid: Id) -> StorageResult<()> {
-        self.update_one(id, doc! { "state": "done", "mp3_fid": object_id(mp3_fid), "error": Bson::Null }).await
-    }
-
-    async fn claim_notification(&self, id: Id) -> StorageResult<bool> {
-        let result = self
-            .jobs
-            .update_one(doc! { "_id": object_id(id), "notified": false }, doc! { "$set": { "notified": true } })
-            .await
-            .map_err(mongo_error)?;
-        Ok(result.modified_count == 1)
-    }
-
-    async fn release_notification(&self, id: Id) -> StorageResult<()> {
-        self.jobs
-            .update_one(doc! { "_id": object_id(id) }, doc! { "$set": { "notified": false } })
-            .await
-            .map_err(mongo_error)?;
-        Ok(())
+    async fn delete(&self, job: &Job) -> StorageResult<bool> {
+        let deleted =
+            timed("deleting a job", async { self.jobs.delete_one(at_version(job)).await.map_err(mongo_error) }).await?;
+        Ok(deleted.deleted_count == 1)
     }
 
     async fn count_by_state(&self) -> StorageResult<Vec<(JobState, u64)>> {
         let mut counts = Vec::new();
         for state in JobState::ALL {
-            let count = self.jobs.count_documents(doc! { "state": state.as_str() }).await.map_err(mongo_error)?;
-            counts.push((state, count));
+            counts.push((state, self.count(doc! { "state": state.as_str() }).await?));
         }
         Ok(counts)
     }
 
-    async fn delete(&self, id: Id) -> StorageResult<()> {
-        self.jobs.delete_one(doc! { "_id": object_id(id) }).await.map_err(mongo_error)?;
+    async fn count_unfinished(&self, owner: &str) -> StorageResult<u64> {
+        self.count(doc! { "owner": owner, "state": { "$in": UNFINISHED.to_vec() } }).await
+    }
+
+    async fn overdue(&self, published_before: i64, limit: u32) -> StorageResult<Vec<Job>> {
+        let filter = doc! {
+            "published_at": { "$lt": published_before },
+            "$or": [
+                { "state": "queued" },
+                { "state": { "$in": ["done", "failed"] }, "notification": { "$in": ["pending", "sending"] } },
+            ],
+        };
+        self.find_many(filter, doc! { "published_at": 1 }, limit).await
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        let database = self.jobs.client().database("admin");
+        timed("pinging MongoDB", async { database.run_command(doc! { "ping": 1 }).await.map_err(mongo_error) }).await?;
         Ok(())
     }
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    matches!(
+        &*error.kind,
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) if e.code == 11000
+    )
 }

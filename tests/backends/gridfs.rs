@@ -75,17 +75,17 @@ async fn a_failed_upload_leaves_no_chunks() {
 }
 
 #[tokio::test]
-async fn storing_a_file_again_replaces_it() {
+async fn deleting_removes_the_file_and_every_chunk() {
     let client = mongo_client().await;
     let store = GridFsBlobStore::new(&client);
     let fid = Id::generate();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.mp3");
-    for content in [&b"first version"[..], &b"second"[..]] {
-        std::fs::write(&path, content).unwrap();
-        store.put_file(Bucket::Mp3s, fid, &meta(Id::generate()), &path).await.unwrap();
-    }
-    let mut out = Vec::new();
-    store.open(Bucket::Mp3s, fid, None).await.unwrap().read_to_end(&mut out).await.unwrap();
-    assert_eq!(out, b"second");
+    std::fs::write(&path, pattern(600_000)).unwrap();
+    store.put_file(Bucket::Mp3s, fid, &meta(Id::generate()), &path).await.unwrap();
+    let chunks = client.database("mp3s").collection::<Document>("fs.chunks");
+    assert_eq!(chunks.count_documents(doc! { "files_id": object_id(fid) }).await.unwrap(), 3);
+    store.delete(Bucket::Mp3s, fid).await.unwrap();
+    assert_eq!(chunks.count_documents(doc! { "files_id": object_id(fid) }).await.unwrap(), 0);
+    assert!(matches!(store.stat(Bucket::Mp3s, fid).await, Err(StorageError::NotFound)));
 }

@@ -1,58 +1,62 @@
-//! Job records in MongoDB.
+//! Job records in MongoDB: compare-and-set updates, lists, counts and the sweeper's query.
+
+use std::time::Duration;
 
 use mp3converter::ids::Id;
 use mp3converter::storage::mongo_jobs::MongoJobs;
-use mp3converter::storage::{Job, JobState, JobStore, StorageError, now_millis};
+use mp3converter::storage::{Job, JobState, JobStore, NextAttempt, Notification, StorageError, now_millis};
 
 use crate::servers::{mongo_client, unique};
 
 fn job(owner: &str) -> Job {
-    let now = now_millis();
-    Job {
-        id: Id::generate(),
-        owner: owner.to_owned(),
-        state: JobState::Queued,
-        video_fid: Id::generate(),
-        mp3_fid: None,
-        filename: "clip.mp4".into(),
-        error: None,
-        attempts: 0,
-        media_seconds: None,
-        created_at: now,
-        updated_at: now,
-    }
+    Job::queued(Id::generate(), owner, Id::generate(), "clip.mp4", now_millis())
+}
+
+async fn jobs() -> MongoJobs {
+    let jobs = MongoJobs::new(&mongo_client().await);
+    jobs.create_indexes().await.unwrap();
+    jobs
 }
 
 #[tokio::test]
-async fn a_job_moves_through_its_states() {
-    let jobs = MongoJobs::new(&mongo_client().await);
-    let owner = unique("owner");
-    let created = job(&owner);
+async fn every_change_is_a_compare_and_set() {
+    let jobs = jobs().await;
+    let created = job(&unique("owner"));
     jobs.create(&created).await.unwrap();
+    assert!(matches!(jobs.create(&created).await, Err(StorageError::Conflict)));
     assert_eq!(jobs.get(created.id).await.unwrap().unwrap(), created);
 
-    let mp3 = Id::generate();
-    jobs.mark_converting(created.id, 1, mp3).await.unwrap();
-    jobs.mark_done(created.id, 12.5).await.unwrap();
-    let done = jobs.get(created.id).await.unwrap().unwrap();
+    let NextAttempt::Begin { job: begun, .. } =
+        created.next_attempt(now_millis(), Id::generate(), Duration::from_secs(60), 3)
+    else {
+        panic!("a queued job begins")
+    };
+    let held = jobs.update(&begun).await.unwrap().expect("the first write wins");
+    assert_eq!(held.version, created.version + 1);
+    assert!(jobs.update(&begun).await.unwrap().is_none(), "a second write from the same version loses");
+
+    let done = jobs.update(&held.finish(12.5, now_millis()).unwrap()).await.unwrap().unwrap();
+    let stored = jobs.get(created.id).await.unwrap().unwrap();
+    assert_eq!(stored, done);
     assert_eq!(
-        (done.state, done.mp3_fid, done.attempts, done.media_seconds),
-        (JobState::Done, Some(mp3), 1, Some(12.5))
+        (stored.state, stored.mp3_fid, stored.attempts),
+        (JobState::Done, Some(begun.attempt.unwrap().output_fid), 1)
     );
 
-    assert!(jobs.claim_notification(created.id).await.unwrap());
-    assert!(!jobs.claim_notification(created.id).await.unwrap(), "one email per job");
-    jobs.release_notification(created.id).await.unwrap();
-    assert!(jobs.claim_notification(created.id).await.unwrap());
+    let claim = done.claim_notification(now_millis(), Duration::from_secs(60)).unwrap();
+    let sending = jobs.update(&claim).await.unwrap().unwrap();
+    assert!(matches!(jobs.get(created.id).await.unwrap().unwrap().notification, Notification::Sending { .. }));
+    assert!(jobs.update(&claim).await.unwrap().is_none(), "one claim per version");
 
-    assert!(matches!(jobs.mark_failed(Id::generate(), "x").await, Err(StorageError::NotFound)));
-    jobs.delete(created.id).await.unwrap();
+    assert!(!jobs.delete(&done).await.unwrap(), "a delete from an old version loses");
+    assert!(jobs.delete(&sending).await.unwrap());
     assert!(jobs.get(created.id).await.unwrap().is_none());
+    assert!(jobs.update(&sending).await.unwrap().is_none(), "a deleted job takes no writes");
 }
 
 #[tokio::test]
-async fn an_owner_lists_their_jobs_newest_first_by_page() {
-    let jobs = MongoJobs::new(&mongo_client().await);
+async fn an_owner_lists_their_jobs_and_counts_the_unfinished() {
+    let jobs = jobs().await;
     let owner = unique("owner");
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -65,6 +69,35 @@ async fn an_owner_lists_their_jobs_newest_first_by_page() {
     assert_eq!(first, [ids[2], ids[1]]);
     let second: Vec<Id> = jobs.list_by_owner(&owner, 2, Some(ids[1])).await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(second, [ids[0]]);
+    assert_eq!(jobs.count_unfinished(&owner).await.unwrap(), 3);
+    let oldest = jobs.get(ids[0]).await.unwrap().unwrap();
+    jobs.update(&oldest.fail("bad input", now_millis())).await.unwrap().unwrap();
+    assert_eq!(jobs.count_unfinished(&owner).await.unwrap(), 2);
     let counts = jobs.count_by_state().await.unwrap();
-    assert!(counts.iter().any(|(state, n)| *state == JobState::Queued && *n >= 3));
+    assert!(counts.iter().any(|(state, n)| *state == JobState::Queued && *n >= 2));
+}
+
+#[tokio::test]
+async fn overdue_jobs_are_queued_ones_and_finished_ones_not_yet_mailed() {
+    let jobs = jobs().await;
+    let owner = unique("owner");
+    let long_ago = now_millis() - 3_600_000;
+    let old = |job: Job| Job { published_at: long_ago, created_at: long_ago, ..job };
+    let queued = old(job(&owner));
+    let failed = old(job(&owner)).fail("bad input", long_ago);
+    let mailed = old(job(&owner)).fail("bad input", long_ago).notified(Notification::Sent, long_ago);
+    let fresh = job(&owner);
+    for job in [&queued, &failed, &mailed, &fresh] {
+        jobs.create(job).await.unwrap();
+    }
+    let overdue: Vec<Id> = jobs
+        .overdue(now_millis() - 60_000, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|job| job.owner == owner)
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(overdue.len(), 2, "{overdue:?}");
+    assert!(overdue.contains(&queued.id) && overdue.contains(&failed.id));
 }

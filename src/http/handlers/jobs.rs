@@ -1,5 +1,5 @@
-//! `GET /jobs/{job_id}`, `DELETE /jobs/{job_id}` (a finished job, with its video and MP3) and
-//! `GET /jobs` (the caller's own, newest first, paged by cursor).
+//! `GET /jobs/{job_id}`, `DELETE /jobs/{job_id}` (a job not being converted, with its video and
+//! MP3) and `GET /jobs` (the caller's own, newest first, paged by cursor).
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -30,20 +30,22 @@ pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
     Ok(json_response(StatusCode::OK, &job_json(&job)))
 }
 
-/// Deletes a finished job and its blobs. A job still queued or converting cannot be deleted
-/// (409): its converter would write an MP3 for a job that no longer exists.
+/// Deletes a job and its blobs: a finished one, or a queued one (which cancels it; its message
+/// then finds no job). A job being converted cannot be deleted (409). The record goes first,
+/// as a compare-and-set, so that a converter that took the job meanwhile loses the race
+/// cleanly (its final write finds no job, and it deletes its own output).
 pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let job = requested_job(ctx, &request).await?;
-    if !matches!(job.state, JobState::Done | JobState::Failed) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "job_in_progress", "the job is not finished yet"));
+    let in_progress = || ApiError::new(StatusCode::CONFLICT, "job_in_progress", "the job is being converted");
+    if job.state == JobState::Converting || !ctx.backends.jobs.delete(&job).await? {
+        return Err(in_progress());
     }
     let blobs = &ctx.backends.blobs;
     if let Some(mp3_fid) = job.mp3_fid {
         blobs.delete(Bucket::Mp3s, mp3_fid).await?;
     }
     blobs.delete(Bucket::Videos, job.video_fid).await?;
-    ctx.backends.jobs.delete(job.id).await?;
-    tracing::info!(job_id = %job.id, "job deleted");
+    tracing::info!(job_id = %job.id, state = job.state.as_str(), "job deleted");
     let mut response = hyper::Response::new(crate::http::response::full(bytes::Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)
@@ -71,8 +73,7 @@ fn job_json(job: &Job) -> Value {
         "job_id": job.id,
         "state": job.state.as_str(),
         "video_fid": job.video_fid,
-        // Reserved at the first attempt, but only an MP3 once the job is done.
-        "mp3_fid": job.mp3_fid.filter(|_| job.state == JobState::Done),
+        "mp3_fid": job.mp3_fid,
         "filename": job.filename,
         "error": job.error,
         "attempts": job.attempts,

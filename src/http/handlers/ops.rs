@@ -5,44 +5,33 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::query_param;
+use crate::actors::gauges::backend_health;
 use crate::actors::worker::WorkerMsg;
 use crate::actors::{GATEWAY, NodeContext};
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json, text};
-use crate::storage::Queue;
 
 pub fn healthz() -> Response {
     json(StatusCode::OK, &serde_json::json!({ "status": "alive" }))
 }
 
+/// Pings every backend (each under its time limit) and names the ones that do not answer;
+/// their errors go to the log, not to the caller.
 pub async fn readyz(ctx: &NodeContext) -> Result<Response, ApiError> {
-    let backends = &ctx.backends;
-    let checks = [
-        ("users", backends.users.ping().await),
-        ("blobs", backends.blobs.ping().await),
-        ("mailbox", backends.mailbox.ping().await),
-    ];
-    let failing: Vec<String> =
-        checks.into_iter().filter_map(|(name, result)| result.err().map(|e| format!("{name}: {e}"))).collect();
-    if failing.is_empty() {
+    let down: Vec<&str> =
+        backend_health(ctx).await.into_iter().filter(|(_, up)| !up).map(|(backend, _)| backend).collect();
+    if down.is_empty() {
         Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ready" })))
     } else {
-        Err(ApiError::unavailable(format!("not ready: {}", failing.join("; "))))
+        Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("unavailable: {}", down.join(", "))))
     }
 }
 
-/// Refreshes the gauges that are read from the stores, then renders every metric.
-pub async fn metrics(ctx: &NodeContext) -> Result<Response, ApiError> {
-    if let Ok(counts) = ctx.backends.jobs.count_by_state().await {
-        counts.into_iter().for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
-    }
-    for queue in Queue::WORK.into_iter().chain(Queue::WORK.into_iter().filter_map(Queue::dead_letters)) {
-        if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
-            ctx.metrics.set_queue_depth(queue, depth);
-        }
-    }
-    Ok(text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", ctx.metrics.render()))
+/// Renders every metric; the gauges read from the stores are refreshed on a timer
+/// ([`crate::actors::gauges`]), not by the scrape.
+pub fn metrics(ctx: &NodeContext) -> Response {
+    text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", ctx.metrics.render())
 }
 
 /// Test-only: makes the named worker actor panic, so supervision can be observed, or with

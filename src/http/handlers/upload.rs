@@ -1,8 +1,10 @@
 //! `POST /upload`: one video, streamed from the multipart body into the blob store, then a job
-//! record and a persistent `video` message. Answers 202 once the message is durable.
+//! record and a persistent `video` message, together ([`crate::storage::Intake`]). Answers 202
+//! once both are durable.
 //!
 //! Memory does not grow with the file: the body goes through in chunks. Whatever fails, no
-//! half-stored video is left behind.
+//! half-stored video is left behind. A user with too many unfinished jobs is refused before
+//! the body is read.
 
 use std::io;
 
@@ -21,10 +23,12 @@ use crate::http::response::{Response, json};
 use crate::ids::Id;
 use crate::messages::JobMessage;
 use crate::security::token::Claims;
-use crate::storage::{BlobMeta, Bucket, Job, JobState, Queue, StorageError, now_millis};
+use crate::storage::{BlobMeta, Bucket, Job, StorageError, now_millis};
 
 /// The longest file name kept from a client.
 const MAX_FILENAME_CHARS: usize = 200;
+/// Seconds a user over the job cap is asked to wait: about one conversion.
+const RETRY_AFTER_JOB_CAP: u32 = 30;
 
 struct StoredVideo {
     filename: String,
@@ -33,6 +37,7 @@ struct StoredVideo {
 
 pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let claims = credentials::bearer(ctx, request.headers())?;
+    let over_job_cap = check_job_cap(ctx, &claims).await;
     let limit = ctx.config.max_upload_bytes;
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
@@ -40,6 +45,10 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     if declared_too_large {
         body.drain().await;
         return Err(ApiError::too_large(limit));
+    }
+    if let Err(refused) = over_job_cap {
+        body.drain().await;
+        return Err(refused);
     }
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
     let mut multipart = Multipart::with_constraints(body.clone(), boundary?, constraints);
@@ -56,9 +65,12 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
             return Err(refused);
         }
     };
-    if let Err(error) = enqueue(ctx, &claims, job_id, video_fid, &video).await {
-        let _ = ctx.backends.jobs.delete(job_id).await;
-        let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+    let job = Job::queued(job_id, &claims.username, video_fid, &video.filename, now_millis());
+    if let Err(error) = ctx.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await {
+        // The video goes too, unless the job stayed behind (it then still runs).
+        if matches!(ctx.backends.jobs.get(job_id).await, Ok(None)) {
+            let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+        }
         return Err(error.into());
     }
     ctx.metrics.uploads.inc();
@@ -164,30 +176,19 @@ fn storage_error(ctx: &NodeContext, error: StorageError) -> ApiError {
     }
 }
 
-async fn enqueue(
-    ctx: &NodeContext,
-    claims: &Claims,
-    job_id: Id,
-    video_fid: Id,
-    video: &StoredVideo,
-) -> Result<(), StorageError> {
-    let now = now_millis();
-    let job = Job {
-        id: job_id,
-        owner: claims.username.clone(),
-        state: JobState::Queued,
-        video_fid,
-        mp3_fid: None,
-        filename: video.filename.clone(),
-        error: None,
-        attempts: 0,
-        media_seconds: None,
-        created_at: now,
-        updated_at: now,
-    };
-    ctx.backends.jobs.create(&job).await?;
-    let message = JobMessage { video_fid, mp3_fid: None, username: claims.username.clone(), job_id, error: None };
-    ctx.backends.mailbox.publish(Queue::Video, &message.to_json()).await
+/// Refuses (429 `too_many_jobs`) a user whose queued and converting jobs reach the cap.
+async fn check_job_cap(ctx: &NodeContext, claims: &Claims) -> Result<(), ApiError> {
+    let cap = ctx.config.max_jobs_per_user;
+    let unfinished = ctx.backends.jobs.count_unfinished(&claims.username).await?;
+    if unfinished >= cap {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_jobs",
+            format!("you have {unfinished} unfinished jobs; at most {cap} may wait at once"),
+        )
+        .retry_after(RETRY_AFTER_JOB_CAP));
+    }
+    Ok(())
 }
 
 /// The last path component of a client's file name, without control characters, at most

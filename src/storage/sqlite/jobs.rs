@@ -1,11 +1,11 @@
-//! Job records in SQLite.
+//! Job records in SQLite, one row per job; every update is a compare-and-set on `version`.
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
+use sqlx::{SqliteExecutor, SqlitePool};
 
-use super::db_error;
+use super::{db_error, ping};
 use crate::ids::Id;
-use crate::storage::{Job, JobState, JobStore, StorageError, StorageResult, now_millis};
+use crate::storage::{Attempt, Job, JobState, JobStore, Notification, StorageError, StorageResult};
 
 pub struct SqliteJobs {
     pool: SqlitePool,
@@ -25,18 +25,6 @@ impl SqliteJobs {
             .map_err(db_error)?;
         row.map(Job::try_from).transpose()
     }
-
-    /// Runs an UPDATE of one job; `NotFound` if no row matched.
-    async fn update_one<'q>(
-        &self,
-        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> StorageResult<()> {
-        let done = query.execute(&self.pool).await.map_err(db_error)?;
-        match done.rows_affected() {
-            0 => Err(StorageError::NotFound),
-            _ => Ok(()),
-        }
-    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -52,6 +40,12 @@ struct JobRow {
     media_seconds: Option<f64>,
     created_at: i64,
     updated_at: i64,
+    output_fid: Option<String>,
+    lease_until: Option<i64>,
+    notification: String,
+    notification_since: Option<i64>,
+    published_at: i64,
+    version: i64,
 }
 
 impl TryFrom<JobRow> for Job {
@@ -59,48 +53,91 @@ impl TryFrom<JobRow> for Job {
 
     fn try_from(row: JobRow) -> Result<Self, Self::Error> {
         let corrupt = |what: &str| StorageError::unavailable(anyhow::anyhow!("corrupt job row {}: {what}", row.id));
+        let fid =
+            |text: &Option<String>, what: &str| text.as_deref().map(str::parse).transpose().map_err(|_| corrupt(what));
+        let attempt = match (fid(&row.output_fid, "output_fid")?, row.lease_until) {
+            (Some(output_fid), Some(lease_until)) => Some(Attempt { output_fid, lease_until }),
+            _ => None,
+        };
         Ok(Job {
             id: row.id.parse().map_err(|_| corrupt("id"))?,
             owner: row.owner.clone(),
             state: JobState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
             video_fid: row.video_fid.parse().map_err(|_| corrupt("video_fid"))?,
-            mp3_fid: row.mp3_fid.as_deref().map(str::parse).transpose().map_err(|_| corrupt("mp3_fid"))?,
+            mp3_fid: fid(&row.mp3_fid, "mp3_fid")?,
             filename: row.filename.clone(),
             error: row.error.clone(),
             attempts: row.attempts as u32,
             media_seconds: row.media_seconds,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            attempt,
+            notification: Notification::parse(&row.notification, row.notification_since)
+                .ok_or_else(|| corrupt("notification"))?,
+            published_at: row.published_at,
+            version: row.version as u64,
         })
     }
 }
 
-const COLUMNS: &str =
-    "id, owner, state, video_fid, mp3_fid, filename, error, attempts, media_seconds, created_at, updated_at";
+const COLUMNS: &str = "id, owner, state, video_fid, mp3_fid, filename, error, attempts, media_seconds, created_at, \
+                       updated_at, output_fid, lease_until, notification, notification_since, published_at, version";
+
+/// The columns a compare-and-set writes (every one but the key and the creation time).
+const MUTABLE: &str = "owner = ?, state = ?, video_fid = ?, mp3_fid = ?, filename = ?, error = ?, attempts = ?, \
+                       media_seconds = ?, updated_at = ?, output_fid = ?, lease_until = ?, notification = ?, \
+                       notification_since = ?, published_at = ?";
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds the values of [`MUTABLE`], in its order.
+fn bind_mutable<'q>(query: Query<'q>, job: &'q Job) -> Query<'q> {
+    query
+        .bind(&job.owner)
+        .bind(job.state.as_str())
+        .bind(job.video_fid.to_string())
+        .bind(job.mp3_fid.map(|fid| fid.to_string()))
+        .bind(&job.filename)
+        .bind(&job.error)
+        .bind(job.attempts as i64)
+        .bind(job.media_seconds)
+        .bind(job.updated_at)
+        .bind(job.attempt.map(|a| a.output_fid.to_string()))
+        .bind(job.attempt.map(|a| a.lease_until))
+        .bind(job.notification.as_str())
+        .bind(job.notification.since())
+        .bind(job.published_at)
+}
+
+/// Inserts a new job row (also used inside the intake's transaction).
+pub(super) async fn insert(executor: impl SqliteExecutor<'_>, job: &Job) -> StorageResult<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO job (id, created_at, version, owner, state, video_fid, mp3_fid, filename, error, attempts, \
+         media_seconds, updated_at, output_fid, lease_until, notification, notification_since, published_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    let inserted = bind_mutable(inserted.bind(job.id.to_string()).bind(job.created_at).bind(job.version as i64), job)
+        .execute(executor)
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StorageError::Conflict),
+        Err(e) => Err(db_error(e)),
+    }
+}
 
 #[async_trait]
 impl JobStore for SqliteJobs {
     async fn create(&self, job: &Job) -> StorageResult<()> {
-        sqlx::query(&format!("INSERT INTO job ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-            .bind(job.id.to_string())
-            .bind(&job.owner)
-            .bind(job.state.as_str())
-            .bind(job.video_fid.to_string())
-            .bind(job.mp3_fid.map(|fid| fid.to_string()))
-            .bind(&job.filename)
-            .bind(&job.error)
-            .bind(job.attempts as i64)
-            .bind(job.media_seconds)
-            .bind(job.created_at)
-            .bind(job.updated_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        insert(&self.pool, job).await
     }
 
     async fn get(&self, id: Id) -> StorageResult<Option<Job>> {
         self.find_one("id", id).await
+    }
+
+    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>> {
+        self.find_one("video_fid", video_fid).await
     }
 
     async fn list_by_owner(&self, owner: &str, limit: u32, before: Option<Id>) -> StorageResult<Vec<Job>> {
@@ -118,62 +155,25 @@ impl JobStore for SqliteJobs {
         rows.into_iter().map(Job::try_from).collect()
     }
 
-    async fn mark_converting(&self, id: Id, attempts: u32, mp3_fid: Id) -> StorageResult<()> {
-        self.update_one(
-            sqlx::query("UPDATE job SET state = 'converting', attempts = ?, mp3_fid = ?, updated_at = ? WHERE id = ?")
-                .bind(attempts as i64)
-                .bind(mp3_fid.to_string())
-                .bind(now_millis())
-                .bind(id.to_string()),
-        )
-        .await
+    async fn update(&self, next: &Job) -> StorageResult<Option<Job>> {
+        let sql = format!("UPDATE job SET {MUTABLE}, version = version + 1 WHERE id = ? AND version = ?");
+        let done = bind_mutable(sqlx::query(&sql), next)
+            .bind(next.id.to_string())
+            .bind(next.version as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok((done.rows_affected() == 1).then(|| Job { version: next.version + 1, ..next.clone() }))
     }
 
-    async fn mark_done(&self, id: Id, media_seconds: f64) -> StorageResult<()> {
-        self.update_one(
-            sqlx::query("UPDATE job SET state = 'done', error = NULL, media_seconds = ?, updated_at = ? WHERE id = ?")
-                .bind(media_seconds)
-                .bind(now_millis())
-                .bind(id.to_string()),
-        )
-        .await
-    }
-
-    async fn mark_failed(&self, id: Id, reason: &str) -> StorageResult<()> {
-        self.update_one(
-            sqlx::query("UPDATE job SET state = 'failed', error = ?, updated_at = ? WHERE id = ?")
-                .bind(reason)
-                .bind(now_millis())
-                .bind(id.to_string()),
-        )
-        .await
-    }
-
-    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>> {
-        self.find_one("video_fid", video_fid).await
-    }
-
-    async fn record_result(&self, id: Id, mp3_fid: Id) -> StorageResult<()> {
-        self.update_one(
-            sqlx::query("UPDATE job SET state = 'done', mp3_fid = ?, error = NULL, updated_at = ? WHERE id = ?")
-                .bind(mp3_fid.to_string())
-                .bind(now_millis())
-                .bind(id.to_string()),
-        )
-        .await
-    }
-
-    async fn claim_notification(&self, id: Id) -> StorageResult<bool> {
-        let done = sqlx::query("UPDATE job SET notified = 1 WHERE id = ? AND notified = 0")
-            .bind(id.to_string())
+    async fn delete(&self, job: &Job) -> StorageResult<bool> {
+        let done = sqlx::query("DELETE FROM job WHERE id = ? AND version = ?")
+            .bind(job.id.to_string())
+            .bind(job.version as i64)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
         Ok(done.rows_affected() == 1)
-    }
-
-    async fn release_notification(&self, id: Id) -> StorageResult<()> {
-        self.update_one(sqlx::query("UPDATE job SET notified = 0 WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn count_by_state(&self) -> StorageResult<Vec<(JobState, u64)>> {
@@ -190,8 +190,30 @@ impl JobStore for SqliteJobs {
             .collect())
     }
 
-    async fn delete(&self, id: Id) -> StorageResult<()> {
-        sqlx::query("DELETE FROM job WHERE id = ?").bind(id.to_string()).execute(&self.pool).await.map_err(db_error)?;
-        Ok(())
+    async fn count_unfinished(&self, owner: &str) -> StorageResult<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE owner = ? AND state IN ('queued', 'converting')")
+                .bind(owner)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(count as u64)
+    }
+
+    async fn overdue(&self, published_before: i64, limit: u32) -> StorageResult<Vec<Job>> {
+        let rows: Vec<JobRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM job WHERE published_at < ? AND (state = 'queued' OR \
+             (state IN ('done', 'failed') AND notification IN ('pending', 'sending'))) ORDER BY published_at LIMIT ?"
+        ))
+        .bind(published_before)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(Job::try_from).collect()
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        ping(&self.pool).await
     }
 }

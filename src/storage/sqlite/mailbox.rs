@@ -15,6 +15,8 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use sqlx::SqliteExecutor;
+
 use super::{db_error, ping};
 use crate::storage::{Delivery, Mailbox, Queue, StorageResult, now_millis};
 
@@ -26,28 +28,31 @@ pub struct SqliteMailbox {
     pool: SqlitePool,
     /// How long a claim holds a message without a keep-alive.
     lease: Duration,
-    /// Deliveries of one message at most (a job's `max_attempts`); one that was delivered this
-    /// often without an answer (its consumer died each time) goes to the dead-letter queue.
+    /// Unanswered deliveries after which a message goes to its dead-letter queue (a consumer
+    /// that died each time): [`crate::storage::DELIVERY_LIMIT`] outside tests.
     delivery_limit: u32,
     /// Wakes this process's waiting consumers when it publishes.
-    published: HashMap<&'static str, Arc<Notify>>,
+    published: Arc<HashMap<&'static str, Arc<Notify>>>,
 }
 
 impl SqliteMailbox {
     pub fn new(pool: SqlitePool, lease: Duration, delivery_limit: u32) -> Self {
-        let published = [Queue::Video, Queue::Mp3, Queue::VideoDead, Queue::Mp3Dead]
-            .into_iter()
-            .map(|queue| (queue.name(), Arc::new(Notify::new())))
-            .collect();
-        SqliteMailbox { pool, lease, delivery_limit, published }
+        let published = Queue::ALL.into_iter().map(|queue| (queue.name(), Arc::new(Notify::new()))).collect();
+        SqliteMailbox { pool, lease, delivery_limit, published: Arc::new(published) }
+    }
+
+    /// Wakes the consumers waiting on `queue` in this process (after a commit that added to it).
+    pub(super) fn wake(&self, queue: Queue) {
+        self.published[queue.name()].notify_waiters();
     }
 
     /// Moves the visible messages of `queue` that were delivered as often as allowed to its
     /// dead-letter queue, as RabbitMQ does with `x-delivery-limit`.
     async fn dead_letter_exhausted(&self, queue: Queue) -> StorageResult<()> {
-        let Some(dead) = queue.dead_letters() else {
+        if !queue.is_work() {
             return Ok(());
-        };
+        }
+        let dead = queue.dead_letters();
         let moved = sqlx::query(
             "UPDATE mailbox SET queue = ?, deliveries = 0, retries = 0, consumer = NULL, token = NULL \
              WHERE queue = ? AND visible_at <= ? AND deliveries - retries >= ?",
@@ -84,9 +89,11 @@ impl SqliteMailbox {
         .await
         .map_err(db_error)?;
         Ok(row.map(|row| {
-            let claim = Claim { pool: self.pool.clone(), seq: row.get("seq"), token };
+            let claim =
+                Claim { pool: self.pool.clone(), seq: row.get("seq"), token, published: self.published.clone() };
             let keep_alive = tokio::spawn(claim.clone().keep_alive(self.lease)).abort_handle();
-            SqliteDelivery { claim, body: row.get("body"), attempt: row.get::<i64, _>("deliveries") as u32, keep_alive }
+            let attempt = row.get::<i64, _>("deliveries") as u32;
+            SqliteDelivery { claim, queue, body: row.get("body"), attempt, keep_alive }
         }))
     }
 }
@@ -100,14 +107,8 @@ fn random_token() -> i64 {
 #[async_trait]
 impl Mailbox for SqliteMailbox {
     async fn publish(&self, queue: Queue, body: &[u8]) -> StorageResult<()> {
-        sqlx::query("INSERT INTO mailbox (queue, body, visible_at) VALUES (?, ?, ?)")
-            .bind(queue.name())
-            .bind(body)
-            .bind(now_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        self.published[queue.name()].notify_waiters();
+        insert(&self.pool, queue, body).await?;
+        self.wake(queue);
         Ok(())
     }
 
@@ -146,12 +147,25 @@ impl Mailbox for SqliteMailbox {
     }
 }
 
+/// Adds a message to `queue`, visible at once (also used inside the intake's transaction).
+pub(super) async fn insert(executor: impl SqliteExecutor<'_>, queue: Queue, body: &[u8]) -> StorageResult<()> {
+    sqlx::query("INSERT INTO mailbox (queue, body, visible_at) VALUES (?, ?, ?)")
+        .bind(queue.name())
+        .bind(body)
+        .bind(now_millis())
+        .execute(executor)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// The identity of one claim of one message.
 #[derive(Clone)]
 struct Claim {
     pool: SqlitePool,
     seq: i64,
     token: i64,
+    published: Arc<HashMap<&'static str, Arc<Notify>>>,
 }
 
 impl Claim {
@@ -172,18 +186,14 @@ impl Claim {
         }
     }
 
-    /// Hands the message back, visible again at `visible_at`; `uncount` takes its delivery
-    /// back (a release), `retried` marks it answered with a retry (so it does not count toward
-    /// dead-lettering). Clearing the token ends the claim: a renewal still in flight from the
+    /// Hands the message back, visible again at `visible_at`, taking its delivery back (a
+    /// release). Clearing the token ends the claim: a renewal still in flight from the
     /// keep-alive task then matches nothing and cannot push the message out of sight again.
-    async fn give_back(&self, visible_at: i64, uncount: i64, retried: i64) -> StorageResult<()> {
+    async fn give_back(&self, visible_at: i64) -> StorageResult<()> {
         sqlx::query(
-            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries - ?, retries = retries + ?, token = NULL \
-             WHERE seq = ? AND token = ?",
+            "UPDATE mailbox SET visible_at = ?, deliveries = deliveries - 1, token = NULL WHERE seq = ? AND token = ?",
         )
         .bind(visible_at)
-        .bind(uncount)
-        .bind(retried)
         .bind(self.seq)
         .bind(self.token)
         .execute(&self.pool)
@@ -191,10 +201,32 @@ impl Claim {
         .map_err(db_error)?;
         Ok(())
     }
+
+    /// Moves the message to `queue` (its own, for a retry), visible at `visible_at`. A retry is
+    /// an answered delivery: it does not count toward dead-lettering. In another queue the
+    /// message starts afresh.
+    async fn forward(&self, queue: Queue, visible_at: i64) -> StorageResult<()> {
+        sqlx::query(
+            "UPDATE mailbox SET queue = ?1, visible_at = ?2, consumer = NULL, token = NULL, \
+             retries = CASE WHEN queue = ?1 THEN retries + 1 ELSE 0 END, \
+             deliveries = CASE WHEN queue = ?1 THEN deliveries ELSE 0 END \
+             WHERE seq = ?3 AND token = ?4",
+        )
+        .bind(queue.name())
+        .bind(visible_at)
+        .bind(self.seq)
+        .bind(self.token)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        self.published[queue.name()].notify_waiters();
+        Ok(())
+    }
 }
 
 struct SqliteDelivery {
     claim: Claim,
+    queue: Queue,
     body: Vec<u8>,
     attempt: u32,
     keep_alive: AbortHandle,
@@ -213,6 +245,10 @@ impl Delivery for SqliteDelivery {
         &self.body
     }
 
+    fn queue(&self) -> Queue {
+        self.queue
+    }
+
     fn attempt(&self) -> u32 {
         self.attempt
     }
@@ -228,14 +264,14 @@ impl Delivery for SqliteDelivery {
         Ok(())
     }
 
-    async fn retry(self: Box<Self>, delay: Duration) -> StorageResult<()> {
+    async fn forward(self: Box<Self>, queue: Queue, delay: Duration) -> StorageResult<()> {
         self.keep_alive.abort();
-        self.claim.give_back(now_millis() + delay.as_millis() as i64, 0, 1).await
+        self.claim.forward(queue, now_millis() + delay.as_millis() as i64).await
     }
 
     async fn release(self: Box<Self>) -> StorageResult<()> {
         self.keep_alive.abort();
-        self.claim.give_back(now_millis(), 1, 0).await
+        self.claim.give_back(now_millis()).await
     }
 }
 

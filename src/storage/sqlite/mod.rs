@@ -1,6 +1,7 @@
 //! The embedded profile's database: one SQLite file in WAL mode holding users, job records and
 //! the persistent mailbox. Schema changes are migrations under `migrations/sqlite/`.
 
+mod intake;
 mod jobs;
 mod mailbox;
 mod users;
@@ -12,6 +13,7 @@ use anyhow::Context;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use intake::SqliteIntake;
 pub use jobs::SqliteJobs;
 pub use mailbox::SqliteMailbox;
 pub use users::SqliteUsers;

@@ -1,0 +1,57 @@
+//! The gauge refresher: reads the gauges that come from the stores (jobs by state, queue
+//! depths, which backends answer) on a timer, so that a scrape of `/metrics` only renders and
+//! never waits on a backend.
+
+use std::time::Duration;
+
+use super::NodeContext;
+use super::periodic::Periodic;
+use crate::storage::{Queue, StorageResult};
+
+pub struct Gauges;
+
+/// Longest a health check waits for one backend.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether each backend answers, by the name `/readyz` and `mp3c_backend_up` give it.
+pub async fn backend_health(ctx: &NodeContext) -> [(&'static str, bool); 4] {
+    let backends = &ctx.backends;
+    let (users, blobs, jobs, mailbox) = tokio::join!(
+        answers("users", backends.users.ping()),
+        answers("blobs", backends.blobs.ping()),
+        answers("jobs", backends.jobs.ping()),
+        answers("mailbox", backends.mailbox.ping())
+    );
+    [("users", users), ("blobs", blobs), ("jobs", jobs), ("mailbox", mailbox)]
+}
+
+async fn answers(backend: &str, ping: impl Future<Output = StorageResult<()>>) -> bool {
+    match tokio::time::timeout(PING_TIMEOUT, ping).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::debug!(backend, %error, "backend does not answer");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+impl Periodic for Gauges {
+    fn period(_ctx: &NodeContext) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    async fn tick(ctx: &NodeContext) {
+        for (backend, up) in backend_health(ctx).await {
+            ctx.metrics.set_backend_up(backend, up);
+        }
+        if let Ok(counts) = ctx.backends.jobs.count_by_state().await {
+            counts.into_iter().for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
+        }
+        for queue in Queue::ALL {
+            if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
+                ctx.metrics.set_queue_depth(queue, depth);
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Job records and the only ways they may change.
+//!
+//! A job record is what clients poll and what every actor decides from, so it is the authority
+//! on a job's progress: how many conversion attempts it used, which attempt holds it, whether
+//! its owner was mailed. Every change is a compare-and-set: an actor reads the record, computes
+//! the next record with one of the transitions below (pure functions, so every rule is tested
+//! without a database), and [`JobStore::update`] writes it only if nobody changed the record in
+//! between (its `version` is unchanged). Whoever loses the race reads again and decides anew.
+//!
+//! The rules the transitions keep:
+//! - A conversion attempt holds the job with a lease that its converter renews; a redelivery that
+//!   finds a live lease waits, one that finds an expired lease knows the attempt died (a crash,
+//!   or a timeout) and counts it. Failures of storage or the broker give the attempt back
+//!   uncounted, and so does a release at shutdown: only a crash or a timeout during conversion
+//!   uses up an attempt.
+//! - Each attempt writes its MP3 under its own id, and only the attempt that still holds the
+//!   job may publish it (`finish`); a late or duplicate attempt's output is deleted.
+//! - `done` and `failed` are final: nothing moves a job out of them (only `DELETE` removes it).
+//! - The owner's email is claimed (`sending`, with a time) before it is sent and marked `sent`
+//!   after the mail server took it; a claim older than its timeout is taken over, so a crash
+//!   between the two repeats the email rather than losing it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::StorageResult;
+use crate::ids::Id;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Converting,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 4] = [JobState::Queued, JobState::Converting, JobState::Done, JobState::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Converting => "converting",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// `done` or `failed`: final.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed)
+    }
+}
+
+/// The conversion attempt that holds a converting job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// Where this attempt stores its MP3: its own blob, so no two attempts ever write one.
+    pub output_fid: Id,
+    /// Unix milliseconds after which the attempt counts as dead unless renewed.
+    pub lease_until: i64,
+}
+
+/// Where the owner's email stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notification {
+    /// Not sent yet (and not due before the job is finished).
+    Pending,
+    /// A notifier claimed it at `since` (Unix milliseconds) and may be sending it right now.
+    Sending { since: i64 },
+    /// The mail server accepted it.
+    Sent,
+    /// The owner's address can never be mailed.
+    Undeliverable,
+}
+
+impl Notification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notification::Pending => "pending",
+            Notification::Sending { .. } => "sending",
+            Notification::Sent => "sent",
+            Notification::Undeliverable => "undeliverable",
+        }
+    }
+
+    /// From its stored name and claim time; `None` for an unknown name.
+    pub fn parse(text: &str, since: Option<i64>) -> Option<Notification> {
+        Some(match text {
+            "pending" => Notification::Pending,
+            "sending" => Notification::Sending { since: since.unwrap_or_default() },
+            "sent" => Notification::Sent,
+            "undeliverable" => Notification::Undeliverable,
+            _ => return None,
+        })
+    }
+
+    /// The claim time of a `sending` notification.
+    pub fn since(self) -> Option<i64> {
+        match self {
+            Notification::Sending { since } => Some(since),
+            _ => None,
+        }
+    }
+
+    fn is_settled(self) -> bool {
+        matches!(self, Notification::Sent | Notification::Undeliverable)
+    }
+}
+
+/// One conversion job, from upload to MP3 (or to its failure).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: Id,
+    pub owner: String,
+    pub state: JobState,
+    pub video_fid: Id,
+    /// The MP3, set when the job is done.
+    pub mp3_fid: Option<Id>,
+    pub filename: String,
+    pub error: Option<String>,
+    /// Conversion attempts that counted: the running one, and earlier ones that died or timed out.
+    pub attempts: u32,
+    pub media_seconds: Option<f64>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The attempt holding the job while it is converting.
+    pub attempt: Option<Attempt>,
+    pub notification: Notification,
+    /// When the job's next message (its video while queued, its notice once finished) was last
+    /// published, so that a lost one can be published again.
+    pub published_at: i64,
+    /// Bumped by every write; a write succeeds only against the version it read.
+    pub version: u64,
+}
+
+/// What a converter should do with a delivery of this job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NextAttempt {
+    /// Finished already (a duplicate delivery): nothing to convert.
+    Finished,
+    /// Another attempt holds a live lease: look again after this long.
+    Wait(Duration),
+    /// Convert: write this record first. `stale_output` is the output of a dead attempt, to
+    /// delete once the record is written.
+    Begin { job: Job, stale_output: Option<Id> },
+    /// Every attempt was used up: write this failed record.
+    GiveUp { job: Job, stale_output: Option<Id> },
+}
+
+impl Job {
+    /// A new job waiting for its first attempt.
+    pub fn queued(id: Id, owner: &str, video_fid: Id, filename: &str, now: i64) -> Job {
+        Job {
+            id,
+            owner: owner.to_owned(),
+            state: JobState::Queued,
+            video_fid,
+            mp3_fid: None,
+            filename: filename.to_owned(),
+            error: None,
+            attempts: 0,
+            media_seconds: None,
+            created_at: now,
+            updated_at: now,
+            attempt: None,
+            notification: Notification::Pending,
+            published_at: now,
+            version: 0,
+        }
+    }
+
+    fn changed(&self, now: i64) -> Job {
+        Job { updated_at: now, ..self.clone() }
+    }
+
+    /// Decides a converter's next step on a delivery of this job, `output_fid` being where a
+    /// new attempt would write.
+    pub fn next_attempt(&self, now: i64, output_fid: Id, lease: Duration, max_attempts: u32) -> NextAttempt {
+        let stale_output = match (self.state, self.attempt) {
+            (JobState::Done | JobState::Failed, _) => return NextAttempt::Finished,
+            (JobState::Converting, Some(attempt)) if attempt.lease_until > now => {
+                return NextAttempt::Wait(Duration::from_millis((attempt.lease_until - now) as u64));
+            }
+            (_, attempt) => attempt.map(|a| a.output_fid),
+        };
+        if self.attempts >= max_attempts {
+            let reason = match &self.error {
+                Some(last) => format!("gave up after {} attempts; the last one: {last}", self.attempts),
+                None => format!("the conversion stopped without finishing on each of its {} attempts", self.attempts),
+            };
+            return NextAttempt::GiveUp { job: self.fail(&reason, now), stale_output };
+        }
+        let job = Job {
+            state: JobState::Converting,
+            attempts: self.attempts + 1,
+            attempt: Some(Attempt { output_fid, lease_until: now + lease.as_millis() as i64 }),
+            ..self.changed(now)
+        };
+        NextAttempt::Begin { job, stale_output }
+    }
+
+    /// The running attempt's lease, extended.
+    pub fn renew(&self, now: i64, lease: Duration) -> Option<Job> {
+        let attempt = self.attempt.filter(|_| self.state == JobState::Converting)?;
+        let lease_until = now + lease.as_millis() as i64;
+        Some(Job { attempt: Some(Attempt { lease_until, ..attempt }), ..self.changed(now) })
+    }
+
+    /// Converting to done, with the running attempt's output as the MP3.
+    pub fn finish(&self, media_seconds: f64, now: i64) -> Option<Job> {
+        let attempt = self.attempt.filter(|_| self.state == JobState::Converting)?;
+        Some(Job {
+            state: JobState::Done,
+            mp3_fid: Some(attempt.output_fid),
+            error: None,
+            media_seconds: Some(media_seconds),
+            attempt: None,
+            published_at: now,
+            ..self.changed(now)
+        })
+    }
+
+    /// Failed for good with `reason` (from any state but a final one, which never changes).
+    pub fn fail(&self, reason: &str, now: i64) -> Job {
+        if self.state.is_finished() {
+            return self.clone();
+        }
+        Job {
+            state: JobState::Failed,
+            error: Some(reason.to_owned()),
+            attempt: None,
+            published_at: now,
+            ..self.changed(now)
+        }
+    }
+
+    /// The running attempt gives the job back to the queue. `counted` keeps the attempt in the
+    /// count (it timed out); otherwise it never happened (storage or the broker failed, or the
+    /// node is shutting down). `error` is kept as the last attempt's error.
+    pub fn give_back(&self, counted: bool, error: Option<&str>, now: i64) -> Option<Job> {
+        self.attempt.filter(|_| self.state == JobState::Converting)?;
+        Some(Job {
+            state: JobState::Queued,
+            attempts: if counted { self.attempts } else { self.attempts.saturating_sub(1) },
+            error: error.map(str::to_owned).or_else(|| self.error.clone()),
+            attempt: None,
+            published_at: now,
+            ..self.changed(now)
+        })
+    }
+
+    /// Done with an MP3 that another converter (the seed's) produced; only while unfinished.
+    pub fn adopt_result(&self, mp3_fid: Id, now: i64) -> Option<Job> {
+        if self.state.is_finished() {
+            return None;
+        }
+        Some(Job {
+            state: JobState::Done,
+            mp3_fid: Some(mp3_fid),
+            error: None,
+            attempt: None,
+            published_at: now,
+            ..self.changed(now)
+        })
+    }
+
+    /// The right to send the owner's email: for a finished job whose email is pending, or whose
+    /// last claim is older than `claim_timeout` (its sender died).
+    pub fn claim_notification(&self, now: i64, claim_timeout: Duration) -> Option<Job> {
+        if !self.state.is_finished() {
+            return None;
+        }
+        let free = match self.notification {
+            Notification::Pending => true,
+            Notification::Sending { since } => since + claim_timeout.as_millis() as i64 <= now,
+            Notification::Sent | Notification::Undeliverable => false,
+        };
+        free.then(|| Job { notification: Notification::Sending { since: now }, ..self.changed(now) })
+    }
+
+    /// Records how the claimed email went: `Sent` or `Undeliverable`, or `Pending` to try again.
+    pub fn notified(&self, outcome: Notification, now: i64) -> Job {
+        Job { notification: outcome, ..self.changed(now) }
+    }
+
+    /// Whether the owner still needs to be mailed.
+    pub fn needs_notification(&self) -> bool {
+        self.state.is_finished() && !self.notification.is_settled()
+    }
+
+    /// The record after its next message was published again.
+    pub fn republished(&self, now: i64) -> Job {
+        Job { published_at: now, ..self.clone() }
+    }
+}
+
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores a new job; `Conflict` if one with its id exists.
+    async fn create(&self, job: &Job) -> StorageResult<()>;
+    async fn get(&self, id: Id) -> StorageResult<Option<Job>>;
+    /// The job whose upload is this video, if any.
+    async fn find_by_video(&self, video_fid: Id) -> StorageResult<Option<Job>>;
+    /// The owner's jobs, newest first, strictly older than `before` when given.
+    async fn list_by_owner(&self, owner: &str, limit: u32, before: Option<Id>) -> StorageResult<Vec<Job>>;
+    /// Compare-and-set: writes `next` if the stored record still has `next.version`, and
+    /// returns the record as stored (its version one higher); `None` if the record changed
+    /// meanwhile or is gone.
+    async fn update(&self, next: &Job) -> StorageResult<Option<Job>>;
+    /// Removes the job if the stored record still has `job.version`; false otherwise.
+    async fn delete(&self, job: &Job) -> StorageResult<bool>;
+    async fn count_by_state(&self) -> StorageResult<Vec<(JobState, u64)>>;
+    /// The owner's jobs that are queued or converting.
+    async fn count_unfinished(&self, owner: &str) -> StorageResult<u64>;
+    /// Jobs whose next message may have been lost: queued ones, and finished ones whose owner
+    /// was not mailed yet, last published before `published_before`; oldest first, at most
+    /// `limit`.
+    async fn overdue(&self, published_before: i64, limit: u32) -> StorageResult<Vec<Job>>;
+    async fn ping(&self) -> StorageResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(10);
+
+    fn queued() -> Job {
+        Job::queued(Id::generate(), "a@b.c", Id::generate(), "clip.mp4", 1_000)
+    }
+
+    fn begun(job: &Job, now: i64) -> Job {
+        match job.next_attempt(now, Id::generate(), LEASE, 3) {
+            NextAttempt::Begin { job, .. } => job,
+            other => panic!("expected to begin, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_attempt_counts_and_holds_the_job_with_a_lease() {
+        let job = begun(&queued(), 2_000);
+        assert_eq!((job.state, job.attempts), (JobState::Converting, 1));
+        assert_eq!(job.attempt.unwrap().lease_until, 12_000);
+        assert_eq!(job.next_attempt(5_000, Id::generate(), LEASE, 3), NextAttempt::Wait(Duration::from_secs(7)));
+        let renewed = job.renew(11_000, LEASE).unwrap();
+        assert_eq!(renewed.attempt.unwrap().output_fid, job.attempt.unwrap().output_fid);
+        assert!(matches!(renewed.next_attempt(13_000, Id::generate(), LEASE, 3), NextAttempt::Wait(_)));
+    }
+
+    #[test]
+    fn an_expired_lease_is_a_dead_attempt_and_its_output_is_stale() {
+        let first = begun(&queued(), 2_000);
+        let dead_output = first.attempt.unwrap().output_fid;
+        match first.next_attempt(20_000, Id::generate(), LEASE, 3) {
+            NextAttempt::Begin { job, stale_output } => {
+                assert_eq!(job.attempts, 2);
+                assert_eq!(stale_output, Some(dead_output));
+                assert_ne!(job.attempt.unwrap().output_fid, dead_output);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn after_the_last_attempt_dies_the_job_fails_with_the_same_count() {
+        let mut job = queued();
+        for n in 1..=3 {
+            job = begun(&job, n * 100_000);
+        }
+        match job.next_attempt(1_000_000, Id::generate(), LEASE, 3) {
+            NextAttempt::GiveUp { job, stale_output } => {
+                assert_eq!((job.state, job.attempts), (JobState::Failed, 3));
+                assert_eq!(
+                    job.error.as_deref(),
+                    Some("the conversion stopped without finishing on each of its 3 attempts")
+                );
+                assert!(stale_output.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn giving_back_uncounted_leaves_the_count_as_it_was() {
+        let job = begun(&queued(), 2_000);
+        let back = job.give_back(false, None, 3_000).unwrap();
+        assert_eq!((back.state, back.attempts, back.attempt), (JobState::Queued, 0, None));
+        let timed_out = begun(&back, 4_000).give_back(true, Some("timed out"), 5_000).unwrap();
+        assert_eq!((timed_out.attempts, timed_out.error.as_deref()), (1, Some("timed out")));
+        assert!(queued().give_back(false, None, 1).is_none(), "only a converting job is given back");
+    }
+
+    #[test]
+    fn finished_jobs_never_change_state() {
+        let job = begun(&queued(), 2_000);
+        let done = job.finish(10.0, 3_000).unwrap();
+        assert_eq!((done.state, done.mp3_fid), (JobState::Done, Some(job.attempt.unwrap().output_fid)));
+        assert_eq!(done.next_attempt(4_000, Id::generate(), LEASE, 3), NextAttempt::Finished);
+        assert!(done.finish(1.0, 5_000).is_none());
+        assert!(done.renew(5_000, LEASE).is_none());
+        assert!(done.give_back(false, None, 5_000).is_none());
+        assert!(done.adopt_result(Id::generate(), 5_000).is_none());
+        assert_eq!(done.fail("late", 5_000), done);
+        let failed = job.fail("bad input", 3_000);
+        assert_eq!(failed.fail("again", 4_000), failed);
+    }
+
+    #[test]
+    fn an_email_is_claimed_once_and_a_stale_claim_is_taken_over() {
+        let done = begun(&queued(), 2_000).finish(1.0, 3_000).unwrap();
+        assert!(done.needs_notification());
+        let claim = Duration::from_secs(60);
+        assert!(begun(&queued(), 2_000).claim_notification(3_000, claim).is_none(), "not before it is finished");
+        let sending = done.claim_notification(4_000, claim).unwrap();
+        assert_eq!(sending.notification, Notification::Sending { since: 4_000 });
+        assert!(sending.claim_notification(30_000, claim).is_none(), "a live claim is respected");
+        let taken_over = sending.claim_notification(64_000, claim).unwrap();
+        assert_eq!(taken_over.notification, Notification::Sending { since: 64_000 });
+        let sent = taken_over.notified(Notification::Sent, 65_000);
+        assert!(!sent.needs_notification());
+        assert!(sent.claim_notification(1_000_000, claim).is_none());
+    }
+}
