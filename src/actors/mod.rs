@@ -23,6 +23,9 @@ pub mod supervisor;
 pub mod sweeper;
 pub mod worker;
 
+#[cfg(test)]
+mod exactly_once_tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
