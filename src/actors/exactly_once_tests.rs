@@ -262,7 +262,12 @@ impl Mailer for FakeMailer {
 }
 
 /// The transcoder's stand-in: copies the video, refuses [`BAD`], takes its time over [`SLOW`].
-fn fake_transcode(input: &Path, output: &Path, _: TranscodeOptions, stop: &StopSignal) -> Result<Transcoded, TranscodeError> {
+fn fake_transcode(
+    input: &Path,
+    output: &Path,
+    _: TranscodeOptions,
+    stop: &StopSignal,
+) -> Result<Transcoded, TranscodeError> {
     let video = std::fs::read(input).map_err(|e| TranscodeError::Output(e.to_string()))?;
     if video == BAD {
         return Err(TranscodeError::Unreadable("not a media file".into()));
@@ -345,7 +350,12 @@ impl World {
     /// Uploads `video` as a new job (not a step: the faults begin after the upload).
     async fn upload(&self, video: &[u8]) -> Job {
         let (job_id, video_fid) = (Id::generate(), Id::generate());
-        let meta = BlobMeta { owner: OWNER.into(), filename: "clip.mp4".into(), content_type: "video/mp4".into(), job_id: Some(job_id) };
+        let meta = BlobMeta {
+            owner: OWNER.into(),
+            filename: "clip.mp4".into(),
+            content_type: "video/mp4".into(),
+            job_id: Some(job_id),
+        };
         self.blobs.put(Bucket::Videos, video_fid, &meta, &mut &video[..]).await.unwrap();
         let job = Job::queued(job_id, OWNER, video_fid, "clip.mp4", now_millis());
         self.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await.unwrap();
@@ -500,10 +510,8 @@ async fn two_attempts_at_once_give_one_mp3_one_done_one_email() {
     world.mailbox.publish(Queue::Video, &JobMessage::video(&job).to_json()).await.unwrap();
     let (a, b) = (Faults::new(Plan::Clean), Faults::new(Plan::Clean));
     let (node_a, node_b) = (world.node(&a), world.node(&b));
-    let (took_a, took_b) = tokio::join!(
-        handle_one::<Converter>(&node_a, Queue::Video),
-        handle_one::<Converter>(&node_b, Queue::Video)
-    );
+    let (took_a, took_b) =
+        tokio::join!(handle_one::<Converter>(&node_a, Queue::Video), handle_one::<Converter>(&node_b, Queue::Video));
     assert!(took_a && took_b, "both processes had a delivery");
     run_until_settled(&world, &job, Plan::Clean).await;
     assert_done_once(&world, &job, SLOW, 1, "two attempts at once").await;
@@ -515,7 +523,12 @@ async fn two_attempts_at_once_give_one_mp3_one_done_one_email() {
 async fn a_job_whose_message_was_lost_is_found_by_the_sweeper() {
     let world = World::new().await;
     let (job_id, video_fid) = (Id::generate(), Id::generate());
-    let meta = BlobMeta { owner: OWNER.into(), filename: "clip.mp4".into(), content_type: "video/mp4".into(), job_id: Some(job_id) };
+    let meta = BlobMeta {
+        owner: OWNER.into(),
+        filename: "clip.mp4".into(),
+        content_type: "video/mp4".into(),
+        job_id: Some(job_id),
+    };
     world.blobs.put(Bucket::Videos, video_fid, &meta, &mut &GOOD[..]).await.unwrap();
     // The record was written, its message never was (a cluster intake whose publish and
     // rollback both failed).

@@ -210,3 +210,27 @@ async fn job_listing_pages_newest_first() {
     let bad = app.client.get(app.url("/jobs?limit=0")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(error_code(bad, 400).await, "bad_limit");
 }
+
+#[tokio::test]
+async fn a_user_over_the_job_cap_gets_429_and_a_queued_job_can_be_cancelled() {
+    let args = ["--max-jobs-per-user", "2", "--fault-hooks", "true", "--fault-convert-delay-ms", "60000"];
+    let app = TestApp::spawn_with(&args).await;
+    let token = app.user_token("busy@example.com", false).await;
+    let converting = app.submit(&token, &fixture("clip.mp4")).await;
+    app.wait_for_state(&token, &converting, "converting").await;
+    let queued = app.submit(&token, &fixture("clip.mp4")).await;
+
+    let refused = app.upload_file(&token, &fixture("clip.mp4")).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(error_code(refused, 429).await, "too_many_jobs");
+    let other = app.user_token("idle@example.com", false).await;
+    assert_eq!(app.upload_file(&other, &fixture("clip.mp4")).await.status(), 202, "the cap is per user");
+
+    // A job being converted cannot be deleted; a queued one can, and frees its place.
+    let delete = |id: &str| app.client.delete(app.url(&format!("/jobs/{id}"))).bearer_auth(&token).send();
+    assert_eq!(error_code(delete(&converting).await.unwrap(), 409).await, "job_in_progress");
+    assert_eq!(delete(&queued).await.unwrap().status(), 204);
+    let gone = app.client.get(app.url(&format!("/jobs/{queued}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(app.upload_file(&token, &fixture("clip.mp4")).await.status(), 202);
+}

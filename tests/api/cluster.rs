@@ -25,11 +25,11 @@ async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
     with(&backend_flags().await, &["--smtp-url", &smtp])
 }
 
-fn with(flags: &[String], more: &[&str]) -> Vec<String> {
+pub fn with(flags: &[String], more: &[&str]) -> Vec<String> {
     flags.iter().cloned().chain(more.iter().map(|s| s.to_string())).collect()
 }
 
-fn strs(flags: &[String]) -> Vec<&str> {
+pub fn strs(flags: &[String]) -> Vec<&str> {
     flags.iter().map(String::as_str).collect()
 }
 
@@ -149,7 +149,7 @@ async fn a_process_killed_mid_conversion_leaves_the_job_to_another() {
 }
 
 /// Flags for this test's own database and the given broker and MongoDB server.
-async fn flags_with(amqp: &str, mongodb: &str) -> Vec<String> {
+pub async fn flags_with(amqp: &str, mongodb: &str) -> Vec<String> {
     let flags = [("--profile", "cluster"), ("--mongodb-url", mongodb), ("--amqp-url", amqp)];
     let flags: Vec<String> = flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value.to_owned()]).collect();
     with(&flags, &["--mysql-url", &mysql_url().await])
@@ -288,4 +288,59 @@ async fn the_seed_converter_can_work_beside_ours() {
     assert!(download.headers()["content-disposition"].to_str().unwrap().contains("clip.mp3"));
     let mail = &maildev.emails_about(&mp3_fid, 1).await[0];
     assert_eq!(mail["to"][0]["address"], "mixed@example.com");
+}
+
+/// Plays the seed's own gateway: stores the video as `fs.put` does (no metadata) and publishes
+/// the seed's `video` message (no `job_id`). Returns the video's id.
+async fn act_as_the_seed_gateway(amqp_url: &str, username: &str) -> String {
+    use lapin::options::BasicPublishOptions;
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::compat::FuturesAsyncWriteCompatExt;
+
+    let bucket = mongo_client().await.database("videos").gridfs_bucket(None);
+    let mut upload = bucket.open_upload_stream("holiday.mp4").await.unwrap();
+    let video_fid = upload.id().as_object_id().unwrap().to_hex();
+    let mut writer = (&mut upload).compat_write();
+    writer.write_all(&std::fs::read(fixture("clip.mp4")).unwrap()).await.unwrap();
+    writer.shutdown().await.unwrap();
+
+    let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let message = serde_json::json!({ "video_fid": video_fid, "mp3_fid": null, "username": username }).to_string();
+    let properties = lapin::BasicProperties::default().with_delivery_mode(2);
+    let publish = channel.basic_publish(
+        "".into(),
+        "video".into(),
+        BasicPublishOptions::default(),
+        message.as_bytes(),
+        properties,
+    );
+    publish.await.unwrap().await.unwrap();
+    video_fid
+}
+
+#[tokio::test]
+async fn an_upload_from_the_seeds_gateway_becomes_a_done_job_and_one_email() {
+    let maildev = MailDev::start().await;
+    let flags = cluster_flags(&maildev).await;
+    let app = TestApp::spawn_with(&strs(&flags)).await;
+    let token = app.user_token("seedling@example.com", false).await;
+    // Ready means the broker answered and our queues are declared.
+    eventually(Duration::from_secs(30), "readiness", || async {
+        (app.client.get(app.url("/readyz")).send().await.unwrap().status() == 200).then_some(())
+    })
+    .await;
+
+    let video_fid = act_as_the_seed_gateway(flag_value(&flags, "--amqp-url"), "seedling@example.com").await;
+    // The job takes the video's id, so a duplicate of the message finds the same job.
+    let job = app.finished_job(&token, &video_fid).await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!((job["video_fid"].as_str(), job["filename"].as_str()), (Some(video_fid.as_str()), Some("holiday.mp4")));
+    let mp3_fid = job["mp3_fid"].as_str().unwrap();
+    let download =
+        app.client.get(app.url(&format!("/download?fid={mp3_fid}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    let count = || async { maildev.all_emails().await.len() };
+    assert_eq!(crate::helpers::settled_count(Duration::from_secs(60), Duration::from_secs(3), count).await, 1);
+    assert_eq!(maildev.emails_about(mp3_fid, 1).await[0]["to"][0]["address"], "seedling@example.com");
 }

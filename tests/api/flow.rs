@@ -77,7 +77,12 @@ async fn every_actor_reports_metrics_that_promtool_accepts() {
     let job = app.finished_job(&token, &job_id).await;
     app.emails_about(job["mp3_fid"].as_str().unwrap(), 1).await;
 
-    let after = app.metrics().await;
+    // The job gauges are refreshed on a timer, not by the scrape.
+    let after = crate::helpers::eventually(std::time::Duration::from_secs(15), "the job gauge", || async {
+        let text = app.metrics().await;
+        (crate::helpers::metric_value(&text, "mp3c_jobs{state=\"done\"") > 0.0).then_some(text)
+    })
+    .await;
     for actor in ["gateway", "auth", "converter-1", "notifier"] {
         let series = format!("mp3c_actor_messages_total{{actor=\"{actor}\"");
         let (was, is) = (crate::helpers::metric_value(&before, &series), crate::helpers::metric_value(&after, &series));

@@ -345,6 +345,26 @@ impl TestApp {
     }
 }
 
+/// Polls `count` until it has stayed the same for `quiet`, and returns it: the final count of
+/// something that arrives on its own time, such as emails (every one, not just the first).
+pub async fn settled_count<F, Fut>(within: Duration, quiet: Duration, mut count: F) -> usize
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = usize>,
+{
+    let deadline = Instant::now() + within;
+    let (mut last, mut since) = (count().await, Instant::now());
+    while since.elapsed() < quiet {
+        assert!(Instant::now() < deadline, "the count kept changing (last {last})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = count().await;
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    last
+}
+
 pub fn metric_value(text: &str, series_prefix: &str) -> f64 {
     text.lines()
         .filter(|line| line.starts_with(series_prefix))
@@ -437,6 +457,11 @@ impl MailDev {
     async fn try_emails(&self) -> Option<Vec<Value>> {
         let response = reqwest::get(format!("http://127.0.0.1:{}/email", self.web_port)).await.ok()?;
         response.json().await.ok()
+    }
+
+    /// Every email received so far.
+    pub async fn all_emails(&self) -> Vec<Value> {
+        self.try_emails().await.unwrap_or_default()
     }
 
     /// Waits until exactly `count` received emails contain `needle` in their text.

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod cluster;
+mod faults;
 mod flow;
 mod helpers;
 mod resilience;
