@@ -12,7 +12,8 @@
 //! - [`cli`], [`app`], [`config`], [`telemetry`]: the command line, building and running a node,
 //!   layered configuration, logging.
 //! - [`actors`]: the supervisor and its children; [`actors::worker`] is the queue consumer that
-//!   converters, the notifier and the dead-letter worker share.
+//!   converters, the notifiers and the dead-letter workers share, [`actors::periodic`] the timer
+//!   of the sweeper and the gauge refresher.
 //! - [`http`]: the hyper server, routing, handlers and error responses.
 //! - [`storage`]: the storage traits; the embedded profile's SQLite and file backends and the
 //!   cluster profile's MySQL, GridFS, MongoDB and RabbitMQ backends.
@@ -23,10 +24,13 @@
 //!
 //! ## The flow of one job
 //!
-//! `POST /upload` streams the video into the blob store, records a `queued` job and publishes
-//! `{video_fid, mp3_fid: null, username, job_id}` on the `video` queue. A converter claims it,
-//! transcodes, stores the MP3, publishes the result on the `mp3` queue and marks the job
-//! `done`; the notifier emails the owner once. `GET /download?fid=` streams the MP3 back.
+//! `POST /upload` streams the video into the blob store, then records a `queued` job and
+//! publishes `{video_fid, mp3_fid: null, username, job_id}` on the `video` queue, together. A
+//! converter takes the job (a compare-and-set on its record), transcodes, stores the MP3 as
+//! its attempt's own blob, marks the job `done` (another compare-and-set) and publishes the
+//! notice on the `mp3` queue (`failures` for a failed job); the notifier claims, sends and
+//! records the owner's email. `GET /download?fid=` streams the MP3 back. Every step is decided
+//! from the job record ([`storage::jobs`]), so duplicates and crashes change nothing.
 
 pub mod actors;
 pub mod app;

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //!                      NodeSupervisor (restart with backoff, intensity limit)
-//!        ┌──────────────┬──────────────┼─────────────────┬──────────────┐
-//!     gateway          auth      converter-1..N       notifier      dead-letters
-//!   (HTTP server)  (logins, JWT)  (video queue ->    (mp3 queue ->  (video.dlq ->
-//!                                  MP3 -> mp3 queue)   email)         job failed)
+//!        ┌──────────────┬──────────────┼─────────────────┬──────────────────┐
+//!     gateway          auth      converter-1..N       notifier,           dead-letters-*
+//!   (HTTP server)  (logins, JWT)  (video queue ->    notifier-failures   (video.dlq -> job
+//!                                  MP3 -> mp3 or      (mp3, failures ->   failed; mp3.dlq,
+//!                                  failures queue)     email)              failures.dlq -> back)
+//!        sweeper (lost messages again), gauges (store-backed gauges every 5 s)
 //! ```
 //!
 //! Actors talk to backends only through the traits in [`crate::storage`] and pass ids, never
