@@ -337,7 +337,7 @@ async fn gridfs_throughput() -> Vec<Row> {
 
 fn token_validation() -> Vec<Row> {
     const ROUNDS: u32 = 100_000;
-    let keys = TokenKeys::new(b"benchmark secret", Duration::from_secs(3600));
+    let keys = TokenKeys::new(b"a benchmark secret of at least 32 bytes", Duration::from_secs(3600)).unwrap();
     let token = keys.issue("bench@example.com", false).unwrap().token;
     let started = Instant::now();
     for _ in 0..ROUNDS {

@@ -180,7 +180,7 @@ pub struct TestApp {
 }
 
 /// A JWT secret shared by the tests, so they can also forge tokens.
-pub const JWT_SECRET: &str = "black-box-test-secret";
+pub const JWT_SECRET: &str = "black-box-test-secret, at least 32 bytes";
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
