@@ -1,4 +1,6 @@
-//! Credentials: password hashing ([`password`]) and signed session tokens ([`token`]).
+//! Credentials and their protection: password hashing ([`password`]), signed session tokens
+//! ([`token`]) and owner-only files ([`private_files`]).
 
 pub mod password;
+pub mod private_files;
 pub mod token;
