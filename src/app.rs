@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::NodeContext;
 use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::config::{Config, Profile, Secret};
+use crate::http::limits::GatewayLimits;
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -52,8 +53,16 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
 
-        let ctx =
-            Arc::new(NodeContext { config, backends, tokens, mailer, metrics, shutdown: CancellationToken::new() });
+        let limits = GatewayLimits::new(&config);
+        let ctx = Arc::new(NodeContext {
+            config,
+            backends,
+            tokens,
+            mailer,
+            metrics,
+            limits,
+            shutdown: CancellationToken::new(),
+        });
         let args = SupervisorArgs { ctx: ctx.clone(), listener: Arc::new(listener) };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await

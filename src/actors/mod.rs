@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::limits::GatewayLimits;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -56,6 +57,9 @@ pub struct NodeContext {
     pub tokens: TokenKeys,
     pub mailer: Arc<dyn Mailer>,
     pub metrics: Arc<Metrics>,
+    /// What the gateway admits (login rates, uploads in progress); node-wide, so that a
+    /// restarted gateway does not forget who was being held back.
+    pub limits: GatewayLimits,
     /// Cancelled once when the node starts shutting down; every task watches it.
     pub shutdown: CancellationToken,
 }
