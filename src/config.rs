@@ -108,6 +108,18 @@ pub struct Settings {
     #[arg(long, env = "MP3C_MAX_UPLOAD_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_upload_bytes: Option<u64>,
+    /// An upload that sends no body bytes for this many seconds is cut off and its file removed.
+    #[arg(long, env = "MP3C_UPLOAD_STALL_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_stall_seconds: Option<u64>,
+    /// Uploads one user may have in progress at once; past it, 429.
+    #[arg(long, env = "MP3C_MAX_UPLOADS_PER_USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_uploads_per_user: Option<u32>,
+    /// Uploads in progress at once on this node, all users together; past it, 503.
+    #[arg(long, env = "MP3C_MAX_CONCURRENT_UPLOADS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_uploads: Option<u32>,
     /// Password checks (argon2id, 19 MiB each) running at once (default: the number of cores).
     #[arg(long, env = "MP3C_LOGIN_CONCURRENCY")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,6 +229,9 @@ pub struct Config {
     pub jwt_secret_file: Option<PathBuf>,
     pub token_ttl_seconds: u64,
     pub max_upload_bytes: u64,
+    pub upload_stall_seconds: u64,
+    pub max_uploads_per_user: u32,
+    pub max_concurrent_uploads: u32,
     pub login_concurrency: u32,
     pub login_queue: u32,
     pub address_logins_per_minute: u32,
@@ -257,6 +272,9 @@ impl Default for Config {
             jwt_secret_file: None,
             token_ttl_seconds: 24 * 3600,
             max_upload_bytes: 2 << 30,
+            upload_stall_seconds: 60,
+            max_uploads_per_user: 4,
+            max_concurrent_uploads: 64,
             login_concurrency: cores(),
             login_queue: 64,
             address_logins_per_minute: 30,
@@ -314,6 +332,9 @@ impl Config {
             ("address_login_burst", self.address_login_burst.into()),
             ("account_failed_logins_per_minute", self.account_failed_logins_per_minute.into()),
             ("account_failed_login_burst", self.account_failed_login_burst.into()),
+            ("upload_stall_seconds", self.upload_stall_seconds),
+            ("max_uploads_per_user", self.max_uploads_per_user.into()),
+            ("max_concurrent_uploads", self.max_concurrent_uploads.into()),
         ] {
             anyhow::ensure!(value >= 1, "{name} must be at least 1");
         }
@@ -342,6 +363,10 @@ impl Config {
 
     pub fn restart_window(&self) -> Duration {
         Duration::from_secs(self.restart_window_seconds)
+    }
+
+    pub fn upload_stall(&self) -> Duration {
+        Duration::from_secs(self.upload_stall_seconds)
     }
 
     /// The test-only delay before each conversion (zero unless fault hooks are on).

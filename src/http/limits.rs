@@ -1,11 +1,15 @@
 //! What the gateway admits, so that the work clients can cause stays bounded: logins are
-//! rate-limited per client address and per account ([`LoginLimits`]).
+//! rate-limited per client address and per account ([`LoginLimits`]), and uploads in progress
+//! are capped per user and overall ([`UploadSlots`]).
 //!
 //! Password checks themselves are bounded where they run, in the auth actor's pool
-//! ([`crate::security::password_checks`]).
+//! ([`crate::security::password_checks`]); an upload's minimum transfer rate is
+//! [`super::stall`]'s.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::error::ApiError;
 use crate::config::Config;
@@ -15,9 +19,13 @@ use crate::security::rate_limit::{Limited, Rate, RateLimiter};
 /// the addresses and accounts that are busy within a few minutes on a service of this size.
 const REMEMBERED_KEYS: usize = 16_384;
 
+/// What a client over its upload cap is asked to wait: about the time a small upload takes.
+const UPLOAD_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// The gateway's admission limits, shared by every connection of the node.
 pub struct GatewayLimits {
     pub logins: LoginLimits,
+    pub uploads: UploadSlots,
 }
 
 impl GatewayLimits {
@@ -30,6 +38,7 @@ impl GatewayLimits {
                 per_address: RateLimiter::new(per_address, REMEMBERED_KEYS),
                 per_account: RateLimiter::new(per_account, REMEMBERED_KEYS),
             },
+            uploads: UploadSlots::new(config.max_uploads_per_user as usize, config.max_concurrent_uploads as usize),
         }
     }
 }
@@ -95,10 +104,80 @@ fn address_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Caps on uploads in progress: per user (429 `too_many_uploads`) and on the node (503
+/// `busy`). A slot is taken before the body is read and freed when the upload ends, however.
+pub struct UploadSlots {
+    per_user: usize,
+    overall: usize,
+    held: Mutex<HeldUploads>,
+}
+
+#[derive(Default)]
+struct HeldUploads {
+    total: usize,
+    /// Users with an upload in progress, by name (so at most `overall` entries).
+    by_user: HashMap<String, usize>,
+}
+
+/// One upload in progress; its slot is freed on drop.
+pub struct UploadSlot<'a> {
+    slots: &'a UploadSlots,
+    user: String,
+}
+
+impl UploadSlots {
+    pub fn new(per_user: usize, overall: usize) -> Self {
+        UploadSlots { per_user, overall, held: Mutex::new(HeldUploads::default()) }
+    }
+
+    /// A slot for one more upload by `user`, or the refusal.
+    pub fn take(&self, user: &str) -> Result<UploadSlot<'_>, ApiError> {
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.by_user.get(user).copied().unwrap_or(0) >= self.per_user {
+            let message = format!("at most {} uploads per user may be in progress at once", self.per_user);
+            return Err(ApiError::too_many("too_many_uploads", message, UPLOAD_RETRY_AFTER));
+        }
+        if held.total >= self.overall {
+            return Err(ApiError::busy("the server has as many uploads in progress as it takes; try again shortly"));
+        }
+        held.total += 1;
+        *held.by_user.entry(user.to_owned()).or_default() += 1;
+        Ok(UploadSlot { slots: self, user: user.to_owned() })
+    }
+}
+
+impl Drop for UploadSlot<'_> {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.total -= 1;
+        if let Some(count) = held.by_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                held.by_user.remove(&self.user);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use hyper::StatusCode;
+
+    #[test]
+    fn uploads_are_capped_per_user_then_overall_and_freed_when_they_end() {
+        let slots = UploadSlots::new(2, 3);
+        let first = slots.take("ann").unwrap();
+        let _second = slots.take("ann").unwrap();
+        let refused = slots.take("ann").err().unwrap();
+        assert_eq!((refused.status, refused.code), (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"));
+        let _bob = slots.take("bob").unwrap();
+        let refused = slots.take("cid").err().unwrap();
+        assert_eq!((refused.status, refused.code), (StatusCode::SERVICE_UNAVAILABLE, "busy"));
+        drop(first);
+        assert!(slots.take("cid").is_ok());
+        assert_eq!(slots.held.lock().unwrap().by_user.len(), 2, "cid's slot went with its drop");
+    }
 
     fn limits(address_burst: u32, account_burst: u32) -> LoginLimits {
         LoginLimits {

@@ -5,7 +5,8 @@
 //! - [`routes`]: which handler a request goes to, and the label it is measured under;
 //! - [`handlers`]: one module per group of routes;
 //! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
-//! - [`limits`]: bounds on the work clients can cause (login rates).
+//! - [`limits`], [`stall`]: bounds on the work clients can cause (login rates, uploads in
+//!   progress, an upload's minimum transfer rate).
 //!
 //! A panic inside a handler is caught and answered with a 500; it never takes the process down.
 
@@ -16,6 +17,7 @@ pub mod handlers;
 pub mod limits;
 pub mod response;
 pub mod routes;
+pub mod stall;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -2,7 +2,8 @@
 //! record and a persistent `video` message. Answers 202 once the message is durable.
 //!
 //! Memory does not grow with the file: the body goes through in chunks. Whatever fails, no
-//! half-stored video is left behind.
+//! half-stored video is left behind. Uploads in progress are capped per user and overall
+//! ([`crate::http::limits::UploadSlots`]), and one that stalls is cut off ([`StallGuard`]).
 
 use std::io;
 
@@ -18,6 +19,7 @@ use crate::http::body::SharedBody;
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json};
+use crate::http::stall::{StallGuard, Stalled};
 use crate::ids::Id;
 use crate::messages::JobMessage;
 use crate::security::token::Claims;
@@ -37,12 +39,19 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
     let body = SharedBody::new(request.into_body());
-    if declared_too_large {
-        body.drain().await;
-        return Err(ApiError::too_large(limit));
-    }
+    // Refused before a byte of the body is read; read and dropped then, so the client sees why.
+    let admitted =
+        if declared_too_large { Err(ApiError::too_large(limit)) } else { ctx.limits.uploads.take(&claims.username) };
+    let _slot = match admitted {
+        Ok(slot) => slot,
+        Err(refused) => {
+            body.drain().await;
+            return Err(refused);
+        }
+    };
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
-    let mut multipart = Multipart::with_constraints(body.clone(), boundary?, constraints);
+    let guarded = StallGuard::new(body.clone(), ctx.config.upload_stall());
+    let mut multipart = Multipart::with_constraints(guarded, boundary?, constraints);
 
     let job_id = Id::generate();
     let video_fid = Id::generate();
@@ -146,6 +155,11 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             ApiError::too_large(ctx.config.max_upload_bytes)
         }
+        multer::Error::StreamReadFailed(cause) if cause.is::<Stalled>() => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "upload_stalled",
+            format!("the upload sent nothing for {} s and was cut off", ctx.config.upload_stall_seconds),
+        ),
         other => ApiError::bad_request("malformed_multipart", format!("the multipart body is malformed: {other}")),
     }
 }
