@@ -1,6 +1,7 @@
 //! Password checks on a few dedicated threads, behind a bounded queue.
 //!
-//! One argon2id check costs tens of milliseconds of CPU and 19 MiB of memory. On tokio's
+//! One argon2id check costs tens of milliseconds of CPU and 19 MiB of memory, which each
+//! thread allocates once and reuses ([`Scratch`]). On tokio's
 //! blocking pool (up to 512 threads, which transcoding also uses) a flood of logins would take
 //! threads and memory without bound and starve conversions. Here at most `threads` checks run
 //! at once and at most `queue` more wait; a login past that is refused at once
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::password;
+use super::password::{self, Scratch};
 
 /// The pool: its threads stop once it and every [`Admitted`] from it are dropped.
 pub struct PasswordChecks {
@@ -73,8 +74,9 @@ impl Admitted {
     }
 }
 
-/// One check thread: takes checks until the pool is gone.
+/// One check thread: takes checks until the pool is gone, all in the same argon2 memory.
 fn run_checks(receiver: &Mutex<mpsc::Receiver<Check>>) {
+    let mut scratch = Scratch::default();
     loop {
         let next = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
         let Ok(check) = next else {
@@ -84,9 +86,9 @@ fn run_checks(receiver: &Mutex<mpsc::Receiver<Check>>) {
             continue;
         }
         let matched = match &check.stored {
-            Some(stored) => password::verify(&check.password, stored),
+            Some(stored) => password::verify(&mut scratch, &check.password, stored),
             None => {
-                password::verify_nothing(&check.password);
+                password::verify_nothing(&mut scratch, &check.password);
                 false
             }
         };
