@@ -362,24 +362,18 @@ fn token_validation() -> Vec<Row> {
     }]
 }
 
-fn status_kib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Peak RSS of a service while `size` bytes are uploaded to it, against its idle RSS.
 async fn upload_memory_of(args: &[&str], size_mib: usize) -> (f64, f64) {
     const MIB: usize = 1024 * 1024;
     let app = TestApp::spawn_with(args).await;
     let token = app.user_token("memory@example.com", false).await;
-    let idle = status_kib(app.pid(), "VmRSS:") / 1024.0;
+    let idle = app.memory_mib("VmRSS");
     let chunks = futures_util::stream::iter((0..size_mib).map(|_| Ok::<_, std::io::Error>(vec![0x5au8; MIB])));
     let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(chunks)).file_name("big.bin");
     let form = reqwest::multipart::Form::new().part("file", part);
     let response = app.client.post(app.url("/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
     assert_eq!(response.status(), 202);
-    (status_kib(app.pid(), "VmHWM:") / 1024.0, idle)
+    (app.memory_mib("VmHWM"), idle)
 }
 
 async fn upload_memory() -> Vec<Row> {

@@ -6,6 +6,7 @@ mod bad_input;
 mod cluster;
 mod flow;
 mod helpers;
+mod limits;
 mod resilience;
 #[allow(dead_code)] // shared with the backend tests; not every helper is used here
 #[path = "../support/servers.rs"]
