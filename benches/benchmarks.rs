@@ -6,6 +6,9 @@
 //! 3. GridFS: upload and download through the service against the driver's GridFS;
 //! 4. token validation: our validation against parsing the same claims as plain JSON;
 //! 5. memory: peak RSS of the service while a 1 GiB file is uploaded, against its idle RSS.
+//! 6. login flood: correct logins from other clients while 200 clients send wrong passwords
+//!    from one address, against the same logins on the idle service; refusals per second, and
+//!    the service's peak RSS against its idle RSS.
 //!
 //! Run with `scripts/bench` (it starts the test servers the cluster rows need); results are
 //! kept in BENCHMARKS.md. Under `cargo test` this binary only says how to run it.
@@ -21,7 +24,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use helpers::{TestApp, fixture};
+use helpers::{PASSWORD, TestApp, client_from, fixture};
 use mp3converter::security::token::TokenKeys;
 use mp3converter::transcode::{StopSignal, TranscodeOptions, transcode};
 
@@ -37,6 +40,7 @@ fn main() {
     rows.extend(runtime.block_on(gridfs_throughput()));
     rows.extend(token_validation());
     rows.extend(runtime.block_on(upload_memory()));
+    rows.extend(runtime.block_on(login_flood()));
     println!("\n| benchmark | ours | baseline | ratio | target |\n|---|---|---|---|---|");
     for row in rows {
         println!("| {} | {} | {} | {} | {} |", row.name, row.ours, row.baseline, row.ratio, row.target);
@@ -337,7 +341,7 @@ async fn gridfs_throughput() -> Vec<Row> {
 
 fn token_validation() -> Vec<Row> {
     const ROUNDS: u32 = 100_000;
-    let keys = TokenKeys::new(b"benchmark secret", Duration::from_secs(3600));
+    let keys = TokenKeys::new(b"a benchmark secret of at least 32 bytes", Duration::from_secs(3600)).unwrap();
     let token = keys.issue("bench@example.com", false).unwrap().token;
     let started = Instant::now();
     for _ in 0..ROUNDS {
@@ -362,24 +366,18 @@ fn token_validation() -> Vec<Row> {
     }]
 }
 
-fn status_kib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Peak RSS of a service while `size` bytes are uploaded to it, against its idle RSS.
 async fn upload_memory_of(args: &[&str], size_mib: usize) -> (f64, f64) {
     const MIB: usize = 1024 * 1024;
     let app = TestApp::spawn_with(args).await;
     let token = app.user_token("memory@example.com", false).await;
-    let idle = status_kib(app.pid(), "VmRSS:") / 1024.0;
+    let idle = app.memory_mib("VmRSS");
     let chunks = futures_util::stream::iter((0..size_mib).map(|_| Ok::<_, std::io::Error>(vec![0x5au8; MIB])));
     let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(chunks)).file_name("big.bin");
     let form = reqwest::multipart::Form::new().part("file", part);
     let response = app.client.post(app.url("/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
     assert_eq!(response.status(), 202);
-    (status_kib(app.pid(), "VmHWM:") / 1024.0, idle)
+    (app.memory_mib("VmHWM"), idle)
 }
 
 async fn upload_memory() -> Vec<Row> {
@@ -402,4 +400,89 @@ async fn upload_memory() -> Vec<Row> {
             target: "<= 80 MiB",
         })
         .collect()
+}
+
+/// Wrong-password clients of the login flood, all from 127.0.0.1 on one account.
+const FLOOD_CLIENTS: usize = 200;
+/// Clients logging in correctly, one login after another each (one per core).
+const LOGIN_CLIENTS: u8 = 2;
+const FLOOD_TIME: Duration = Duration::from_secs(5);
+
+/// Seconds each correct login took, by `LOGIN_CLIENTS` clients until `until`. Each login comes
+/// from the next address of its client's own range (127.0.{10+client}.1-250), as many users
+/// would, so that no address runs out of its login budget.
+async fn correct_logins(app: &TestApp, until: Instant) -> Vec<f64> {
+    let client = |worker: u8| async move {
+        let mut latencies = Vec::new();
+        for n in (0..250u8).cycle() {
+            if Instant::now() >= until {
+                break;
+            }
+            let started = Instant::now();
+            let from = client_from([127, 0, 10 + worker, n + 1]);
+            let response = from.post(app.url("/login")).basic_auth("real@example.com", Some(PASSWORD)).send().await;
+            assert_eq!(response.unwrap().status(), 200);
+            latencies.push(started.elapsed().as_secs_f64());
+        }
+        latencies
+    };
+    let all = futures_util::future::join_all((0..LOGIN_CLIENTS).map(client)).await;
+    let mut latencies: Vec<f64> = all.into_iter().flatten().collect();
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+/// Refusals (429, 503) the flood got until `until`; any other answer but 401 fails the run.
+async fn wrong_logins(app: &TestApp, until: Instant) -> usize {
+    let flooder = || async {
+        let mut refused = 0;
+        while Instant::now() < until {
+            let request = app.client.post(app.url("/login")).basic_auth("victim@example.com", Some("a wrong guess"));
+            match request.send().await.unwrap().status().as_u16() {
+                429 | 503 => refused += 1,
+                401 => {}
+                other => panic!("the flood got {other}"),
+            }
+        }
+        refused
+    };
+    futures_util::future::join_all((0..FLOOD_CLIENTS).map(|_| flooder())).await.into_iter().sum()
+}
+
+async fn login_flood() -> Vec<Row> {
+    let app = TestApp::spawn().await;
+    app.add_user("victim@example.com", false);
+    app.add_user("real@example.com", false);
+    let idle_rss = app.memory_mib("VmRSS");
+    let idle = correct_logins(&app, Instant::now() + FLOOD_TIME).await;
+    let until = Instant::now() + FLOOD_TIME;
+    let (flooded, refused) = tokio::join!(correct_logins(&app, until), wrong_logins(&app, until));
+    let per_second = |count: usize| count as f64 / FLOOD_TIME.as_secs_f64();
+    let latency = |sorted: &[f64]| {
+        format!("p50 {:.0} ms, max {:.0} ms", percentile(sorted, 0.5) * 1000.0, percentile(sorted, 1.0) * 1000.0)
+    };
+    let peak = app.memory_mib("VmHWM");
+    vec![
+        Row {
+            name: "correct logins/s during a flood of 200 wrong-password clients (5 s)",
+            ours: format!("{:.1}/s, {}", per_second(flooded.len()), latency(&flooded)),
+            baseline: format!("{:.1}/s, {} (idle service)", per_second(idle.len()), latency(&idle)),
+            ratio: format!("{:.2}", flooded.len() as f64 / idle.len() as f64),
+            target: "every login < 5 s",
+        },
+        Row {
+            name: "flood logins refused (429/503) per second",
+            ours: format!("{:.0}/s", per_second(refused)),
+            baseline: format!("{:.1}/s (correct logins, idle service)", per_second(idle.len())),
+            ratio: format!("{:.0}", refused as f64 / idle.len() as f64),
+            target: "",
+        },
+        Row {
+            name: "service peak RSS, idle then the login flood",
+            ours: format!("{peak:.1} MiB"),
+            baseline: format!("{idle_rss:.1} MiB (idle RSS)"),
+            ratio: format!("{:.2}", peak / idle_rss),
+            target: "< 150 MiB",
+        },
+    ]
 }

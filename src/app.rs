@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::NodeContext;
 use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::config::{Config, Profile, Secret};
+use crate::http::limits::GatewayLimits;
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -49,14 +50,15 @@ impl Application {
         let mailbox = Arc::new(InstrumentedMailbox::new(backends.mailbox, metrics.clone()));
         backends.intake = Arc::new(InstrumentedIntake::new(backends.intake, mailbox.clone()));
         backends.mailbox = mailbox;
-        let tokens = TokenKeys::new(jwt_secret(&config)?.expose().as_bytes(), config.token_ttl());
+        let tokens = token_keys(&config)?;
         let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
         let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
 
+        let limits = GatewayLimits::new(&config);
         let shutdown = CancellationToken::new();
-        let ctx = Arc::new(NodeContext { config, backends, tokens, mailer, metrics, transcode, shutdown });
+        let ctx = Arc::new(NodeContext { config, backends, tokens, mailer, metrics, transcode, limits, shutdown });
         let args = SupervisorArgs { ctx: ctx.clone(), listener: Arc::new(listener) };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await
@@ -99,20 +101,37 @@ fn reset_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
-/// The JWT secret: `MP3C_JWT_SECRET`, else the file named in the config, else (embedded) one
-/// generated at first start and kept in the data folder, readable by this user only. A cluster
-/// must be given one: its nodes validate each other's tokens.
-fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
-    if let Some(secret) = Secret::from_env_or_file("MP3C_JWT_SECRET", config.jwt_secret_file.as_deref())? {
-        return Ok(secret);
+/// The token keys, from a JWT secret of at least [`crate::security::token::MIN_KEY_BYTES`]; a
+/// shorter one stops the start with an error naming where it came from.
+fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
+    let (secret, setting) = jwt_secret(config)?;
+    TokenKeys::new(secret.expose().as_bytes(), config.token_ttl())
+        .with_context(|| format!("the JWT secret from {setting} is too short"))
+}
+
+/// The JWT secret and the setting it came from: `MP3C_JWT_SECRET`, else the file named in the
+/// config, else (embedded) one generated at first start and kept in the data folder, readable
+/// by this user only. A cluster must be given one: its nodes validate each other's tokens.
+fn jwt_secret(config: &Config) -> anyhow::Result<(Secret, String)> {
+    if let Some(secret) = Secret::from_env_or_file("MP3C_JWT_SECRET", None)? {
+        return Ok((secret, "MP3C_JWT_SECRET".to_owned()));
+    }
+    if let Some(path) = &config.jwt_secret_file {
+        return Ok((Secret::from_file(path)?, format!("--jwt-secret-file ({})", path.display())));
     }
     anyhow::ensure!(
         config.profile == Profile::Embedded,
         "the cluster profile needs a shared JWT secret: --jwt-secret-file or MP3C_JWT_SECRET"
     );
     let path = config.data_dir.join("jwt-secret");
+    let setting = format!("the generated secret file {}", path.display());
+    Ok((generated_secret(&path)?, setting))
+}
+
+/// The secret kept at `path`, generated there at first start (64 hex digits).
+fn generated_secret(path: &Path) -> anyhow::Result<Secret> {
     if path.exists() {
-        return Secret::from_file(&path);
+        return Secret::from_file(path);
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
@@ -121,7 +140,7 @@ fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
         .create_new(true)
         .write(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     std::io::Write::write_all(&mut file, secret.as_bytes())?;
     tracing::info!(path = %path.display(), "generated a JWT secret");

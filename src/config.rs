@@ -108,6 +108,42 @@ pub struct Settings {
     #[arg(long, env = "MP3C_MAX_UPLOAD_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_upload_bytes: Option<u64>,
+    /// An upload that sends no body bytes for this many seconds is cut off and its file removed.
+    #[arg(long, env = "MP3C_UPLOAD_STALL_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_stall_seconds: Option<u64>,
+    /// Uploads one user may have in progress at once; past it, 429.
+    #[arg(long, env = "MP3C_MAX_UPLOADS_PER_USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_uploads_per_user: Option<u32>,
+    /// Uploads in progress at once on this node, all users together; past it, 503.
+    #[arg(long, env = "MP3C_MAX_CONCURRENT_UPLOADS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_uploads: Option<u32>,
+    /// Password checks (argon2id, 19 MiB each) running at once (default: the number of cores).
+    #[arg(long, env = "MP3C_LOGIN_CONCURRENCY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_concurrency: Option<u32>,
+    /// Logins that may wait for a password check; past it, 503.
+    #[arg(long, env = "MP3C_LOGIN_QUEUE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_queue: Option<u32>,
+    /// Logins one client address may attempt per minute, on average; past it, 429.
+    #[arg(long, env = "MP3C_ADDRESS_LOGINS_PER_MINUTE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_logins_per_minute: Option<u32>,
+    /// Logins one client address may attempt in a row before its per-minute rate applies.
+    #[arg(long, env = "MP3C_ADDRESS_LOGIN_BURST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_login_burst: Option<u32>,
+    /// Failed logins one account may take per minute, on average; past it, 429.
+    #[arg(long, env = "MP3C_ACCOUNT_FAILED_LOGINS_PER_MINUTE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_failed_logins_per_minute: Option<u32>,
+    /// Failed logins one account may take in a row before its per-minute rate applies.
+    #[arg(long, env = "MP3C_ACCOUNT_FAILED_LOGIN_BURST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_failed_login_burst: Option<u32>,
     /// MP3 bit rate (constant), in kb/s.
     #[arg(long, env = "MP3C_BITRATE_KBPS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,6 +233,15 @@ pub struct Config {
     pub jwt_secret_file: Option<PathBuf>,
     pub token_ttl_seconds: u64,
     pub max_upload_bytes: u64,
+    pub upload_stall_seconds: u64,
+    pub max_uploads_per_user: u32,
+    pub max_concurrent_uploads: u32,
+    pub login_concurrency: u32,
+    pub login_queue: u32,
+    pub address_logins_per_minute: u32,
+    pub address_login_burst: u32,
+    pub account_failed_logins_per_minute: u32,
+    pub account_failed_login_burst: u32,
     pub bitrate_kbps: u32,
     pub conversion_timeout_seconds: u64,
     pub max_attempts: u32,
@@ -227,11 +272,20 @@ impl Default for Config {
             prefetch: 1,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            converters: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            converters: cores(),
             node_name: "node-1".into(),
             jwt_secret_file: None,
             token_ttl_seconds: 24 * 3600,
             max_upload_bytes: 2 << 30,
+            upload_stall_seconds: 60,
+            max_uploads_per_user: 4,
+            max_concurrent_uploads: 64,
+            login_concurrency: cores(),
+            login_queue: 64,
+            address_logins_per_minute: 30,
+            address_login_burst: 10,
+            account_failed_logins_per_minute: 10,
+            account_failed_login_burst: 5,
             bitrate_kbps: 192,
             conversion_timeout_seconds: 30 * 60,
             max_attempts: 3,
@@ -278,6 +332,18 @@ impl Config {
         anyhow::ensure!(self.max_attempts >= 1, "max_attempts must be at least 1");
         anyhow::ensure!(self.lease_seconds >= 1, "lease_seconds must be at least 1");
         anyhow::ensure!(matches!(self.bitrate_kbps, 32..=320), "bitrate_kbps must be between 32 and 320");
+        for (name, value) in [
+            ("login_concurrency", u64::from(self.login_concurrency)),
+            ("address_logins_per_minute", self.address_logins_per_minute.into()),
+            ("address_login_burst", self.address_login_burst.into()),
+            ("account_failed_logins_per_minute", self.account_failed_logins_per_minute.into()),
+            ("account_failed_login_burst", self.account_failed_login_burst.into()),
+            ("upload_stall_seconds", self.upload_stall_seconds),
+            ("max_uploads_per_user", self.max_uploads_per_user.into()),
+            ("max_concurrent_uploads", self.max_concurrent_uploads.into()),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+        }
         Ok(())
     }
 
@@ -303,6 +369,10 @@ impl Config {
 
     pub fn restart_window(&self) -> Duration {
         Duration::from_secs(self.restart_window_seconds)
+    }
+
+    pub fn upload_stall(&self) -> Duration {
+        Duration::from_secs(self.upload_stall_seconds)
     }
 
     /// The test-only delay before each conversion (zero unless fault hooks are on).
@@ -331,6 +401,11 @@ impl Config {
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
+}
+
+/// The number of cores this process may use (at least 1): the default for CPU-bound pools.
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 fn read_toml_table(path: &Path) -> anyhow::Result<toml::Table> {

@@ -18,7 +18,8 @@
 //! - [`storage`]: the storage traits; the embedded profile's SQLite and file backends and the
 //!   cluster profile's MySQL, GridFS, MongoDB and RabbitMQ backends.
 //! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries.
-//! - [`security`]: argon2id password hashes and HS256 session tokens.
+//! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
+//!   tokens, rate limits and owner-only files.
 //! - [`mailer`], [`messages`], [`metrics`], [`ids`]: email, queue messages, Prometheus
 //!   metrics, ObjectId-form identifiers.
 //!

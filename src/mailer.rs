@@ -66,7 +66,8 @@ impl LettreMailer {
             }
             None => {
                 let outbox = config.outbox_dir();
-                std::fs::create_dir_all(&outbox)?;
+                // Emails carry download links: readable by this user only.
+                crate::security::private_files::owner_only_dir(&outbox)?;
                 Transport::Outbox(AsyncFileTransport::<Tokio1Executor>::new(outbox))
             }
         };

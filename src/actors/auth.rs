@@ -1,8 +1,10 @@
 //! The auth actor: checks logins against the user store and issues session tokens.
 //!
-//! Password verification is deliberately slow (argon2id), so each login runs on a blocking
-//! thread in its own task: the actor keeps taking logins while earlier ones verify. Tokens are
-//! validated by the gateway itself with the shared key, without a round trip per request.
+//! Password verification is deliberately slow (argon2id), so each login runs in its own task
+//! and verifies on the actor's bounded pool of check threads ([`PasswordChecks`]): the actor
+//! keeps taking logins while earlier ones verify, and past the pool's queue a login is refused
+//! as busy before its user is even looked up. Tokens are validated by the gateway itself with
+//! the shared key, without a round trip per request.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::NodeContext;
 use crate::metrics::ActorMetrics;
-use crate::security::password;
+use crate::security::password_checks::{CheckError, PasswordChecks};
 use crate::security::token::IssuedToken;
 
 pub struct AuthActor;
@@ -23,6 +25,9 @@ pub enum AuthMsg {
 pub enum LoginError {
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Every password check place is taken: try again shortly.
+    #[error("too many logins are being checked")]
+    Busy,
     #[error("the user store is unavailable: {0}")]
     Unavailable(String),
 }
@@ -30,6 +35,8 @@ pub enum LoginError {
 pub struct AuthState {
     ctx: Arc<NodeContext>,
     metrics: ActorMetrics,
+    /// Shared with the login tasks in flight, which keep it alive across a restart.
+    checks: Arc<PasswordChecks>,
 }
 
 impl Actor for AuthActor {
@@ -43,7 +50,9 @@ impl Actor for AuthActor {
         ctx: Arc<NodeContext>,
     ) -> Result<AuthState, ActorProcessingErr> {
         let metrics = ctx.metrics.actor(super::AUTH);
-        Ok(AuthState { ctx, metrics })
+        let threads = ctx.config.login_concurrency as usize;
+        let checks = Arc::new(PasswordChecks::start(threads, ctx.config.login_queue as usize)?);
+        Ok(AuthState { ctx, metrics, checks })
     }
 
     async fn handle(
@@ -56,8 +65,9 @@ impl Actor for AuthActor {
         let handling = state.metrics.begin();
         let metrics = state.metrics.clone();
         let ctx = state.ctx.clone();
+        let checks = state.checks.clone();
         tokio::spawn(async move {
-            let result = login(&ctx, email, password).await;
+            let result = login(&ctx, &checks, email, password).await;
             if matches!(result, Err(LoginError::Unavailable(_))) {
                 metrics.failed();
             }
@@ -68,17 +78,23 @@ impl Actor for AuthActor {
     }
 }
 
-async fn login(ctx: &NodeContext, email: String, password: String) -> Result<IssuedToken, LoginError> {
+async fn login(
+    ctx: &NodeContext,
+    checks: &PasswordChecks,
+    email: String,
+    password: String,
+) -> Result<IssuedToken, LoginError> {
+    let admitted = checks.admit().map_err(check_error)?;
     let user = ctx.backends.users.find(&email).await.map_err(|e| LoginError::Unavailable(e.to_string()))?;
-    let verified = tokio::task::spawn_blocking(move || match &user {
-        Some(user) => password::verify(&password, &user.password_hash).then(|| user.clone()),
-        None => {
-            password::verify_nothing(&password);
-            None
-        }
-    })
-    .await
-    .map_err(|e| LoginError::Unavailable(e.to_string()))?;
-    let user = verified.ok_or(LoginError::InvalidCredentials)?;
+    let stored = user.as_ref().map(|user| user.password_hash.clone());
+    let verified = admitted.verify(password, stored).await.map_err(check_error)?;
+    let user = user.filter(|_| verified).ok_or(LoginError::InvalidCredentials)?;
     ctx.tokens.issue(&user.email, user.admin).map_err(|e| LoginError::Unavailable(e.to_string()))
+}
+
+fn check_error(error: CheckError) -> LoginError {
+    match error {
+        CheckError::Busy => LoginError::Busy,
+        CheckError::Stopped => LoginError::Unavailable(error.to_string()),
+    }
 }

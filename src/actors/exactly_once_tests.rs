@@ -27,6 +27,7 @@ use super::notifier::Notifier;
 use super::sweeper;
 use super::worker::{Worker, process};
 use crate::config::Config;
+use crate::http::limits::GatewayLimits;
 use crate::ids::Id;
 use crate::mailer::{Email, MailError, Mailer};
 use crate::messages::JobMessage;
@@ -339,10 +340,11 @@ impl World {
         NodeContext {
             config: self.config.clone(),
             backends,
-            tokens: TokenKeys::new(&[7; 32], Duration::from_secs(60)),
+            tokens: TokenKeys::new(&[7; 32], Duration::from_secs(60)).unwrap(),
             mailer: Arc::new(FakeMailer { sent: self.sent.clone(), faults: faults.clone() }),
             metrics: Arc::new(Metrics::new("test")),
             transcode: fake_transcode,
+            limits: GatewayLimits::new(&self.config),
             shutdown: faults.shutdown.clone(),
         }
     }

@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::limits::GatewayLimits;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -68,6 +69,9 @@ pub struct NodeContext {
     /// The conversion itself: [`crate::transcode::transcode`], or a stand-in in tests of the
     /// actors' logic.
     pub transcode: Transcode,
+    /// What the gateway admits (login rates, uploads in progress); node-wide, so that a
+    /// restarted gateway does not forget who was being held back.
+    pub limits: GatewayLimits,
     /// Cancelled once when the node starts shutting down; every task watches it.
     pub shutdown: CancellationToken,
 }

@@ -3,14 +3,16 @@
 //! `code` is stable and meant for programs; `message` is for people. A 5xx is only ever our
 //! own failure (or a backend's), never a client's mistake.
 
+use std::time::Duration;
+
 use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use super::response::{Response, json};
 use crate::storage::StorageError;
 
-/// Seconds a client is asked to wait when a backend is unavailable.
-const RETRY_AFTER_UNAVAILABLE: u32 = 5;
+/// How long a client is asked to wait after a 503 (a backend unavailable, the server busy).
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -19,19 +21,13 @@ pub struct ApiError {
     pub message: String,
     /// Which authentication scheme to ask for in `WWW-Authenticate` (401 only).
     challenge: Option<&'static str>,
-    /// Seconds to send in `Retry-After` (every 503 has one).
-    retry_after: Option<u32>,
+    /// How long the client should wait before trying again (`Retry-After`; 429 and 503).
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        let retry_after = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_UNAVAILABLE);
-        ApiError { status, code, message: message.into(), challenge: None, retry_after }
-    }
-
-    /// Asks the client to try again after `seconds` (`Retry-After`).
-    pub fn retry_after(self, seconds: u32) -> Self {
-        ApiError { retry_after: Some(seconds), ..self }
+        ApiError { status, code, message: message.into(), challenge: None, retry_after: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -55,7 +51,21 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        ApiError::retry_after(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, UNAVAILABLE_RETRY_AFTER)
+    }
+
+    /// 503: the server has as much of this kind of work as it takes; the client may retry soon.
+    pub fn busy(message: impl Into<String>) -> Self {
+        ApiError::retry_after(StatusCode::SERVICE_UNAVAILABLE, "busy", message, UNAVAILABLE_RETRY_AFTER)
+    }
+
+    /// 429: this client (or account) has done this too often; it may retry after `wait`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, wait: Duration) -> Self {
+        ApiError::retry_after(StatusCode::TOO_MANY_REQUESTS, code, message, wait)
+    }
+
+    fn retry_after(status: StatusCode, code: &'static str, message: impl Into<String>, wait: Duration) -> Self {
+        ApiError { retry_after: Some(wait), ..ApiError::new(status, code, message) }
     }
 
     /// Our own failure: logged in full here, told to the client only as a 500.
@@ -68,8 +78,8 @@ impl ApiError {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = json(self.status, &body);
         let headers = response.headers_mut();
-        if let Some(seconds) = self.retry_after {
-            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        if let Some(wait) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
         }
         if let Some(scheme) = self.challenge {
             let challenge = format!("{scheme} realm=\"mp3converter\"");
@@ -77,6 +87,11 @@ impl ApiError {
         }
         response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up so that a retry is never early, and at least 1.
+fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 impl From<StorageError> for ApiError {

@@ -4,7 +4,9 @@
 //! - [`serve`]: the accept loop, with graceful draining on stop;
 //! - [`routes`]: which handler a request goes to, and the label it is measured under;
 //! - [`handlers`]: one module per group of routes;
-//! - [`error`], [`response`], [`credentials`]: what the handlers share.
+//! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
+//! - [`limits`], [`stall`]: bounds on the work clients can cause (login rates, uploads in
+//!   progress, an upload's minimum transfer rate).
 //!
 //! A panic inside a handler is caught and answered with a 500; it never takes the process down.
 
@@ -12,10 +14,13 @@ pub mod body;
 pub mod credentials;
 pub mod error;
 pub mod handlers;
+pub mod limits;
 pub mod response;
 pub mod routes;
+pub mod stall;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,15 +47,19 @@ const MAX_BUFFER_BYTES: usize = 256 * 1024;
 /// A client must finish sending its request head within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The client's address (the TCP peer), put in every request's extensions for the handlers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddress(pub SocketAddr);
+
 /// Accepts connections on `listener` until `stop` is cancelled, then waits (up to the shutdown
 /// grace period) for the requests in flight.
 pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: CancellationToken) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
     let metrics = ctx.metrics.actor(GATEWAY);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Running out of file descriptors, say: wait a little rather than spin.
                     tracing::warn!(%error, "accept failed");
@@ -63,7 +72,10 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
         let service = service_fn({
             let ctx = ctx.clone();
             let metrics = metrics.clone();
-            move |request| answer(ctx.clone(), metrics.clone(), request)
+            move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddress(peer));
+                answer(ctx.clone(), metrics.clone(), request)
+            }
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())

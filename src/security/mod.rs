@@ -1,4 +1,9 @@
-//! Credentials: password hashing ([`password`]) and signed session tokens ([`token`]).
+//! Credentials and their protection: password hashing ([`password`]) and its bounded thread
+//! pool ([`password_checks`]), signed session tokens ([`token`]), rate limits
+//! ([`rate_limit`]) and owner-only files ([`private_files`]).
 
 pub mod password;
+pub mod password_checks;
+pub mod private_files;
+pub mod rate_limit;
 pub mod token;

@@ -34,6 +34,14 @@ pub enum TokenError {
     Invalid,
 }
 
+/// Shortest signing key accepted: an HS256 key shorter than its 32-byte hash is weaker than the
+/// hash, and a short one can be guessed offline from any token it signed.
+pub const MIN_KEY_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the key is {0} bytes long; it must be at least {MIN_KEY_BYTES}")]
+pub struct KeyTooShort(pub usize);
+
 /// Issues and validates tokens with one shared secret.
 #[derive(Clone)]
 pub struct TokenKeys {
@@ -44,16 +52,19 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+    pub fn new(secret: &[u8], ttl: Duration) -> Result<Self, KeyTooShort> {
+        if secret.len() < MIN_KEY_BYTES {
+            return Err(KeyTooShort(secret.len()));
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp"]);
-        TokenKeys {
+        Ok(TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
-        }
+        })
     }
 
     pub fn issue(&self, username: &str, admin: bool) -> anyhow::Result<IssuedToken> {
@@ -80,7 +91,14 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn keys() -> TokenKeys {
-        TokenKeys::new(b"test secret", Duration::from_secs(60))
+        TokenKeys::new(b"a test secret of at least 32 bytes", Duration::from_secs(60)).unwrap()
+    }
+
+    #[test]
+    fn a_key_shorter_than_the_hash_is_refused() {
+        let short = [7u8; MIN_KEY_BYTES - 1];
+        assert_eq!(TokenKeys::new(&short, Duration::from_secs(60)).err(), Some(KeyTooShort(MIN_KEY_BYTES - 1)));
+        assert!(TokenKeys::new(&[7u8; MIN_KEY_BYTES], Duration::from_secs(60)).is_ok());
     }
 
     #[test]
@@ -95,7 +113,7 @@ mod tests {
     #[test]
     fn wrong_key_tampered_and_unsigned_tokens_are_refused() {
         let token = keys().issue("a@b.c", false).unwrap().token;
-        let other = TokenKeys::new(b"other secret", Duration::from_secs(60));
+        let other = TokenKeys::new(b"another secret of at least 32 bytes", Duration::from_secs(60)).unwrap();
         assert_eq!(other.validate(&token), Err(TokenError::Invalid));
 
         let parts: Vec<&str> = token.split('.').collect();

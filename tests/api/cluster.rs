@@ -129,6 +129,8 @@ async fn mail_waits_for_the_smtp_server_and_arrives_once() {
 async fn a_process_killed_mid_conversion_leaves_the_job_to_another() {
     let maildev = MailDev::start().await;
     let flags = cluster_flags(&maildev).await;
+    // A short lease: the survivor takes over the dead process's job once it runs out.
+    let flags = with(&flags, &["--lease-seconds", "2"]);
     let slow = with(&flags, &["--fault-hooks", "true", "--fault-convert-delay-ms", "120000"]);
     let mut doomed = TestApp::spawn_with(&strs(&slow)).await;
     let token = doomed.user_token("survivor@example.com", false).await;
@@ -333,6 +335,12 @@ async fn an_upload_from_the_seeds_gateway_becomes_a_done_job_and_one_email() {
 
     let video_fid = act_as_the_seed_gateway(flag_value(&flags, "--amqp-url"), "seedling@example.com").await;
     // The job takes the video's id, so a duplicate of the message finds the same job.
+    let path = format!("/jobs/{video_fid}");
+    eventually(Duration::from_secs(30), "the job to be created", || async {
+        let response = app.client.get(app.url(&path)).bearer_auth(&token).send().await.unwrap();
+        (response.status() == 200).then_some(())
+    })
+    .await;
     let job = app.finished_job(&token, &video_fid).await;
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!((job["video_fid"].as_str(), job["filename"].as_str()), (Some(video_fid.as_str()), Some("holiday.mp4")));

@@ -180,7 +180,7 @@ pub struct TestApp {
 }
 
 /// A JWT secret shared by the tests, so they can also forge tokens.
-pub const JWT_SECRET: &str = "black-box-test-secret";
+pub const JWT_SECRET: &str = "black-box-test-secret, at least 32 bytes";
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
@@ -228,9 +228,17 @@ impl TestApp {
         self.process.wait().unwrap()
     }
 
-    #[allow(dead_code)] // for the benchmarks, which share these helpers
     pub fn pid(&self) -> u32 {
         self.process.id()
+    }
+
+    /// A memory figure of the service process from `/proc/<pid>/status`, in MiB: `VmRSS` (now)
+    /// or `VmHWM` (the peak over its life).
+    pub fn memory_mib(&self, field: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':'))).unwrap();
+        let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib / 1024.0
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -363,6 +371,12 @@ where
         }
     }
     last
+}
+
+/// A client whose connections come from `address` (anywhere in 127.0.0.0/8), so that the
+/// service sees a client address other than the usual 127.0.0.1.
+pub fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(address)).build().unwrap()
 }
 
 pub fn metric_value(text: &str, series_prefix: &str) -> f64 {

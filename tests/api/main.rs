@@ -7,6 +7,7 @@ mod cluster;
 mod faults;
 mod flow;
 mod helpers;
+mod limits;
 mod resilience;
 #[allow(dead_code)] // shared with the backend tests; not every helper is used here
 #[path = "../support/servers.rs"]

@@ -24,7 +24,9 @@ pub async fn readyz(ctx: &NodeContext) -> Result<Response, ApiError> {
     if down.is_empty() {
         Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ready" })))
     } else {
-        Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("unavailable: {}", down.join(", "))))
+        let mut not_ready = ApiError::unavailable(format!("unavailable: {}", down.join(", ")));
+        not_ready.code = "not_ready";
+        Err(not_ready)
     }
 }
 

@@ -9,30 +9,28 @@ use ractor::ActorRef;
 
 use crate::actors::auth::{AuthMsg, LoginError};
 use crate::actors::{AUTH, NodeContext};
-use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json, text};
+use crate::http::{PeerAddress, credentials};
+use crate::security::token::IssuedToken;
 
 /// How long a login may wait for the auth actor.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn login(_ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+/// Logs in with HTTP Basic: rate limits first (per client address and per account, 429),
+/// then the auth actor, whose bounded password checks may answer busy (503).
+pub async fn login(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let (email, password) = credentials::basic(request.headers())?;
-    let auth: ActorRef<AuthMsg> = ractor::registry::where_is(AUTH)
-        .map(Into::into)
-        .ok_or_else(|| ApiError::unavailable("authentication is restarting; try again shortly"))?;
-    let outcome = auth
-        .call(|reply| AuthMsg::Login { email, password, reply }, Some(LOGIN_TIMEOUT))
-        .await
-        .map_err(|e| ApiError::unavailable(format!("authentication did not answer: {e}")))?;
-    let issued = match outcome {
-        ractor::rpc::CallResult::Success(result) => result,
-        _ => {
-            return Err(ApiError::unavailable("authentication did not answer in time"));
-        }
-    };
-    let issued = issued.map_err(|error| match error {
+    let PeerAddress(peer) =
+        *request.extensions().get::<PeerAddress>().ok_or_else(|| ApiError::internal("no peer address"))?;
+    let attempt = ctx.limits.logins.admit(peer.ip(), &email)?;
+    let outcome = check_credentials(email, password).await?;
+    if matches!(outcome, Err(LoginError::InvalidCredentials)) {
+        attempt.failed_guess();
+    }
+    let issued = outcome.map_err(|error| match error {
         LoginError::InvalidCredentials => ApiError::unauthorized("Basic", "invalid_credentials", "invalid credentials"),
+        LoginError::Busy => ApiError::busy("too many logins are being checked; try again shortly"),
         LoginError::Unavailable(why) => {
             tracing::warn!(%why, "login failed on the user store");
             ApiError::unavailable("the user store is unavailable; try again shortly")
@@ -52,6 +50,21 @@ pub async fn login(_ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
         // The seed's contract: the token itself as the body.
         text(StatusCode::OK, "text/plain; charset=utf-8", issued.token)
     })
+}
+
+/// The auth actor's verdict on the credentials; an error when the actor cannot be asked.
+async fn check_credentials(email: String, password: String) -> Result<Result<IssuedToken, LoginError>, ApiError> {
+    let auth: ActorRef<AuthMsg> = ractor::registry::where_is(AUTH)
+        .map(Into::into)
+        .ok_or_else(|| ApiError::unavailable("authentication is restarting; try again shortly"))?;
+    let outcome = auth
+        .call(|reply| AuthMsg::Login { email, password, reply }, Some(LOGIN_TIMEOUT))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("authentication did not answer: {e}")))?;
+    match outcome {
+        ractor::rpc::CallResult::Success(result) => Ok(result),
+        _ => Err(ApiError::unavailable("authentication did not answer in time")),
+    }
 }
 
 pub fn validate(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {

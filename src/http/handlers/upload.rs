@@ -3,8 +3,9 @@
 //! once both are durable.
 //!
 //! Memory does not grow with the file: the body goes through in chunks. Whatever fails, no
-//! half-stored video is left behind. A user with too many unfinished jobs is refused before
-//! the body is read.
+//! half-stored video is left behind. Uploads in progress are capped per user and overall
+//! ([`crate::http::limits::UploadSlots`]), one that stalls is cut off ([`StallGuard`]), and a
+//! user with too many unfinished jobs is refused, all before the body is read.
 
 use std::io;
 
@@ -20,6 +21,7 @@ use crate::http::body::SharedBody;
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json};
+use crate::http::stall::{StallGuard, Stalled};
 use crate::ids::Id;
 use crate::messages::JobMessage;
 use crate::security::token::Claims;
@@ -27,8 +29,8 @@ use crate::storage::{BlobMeta, Bucket, Job, StorageError, now_millis};
 
 /// The longest file name kept from a client.
 const MAX_FILENAME_CHARS: usize = 200;
-/// Seconds a user over the job cap is asked to wait: about one conversion.
-const RETRY_AFTER_JOB_CAP: u32 = 30;
+/// How long a user over the job cap is asked to wait: about one conversion.
+const RETRY_AFTER_JOB_CAP: std::time::Duration = std::time::Duration::from_secs(30);
 
 struct StoredVideo {
     filename: String,
@@ -42,16 +44,22 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
     let body = SharedBody::new(request.into_body());
-    if declared_too_large {
-        body.drain().await;
-        return Err(ApiError::too_large(limit));
-    }
-    if let Err(refused) = over_job_cap {
-        body.drain().await;
-        return Err(refused);
-    }
+    // Refused before a byte of the body is read; read and dropped then, so the client sees why.
+    let admitted = match (declared_too_large, over_job_cap) {
+        (true, _) => Err(ApiError::too_large(limit)),
+        (false, Err(refused)) => Err(refused),
+        (false, Ok(())) => ctx.limits.uploads.take(&claims.username),
+    };
+    let _slot = match admitted {
+        Ok(slot) => slot,
+        Err(refused) => {
+            body.drain().await;
+            return Err(refused);
+        }
+    };
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
-    let mut multipart = Multipart::with_constraints(body.clone(), boundary?, constraints);
+    let guarded = StallGuard::new(body.clone(), ctx.config.upload_stall());
+    let mut multipart = Multipart::with_constraints(guarded, boundary?, constraints);
 
     let job_id = Id::generate();
     let video_fid = Id::generate();
@@ -158,6 +166,11 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             ApiError::too_large(ctx.config.max_upload_bytes)
         }
+        multer::Error::StreamReadFailed(cause) if cause.is::<Stalled>() => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "upload_stalled",
+            format!("the upload sent nothing for {} s and was cut off", ctx.config.upload_stall_seconds),
+        ),
         other => ApiError::bad_request("malformed_multipart", format!("the multipart body is malformed: {other}")),
     }
 }
@@ -181,12 +194,8 @@ async fn check_job_cap(ctx: &NodeContext, claims: &Claims) -> Result<(), ApiErro
     let cap = ctx.config.max_jobs_per_user;
     let unfinished = ctx.backends.jobs.count_unfinished(&claims.username).await?;
     if unfinished >= cap {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_jobs",
-            format!("you have {unfinished} unfinished jobs; at most {cap} may wait at once"),
-        )
-        .retry_after(RETRY_AFTER_JOB_CAP));
+        let message = format!("you have {unfinished} unfinished jobs; at most {cap} may wait at once");
+        return Err(ApiError::too_many("too_many_jobs", message, RETRY_AFTER_JOB_CAP));
     }
     Ok(())
 }

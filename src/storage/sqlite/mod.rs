@@ -22,6 +22,8 @@ use super::StorageError;
 
 /// Opens (creating if needed) the database and brings its schema up to date.
 pub async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
+    // It holds password hashes: readable by this user only, and so are its -wal and -shm.
+    crate::security::private_files::owner_only_database(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

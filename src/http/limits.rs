@@ -1,0 +1,213 @@
+//! What the gateway admits, so that the work clients can cause stays bounded: logins are
+//! rate-limited per client address and per account ([`LoginLimits`]), and uploads in progress
+//! are capped per user and overall ([`UploadSlots`]).
+//!
+//! Password checks themselves are bounded where they run, in the auth actor's pool
+//! ([`crate::security::password_checks`]); an upload's minimum transfer rate is
+//! [`super::stall`]'s.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::error::ApiError;
+use crate::config::Config;
+use crate::security::rate_limit::{Limited, Rate, RateLimiter};
+
+/// Most keys each login limiter remembers (a few dozen bytes each, so under a MiB): more than
+/// the addresses and accounts that are busy within a few minutes on a service of this size.
+const REMEMBERED_KEYS: usize = 16_384;
+
+/// What a client over its upload cap is asked to wait: about the time a small upload takes.
+const UPLOAD_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The gateway's admission limits, shared by every connection of the node.
+pub struct GatewayLimits {
+    pub logins: LoginLimits,
+    pub uploads: UploadSlots,
+}
+
+impl GatewayLimits {
+    pub fn new(config: &Config) -> Self {
+        let per_address = Rate { per_minute: config.address_logins_per_minute, burst: config.address_login_burst };
+        let per_account =
+            Rate { per_minute: config.account_failed_logins_per_minute, burst: config.account_failed_login_burst };
+        GatewayLimits {
+            logins: LoginLimits {
+                per_address: RateLimiter::new(per_address, REMEMBERED_KEYS),
+                per_account: RateLimiter::new(per_account, REMEMBERED_KEYS),
+            },
+            uploads: UploadSlots::new(config.max_uploads_per_user as usize, config.max_concurrent_uploads as usize),
+        }
+    }
+}
+
+/// Login rate limits. Every attempt counts against its client address, whatever its outcome:
+/// an address that floods is slowed however it fares. Against the account only failed
+/// guesses count: a correct password proves the caller may log in, so a user (or a script of
+/// theirs) logging in often never locks the account, and an attacker, who only fails, is
+/// slowed all the same. Checks happen before the password is verified, so a refused attempt
+/// costs no argon2 work.
+pub struct LoginLimits {
+    per_address: RateLimiter,
+    per_account: RateLimiter,
+}
+
+impl LoginLimits {
+    /// Admits one attempt from `address` on `account`, or refuses it with 429 `too_many_logins`.
+    pub fn admit(&self, address: IpAddr, account: &str) -> Result<LoginAttempt<'_>, ApiError> {
+        let now = Instant::now();
+        self.per_address.try_take(&address_key(address), now).map_err(too_many_logins)?;
+        let account = account.trim().to_lowercase();
+        self.per_account.try_take(&account, now).map_err(too_many_logins)?;
+        Ok(LoginAttempt { limits: self, account, failed_guess: false })
+    }
+}
+
+/// An admitted attempt, holding one of its account's tokens until its outcome is known: kept
+/// for a wrong password ([`LoginAttempt::failed_guess`]), given back on drop otherwise (a
+/// success, a login that never reached the password check, or a client that hung up before
+/// it could learn the answer).
+pub struct LoginAttempt<'a> {
+    limits: &'a LoginLimits,
+    /// The account's key (its name, trimmed and lower-cased).
+    account: String,
+    failed_guess: bool,
+}
+
+impl LoginAttempt<'_> {
+    /// The password was wrong: the account's token stays spent.
+    pub fn failed_guess(mut self) {
+        self.failed_guess = true;
+    }
+}
+
+impl Drop for LoginAttempt<'_> {
+    fn drop(&mut self) {
+        if !self.failed_guess {
+            self.limits.per_account.give_back(&self.account, Instant::now());
+        }
+    }
+}
+
+fn too_many_logins(limited: Limited) -> ApiError {
+    ApiError::too_many("too_many_logins", "too many login attempts; try again later", limited.retry_after)
+}
+
+/// The key of a client address: IPv4 as it is, IPv6 by its /64 prefix (one subscriber's
+/// network, whose other addresses cost its owner nothing), an IPv4-mapped IPv6 as its IPv4.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
+/// Caps on uploads in progress: per user (429 `too_many_uploads`) and on the node (503
+/// `busy`). A slot is taken before the body is read and freed when the upload ends, however.
+pub struct UploadSlots {
+    per_user: usize,
+    overall: usize,
+    held: Mutex<HeldUploads>,
+}
+
+#[derive(Default)]
+struct HeldUploads {
+    total: usize,
+    /// Users with an upload in progress, by name (so at most `overall` entries).
+    by_user: HashMap<String, usize>,
+}
+
+/// One upload in progress; its slot is freed on drop.
+pub struct UploadSlot<'a> {
+    slots: &'a UploadSlots,
+    user: String,
+}
+
+impl UploadSlots {
+    pub fn new(per_user: usize, overall: usize) -> Self {
+        UploadSlots { per_user, overall, held: Mutex::new(HeldUploads::default()) }
+    }
+
+    /// A slot for one more upload by `user`, or the refusal.
+    pub fn take(&self, user: &str) -> Result<UploadSlot<'_>, ApiError> {
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.by_user.get(user).copied().unwrap_or(0) >= self.per_user {
+            let message = format!("at most {} uploads per user may be in progress at once", self.per_user);
+            return Err(ApiError::too_many("too_many_uploads", message, UPLOAD_RETRY_AFTER));
+        }
+        if held.total >= self.overall {
+            return Err(ApiError::busy("the server has as many uploads in progress as it takes; try again shortly"));
+        }
+        held.total += 1;
+        *held.by_user.entry(user.to_owned()).or_default() += 1;
+        Ok(UploadSlot { slots: self, user: user.to_owned() })
+    }
+}
+
+impl Drop for UploadSlot<'_> {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.total -= 1;
+        if let Some(count) = held.by_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                held.by_user.remove(&self.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::StatusCode;
+
+    #[test]
+    fn uploads_are_capped_per_user_then_overall_and_freed_when_they_end() {
+        let slots = UploadSlots::new(2, 3);
+        let first = slots.take("ann").unwrap();
+        let _second = slots.take("ann").unwrap();
+        let refused = slots.take("ann").err().unwrap();
+        assert_eq!((refused.status, refused.code), (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"));
+        let _bob = slots.take("bob").unwrap();
+        let refused = slots.take("cid").err().unwrap();
+        assert_eq!((refused.status, refused.code), (StatusCode::SERVICE_UNAVAILABLE, "busy"));
+        drop(first);
+        assert!(slots.take("cid").is_ok());
+        assert_eq!(slots.held.lock().unwrap().by_user.len(), 2, "cid's slot went with its drop");
+    }
+
+    fn limits(address_burst: u32, account_burst: u32) -> LoginLimits {
+        LoginLimits {
+            per_address: RateLimiter::new(Rate { per_minute: 1, burst: address_burst }, 100),
+            per_account: RateLimiter::new(Rate { per_minute: 1, burst: account_burst }, 100),
+        }
+    }
+
+    #[test]
+    fn only_failed_guesses_count_against_an_account() {
+        let limits = limits(100, 2);
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            drop(limits.admit(address, "ann@example.com").unwrap());
+        }
+        limits.admit(address, "ann@example.com").unwrap().failed_guess();
+        limits.admit(address, " Ann@Example.com").unwrap().failed_guess();
+        let refused = limits.admit(address, "ann@example.com").err().unwrap();
+        assert_eq!((refused.status, refused.code), (StatusCode::TOO_MANY_REQUESTS, "too_many_logins"));
+        assert!(limits.admit(address, "bob@example.com").is_ok());
+    }
+
+    #[test]
+    fn every_attempt_counts_against_an_address_and_ipv6_by_its_64_bit_prefix() {
+        let limits = limits(2, 100);
+        let first: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_network: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        drop(limits.admit(first, "a@example.com").unwrap());
+        drop(limits.admit(same_network, "b@example.com").unwrap());
+        assert!(limits.admit(first, "c@example.com").is_err());
+        assert!(limits.admit("2001:db8:0:1::1".parse().unwrap(), "c@example.com").is_ok());
+    }
+}

@@ -1,0 +1,241 @@
+//! Bounded work per request: login floods, full password-check queues, stalled and too many
+//! uploads; and the secrets and files a node must keep to itself (JWT key length, owner-only
+//! database and outbox).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{PASSWORD, TestApp, binary, client_from, eventually, service_log};
+
+/// The `Retry-After` of a refusal, in seconds (panics when it is missing or not a number).
+fn retry_after(response: &reqwest::Response) -> u64 {
+    let value = response.headers().get("retry-after").expect("a refusal says when to retry");
+    value.to_str().unwrap().parse().unwrap()
+}
+
+async fn status_and_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    if matches!(status, 429 | 503) {
+        assert!(retry_after(&response) >= 1);
+    }
+    let body: Value = response.json().await.unwrap_or_default();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn a_login_flood_is_refused_cheaply_while_another_client_logs_in() {
+    // The defaults are under test: a flood must hit them.
+    let app = TestApp::spawn().await;
+    app.add_user("victim@example.com", false);
+    app.add_user("other@example.com", false);
+
+    let flood = futures_util::future::join_all((0..200).map(|_| async {
+        let request = app.client.post(app.url("/login")).basic_auth("victim@example.com", Some("a wrong guess"));
+        status_and_code(request.send().await.unwrap()).await
+    }));
+    // Another client: another address (all of 127.0.0.0/8 is this machine) and account.
+    let other = client_from([127, 0, 0, 2]);
+    let correct_logins = async {
+        let mut latencies = Vec::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            let response =
+                other.post(app.url("/login")).basic_auth("other@example.com", Some(PASSWORD)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{}", service_log(&app.data_dir));
+            latencies.push(started.elapsed());
+        }
+        latencies
+    };
+    let (flood, latencies) = tokio::join!(flood, correct_logins);
+
+    for latency in latencies {
+        assert!(latency < Duration::from_secs(5), "a correct login took {latency:?} during the flood");
+    }
+    let unexpected: Vec<_> = flood.iter().filter(|(status, _)| !matches!(status, 401 | 429 | 503)).collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    let verified = flood.iter().filter(|(status, _)| *status == 401).count();
+    // Only the account's burst of failed guesses (5 by default) gets to argon2.
+    assert!(verified <= 6, "{verified} wrong guesses were verified");
+    assert!(flood.iter().any(|(_, code)| code == "too_many_logins"));
+    let peak = app.memory_mib("VmHWM");
+    assert!(peak < 150.0, "the service peaked at {peak:.0} MiB");
+}
+
+#[tokio::test]
+async fn past_the_password_check_queue_a_login_is_told_busy_and_the_pool_recovers() {
+    let app = TestApp::spawn_with(&[
+        "--login-concurrency",
+        "1",
+        "--login-queue",
+        "1",
+        "--address-login-burst",
+        "1000",
+        "--address-logins-per-minute",
+        "1000",
+    ])
+    .await;
+    app.add_user("real@example.com", false);
+    // Unknown users, each their own account: only the queue can hold them back, and their
+    // checks (the timing equaliser) take a place like any other.
+    let app = &app;
+    let answers = futures_util::future::join_all((0..20).map(|n| async move {
+        let request = app.client.post(app.url("/login")).basic_auth(format!("nobody{n}@example.com"), Some("x"));
+        status_and_code(request.send().await.unwrap()).await
+    }))
+    .await;
+    let unexpected: Vec<_> = answers.iter().filter(|(status, _)| !matches!(status, 401 | 503)).collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    let busy = answers.iter().filter(|(status, code)| *status == 503 && code == "busy").count();
+    assert!((1..=18).contains(&busy), "{answers:?}");
+    app.login("real@example.com", PASSWORD).await;
+}
+
+/// Opens an upload and sends its head and the first `sent` bytes of a much longer file.
+async fn start_upload(app: &TestApp, token: &str, sent: usize) -> TcpStream {
+    let boundary = "limits-test-boundary";
+    let part_head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.mp4\"\r\n\
+         Content-Type: video/mp4\r\n\r\n"
+    );
+    let declared = part_head.len() + 10 * 1024 * 1024;
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {declared}\r\n\r\n",
+        app.address
+    );
+    let mut stream = TcpStream::connect(&app.address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(part_head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![0x5a; sent]).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_cut_off_and_leaves_no_file() {
+    let stall = Duration::from_secs(2);
+    let app = TestApp::spawn_with(&["--upload-stall-seconds", "2"]).await;
+    let token = app.user_token("slow@example.com", false).await;
+    let (videos, scratch) = (app.data_dir.join("blobs/videos"), app.data_dir.join("blobs/tmp"));
+
+    let last_byte_sent = Instant::now();
+    let mut upload = start_upload(&app, &token, 64 * 1024).await;
+    eventually(Duration::from_secs(5), "the upload to reach the blob store", || async {
+        (files_in(&scratch) == 1).then_some(())
+    })
+    .await;
+
+    let mut answer = Vec::new();
+    tokio::time::timeout(stall * 5, upload.read_to_end(&mut answer))
+        .await
+        .expect("the stalled upload was cut off")
+        .unwrap();
+    let waited = last_byte_sent.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("upload_stalled"), "{answer}");
+    assert!(waited >= stall, "cut off after {waited:?}, before the stall time");
+    eventually(Duration::from_secs(5), "the partial upload to be removed", || async {
+        (files_in(&scratch) == 0 && files_in(&videos) == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_past_a_users_cap_get_429_and_past_the_nodes_cap_503() {
+    // The default per-user cap (4), and a node cap just above it.
+    let app = TestApp::spawn_with(&["--max-concurrent-uploads", "5"]).await;
+    let ann = app.user_token("ann@example.com", false).await;
+    let bob = app.user_token("bob@example.com", false).await;
+    let cid = app.user_token("cid@example.com", false).await;
+    let scratch = app.data_dir.join("blobs/tmp");
+    let in_progress = |count: usize| {
+        let scratch = scratch.clone();
+        eventually(Duration::from_secs(10), "uploads to be in progress", move || {
+            let found = files_in(&scratch);
+            async move { (found == count).then_some(()) }
+        })
+    };
+
+    let mut anns = Vec::new();
+    for _ in 0..4 {
+        anns.push(start_upload(&app, &ann, 1024).await);
+    }
+    in_progress(4).await;
+    let refused = app.upload_bytes(&ann, "fifth.mp4", vec![1; 1024]).await;
+    assert_eq!(status_and_code(refused).await, (429, "too_many_uploads".to_owned()));
+
+    let _bobs = start_upload(&app, &bob, 1024).await;
+    in_progress(5).await;
+    let refused = app.upload_bytes(&cid, "first.mp4", vec![1; 1024]).await;
+    assert_eq!(status_and_code(refused).await, (503, "busy".to_owned()));
+
+    // An upload that ends, however, frees its slot.
+    drop(anns.pop());
+    eventually(Duration::from_secs(10), "a slot to be free again", || async {
+        (app.upload_bytes(&cid, "first.mp4", vec![1; 1024]).await.status() == 202).then_some(())
+    })
+    .await;
+}
+
+/// Runs `command`, which must exit within `within` (else it is killed and the test fails), and
+/// returns whether it succeeded and its standard error.
+fn run_to_exit(command: &mut Command, within: Duration) -> (bool, String) {
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the service started anyway");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.success(), stderr)
+}
+
+#[test]
+fn a_jwt_secret_shorter_than_32_bytes_stops_the_start_and_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("jwt");
+    std::fs::write(&secret_file, "one short of the minimum: 31 by\n").unwrap();
+    let start = |env_secret: Option<&str>| {
+        let mut command = Command::new(binary());
+        command.args(["up", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path().join("data"));
+        command.arg("--jwt-secret-file").arg(&secret_file).env_remove("MP3C_JWT_SECRET");
+        if let Some(secret) = env_secret {
+            command.env("MP3C_JWT_SECRET", secret);
+        }
+        run_to_exit(&mut command, Duration::from_secs(30))
+    };
+    let (started, stderr) = start(Some("short"));
+    assert!(!started && stderr.contains("MP3C_JWT_SECRET") && stderr.contains("at least 32"), "{stderr}");
+    let (started, stderr) = start(None);
+    assert!(!started && stderr.contains("--jwt-secret-file") && stderr.contains("31 bytes long"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_database_and_the_outbox_are_readable_by_the_owner_only() {
+    let app = TestApp::spawn().await;
+    app.user_token("private@example.com", false).await;
+    let mode = |name: &str| std::fs::metadata(app.data_dir.join(name)).unwrap().permissions().mode() & 0o777;
+    // The -wal and -shm files exist while the database is open.
+    for file in ["mp3converter.db", "mp3converter.db-wal", "mp3converter.db-shm"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    assert_eq!(mode("outbox"), 0o700);
+}
