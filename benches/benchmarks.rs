@@ -9,9 +9,13 @@
 //! 6. login flood: correct logins from other clients while 200 clients send wrong passwords
 //!    from one address, against the same logins on the idle service; refusals per second, and
 //!    the service's peak RSS against its idle RSS.
+//! 7. outage recovery: in the cluster profile, the time from MongoDB (or RabbitMQ) being back
+//!    after a 15 s outage to the first job done, against a job's latency on the healthy service.
 //!
-//! Run with `scripts/bench` (it starts the test servers the cluster rows need); results are
-//! kept in BENCHMARKS.md. Under `cargo test` this binary only says how to run it.
+//! Run with `scripts/bench` (it starts the test servers the cluster rows need), or
+//! `scripts/bench GROUP...` for some of them (`conversion`, `pipeline`, `gridfs`, `token`,
+//! `memory`, `login`, `recovery`); results are kept in BENCHMARKS.md. Under `cargo test` this
+//! binary only says how to run it.
 
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
@@ -33,14 +37,31 @@ fn main() {
         println!("benchmarks run with scripts/bench");
         return;
     }
+    let groups: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with('-')).collect();
+    let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut rows = Vec::new();
-    rows.extend(conversion());
-    rows.extend(runtime.block_on(pipeline()));
-    rows.extend(runtime.block_on(gridfs_throughput()));
-    rows.extend(token_validation());
-    rows.extend(runtime.block_on(upload_memory()));
-    rows.extend(runtime.block_on(login_flood()));
+    if wanted("conversion") {
+        rows.extend(conversion());
+    }
+    if wanted("pipeline") {
+        rows.extend(runtime.block_on(pipeline()));
+    }
+    if wanted("gridfs") {
+        rows.extend(runtime.block_on(gridfs_throughput()));
+    }
+    if wanted("token") {
+        rows.extend(token_validation());
+    }
+    if wanted("memory") {
+        rows.extend(runtime.block_on(upload_memory()));
+    }
+    if wanted("login") {
+        rows.extend(runtime.block_on(login_flood()));
+    }
+    if wanted("recovery") {
+        rows.extend(runtime.block_on(outage_recovery()));
+    }
     println!("\n| benchmark | ours | baseline | ratio | target |\n|---|---|---|---|---|");
     for row in rows {
         println!("| {} | {} | {} | {} | {} |", row.name, row.ours, row.baseline, row.ratio, row.target);
@@ -485,4 +506,95 @@ async fn login_flood() -> Vec<Row> {
             target: "< 150 MiB",
         },
     ]
+}
+
+/// How long a server stays away in the recovery benchmark.
+const OUTAGE: Duration = Duration::from_secs(15);
+/// Jobs in flight when the server goes away.
+const RECOVERY_JOBS: usize = 4;
+
+/// A backend server the recovery benchmark stops and starts.
+enum Outage {
+    MongoDb,
+    RabbitMq,
+}
+
+/// The state of a job, or None while the service cannot tell (its database is away).
+async fn state_of(app: &TestApp, token: &str, job_id: &str) -> Option<String> {
+    let response = app.client.get(app.url(&format!("/jobs/{job_id}"))).bearer_auth(token).send().await.ok()?;
+    let job: serde_json::Value = response.json().await.ok()?;
+    job["state"].as_str().map(str::to_owned)
+}
+
+/// Seconds from the server being back to the first of `jobs` (unfinished when it went away)
+/// being done, and the seconds one job took on the healthy service before.
+async fn recovery_after(outage: Outage) -> (f64, f64) {
+    let mut mongo = servers::OwnMongo::start().await;
+    let mut broker = servers::OwnRabbit::start().await;
+    let flags = [
+        ("--profile", "cluster".to_owned()),
+        ("--mysql-url", servers::mysql_url().await),
+        ("--mongodb-url", mongo.url()),
+        ("--amqp-url", broker.url()),
+        ("--converters", "2".to_owned()),
+    ];
+    let args: Vec<String> = flags.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value]).collect();
+    let app = TestApp::spawn_with(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let token = app.user_token("recovery@example.com", false).await;
+    let clip = fixture("clip.mp4");
+    let started = Instant::now();
+    let first = app.submit(&token, &clip).await;
+    assert_eq!(app.finished_job(&token, &first).await["state"], "done");
+    let healthy = started.elapsed().as_secs_f64();
+
+    let mut jobs = Vec::new();
+    for _ in 0..RECOVERY_JOBS {
+        jobs.push(app.submit(&token, &clip).await);
+    }
+    match outage {
+        Outage::MongoDb => mongo.stop(),
+        Outage::RabbitMq => broker.stop(),
+    }
+    tokio::time::sleep(OUTAGE).await; // the outage itself
+    match outage {
+        Outage::MongoDb => mongo.start_again().await,
+        Outage::RabbitMq => broker.start_again().await,
+    }
+    let back = Instant::now();
+    let mut waiting = Vec::new();
+    for job in &jobs {
+        if state_of(&app, &token, job).await.as_deref() != Some("done") {
+            waiting.push(job.clone());
+        }
+    }
+    loop {
+        let mut done = false;
+        for job in &waiting {
+            done |= state_of(&app, &token, job).await.as_deref() == Some("done");
+        }
+        if done || waiting.is_empty() {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(180), "no job done within 3 minutes of the recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (back.elapsed().as_secs_f64(), healthy)
+}
+
+async fn outage_recovery() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (name, outage) in [
+        ("recovery: first job done after MongoDB is back (15 s outage)", Outage::MongoDb),
+        ("recovery: first job done after RabbitMQ is back (15 s outage)", Outage::RabbitMq),
+    ] {
+        let (recovery, healthy) = recovery_after(outage).await;
+        rows.push(Row {
+            name,
+            ours: format!("{recovery:.1} s"),
+            baseline: format!("{healthy:.1} s (one job, upload to done, healthy)"),
+            ratio: format!("{:.1}", recovery / healthy),
+            target: "",
+        });
+    }
+    rows
 }

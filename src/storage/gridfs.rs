@@ -4,7 +4,9 @@
 //!
 //! Uploads stream into the bucket chunk by chunk; an upload that fails is aborted, which deletes
 //! the chunks already written, so nothing is orphaned. Reads (whole or a byte range) stream the
-//! needed chunks straight from `fs.chunks` in order.
+//! needed chunks straight from `fs.chunks` in order. Every call, every write of an upload and
+//! every chunk of a read has a time limit ([`CALL_TIMEOUT`]): a stalled server fails the
+//! operation instead of hanging it.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,7 +17,10 @@ use mongodb::{Client, Database};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio_util::compat::FuturesAsyncWriteCompatExt;
 
-use super::{BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, LocalMedia, StorageError, StorageResult};
+use super::{
+    BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, CALL_TIMEOUT, LocalMedia, StorageError,
+    StorageResult, timed,
+};
 use crate::ids::Id;
 
 pub struct GridFsBlobStore {
@@ -48,12 +53,12 @@ impl GridFsBlobStore {
     }
 
     async fn files_document(&self, bucket: Bucket, fid: Id) -> StorageResult<Document> {
-        self.database(bucket)
-            .collection::<Document>("fs.files")
-            .find_one(doc! { "_id": object_id(fid) })
-            .await
-            .map_err(mongo_error)?
-            .ok_or(StorageError::NotFound)
+        let files = self.database(bucket).collection::<Document>("fs.files");
+        timed("reading a GridFS file", async {
+            files.find_one(doc! { "_id": object_id(fid) }).await.map_err(mongo_error)
+        })
+        .await?
+        .ok_or(StorageError::NotFound)
     }
 }
 
@@ -94,14 +99,10 @@ impl BlobStore for GridFsBlobStore {
         meta: &BlobMeta,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> StorageResult<u64> {
-        let mut upload = self
-            .bucket(bucket)
-            .open_upload_stream(&meta.filename)
-            .id(object_id(fid).into())
-            .metadata(meta_document(meta))
-            .await
-            .map_err(mongo_error)?
-            .compat_write();
+        let gridfs = self.bucket(bucket);
+        let opening = gridfs.open_upload_stream(&meta.filename).id(object_id(fid).into()).metadata(meta_document(meta));
+        let mut upload =
+            timed("opening a GridFS upload", async { opening.await.map_err(mongo_error) }).await?.compat_write();
         let mut buffer = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         let copied: StorageResult<()> = async {
@@ -110,10 +111,11 @@ impl BlobStore for GridFsBlobStore {
                 if n == 0 {
                     break;
                 }
-                upload.write_all(&buffer[..n]).await.map_err(StorageError::unavailable)?;
+                let write = upload.write_all(&buffer[..n]);
+                timed("writing to GridFS", async { write.await.map_err(StorageError::unavailable) }).await?;
                 total += n as u64;
             }
-            upload.shutdown().await.map_err(StorageError::unavailable)
+            timed("closing a GridFS upload", async { upload.shutdown().await.map_err(StorageError::unavailable) }).await
         }
         .await;
         if let Err(error) = copied {
@@ -139,31 +141,33 @@ impl BlobStore for GridFsBlobStore {
             None => ByteRange { first: 0, last: length - 1 },
         };
         let (first_chunk, last_chunk) = (range.first / chunk_size, range.last / chunk_size);
-        let chunks = self
-            .database(bucket)
-            .collection::<Document>("fs.chunks")
+        let collection = self.database(bucket).collection::<Document>("fs.chunks");
+        let find = collection
             .find(doc! { "files_id": object_id(fid), "n": { "$gte": first_chunk as i64, "$lte": last_chunk as i64 } })
-            .sort(doc! { "n": 1 })
-            .await
-            .map_err(mongo_error)?;
-        let bytes = chunks.map_err(std::io::Error::other).and_then(move |chunk| async move {
-            let n = number(&chunk, "n");
-            let data = match chunk.get("data") {
-                Some(Bson::Binary(binary)) if binary.subtype == BinarySubtype::Generic => binary.bytes.clone(),
-                _ => return Err(std::io::Error::other("a GridFS chunk without data")),
-            };
-            let start = n * chunk_size;
-            let from = range.first.saturating_sub(start) as usize;
-            let to = ((range.last + 1).min(start + data.len() as u64) - start) as usize;
-            Ok(Bytes::from(data).slice(from.min(to)..to))
-        });
+            .sort(doc! { "n": 1 });
+        let chunks = timed("reading GridFS chunks", async { find.await.map_err(mongo_error) }).await?;
+        let bytes =
+            each_within(CALL_TIMEOUT, chunks.map_err(std::io::Error::other)).and_then(move |chunk| async move {
+                let n = number(&chunk, "n");
+                let data = match chunk.get("data") {
+                    Some(Bson::Binary(binary)) if binary.subtype == BinarySubtype::Generic => binary.bytes.clone(),
+                    _ => return Err(std::io::Error::other("a GridFS chunk without data")),
+                };
+                let start = n * chunk_size;
+                let from = range.first.saturating_sub(start) as usize;
+                let to = ((range.last + 1).min(start + data.len() as u64) - start) as usize;
+                Ok(Bytes::from(data).slice(from.min(to)..to))
+            });
         Ok(Box::new(tokio_util::io::StreamReader::new(bytes.boxed())))
     }
 
     async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
         let files = self.database(bucket).collection::<Document>("fs.files");
         let update = doc! { "$set": { "metadata": meta_document(meta) } };
-        let result = files.update_one(doc! { "_id": object_id(fid) }, update).await.map_err(mongo_error)?;
+        let result = timed("updating GridFS metadata", async {
+            files.update_one(doc! { "_id": object_id(fid) }, update).await.map_err(mongo_error)
+        })
+        .await?;
         match result.matched_count {
             0 => Err(StorageError::NotFound),
             _ => Ok(()),
@@ -180,15 +184,37 @@ impl BlobStore for GridFsBlobStore {
     }
 
     async fn delete(&self, bucket: Bucket, fid: Id) -> StorageResult<()> {
-        match self.bucket(bucket).delete(object_id(fid).into()).await {
-            Ok(()) => Ok(()),
-            Err(error) if matches!(*error.kind, mongodb::error::ErrorKind::GridFs(_)) => Ok(()),
-            Err(error) => Err(mongo_error(error)),
-        }
+        // The driver deletes the chunks even when the file document is gone (a partial upload).
+        let gridfs = self.bucket(bucket);
+        let delete = gridfs.delete(object_id(fid).into());
+        timed("deleting a GridFS file", async {
+            match delete.await {
+                Ok(()) => Ok(()),
+                Err(error) if matches!(*error.kind, mongodb::error::ErrorKind::GridFs(_)) => Ok(()),
+                Err(error) => Err(mongo_error(error)),
+            }
+        })
+        .await
     }
 
     async fn ping(&self) -> StorageResult<()> {
-        self.videos.run_command(doc! { "ping": 1 }).await.map_err(mongo_error)?;
+        timed("pinging MongoDB", async { self.videos.run_command(doc! { "ping": 1 }).await.map_err(mongo_error) })
+            .await?;
         Ok(())
     }
+}
+
+/// `stream`, but an item that takes longer than `limit` to come ends it with an error.
+fn each_within<T: Send + 'static>(
+    limit: std::time::Duration,
+    stream: impl futures_util::Stream<Item = std::io::Result<T>> + Send + Unpin + 'static,
+) -> impl futures_util::Stream<Item = std::io::Result<T>> + Send {
+    futures_util::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(limit, stream.next()).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((Err(std::io::Error::other(format!("MongoDB sent nothing for {limit:?}"))), None)),
+        }
+    })
 }

@@ -1,6 +1,7 @@
 //! The user store on any SQL database sqlx speaks: the seed's `user` table, the same queries on
 //! SQLite (embedded) and MySQL/MariaDB (cluster). A macro writes the one implementation for each
 //! pool type, since sqlx's generic executor bounds would say far more than the queries do.
+//! Every query has a time limit, so a stalled server fails a login with 503 instead of hanging.
 
 /// Implements [`UserStore`](super::UserStore) for `$store`, a struct with a `pool: $pool` field.
 macro_rules! sql_user_store {
@@ -12,14 +13,14 @@ macro_rules! sql_user_store {
         #[async_trait::async_trait]
         impl $crate::storage::UserStore for $store {
             async fn add(&self, user: &$crate::storage::User) -> $crate::storage::StorageResult<()> {
-                let result =
+                let insert =
                     sqlx::query("INSERT INTO user (email, password, is_admin, created_at) VALUES (?, ?, ?, ?)")
                         .bind(&user.email)
                         .bind(&user.password_hash)
                         .bind(user.admin)
                         .bind($crate::storage::now_millis())
-                        .execute(&self.pool)
-                        .await;
+                        .execute(&self.pool);
+                let result = $crate::storage::timed("adding a user", async { Ok(insert.await) }).await?;
                 match result {
                     Ok(_) => Ok(()),
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -31,11 +32,13 @@ macro_rules! sql_user_store {
 
             async fn find(&self, email: &str) -> $crate::storage::StorageResult<Option<$crate::storage::User>> {
                 use sqlx::Row;
-                let row = sqlx::query("SELECT email, password, is_admin FROM user WHERE email = ?")
+                let select = sqlx::query("SELECT email, password, is_admin FROM user WHERE email = ?")
                     .bind(email)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::storage::StorageError::unavailable)?;
+                    .fetch_optional(&self.pool);
+                let row = $crate::storage::timed("finding a user", async {
+                    select.await.map_err($crate::storage::StorageError::unavailable)
+                })
+                .await?;
                 Ok(row.map(|row| $crate::storage::User {
                     email: row.get("email"),
                     password_hash: row.get("password"),
@@ -44,10 +47,11 @@ macro_rules! sql_user_store {
             }
 
             async fn ping(&self) -> $crate::storage::StorageResult<()> {
-                sqlx::query("SELECT 1")
-                    .execute(&self.pool)
-                    .await
-                    .map_err($crate::storage::StorageError::unavailable)?;
+                let select = sqlx::query("SELECT 1").execute(&self.pool);
+                $crate::storage::timed("pinging the user database", async {
+                    select.await.map_err($crate::storage::StorageError::unavailable)
+                })
+                .await?;
                 Ok(())
             }
         }
