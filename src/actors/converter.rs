@@ -16,21 +16,24 @@
 //! A fault of the input fails the job at once. A conversion that runs out of time counts as an
 //! attempt and is tried again until the attempts are used up. A failure of storage gives the
 //! attempt back uncounted and retries the delivery after a backoff; shutdown gives it back too.
-//! Storing the finished MP3 and the final write wait out an outage rather than throw the
-//! conversion away.
+//! Storing the finished MP3 and the final write wait out an outage (until the node stops)
+//! rather than throw the conversion away; every write is checked against its lost answers
+//! ([`super::record`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
+use super::NodeContext;
+use super::record::{Outcome, Written, patiently, write, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode, outage_backoff};
-use super::{NodeContext, update_patiently};
 use crate::ids::Id;
 use crate::messages::{JobMessage, SeedUpload, VideoNotice};
-use crate::storage::{BlobMeta, Bucket, Delivery, Job, NextAttempt, StorageError, StorageResult, now_millis};
+use crate::storage::{BlobMeta, Bucket, Delivery, Job, JobState, NextAttempt, StorageError, StorageResult, now_millis};
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
 pub struct Converter;
@@ -40,16 +43,20 @@ impl Worker for Converter {
         let Some(notice) = decode::<VideoNotice>(delivery) else {
             return Ok(Answer::Park);
         };
-        let job = match notice {
-            VideoNotice::Ours(message) => ctx.backends.jobs.get(message.job_id).await?,
-            VideoNotice::Seed(upload) => job_for_seed_upload(ctx, &upload).await?,
-        };
-        let Some(job) = job else {
+        let Some(job) = job_of(ctx, notice).await? else {
             tracing::info!("no job for this message (deleted, or its video is gone); acknowledging it");
             return Ok(Answer::Ack);
         };
         let span = tracing::info_span!("convert", job_id = %job.id, delivery = delivery.attempt());
-        take_and_convert(ctx, job).instrument(span).await
+        take_and_convert(ctx, job, delivery.attempt()).instrument(span).await
+    }
+}
+
+/// The job a `video` message is about.
+pub(super) async fn job_of(ctx: &NodeContext, notice: VideoNotice) -> StorageResult<Option<Job>> {
+    match notice {
+        VideoNotice::Ours(message) => ctx.backends.jobs.get(message.job_id).await,
+        VideoNotice::Seed(upload) => job_for_seed_upload(ctx, &upload).await,
     }
 }
 
@@ -78,10 +85,10 @@ async fn job_for_seed_upload(ctx: &NodeContext, upload: &SeedUpload) -> StorageR
 }
 
 /// Steps 1 and 2, then the conversion; a lost race reads the record again (a few times).
-async fn take_and_convert(ctx: &NodeContext, mut job: Job) -> StorageResult<Answer> {
+async fn take_and_convert(ctx: &NodeContext, mut job: Job, delivery: u32) -> StorageResult<Answer> {
     for _ in 0..3 {
         let next = job.next_attempt(now_millis(), Id::generate(), ctx.config.lease(), ctx.config.max_attempts);
-        let written = match &next {
+        let (written, stale_output) = match &next {
             NextAttempt::Finished => {
                 publish_notice(ctx, &job).await?;
                 return Ok(Answer::Ack);
@@ -90,29 +97,31 @@ async fn take_and_convert(ctx: &NodeContext, mut job: Job) -> StorageResult<Answ
                 tracing::info!(?remaining, "another attempt holds the job; looking again later");
                 return Ok(Answer::Retry(*remaining + Duration::from_millis(500)));
             }
-            NextAttempt::Begin { job: next, .. } | NextAttempt::GiveUp { job: next, .. } => {
-                ctx.backends.jobs.update(next).await?
+            NextAttempt::Begin { job: next, stale_output } | NextAttempt::GiveUp { job: next, stale_output } => {
+                (write_once(ctx.backends.jobs.as_ref(), next).await?, *stale_output)
             }
         };
-        let Some(held) = written else {
-            job = match ctx.backends.jobs.get(job.id).await? {
-                Some(changed) => changed,
-                None => return Ok(Answer::Ack),
-            };
-            continue;
+        let held = match written {
+            Outcome::Stored(held) => held,
+            Outcome::Changed(Some(changed)) => {
+                job = changed;
+                continue;
+            }
+            Outcome::Changed(None) => return Ok(Answer::Ack),
         };
-        if let NextAttempt::Begin { stale_output: Some(stale), .. }
-        | NextAttempt::GiveUp { stale_output: Some(stale), .. } = next
-        {
+        if let Some(stale) = stale_output {
             delete_output(ctx, stale).await;
         }
-        if matches!(next, NextAttempt::GiveUp { .. }) {
+        if held.state.is_finished() {
             return conclude(ctx, held).await;
         }
-        return Ok(convert(ctx, held).await);
+        return Ok(convert(ctx, held, delivery).await);
     }
     Ok(Answer::Retry(Duration::from_secs(1)))
 }
+
+/// A change to the job record, decided once the attempt ended.
+type Transition = Box<dyn Fn(&Job) -> Option<Job> + Send + Sync>;
 
 /// Why an attempt did not produce an MP3.
 enum Failure {
@@ -126,8 +135,8 @@ enum Failure {
     Stopped,
 }
 
-/// Step 3 and 4 for a job this attempt holds.
-async fn convert(ctx: &NodeContext, held: Job) -> Answer {
+/// Step 3 and 4 for a job this attempt holds (`delivery`: the delivery's number, for backoff).
+async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
     let output_fid = held.attempt.expect("a held job has an attempt").output_fid;
     tracing::info!(video_fid = %held.video_fid, %output_fid, attempt = held.attempts, "converting");
     let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
@@ -139,56 +148,59 @@ async fn convert(ctx: &NodeContext, held: Job) -> Answer {
         return Answer::Ack;
     };
     let now = now_millis();
-    let (next, answer) = match outcome {
+    let max_attempts = ctx.config.max_attempts;
+    let (change, answer): (Transition, Answer) = match outcome {
         Ok(done) => {
             ctx.metrics.media_seconds.inc_by(done.media_seconds);
             ctx.metrics.conversion("done");
             tracing::info!(media_seconds = done.media_seconds, "converted");
-            (current.finish(done.media_seconds, now), Answer::Ack)
+            (Box::new(move |job: &Job| job.finish(done.media_seconds, now)), Answer::Ack)
         }
-        Err(Failure::Permanent(reason)) => (Some(current.fail(&reason, now)), Answer::Ack),
+        Err(Failure::Permanent(reason)) => (Box::new(move |job: &Job| Some(job.fail(&reason, now))), Answer::Ack),
+        Err(Failure::TimedOut) if current.attempts >= max_attempts => {
+            let reason = format!("{} (attempt {} of {max_attempts})", TranscodeError::TimedOut, current.attempts);
+            (Box::new(move |job: &Job| Some(job.fail(&reason, now))), Answer::Ack)
+        }
         Err(Failure::TimedOut) => {
             let reason = TranscodeError::TimedOut.to_string();
-            match current.attempts >= ctx.config.max_attempts {
-                true => (
-                    Some(current.fail(&format!("{reason} on each of its {} attempts", current.attempts), now)),
-                    Answer::Ack,
-                ),
-                false => (current.give_back(true, Some(&reason), now), Answer::Retry(Duration::from_secs(1))),
-            }
+            (Box::new(move |job: &Job| job.give_back(true, Some(&reason), now)), Answer::Retry(Duration::from_secs(1)))
         }
         Err(Failure::Stopped) => {
             tracing::info!("shutting down: the job goes back to the queue");
-            (current.give_back(false, None, now), Answer::Release)
+            (Box::new(move |job: &Job| job.give_back(false, None, now)), Answer::Release)
         }
         Err(Failure::Transient(error)) => {
             ctx.metrics.conversion("retried");
-            let backoff = outage_backoff(current.attempts);
+            let backoff = outage_backoff(delivery);
             tracing::warn!(error = format!("{error:#}"), ?backoff, "the attempt failed on storage; it does not count");
-            (current.give_back(false, None, now), Answer::Retry(backoff))
+            (Box::new(move |job: &Job| job.give_back(false, None, now)), Answer::Retry(backoff))
         }
     };
-    let Some(next) = next else { return answer };
-    if next.mp3_fid != Some(output_fid) {
-        delete_output(ctx, output_fid).await;
-    }
-    match update_patiently(ctx, &next).await {
-        Some(stored) if stored.state.is_finished() => {
-            conclude(ctx, stored).await.unwrap_or(Answer::Retry(Duration::from_secs(1)))
-        }
-        Some(_) => answer,
-        None => {
-            if next.mp3_fid == Some(output_fid) {
+    let ours = |job: &Job| change(job).filter(|_| job.held_by(output_fid));
+    match write_patiently(ctx, &current, ours).await {
+        Ok(Written::Stored(stored)) => {
+            if stored.mp3_fid != Some(output_fid) {
                 delete_output(ctx, output_fid).await;
             }
+            if stored.state.is_finished() {
+                return conclude(ctx, stored).await.unwrap_or(Answer::Retry(Duration::from_secs(1)));
+            }
+            answer
+        }
+        Ok(Written::Lost) => {
+            tracing::warn!("the job changed under the attempt; discarding its output");
+            delete_output(ctx, output_fid).await;
             Answer::Ack
         }
+        // Stopping before the outcome could be recorded: the job stays with this attempt until
+        // its lease runs out, and the output stays too (a taker-over deletes it).
+        Err(_) => Answer::Release,
     }
 }
 
-/// A finished job: count it and publish its notice.
+/// A finished job: count a failure and publish its notice.
 async fn conclude(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
-    if let (crate::storage::JobState::Failed, Some(reason)) = (job.state, &job.error) {
+    if let (JobState::Failed, Some(reason)) = (job.state, &job.error) {
         ctx.metrics.conversion("failed");
         tracing::warn!(reason, "conversion failed");
     }
@@ -206,22 +218,24 @@ pub(super) async fn publish_notice(ctx: &NodeContext, job: &Job) -> StorageResul
 }
 
 /// Removes an attempt's output blob; a failure leaves an unreferenced blob, never a wrong MP3.
-async fn delete_output(ctx: &NodeContext, output_fid: Id) {
+pub(super) async fn delete_output(ctx: &NodeContext, output_fid: Id) {
     if let Err(error) = ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await {
         tracing::warn!(%output_fid, %error, "could not delete an attempt's output");
     }
 }
 
-/// Renews the running attempt's lease every third of it; if the job changed under it (taken
-/// over or deleted), stops the conversion. Holds the record as last written.
+/// Renews the running attempt's lease every third of it; if another attempt took the job (or
+/// it was deleted), stops the conversion. Holds the record as last written. Dropped, it stops.
 struct LeaseKeeper {
     current: Arc<tokio::sync::Mutex<Option<Job>>>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    /// Cancelled when the keeper is stopped or dropped.
+    stop: DropGuard,
+    task: AbortOnDropHandle<()>,
 }
 
 impl LeaseKeeper {
     fn start(ctx: &NodeContext, held: Job, conversion: StopSignal) -> LeaseKeeper {
+        let output_fid = held.attempt.expect("a held job has an attempt").output_fid;
         let current = Arc::new(tokio::sync::Mutex::new(Some(held)));
         let stop = CancellationToken::new();
         let (jobs, lease) = (ctx.backends.jobs.clone(), ctx.config.lease());
@@ -234,10 +248,11 @@ impl LeaseKeeper {
                         () = tokio::time::sleep(lease / 3) => {}
                     }
                     let mut held = current.lock().await;
-                    let Some(renewed) = held.as_ref().and_then(|job| job.renew(now_millis(), lease)) else { return };
-                    match jobs.update(&renewed).await {
-                        Ok(Some(stored)) => *held = Some(stored),
-                        Ok(None) => {
+                    let Some(job) = held.clone() else { return };
+                    let renew = |job: &Job| job.renew(now_millis(), lease).filter(|_| job.held_by(output_fid));
+                    match write(jobs.as_ref(), &job, renew).await {
+                        Ok(Written::Stored(stored)) => *held = Some(stored),
+                        Ok(Written::Lost) => {
                             *held = None;
                             conversion.cancel();
                             return;
@@ -247,15 +262,16 @@ impl LeaseKeeper {
                 }
             }
         });
-        LeaseKeeper { current, stop, task }
+        LeaseKeeper { current, stop: stop.drop_guard(), task: AbortOnDropHandle::new(task) }
     }
 
     /// Stops renewing (after a renewal in flight finished) and returns the record as last
     /// written, or None if the attempt lost the job.
     async fn stop(self) -> Option<Job> {
-        self.stop.cancel();
-        let _ = self.task.await;
-        self.current.lock().await.take()
+        let LeaseKeeper { current, stop, task } = self;
+        drop(stop);
+        let _ = task.await;
+        current.lock().await.take()
     }
 }
 
@@ -289,29 +305,15 @@ async fn convert_and_store(
         content_type: "audio/mpeg".into(),
         job_id: Some(job.id),
     };
-    store_output_patiently(ctx, output_fid, &meta, &output).await?;
+    // Stored patiently: a blob store outage must not throw the conversion away. A try that
+    // failed half-way may have left chunks: each try starts from a clean slate.
+    let store = || async {
+        stop.check().map_err(|_| crate::storage::StorageError::unavailable(anyhow::anyhow!("the attempt stopped")))?;
+        ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await?;
+        ctx.backends.blobs.put_file(Bucket::Mp3s, output_fid, &meta, &output).await
+    };
+    patiently(ctx, "store the MP3", store).await.map_err(|e| Failure::Transient(e.into()))?;
     Ok(transcoded)
-}
-
-/// Stores the MP3, waiting out a blob store outage until the node stops.
-async fn store_output_patiently(
-    ctx: &NodeContext,
-    fid: Id,
-    meta: &BlobMeta,
-    path: &std::path::Path,
-) -> Result<(), Failure> {
-    let mut wait = Duration::from_millis(250);
-    loop {
-        match ctx.backends.blobs.put_file(Bucket::Mp3s, fid, meta, path).await {
-            Ok(_) => return Ok(()),
-            Err(error) if !ctx.shutdown.is_cancelled() => {
-                tracing::warn!(%error, ?wait, "cannot store the MP3 yet; trying again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => return Err(Failure::Transient(error.into())),
-        }
-    }
 }
 
 /// Runs the transcoder on a blocking thread under the time limit; once shutdown starts, it
@@ -323,7 +325,7 @@ async fn run_transcode(
     stop: StopSignal,
 ) -> Result<Transcoded, Failure> {
     let options = TranscodeOptions { bit_rate: ctx.config.bitrate_kbps as usize * 1000 };
-    let grace_watch = tokio::spawn({
+    let _grace_watch = AbortOnDropHandle::new(tokio::spawn({
         let stop = stop.clone();
         let shutdown = ctx.shutdown.clone();
         let grace = ctx.config.shutdown_grace();
@@ -332,14 +334,13 @@ async fn run_transcode(
             tokio::time::sleep(grace).await;
             stop.cancel();
         }
-    });
+    }));
     let (delay, transcode) = (ctx.config.convert_delay(), ctx.transcode);
     let result = tokio::task::spawn_blocking(move || {
         fault_delay(delay, &stop)?;
         transcode(&input, &output, options, &stop)
     })
     .await;
-    grace_watch.abort();
     match result {
         Ok(Ok(transcoded)) => Ok(transcoded),
         Ok(Err(TranscodeError::Cancelled)) => Err(Failure::Stopped),

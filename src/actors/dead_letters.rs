@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::converter::publish_notice;
+use super::NodeContext;
+use super::converter::{delete_output, job_of, publish_notice};
+use super::record::{Written, write};
 use super::worker::{Answer, Worker, decode};
-use super::{NodeContext, update_patiently};
 use crate::messages::{Mp3Notice, VideoNotice};
 use crate::storage::{DELIVERY_LIMIT, Delivery, Job, StorageResult, now_millis};
 
@@ -30,11 +31,7 @@ impl Worker for DeadVideos {
         let Some(notice) = decode::<VideoNotice>(delivery) else {
             return Ok(Answer::Park);
         };
-        let job = match notice {
-            VideoNotice::Ours(message) => ctx.backends.jobs.get(message.job_id).await?,
-            VideoNotice::Seed(upload) => ctx.backends.jobs.find_by_video(upload.video_fid).await?,
-        };
-        let Some(job) = job.filter(|job| !job.state.is_finished()) else {
+        let Some(job) = job_of(ctx, notice).await?.filter(|job| !job.state.is_finished()) else {
             return Ok(Answer::Ack);
         };
         let span = tracing::info_span!("dead_letter", job_id = %job.id);
@@ -42,14 +39,25 @@ impl Worker for DeadVideos {
     }
 }
 
+/// Fails a dead-lettered job, unless an attempt is converting it right now (a duplicate of its
+/// message was dead-lettered): then looks again when that attempt's lease runs out.
 async fn fail_dead_job(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
+    let now = now_millis();
+    if let Some(attempt) = job.attempt.filter(|a| a.lease_until > now) {
+        return Ok(Answer::Retry(Duration::from_millis((attempt.lease_until - now) as u64 + 500)));
+    }
     let reason = format!(
         "gave up after {} attempts: its message was delivered {DELIVERY_LIMIT} times without an answer",
         job.attempts
     );
-    let Some(failed) = update_patiently(ctx, &job.fail(&reason, now_millis())).await else {
-        return Ok(Answer::Retry(Duration::from_secs(1)));
+    let fail = |job: &Job| (!job.state.is_finished()).then(|| job.fail(&reason, now));
+    let failed = match write(ctx.backends.jobs.as_ref(), &job, fail).await? {
+        Written::Stored(failed) => failed,
+        Written::Lost => return Ok(Answer::Ack),
     };
+    if let Some(attempt) = job.attempt {
+        delete_output(ctx, attempt.output_fid).await;
+    }
     ctx.metrics.conversion("failed");
     tracing::warn!(reason, "dead-lettered job failed");
     publish_notice(ctx, &failed).await?;

@@ -6,7 +6,9 @@
 //! A "step" is every write to a store, every publish, every answer to a delivery and every
 //! email: the first run counts them, then one run per step crashes the "process" there (that
 //! write and every later one fail, and the node shuts down; a fresh node then carries on over
-//! the same stores), and one run per step publishes a duplicate of the job's messages there.
+//! the same stores), one run per step publishes a duplicate of the job's messages there, and
+//! one run per step lets the write land but loses its answer (the caller sees an error, as
+//! after a time-out).
 //! Every run must end with the job `done` (or `failed` for a bad file), one MP3 blob, one email
 //! and empty queues. The one exception is the crash after the mail server accepted an email
 //! and before the record says so: the owner gets that email twice, by design.
@@ -37,7 +39,7 @@ use crate::storage::files::FileBlobStore;
 use crate::storage::sqlite::{self, SqliteIntake, SqliteJobs, SqliteMailbox, SqliteUsers};
 use crate::storage::{
     Backends, BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, DELIVERY_LIMIT, Delivery, Job, JobState,
-    JobStore, LocalMedia, Mailbox, Queue, StorageError, StorageResult, now_millis,
+    JobStore, LocalMedia, Mailbox, Overdue, Queue, StorageError, StorageResult, now_millis,
 };
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
@@ -55,6 +57,14 @@ enum Plan {
     Clean,
     CrashAt(u32),
     DuplicateAt(u32),
+    AnswerLostAt(u32),
+}
+
+/// What a step does with its write.
+enum Step {
+    Perform,
+    /// Perform it, then report an error.
+    PerformThenFail,
 }
 
 /// Counts steps and carries out the plan; one per simulated process.
@@ -83,7 +93,7 @@ impl Faults {
     }
 
     /// One step: fails if the process crashed here or earlier.
-    async fn step(&self, what: &'static str) -> StorageResult<()> {
+    async fn step(&self, what: &'static str) -> StorageResult<Step> {
         if self.crashed.load(Ordering::SeqCst) {
             return Err(crashed());
         }
@@ -97,9 +107,21 @@ impl Faults {
             }
             Plan::DuplicateAt(at) if at == n => {
                 self.publish_duplicates().await;
-                Ok(())
+                Ok(Step::Perform)
             }
-            _ => Ok(()),
+            Plan::AnswerLostAt(at) if at == n => Ok(Step::PerformThenFail),
+            _ => Ok(Step::Perform),
+        }
+    }
+
+    /// Runs `write` as step `what`.
+    async fn around<T>(&self, what: &'static str, write: impl Future<Output = StorageResult<T>>) -> StorageResult<T> {
+        match self.step(what).await? {
+            Step::Perform => write.await,
+            Step::PerformThenFail => {
+                let _ = write.await;
+                Err(StorageError::unavailable(anyhow::anyhow!("the answer was lost (injected)")))
+            }
         }
     }
 
@@ -125,8 +147,7 @@ struct FaultyJobs(Arc<dyn JobStore>, Arc<Faults>);
 #[async_trait]
 impl JobStore for FaultyJobs {
     async fn create(&self, job: &Job) -> StorageResult<()> {
-        self.1.step("job create").await?;
-        self.0.create(job).await
+        self.1.around("job create", self.0.create(job)).await
     }
     async fn get(&self, id: Id) -> StorageResult<Option<Job>> {
         self.0.get(id).await
@@ -138,12 +159,10 @@ impl JobStore for FaultyJobs {
         self.0.list_by_owner(owner, limit, before).await
     }
     async fn update(&self, next: &Job) -> StorageResult<Option<Job>> {
-        self.1.step("job update").await?;
-        self.0.update(next).await
+        self.1.around("job update", self.0.update(next)).await
     }
     async fn delete(&self, job: &Job) -> StorageResult<bool> {
-        self.1.step("job delete").await?;
-        self.0.delete(job).await
+        self.1.around("job delete", self.0.delete(job)).await
     }
     async fn count_by_state(&self) -> StorageResult<Vec<(JobState, u64)>> {
         self.0.count_by_state().await
@@ -151,8 +170,8 @@ impl JobStore for FaultyJobs {
     async fn count_unfinished(&self, owner: &str) -> StorageResult<u64> {
         self.0.count_unfinished(owner).await
     }
-    async fn overdue(&self, published_before: i64, limit: u32) -> StorageResult<Vec<Job>> {
-        self.0.overdue(published_before, limit).await
+    async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>> {
+        self.0.overdue(kind, before, limit).await
     }
     async fn ping(&self) -> StorageResult<()> {
         self.0.ping().await
@@ -170,8 +189,7 @@ impl BlobStore for FaultyBlobs {
         meta: &BlobMeta,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> StorageResult<u64> {
-        self.1.step("blob put").await?;
-        self.0.put(bucket, fid, meta, body).await
+        self.1.around("blob put", self.0.put(bucket, fid, meta, body)).await
     }
     async fn stat(&self, bucket: Bucket, fid: Id) -> StorageResult<BlobInfo> {
         self.0.stat(bucket, fid).await
@@ -180,15 +198,13 @@ impl BlobStore for FaultyBlobs {
         self.0.open(bucket, fid, range).await
     }
     async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
-        self.1.step("blob meta").await?;
-        self.0.set_meta(bucket, fid, meta).await
+        self.1.around("blob meta", self.0.set_meta(bucket, fid, meta)).await
     }
     async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
         self.0.local_media(bucket, fid).await
     }
     async fn delete(&self, bucket: Bucket, fid: Id) -> StorageResult<()> {
-        self.1.step("blob delete").await?;
-        self.0.delete(bucket, fid).await
+        self.1.around("blob delete", self.0.delete(bucket, fid)).await
     }
     async fn ping(&self) -> StorageResult<()> {
         self.0.ping().await
@@ -200,8 +216,7 @@ struct FaultyMailbox(Arc<dyn Mailbox>, Arc<Faults>);
 #[async_trait]
 impl Mailbox for FaultyMailbox {
     async fn publish(&self, queue: Queue, body: &[u8]) -> StorageResult<()> {
-        self.1.step("publish").await?;
-        self.0.publish(queue, body).await
+        self.1.around("publish", self.0.publish(queue, body)).await
     }
     async fn receive(&self, queue: Queue, consumer: &str, wait: Duration) -> StorageResult<Option<Box<dyn Delivery>>> {
         let delivery = self.0.receive(queue, consumer, wait).await?;
@@ -229,16 +244,13 @@ impl Delivery for FaultyDelivery {
         self.0.attempt()
     }
     async fn ack(self: Box<Self>) -> StorageResult<()> {
-        self.1.step("ack").await?;
-        self.0.ack().await
+        self.1.around("ack", self.0.ack()).await
     }
     async fn forward(self: Box<Self>, queue: Queue, delay: Duration) -> StorageResult<()> {
-        self.1.step("forward").await?;
-        self.0.forward(queue, delay).await
+        self.1.around("forward", self.0.forward(queue, delay)).await
     }
     async fn release(self: Box<Self>) -> StorageResult<()> {
-        self.1.step("release").await?;
-        self.0.release().await
+        self.1.around("release", self.0.release()).await
     }
 }
 
@@ -252,9 +264,11 @@ struct FakeMailer {
 impl Mailer for FakeMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
         let fail = |_| MailError::Transient("the process crashed (injected)".into());
+        // An SMTP server that took an email whose answer was lost gets it again: the one
+        // duplicate the design accepts, so the mail steps only ever crash.
         self.faults.step("mail send").await.map_err(fail)?;
         self.sent.lock().unwrap().push(email.clone());
-        self.faults.step("mail accepted").await.map_err(fail)
+        self.faults.step("mail accepted").await.map_err(fail).map(drop)
     }
 
     fn timeout(&self) -> Duration {
@@ -419,10 +433,8 @@ async fn run_until_settled(world: &World, job: &Job, plan: Plan) -> Vec<&'static
         if stored.state.is_finished() && !stored.needs_notification() && world.queues_empty().await {
             return first.log.lock().unwrap().clone();
         }
-        if !stored.needs_notification() || stored.state.is_finished() {
-            // Whatever is lost is found by the sweeper, as it would be a while later.
-            let _ = sweeper::sweep(&node, now_millis() + 3_600_000).await;
-        }
+        // Whatever is lost is found by the sweeper, as it would be a while later.
+        let _ = sweeper::sweep(&node, now_millis() + 3_600_000).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -482,6 +494,18 @@ async fn a_duplicate_delivery_at_any_step_still_gives_one_mp3_one_done_one_email
         let job = world.upload(GOOD).await;
         let log = run_until_settled(&world, &job, Plan::DuplicateAt(at)).await;
         assert_done_once(&world, &job, GOOD, 1, &format!("duplicate at step {at} of {log:?}")).await;
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_is_lost_at_any_step_still_gives_one_mp3_one_done_one_email() {
+    let steps = clean_steps(GOOD).await;
+    let runs = (1..=steps).map(|at| async move {
+        let world = World::new().await;
+        let job = world.upload(GOOD).await;
+        let log = run_until_settled(&world, &job, Plan::AnswerLostAt(at)).await;
+        assert_done_once(&world, &job, GOOD, 1, &format!("answer lost at step {at} of {log:?}")).await;
     });
     futures_util::future::join_all(runs).await;
 }

@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod gauges;
 pub mod notifier;
 pub mod periodic;
+pub mod record;
 pub mod restart;
 pub mod supervisor;
 pub mod sweeper;
@@ -38,7 +39,7 @@ use crate::http::limits::GatewayLimits;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
-use crate::storage::{Backends, Job};
+use crate::storage::Backends;
 use crate::transcode::Transcode;
 
 /// Registered name of the auth actor, through which the gateway finds it.
@@ -74,28 +75,6 @@ pub struct NodeContext {
     pub limits: GatewayLimits,
     /// Cancelled once when the node starts shutting down; every task watches it.
     pub shutdown: CancellationToken,
-}
-
-/// Writes `next` (compare-and-set), waiting out storage outages until the node stops: an
-/// outcome that happened (a finished conversion, a sent email) must not be lost because the
-/// database was briefly away. None if the record changed meanwhile (or is gone), or if the
-/// node stopped first.
-pub async fn update_patiently(ctx: &NodeContext, next: &Job) -> Option<Job> {
-    let mut wait = Duration::from_millis(250);
-    loop {
-        match ctx.backends.jobs.update(next).await {
-            Ok(stored) => return stored,
-            Err(error) if !ctx.shutdown.is_cancelled() => {
-                tracing::warn!(%error, ?wait, "cannot write the job record yet; trying again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => {
-                tracing::error!(%error, "stopping before the job record could be written");
-                return None;
-            }
-        }
-    }
 }
 
 /// Backoff before retry number `attempt` (from 1): 2 s doubling to at most 5 minutes.

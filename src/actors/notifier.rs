@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
+use super::NodeContext;
 use super::converter::mp3_filename;
+use super::record::{Outcome, Written, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode};
-use super::{NodeContext, update_patiently};
 use crate::ids::Id;
 use crate::mailer::{Email, MailError};
 use crate::messages::{Mp3Notice, SeedResult};
@@ -72,37 +73,45 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
         tracing::info!("another notifier is sending it; looking again later");
         return Ok(Answer::Retry(Duration::from_millis(left) + Duration::from_secs(1)));
     };
-    let Some(claimed) = jobs.update(&claim).await? else {
-        return Ok(Answer::Retry(Duration::from_millis(200)));
+    let claimed = match write_once(jobs.as_ref(), &claim).await? {
+        Outcome::Stored(claimed) => claimed,
+        Outcome::Changed(_) => return Ok(Answer::Retry(Duration::from_millis(200))),
     };
+    let our_claim = claimed.notification;
     let outcome = ctx.mailer.send(&compose(ctx, &claimed)).await;
     let now = now_millis();
-    let (record, answer) = match outcome {
+    let (outcome, next_message_at, answer) = match outcome {
         Ok(()) => {
             ctx.metrics.notification("sent");
             tracing::info!("notification sent");
-            (claimed.notified(Notification::Sent, now), Answer::Ack)
+            (Notification::Sent, now, Answer::Ack)
         }
         Err(MailError::BadAddress(address)) => {
             ctx.metrics.notification("undeliverable");
             tracing::warn!(%address, "the owner cannot be mailed; giving up on this notification");
-            (claimed.notified(Notification::Undeliverable, now), Answer::Ack)
+            (Notification::Undeliverable, now, Answer::Ack)
         }
         Err(MailError::Transient(error)) => {
             ctx.metrics.notification("failed");
             let backoff = super::retry_backoff(attempt).min(MAX_SEND_BACKOFF);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
-            let pending = claimed.notified(Notification::Pending, now);
             // Its next message is this delivery, back after the backoff: not overdue before.
-            let pending = pending.republished(now + backoff.as_millis() as i64);
-            (pending, Answer::Retry(backoff))
+            (Notification::Pending, now + backoff.as_millis() as i64, Answer::Retry(backoff))
         }
     };
-    // Once mailed, the record must say so, or the claim would expire and the email go twice.
-    if update_patiently(ctx, &record).await.is_none() {
-        tracing::warn!("the job changed while its email was sent");
+    // Once mailed, the record must say so (or the claim would expire and the email go again),
+    // whatever else changed in it meanwhile, as long as the claim is still ours.
+    let record =
+        |job: &Job| (job.notification == our_claim).then(|| job.notified(outcome, now).republished(next_message_at));
+    match write_patiently(ctx, &claimed, record).await {
+        Ok(Written::Stored(_)) => Ok(answer),
+        Ok(Written::Lost) => {
+            tracing::warn!("another notifier took over the claim while the email was sent");
+            Ok(Answer::Ack)
+        }
+        // Stopping: the claim expires and another notifier sends the email again.
+        Err(_) => Ok(Answer::Release),
     }
-    Ok(answer)
 }
 
 async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) -> StorageResult<Answer> {
@@ -110,28 +119,28 @@ async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) 
         tracing::info!("a seed converter's result for a video that is not one of our jobs");
         return send_unrecorded(ctx, &ready_email(ctx, &result.username, result.mp3_fid), attempt).await;
     };
-    if job.state == JobState::Done && job.mp3_fid == Some(result.mp3_fid) {
-        return notify(ctx, job.id, attempt).await;
+    let adopted = job.state == JobState::Done && job.mp3_fid == Some(result.mp3_fid);
+    if !adopted {
+        if let Some(refusal) = refuse_seed_result(ctx, &job, &result).await? {
+            tracing::warn!(job_id = %job.id, mp3_fid = %result.mp3_fid, refusal, "refusing a seed converter's result");
+            return Ok(Answer::Park);
+        }
+        let Some(adoption) = job.adopt_result(result.mp3_fid, now_millis()) else { return Ok(Answer::Ack) };
+        if let Outcome::Changed(_) = write_once(ctx.backends.jobs.as_ref(), &adoption).await? {
+            return Ok(Answer::Retry(Duration::from_millis(200)));
+        }
+        tracing::info!(job_id = %job.id, mp3_fid = %result.mp3_fid, "took in a seed converter's MP3");
     }
-    if let Some(refusal) = refuse_seed_result(ctx, &job, &result).await? {
-        tracing::warn!(job_id = %job.id, mp3_fid = %result.mp3_fid, refusal, "refusing a seed converter's result");
-        return Ok(Answer::Park);
-    }
+    // Labelled after the job took it (and again on a redelivery, in case that failed), so that
+    // an MP3 no job took is never labelled for its owner.
     let meta = BlobMeta {
         owner: job.owner.clone(),
         filename: mp3_filename(&job.filename),
         content_type: "audio/mpeg".into(),
         job_id: Some(job.id),
     };
-    let Some(adopted) = job.adopt_result(result.mp3_fid, now_millis()) else { return Ok(Answer::Ack) };
     ctx.backends.blobs.set_meta(Bucket::Mp3s, result.mp3_fid, &meta).await?;
-    match ctx.backends.jobs.update(&adopted).await? {
-        Some(_) => {
-            tracing::info!(job_id = %job.id, mp3_fid = %result.mp3_fid, "took in a seed converter's MP3");
-            notify(ctx, job.id, attempt).await
-        }
-        None => Ok(Answer::Retry(Duration::from_millis(200))),
-    }
+    notify(ctx, job.id, attempt).await
 }
 
 /// Why a seed converter's result may not become this job's MP3, if it may not: the job is

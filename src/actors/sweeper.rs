@@ -1,20 +1,23 @@
 //! The sweeper: publishes again the message of a job whose message may have been lost, so that
 //! no job waits forever.
 //!
-//! A queued job whose `video` message is overdue (its record could be written but its message
-//! not, and the record could not be removed either), and a finished job whose owner was not
-//! mailed and whose notice is overdue (a crash between the record and the publish), get their
-//! message again. A job's messages are idempotent (consumers decide from the record), so a
-//! second copy is harmless; to keep copies rare, queued jobs are swept only while the `video`
-//! queue has no backlog (a job behind a backlog is waiting, not lost), and each re-publish is
-//! claimed with a compare-and-set so that sweepers on several nodes do not all repeat it.
+//! Two kinds of job are looked for ([`Overdue`]): work whose `video` message is overdue (a
+//! queued job whose record could be written but not its message, nor removed; a job held by an
+//! attempt whose lease ran out long ago with no message left to find it), and finished jobs
+//! whose owner was not mailed and whose notice is overdue (a crash between the record and the
+//! publish, a notice lost to a dead-letter queue). A job's messages are idempotent (consumers
+//! decide from the record), so a second copy is harmless; to keep copies rare, each kind is
+//! swept only while its queues have no backlog (a job behind a backlog is waiting, not lost),
+//! and each re-publish is claimed with a compare-and-set, so that sweepers on several nodes do
+//! not all repeat it and the next one waits its turn again.
 
 use std::time::Duration;
 
 use super::NodeContext;
 use super::periodic::Periodic;
+use super::record::{Outcome, write_once};
 use crate::messages::JobMessage;
-use crate::storage::{JobState, Queue, StorageResult, now_millis};
+use crate::storage::{Job, Overdue, Queue, StorageResult, now_millis};
 
 /// Jobs looked at in one sweep.
 const BATCH: u32 = 100;
@@ -43,26 +46,36 @@ impl Periodic for Sweeper {
 pub async fn sweep(ctx: &NodeContext, now: i64) -> StorageResult<u32> {
     let (jobs, mailbox) = (&ctx.backends.jobs, &ctx.backends.mailbox);
     let cutoff = now - republish_after(ctx).as_millis() as i64;
-    let overdue = jobs.overdue(cutoff, BATCH).await?;
-    let video_backlog = mailbox.depth(Queue::Video).await? > 0;
-    ctx.metrics.set_notifications_overdue(overdue.iter().filter(|job| job.state.is_finished()).count() as u64);
+    let notices = jobs.overdue(Overdue::Notice, cutoff, BATCH).await?;
+    ctx.metrics.set_notifications_overdue(notices.len() as u64);
     let mut republished = 0;
-    for job in overdue {
-        let (queue, message) = match job.state {
-            JobState::Queued if video_backlog => continue,
-            JobState::Queued => (Queue::Video, JobMessage::video(&job)),
-            _ => match JobMessage::notice(&job) {
-                Some(notice) => notice,
-                None => continue,
-            },
-        };
-        if jobs.update(&job.republished(now)).await?.is_none() {
-            continue;
+    if mailbox.depth(Queue::Mp3).await? == 0 && mailbox.depth(Queue::Failures).await? == 0 {
+        for job in notices {
+            republished += republish(ctx, job, now, JobMessage::notice).await? as u32;
         }
-        mailbox.publish(queue, &message.to_json()).await?;
-        ctx.metrics.republished(queue);
-        tracing::info!(job_id = %job.id, queue = queue.name(), "published a lost message again");
-        republished += 1;
+    }
+    if mailbox.depth(Queue::Video).await? == 0 {
+        for job in jobs.overdue(Overdue::Work, cutoff, BATCH).await? {
+            let video = |job: &Job| Some((Queue::Video, JobMessage::video(job)));
+            republished += republish(ctx, job, now, video).await? as u32;
+        }
     }
     Ok(republished)
+}
+
+/// Claims the re-publish of `job`'s message (compare-and-set on its record), then publishes it.
+async fn republish(
+    ctx: &NodeContext,
+    job: Job,
+    now: i64,
+    message: impl Fn(&Job) -> Option<(Queue, JobMessage)>,
+) -> StorageResult<bool> {
+    let Some((queue, message)) = message(&job) else { return Ok(false) };
+    if let Outcome::Changed(_) = write_once(ctx.backends.jobs.as_ref(), &job.republished(now)).await? {
+        return Ok(false);
+    }
+    ctx.backends.mailbox.publish(queue, &message.to_json()).await?;
+    ctx.metrics.republished(queue);
+    tracing::info!(job_id = %job.id, queue = queue.name(), "published a lost message again");
+    Ok(true)
 }

@@ -27,7 +27,7 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
         tracing::warn!(%error, "could not create the job indexes now");
     }
     let jobs: Arc<dyn JobStore> = Arc::new(mongo_jobs);
-    let mailbox: Arc<dyn Mailbox> = Arc::new(RabbitMailbox::new(amqp_url, config.prefetch));
+    let mailbox: Arc<dyn Mailbox> = Arc::new(RabbitMailbox::new(amqp_url, config.prefetch, config.lease()));
     Ok(Backends {
         users,
         blobs: Arc::new(GridFsBlobStore::new(&mongo)),

@@ -9,10 +9,10 @@
 //!
 //! The rules the transitions keep:
 //! - A conversion attempt holds the job with a lease that its converter renews; a redelivery that
-//!   finds a live lease waits, one that finds an expired lease knows the attempt died (a crash,
-//!   or a timeout) and counts it. Failures of storage or the broker give the attempt back
-//!   uncounted, and so does a release at shutdown: only a crash or a timeout during conversion
-//!   uses up an attempt.
+//!   finds a live lease waits, one that finds an expired lease knows the attempt died (its
+//!   process crashed or was killed) and counts it. An attempt that runs out of time gives the
+//!   job back counted. Failures of storage or the broker give the attempt back uncounted, and so
+//!   does a release at shutdown: only a crash or a time-out during conversion uses up an attempt.
 //! - Each attempt writes its MP3 under its own id, and only the attempt that still holds the
 //!   job may publish it (`finish`); a late or duplicate attempt's output is deleted.
 //! - `done` and `failed` are final: nothing moves a job out of them (only `DELETE` removes it).
@@ -274,7 +274,8 @@ impl Job {
     }
 
     /// The right to send the owner's email: for a finished job whose email is pending, or whose
-    /// last claim is older than `claim_timeout` (its sender died).
+    /// last claim is older than `claim_timeout` (its sender died). While the claim lives, the
+    /// job's notice counts as in flight (not overdue for the sweeper).
     pub fn claim_notification(&self, now: i64, claim_timeout: Duration) -> Option<Job> {
         if !self.state.is_finished() {
             return None;
@@ -284,7 +285,8 @@ impl Job {
             Notification::Sending { since } => since + claim_timeout.as_millis() as i64 <= now,
             Notification::Sent | Notification::Undeliverable => false,
         };
-        free.then(|| Job { notification: Notification::Sending { since: now }, ..self.changed(now) })
+        let published_at = now + claim_timeout.as_millis() as i64;
+        free.then(|| Job { notification: Notification::Sending { since: now }, published_at, ..self.changed(now) })
     }
 
     /// Records how the claimed email went: `Sent` or `Undeliverable`, or `Pending` to try again.
@@ -297,10 +299,31 @@ impl Job {
         self.state.is_finished() && !self.notification.is_settled()
     }
 
+    /// Whether `self` holds the same change as `written` (every field but the version and the
+    /// time of the write): how a writer recognises its own write after losing its answer.
+    pub fn same_change(&self, written: &Job) -> bool {
+        let comparable = |job: &Job| Job { version: 0, updated_at: 0, ..job.clone() };
+        comparable(self) == comparable(written)
+    }
+
+    /// Whether a conversion attempt writing to `output_fid` holds the job.
+    pub fn held_by(&self, output_fid: Id) -> bool {
+        self.state == JobState::Converting && self.attempt.is_some_and(|a| a.output_fid == output_fid)
+    }
+
     /// The record after its next message was published again.
     pub fn republished(&self, now: i64) -> Job {
         Job { published_at: now, ..self.clone() }
     }
+}
+
+/// The two kinds of job whose message the sweeper may publish again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overdue {
+    /// Waiting for a converter: queued, or held by an attempt whose lease ran out long ago.
+    Work,
+    /// Finished, and the owner still not mailed.
+    Notice,
 }
 
 #[async_trait]
@@ -321,10 +344,10 @@ pub trait JobStore: Send + Sync {
     async fn count_by_state(&self) -> StorageResult<Vec<(JobState, u64)>>;
     /// The owner's jobs that are queued or converting.
     async fn count_unfinished(&self, owner: &str) -> StorageResult<u64>;
-    /// Jobs whose next message may have been lost: queued ones, and finished ones whose owner
-    /// was not mailed yet, last published before `published_before`; oldest first, at most
+    /// Jobs of one kind whose next message may have been lost, last published before
+    /// `before` (for dead attempts: their lease also ran out before it); oldest first, at most
     /// `limit`.
-    async fn overdue(&self, published_before: i64, limit: u32) -> StorageResult<Vec<Job>>;
+    async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>>;
     async fn ping(&self) -> StorageResult<()>;
 }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use blobs::{BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, LocalMedia};
 pub use intake::Intake;
-pub use jobs::{Attempt, Job, JobState, JobStore, NextAttempt, Notification};
+pub use jobs::{Attempt, Job, JobState, JobStore, NextAttempt, Notification, Overdue};
 pub use mailbox::{DELIVERY_LIMIT, Delivery, Mailbox, Queue};
 pub use users::{User, UserStore};
 

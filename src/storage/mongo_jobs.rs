@@ -8,7 +8,7 @@ use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::gridfs::object_id;
-use super::{Attempt, Job, JobState, JobStore, Notification, StorageError, StorageResult, timed};
+use super::{Attempt, Job, JobState, JobStore, Notification, Overdue, StorageError, StorageResult, timed};
 use crate::ids::Id;
 
 pub struct MongoJobs {
@@ -107,16 +107,18 @@ fn from_document(document: &Document) -> StorageResult<Job> {
         (Some(output_fid), Some(lease_until)) => Some(Attempt { output_fid, lease_until }),
         _ => None,
     };
-    // Documents written before notifications had states said only `notified`.
-    let notification = match (document.get_str("notification"), document.get_bool("notified")) {
-        (Ok(name), _) => Notification::parse(name, int("notification_since")).ok_or_else(|| corrupt("notification"))?,
-        (Err(_), Ok(true)) => Notification::Sent,
-        (Err(_), _) => Notification::Pending,
+    let state = document.get_str("state").ok().and_then(JobState::parse).ok_or_else(|| corrupt("state"))?;
+    // Documents written before notifications had states: a finished job was mailed by the old
+    // rules (or given up on long ago), and is not mailed again.
+    let notification = match document.get_str("notification") {
+        Ok(name) => Notification::parse(name, int("notification_since")).ok_or_else(|| corrupt("notification"))?,
+        Err(_) if state.is_finished() => Notification::Sent,
+        Err(_) => Notification::Pending,
     };
     Ok(Job {
         id: oid("_id")?,
         owner: document.get_str("owner").map_err(|_| corrupt("owner"))?.to_owned(),
-        state: document.get_str("state").ok().and_then(JobState::parse).ok_or_else(|| corrupt("state"))?,
+        state,
         video_fid: oid("video_fid")?,
         mp3_fid: document.get_object_id("mp3_fid").ok().map(id_of),
         filename: document.get_str("filename").unwrap_or_default().to_owned(),
@@ -186,14 +188,16 @@ impl JobStore for MongoJobs {
         self.count(doc! { "owner": owner, "state": { "$in": UNFINISHED.to_vec() } }).await
     }
 
-    async fn overdue(&self, published_before: i64, limit: u32) -> StorageResult<Vec<Job>> {
-        let filter = doc! {
-            "published_at": { "$lt": published_before },
-            "$or": [
-                { "state": "queued" },
-                { "state": { "$in": ["done", "failed"] }, "notification": { "$in": ["pending", "sending"] } },
-            ],
+    async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>> {
+        let which = match kind {
+            Overdue::Work => {
+                vec![doc! { "state": "queued" }, doc! { "state": "converting", "lease_until": { "$lt": before } }]
+            }
+            Overdue::Notice => {
+                vec![doc! { "state": { "$in": ["done", "failed"] }, "notification": { "$in": ["pending", "sending"] } }]
+            }
         };
+        let filter = doc! { "published_at": { "$lt": before }, "$or": which };
         self.find_many(filter, doc! { "published_at": 1 }, limit).await
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use mp3converter::ids::Id;
 use mp3converter::storage::mongo_jobs::MongoJobs;
-use mp3converter::storage::{Job, JobState, JobStore, NextAttempt, Notification, StorageError, now_millis};
+use mp3converter::storage::{Job, JobState, JobStore, NextAttempt, Notification, Overdue, StorageError, now_millis};
 
 use crate::servers::{mongo_client, unique};
 
@@ -90,14 +90,11 @@ async fn overdue_jobs_are_queued_ones_and_finished_ones_not_yet_mailed() {
     for job in [&queued, &failed, &mailed, &fresh] {
         jobs.create(job).await.unwrap();
     }
-    let overdue: Vec<Id> = jobs
-        .overdue(now_millis() - 60_000, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|job| job.owner == owner)
-        .map(|job| job.id)
-        .collect();
-    assert_eq!(overdue.len(), 2, "{overdue:?}");
-    assert!(overdue.contains(&queued.id) && overdue.contains(&failed.id));
+    let (jobs, owner) = (&jobs, &owner);
+    let overdue = |kind| async move {
+        let found = jobs.overdue(kind, now_millis() - 60_000, 1000).await.unwrap();
+        found.into_iter().filter(|job| &job.owner == owner).map(|job| job.id).collect::<Vec<Id>>()
+    };
+    assert_eq!(overdue(Overdue::Work).await, [queued.id]);
+    assert_eq!(overdue(Overdue::Notice).await, [failed.id]);
 }

@@ -35,10 +35,19 @@ pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
 /// as a compare-and-set, so that a converter that took the job meanwhile loses the race
 /// cleanly (its final write finds no job, and it deletes its own output).
 pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let job = requested_job(ctx, &request).await?;
+    let mut job = requested_job(ctx, &request).await?;
     let in_progress = || ApiError::new(StatusCode::CONFLICT, "job_in_progress", "the job is being converted");
-    if job.state == JobState::Converting || !ctx.backends.jobs.delete(&job).await? {
-        return Err(in_progress());
+    // A record that changed meanwhile (a sweeper stamped it, say) is read again.
+    let mut tries = 0;
+    loop {
+        if job.state == JobState::Converting || tries == 3 {
+            return Err(in_progress());
+        }
+        if ctx.backends.jobs.delete(&job).await? {
+            break;
+        }
+        job = ctx.backends.jobs.get(job.id).await?.ok_or_else(|| ApiError::not_found("no such job"))?;
+        tries += 1;
     }
     let blobs = &ctx.backends.blobs;
     if let Some(mp3_fid) = job.mp3_fid {
@@ -73,7 +82,8 @@ fn job_json(job: &Job) -> Value {
         "job_id": job.id,
         "state": job.state.as_str(),
         "video_fid": job.video_fid,
-        "mp3_fid": job.mp3_fid,
+        // Records from before every attempt had its own output held an id reserved early.
+        "mp3_fid": job.mp3_fid.filter(|_| job.state == JobState::Done),
         "filename": job.filename,
         "error": job.error,
         "attempts": job.attempts,

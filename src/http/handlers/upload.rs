@@ -75,11 +75,16 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     };
     let job = Job::queued(job_id, &claims.username, video_fid, &video.filename, now_millis());
     if let Err(error) = ctx.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await {
-        // The video goes too, unless the job stayed behind (it then still runs).
-        if matches!(ctx.backends.jobs.get(job_id).await, Ok(None)) {
-            let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+        match ctx.backends.jobs.get(job_id).await {
+            // The record stayed behind without its message: the job still runs (the sweeper
+            // publishes its message), so it is accepted.
+            Ok(Some(_)) => tracing::warn!(%job_id, %error, "the job's message waits for the sweeper"),
+            Ok(None) => {
+                let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+                return Err(error.into());
+            }
+            Err(_) => return Err(error.into()),
         }
-        return Err(error.into());
     }
     ctx.metrics.uploads.inc();
     ctx.metrics.upload_bytes.inc_by(video.length);

@@ -10,8 +10,10 @@
 //! Publishing waits for the broker's confirm: an upload is accepted only once its message is
 //! safe. Each consumer (one per actor) has its own channel with a small prefetch: fair dispatch
 //! among competing converters. A delivery is acknowledged only when its work is done; a delayed
-//! retry re-publishes the message to `<queue>.retry`, whose messages expire back into the queue.
-//! Every call to the broker has a time limit.
+//! retry re-publishes the message to one of the queue's `<queue>.retry.<delay>` queues (quorum
+//! queues, each with one message TTL, so that no long delay holds up a short one), whose
+//! messages expire back into the queue, dead-lettered at least once. Every call to the broker
+//! has a time limit.
 
 mod delivery;
 mod session;
@@ -22,18 +24,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use lapin::Channel;
+use futures_util::future::BoxFuture;
+use lapin::Connection;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 
 use super::{DELIVERY_LIMIT, Delivery, Mailbox, Queue, StorageError, StorageResult, timed};
-use delivery::{RabbitDelivery, retry_queue};
+use delivery::{RETRY_DELAYS, RabbitDelivery, retry_arguments, retry_queue};
 use session::{Session, Sessions, broker_error, persistent_json, publish_confirmed};
 
 pub struct RabbitMailbox {
     sessions: Sessions,
     /// Messages a consumer may hold unacknowledged (1: fair dispatch among converters).
     prefetch: u16,
+    /// How long a delivery dropped without an answer (its handler panicked) waits before it is
+    /// delivered again, as a lease would make it wait in the embedded mailbox.
+    unanswered_delay: Duration,
     /// One consumer per (queue, consumer tag), each behind its own lock.
     consumers: Mutex<HashMap<(Queue, String), SharedSubscription>>,
 }
@@ -60,41 +66,59 @@ fn text(value: &str) -> AMQPValue {
 }
 
 /// Declares every queue (idempotent): per work queue, its dead-letter and parking queues, the
-/// `.retry` queues of it and of its dead-letter queue, and the queue itself.
-async fn declare(channel: Channel) -> StorageResult<()> {
-    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    let quorum = ("x-queue-type", text("quorum"));
-    for queue in Queue::WORK {
-        let dead = queue.dead_letters();
-        for plain in [dead, queue.parking()] {
-            let arguments = queue_arguments(std::slice::from_ref(&quorum));
-            channel.queue_declare(plain.name().into(), durable, arguments).await.map_err(broker_error)?;
-        }
-        for target in [queue, dead] {
-            let expire_into = queue_arguments(&[
+/// delayed-retry queues of it and of its dead-letter queue, and the queue itself.
+fn declare(connection: &Connection) -> BoxFuture<'_, StorageResult<()>> {
+    Box::pin(async move {
+        let quorum = ("x-queue-type", text("quorum"));
+        for queue in Queue::WORK {
+            let dead = queue.dead_letters();
+            for plain in [dead, queue.parking()] {
+                declare_one(connection, plain.name(), std::slice::from_ref(&quorum)).await?;
+            }
+            for target in [queue, dead] {
+                for delay in RETRY_DELAYS {
+                    let arguments = retry_arguments(target, delay);
+                    declare_one(connection, &retry_queue(target, delay), &arguments).await?;
+                }
+            }
+            let main = [
+                quorum.clone(),
                 ("x-dead-letter-exchange", text("")),
-                ("x-dead-letter-routing-key", text(target.name())),
-            ]);
-            channel
-                .queue_declare(retry_queue(target).as_str().into(), durable, expire_into)
-                .await
-                .map_err(broker_error)?;
+                ("x-dead-letter-routing-key", text(dead.name())),
+                // RabbitMQ counts redeliveries: a limit of N allows N + 1 deliveries.
+                ("x-delivery-limit", AMQPValue::LongInt(DELIVERY_LIMIT as i32 - 1)),
+            ];
+            declare_one(connection, queue.name(), &main).await?;
         }
-        let main = queue_arguments(&[
-            quorum.clone(),
-            ("x-dead-letter-exchange", text("")),
-            ("x-dead-letter-routing-key", text(dead.name())),
-            // RabbitMQ counts redeliveries: a limit of N allows N + 1 deliveries.
-            ("x-delivery-limit", AMQPValue::LongInt(DELIVERY_LIMIT as i32 - 1)),
-        ]);
-        channel.queue_declare(queue.name().into(), durable, main).await.map_err(broker_error)?;
+        Ok(())
+    })
+}
+
+/// Declares one durable queue on a channel of its own. A queue that exists with other
+/// arguments (declared by an older version, say with another delivery limit) is kept as it is,
+/// with a warning: declaring it again cannot change it, and refusing to start would stop the
+/// service (see the README on moving a deployment).
+async fn declare_one(connection: &Connection, name: &str, arguments: &[(&str, AMQPValue)]) -> StorageResult<()> {
+    let channel = connection.create_channel().await.map_err(broker_error)?;
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let declared = channel.queue_declare(name.into(), durable, queue_arguments(arguments)).await;
+    match declared {
+        Ok(_) => {
+            let _ = channel.close(200, "declared".into()).await;
+            Ok(())
+        }
+        Err(error) if error.to_string().contains("PRECONDITION_FAILED") => {
+            tracing::warn!(queue = name, %error, "the queue exists with other arguments; keeping them");
+            Ok(())
+        }
+        Err(error) => Err(broker_error(error)),
     }
-    Ok(())
 }
 
 impl RabbitMailbox {
-    pub fn new(url: String, prefetch: u16) -> Self {
-        RabbitMailbox { sessions: Sessions::new(url), prefetch, consumers: Mutex::new(HashMap::new()) }
+    pub fn new(url: String, prefetch: u16, unanswered_delay: Duration) -> Self {
+        let consumers = Mutex::new(HashMap::new());
+        RabbitMailbox { sessions: Sessions::new(url), prefetch, unanswered_delay, consumers }
     }
 
     async fn session(&self) -> StorageResult<Arc<Session>> {
@@ -143,7 +167,9 @@ impl Mailbox for RabbitMailbox {
         let publisher = subscription.session.publisher.clone();
         match tokio::time::timeout(wait, subscription.consumer.next()).await {
             Err(_elapsed) => Ok(None),
-            Ok(Some(Ok(delivery))) => Ok(Some(Box::new(RabbitDelivery::new(delivery, queue, publisher)))),
+            Ok(Some(Ok(delivery))) => {
+                Ok(Some(Box::new(RabbitDelivery::new(delivery, queue, publisher, self.unanswered_delay))))
+            }
             Ok(Some(Err(error))) => {
                 drop(subscription);
                 self.sessions.forget().await;

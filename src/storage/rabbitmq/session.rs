@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -18,6 +19,9 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn broker_error(error: lapin::Error) -> StorageError {
     StorageError::unavailable(error)
 }
+
+/// What a new connection must do before it is used (declare the queues).
+pub type Setup = for<'a> fn(&'a Connection) -> BoxFuture<'a, StorageResult<()>>;
 
 /// One connection with its publishing channel (in confirm mode).
 pub struct Session {
@@ -37,13 +41,9 @@ impl Sessions {
         Sessions { url, current: tokio::sync::Mutex::new(None), reconnect: Mutex::new(Backoff::default()) }
     }
 
-    /// The live session, connecting (and running `setup` on the new publishing channel) if
-    /// there is none. While reconnecting is backing off, callers fail fast.
-    pub async fn get<F, Fut>(&self, setup: F) -> StorageResult<Arc<Session>>
-    where
-        F: FnOnce(Channel) -> Fut,
-        Fut: Future<Output = StorageResult<()>>,
-    {
+    /// The live session, connecting (and running `setup` on the new connection) if there is
+    /// none. While reconnecting is backing off, callers fail fast.
+    pub async fn get(&self, setup: Setup) -> StorageResult<Arc<Session>> {
         let mut current = tokio::time::timeout(CONNECT_TIMEOUT, self.current.lock()).await.map_err(|_| {
             StorageError::unavailable(anyhow::anyhow!("another caller is still connecting to RabbitMQ"))
         })?;
@@ -76,15 +76,11 @@ impl Sessions {
         self.reconnect.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn connect<F, Fut>(&self, setup: F) -> StorageResult<Arc<Session>>
-    where
-        F: FnOnce(Channel) -> Fut,
-        Fut: Future<Output = StorageResult<()>>,
-    {
+    async fn connect(&self, setup: Setup) -> StorageResult<Arc<Session>> {
         let connection = Connection::connect(&self.url, ConnectionProperties::default()).await.map_err(broker_error)?;
+        setup(&connection).await?;
         let publisher = connection.create_channel().await.map_err(broker_error)?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(broker_error)?;
-        setup(publisher.clone()).await?;
         Ok(Arc::new(Session { connection, publisher }))
     }
 

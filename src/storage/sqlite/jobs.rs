@@ -5,7 +5,7 @@ use sqlx::{SqliteExecutor, SqlitePool};
 
 use super::{db_error, ping};
 use crate::ids::Id;
-use crate::storage::{Attempt, Job, JobState, JobStore, Notification, StorageError, StorageResult};
+use crate::storage::{Attempt, Job, JobState, JobStore, Notification, Overdue, StorageError, StorageResult};
 
 pub struct SqliteJobs {
     pool: SqlitePool,
@@ -200,12 +200,15 @@ impl JobStore for SqliteJobs {
         Ok(count as u64)
     }
 
-    async fn overdue(&self, published_before: i64, limit: u32) -> StorageResult<Vec<Job>> {
+    async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>> {
+        let which = match kind {
+            Overdue::Work => "(state = 'queued' OR (state = 'converting' AND lease_until < ?1))",
+            Overdue::Notice => "(state IN ('done', 'failed') AND notification IN ('pending', 'sending'))",
+        };
         let rows: Vec<JobRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM job WHERE published_at < ? AND (state = 'queued' OR \
-             (state IN ('done', 'failed') AND notification IN ('pending', 'sending'))) ORDER BY published_at LIMIT ?"
+            "SELECT {COLUMNS} FROM job WHERE published_at < ?1 AND {which} ORDER BY published_at LIMIT ?2"
         ))
-        .bind(published_before)
+        .bind(before)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await
