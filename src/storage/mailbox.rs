@@ -101,8 +101,8 @@ impl Queue {
 }
 
 /// One delivered message. Exactly one answer should be given; a delivery dropped without one
-/// is redelivered (after its lease in the embedded mailbox, when its connection is gone on
-/// RabbitMQ).
+/// (its handler panicked, or its process died) is delivered again after a lease, and counts as
+/// unanswered toward [`DELIVERY_LIMIT`].
 #[async_trait]
 pub trait Delivery: Send + Sync {
     fn body(&self) -> &[u8];
