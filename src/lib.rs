@@ -11,6 +11,7 @@
 //!
 //! - [`cli`], [`app`], [`config`], [`telemetry`]: the command line, building and running a node,
 //!   layered configuration, logging.
+//! - [`cluster`]: the actor cluster across nodes (membership, what crosses nodes).
 //! - [`actors`]: the supervisor and its children; [`actors::worker`] is the queue consumer that
 //!   converters, the notifiers and the dead-letter workers share, [`actors::periodic`] the timer
 //!   of the sweeper and the gauge refresher.
@@ -36,6 +37,7 @@
 pub mod actors;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod ids;

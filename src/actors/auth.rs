@@ -5,23 +5,34 @@
 //! keeps taking logins while earlier ones verify, and past the pool's queue a login is refused
 //! as busy before its user is even looked up. Tokens are validated by the gateway itself with
 //! the shared key, without a round trip per request.
+//!
+//! The actor joins the `auth` process group, so gateways on other nodes find it: requests and
+//! replies cross nodes as JSON ([`LoginRequest`], [`LoginReply`]).
 
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde::{Deserialize, Serialize};
 
 use super::NodeContext;
+use crate::cluster::protocol::{AuthMsg, decode, encode, groups};
 use crate::metrics::ActorMetrics;
 use crate::security::password_checks::{CheckError, PasswordChecks};
 use crate::security::token::IssuedToken;
 
 pub struct AuthActor;
 
-pub enum AuthMsg {
-    Login { email: String, password: String, reply: RpcReplyPort<Result<IssuedToken, LoginError>> },
+/// A login, as it crosses nodes.
+#[derive(Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
 }
 
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+/// The verdict on a login, as it crosses nodes.
+pub type LoginReply = Result<IssuedToken, LoginError>;
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LoginError {
     #[error("invalid credentials")]
     InvalidCredentials,
@@ -46,12 +57,13 @@ impl Actor for AuthActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<AuthMsg>,
+        myself: ActorRef<AuthMsg>,
         ctx: Arc<NodeContext>,
     ) -> Result<AuthState, ActorProcessingErr> {
         let metrics = ctx.metrics.actor(super::AUTH);
         let threads = ctx.config.login_concurrency as usize;
         let checks = Arc::new(PasswordChecks::start(threads, ctx.config.login_queue as usize)?);
+        ractor::pg::join(groups::AUTH.to_owned(), vec![myself.get_cell()]);
         Ok(AuthState { ctx, metrics, checks })
     }
 
@@ -61,18 +73,21 @@ impl Actor for AuthActor {
         message: AuthMsg,
         state: &mut AuthState,
     ) -> Result<(), ActorProcessingErr> {
-        let AuthMsg::Login { email, password, reply } = message;
+        let AuthMsg::Login(request, reply) = message;
         let handling = state.metrics.begin();
         let metrics = state.metrics.clone();
         let ctx = state.ctx.clone();
         let checks = state.checks.clone();
         tokio::spawn(async move {
-            let result = login(&ctx, &checks, email, password).await;
+            let result: LoginReply = match decode::<LoginRequest>(&request) {
+                Ok(request) => login(&ctx, &checks, request.email, request.password).await,
+                Err(error) => Err(LoginError::Unavailable(format!("a malformed login request: {error}"))),
+            };
             if matches!(result, Err(LoginError::Unavailable(_))) {
                 metrics.failed();
             }
             drop(handling);
-            let _ = reply.send(result);
+            let _ = reply.send(encode(&result));
         });
         Ok(())
     }

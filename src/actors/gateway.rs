@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ pub struct GatewayArgs {
     pub listener: Arc<TcpListener>,
 }
 
+#[derive(RactorMessage)]
 pub enum GatewayMsg {
     /// The server task ended without being asked to.
     ServerStopped(String),

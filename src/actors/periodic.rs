@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
 
 use super::NodeContext;
 
@@ -27,6 +28,7 @@ impl<P> Default for PeriodicActor<P> {
     }
 }
 
+#[derive(RactorMessage)]
 pub struct Tick;
 
 pub struct PeriodicState {

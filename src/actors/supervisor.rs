@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor_cluster::RactorMessage;
 use tokio::net::TcpListener;
 
 use super::auth::AuthActor;
@@ -66,6 +67,7 @@ pub struct SupervisorArgs {
     pub listener: Arc<TcpListener>,
 }
 
+#[derive(RactorMessage)]
 pub enum SupervisorMsg {
     /// Start a child again after its backoff.
     Restart(Child),

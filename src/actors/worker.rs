@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
 
 use super::{NodeContext, RECEIVE_WAIT};
 use crate::metrics::ActorMetrics;
@@ -69,7 +70,7 @@ impl<W> Default for WorkerActor<W> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(RactorMessage, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerMsg {
     /// Take the next delivery, if one comes within the wait.
     Poll,

@@ -68,6 +68,11 @@ impl ApiError {
         ApiError { retry_after: Some(wait), ..ApiError::new(status, code, message) }
     }
 
+    /// The same error under a more precise code.
+    pub fn with_code(self, code: &'static str) -> Self {
+        ApiError { code, ..self }
+    }
+
     /// Our own failure: logged in full here, told to the client only as a 500.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");

@@ -24,9 +24,7 @@ pub async fn readyz(ctx: &NodeContext) -> Result<Response, ApiError> {
     if down.is_empty() {
         Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ready" })))
     } else {
-        let mut not_ready = ApiError::unavailable(format!("unavailable: {}", down.join(", ")));
-        not_ready.code = "not_ready";
-        Err(not_ready)
+        Err(ApiError::unavailable(format!("unavailable: {}", down.join(", "))).with_code("not_ready"))
     }
 }
 

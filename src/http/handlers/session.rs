@@ -1,4 +1,5 @@
-//! `POST /login` (HTTP Basic to a JWT, through the auth actor) and `POST /validate`.
+//! `POST /login` (HTTP Basic to a JWT, through an auth actor on this node or another) and
+//! `POST /validate`.
 
 use std::time::Duration;
 
@@ -6,16 +7,22 @@ use hyper::body::Incoming;
 use hyper::header::ACCEPT;
 use hyper::{Request, StatusCode};
 use ractor::ActorRef;
+use ractor::rpc::CallResult;
 
-use crate::actors::auth::{AuthMsg, LoginError};
-use crate::actors::{AUTH, NodeContext};
+use crate::actors::NodeContext;
+use crate::actors::auth::{LoginError, LoginReply, LoginRequest};
+use crate::cluster::members;
+use crate::cluster::protocol::{AuthMsg, decode, encode, groups};
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json, text};
 use crate::http::{PeerAddress, credentials};
-use crate::security::token::IssuedToken;
 
-/// How long a login may wait for the auth actor.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a login may wait for this node's auth actor (which may queue it behind others).
+const LOCAL_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a login may wait for another node's auth actor before trying the next.
+const REMOTE_LOGIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Auth actors a login tries: the first, and one to fail over to.
+const LOGIN_TRIES: usize = 2;
 
 /// Logs in with HTTP Basic: rate limits first (per client address and per account, 429),
 /// then the auth actor, whose bounded password checks may answer busy (503).
@@ -52,19 +59,21 @@ pub async fn login(ctx: &NodeContext, request: Request<Incoming>) -> Result<Resp
     })
 }
 
-/// The auth actor's verdict on the credentials; an error when the actor cannot be asked.
-async fn check_credentials(email: String, password: String) -> Result<Result<IssuedToken, LoginError>, ApiError> {
-    let auth: ActorRef<AuthMsg> = ractor::registry::where_is(AUTH)
-        .map(Into::into)
-        .ok_or_else(|| ApiError::unavailable("authentication is restarting; try again shortly"))?;
-    let outcome = auth
-        .call(|reply| AuthMsg::Login { email, password, reply }, Some(LOGIN_TIMEOUT))
-        .await
-        .map_err(|e| ApiError::unavailable(format!("authentication did not answer: {e}")))?;
-    match outcome {
-        ractor::rpc::CallResult::Success(result) => Ok(result),
-        _ => Err(ApiError::unavailable("authentication did not answer in time")),
+/// An auth actor's verdict on the credentials: this node's, else another node's in turn, with
+/// one failover; 503 `auth_unavailable` when none answers.
+async fn check_credentials(email: String, password: String) -> Result<LoginReply, ApiError> {
+    let request = encode(&LoginRequest { email, password });
+    for cell in members::in_order(groups::AUTH).into_iter().take(LOGIN_TRIES) {
+        let local = cell.get_id().is_local();
+        let timeout = if local { LOCAL_LOGIN_TIMEOUT } else { REMOTE_LOGIN_TIMEOUT };
+        let auth: ActorRef<AuthMsg> = cell.into();
+        let asked = auth.call(|reply| AuthMsg::Login(request.clone(), reply), Some(timeout)).await;
+        match asked.map(|answer| answer.map(|bytes| decode::<LoginReply>(&bytes))) {
+            Ok(CallResult::Success(Ok(reply))) => return Ok(reply),
+            other => tracing::warn!(local, answer = ?other.map(|_| ()), "an auth actor did not answer; trying another"),
+        }
     }
+    Err(ApiError::unavailable("no authentication service answers; try again shortly").with_code("auth_unavailable"))
 }
 
 pub fn validate(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {

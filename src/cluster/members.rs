@@ -1,0 +1,18 @@
+//! Finding the actors of a process group on any node: this node's own first (no network hop),
+//! then the other nodes' in turn (round-robin, so that work spreads over them).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ractor::ActorCell;
+
+/// The members of `group`, local ones first, then remote ones starting from the next in turn.
+pub fn in_order(group: &str) -> Vec<ActorCell> {
+    static TURN: AtomicUsize = AtomicUsize::new(0);
+    let (local, mut remote): (Vec<ActorCell>, Vec<ActorCell>) =
+        ractor::pg::get_members(&group.to_owned()).into_iter().partition(|cell| cell.get_id().is_local());
+    if !remote.is_empty() {
+        let turn = TURN.fetch_add(1, Ordering::Relaxed) % remote.len();
+        remote.rotate_left(turn);
+    }
+    local.into_iter().chain(remote).collect()
+}
