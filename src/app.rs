@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::NodeContext;
+use crate::actors::activity::Activity;
+use crate::cluster::protocol::groups;
 use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::config::{Config, Profile, Secret};
 use crate::http::limits::GatewayLimits;
@@ -30,17 +32,20 @@ pub struct Application {
     ctx: Arc<NodeContext>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: ractor::concurrency::JoinHandle<()>,
-    /// Held for the life of the node: one `up` per data folder (the folder holds the embedded
-    /// profile's database and every profile's scratch files).
-    _data_lock: std::fs::File,
+    /// Embedded profile: held for the life of the node, one `up` per data folder (it holds the
+    /// database). Cluster nodes keep only scratch files locally and share a folder freely.
+    _data_lock: Option<std::fs::File>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
-        let data_lock = lock_data_dir(&config.data_dir)?;
-        reset_dir(&config.scratch_dir())?;
+        let data_lock = match config.profile {
+            Profile::Embedded => Some(lock_data_dir(&config.data_dir)?),
+            Profile::Cluster => None,
+        };
+        prepare_scratch(&config)?;
 
         let metrics = Arc::new(Metrics::new(&config.node_name));
         let mut backends = match config.profile {
@@ -57,8 +62,21 @@ impl Application {
         let address = listener.local_addr()?;
 
         let limits = GatewayLimits::new(&config);
-        let shutdown = CancellationToken::new();
-        let ctx = Arc::new(NodeContext { config, backends, tokens, mailer, metrics, transcode, limits, shutdown });
+        let cluster = crate::cluster::node::start(&config).await?;
+        let ctx = Arc::new(NodeContext {
+            config,
+            backends,
+            tokens,
+            mailer,
+            metrics,
+            transcode,
+            limits,
+            shutdown: CancellationToken::new(),
+            drain: CancellationToken::new(),
+            started: std::time::Instant::now(),
+            activity: Activity::default(),
+            cluster,
+        });
         let args = SupervisorArgs { ctx: ctx.clone(), listener: Arc::new(listener) };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await
@@ -70,23 +88,54 @@ impl Application {
         self.address
     }
 
-    /// Runs until `shutdown` completes (then drains and returns Ok) or the supervisor gives up
-    /// (then returns the error).
+    /// Runs until `shutdown` completes or the node is asked to drain (then drains and returns
+    /// Ok), or the supervisor gives up (then returns the error).
+    ///
+    /// Draining: first this node's actors leave their process groups (no new logins or events
+    /// are routed to it), then no new work is taken, then work in flight finishes or is released
+    /// within the grace period.
     pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let drain = self.ctx.drain.clone();
         tokio::select! {
-            () = shutdown => {
-                tracing::info!("shutting down: no new work; in-flight work may finish");
-                self.ctx.shutdown.cancel();
-                self.supervisor.stop(Some("shutdown requested".into()));
-                let _ = (&mut self.supervisor_done).await;
-                tracing::info!("stopped");
-                Ok(())
-            }
+            () = shutdown => {}
+            () = drain.cancelled() => {}
             _ = &mut self.supervisor_done => {
                 anyhow::bail!("the node supervisor stopped (restart intensity exceeded?); see the log above")
             }
         }
+        tracing::info!("shutting down: leaving the groups, no new work; in-flight work may finish");
+        leave_groups();
+        self.ctx.shutdown.cancel();
+        self.supervisor.stop(Some("shutdown requested".into()));
+        let _ = (&mut self.supervisor_done).await;
+        let _ = std::fs::remove_dir_all(self.ctx.config.scratch_dir());
+        tracing::info!("stopped");
+        Ok(())
     }
+}
+
+/// Takes this node's actors out of every process group, so that other nodes stop routing to it.
+fn leave_groups() {
+    for group in groups::ALL {
+        let local: Vec<_> =
+            ractor::pg::get_members(&group.to_owned()).into_iter().filter(|cell| cell.get_id().is_local()).collect();
+        ractor::pg::leave(group.to_owned(), local);
+    }
+}
+
+/// Makes this process's scratch folder, and removes those of processes that are gone.
+fn prepare_scratch(config: &Config) -> anyhow::Result<()> {
+    if let Ok(entries) = std::fs::read_dir(config.scratch_root()) {
+        for entry in entries.filter_map(Result::ok) {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok();
+            let gone = pid.is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if gone || pid == Some(std::process::id()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = config.scratch_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
@@ -94,11 +143,6 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
     file.try_lock().map_err(|_| anyhow::anyhow!("another mp3converter is already running on {}", dir.display()))?;
     Ok(file)
-}
-
-fn reset_dir(dir: &Path) -> anyhow::Result<()> {
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 /// The token keys, from a JWT secret of at least [`crate::security::token::MIN_KEY_BYTES`]; a

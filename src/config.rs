@@ -197,6 +197,37 @@ pub struct Settings {
     #[arg(long, env = "MP3C_PUBLIC_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<Url>,
+    /// Cluster profile: the actor cluster's listening address (turns the actor cluster on),
+    /// e.g. 0.0.0.0:4697.
+    #[arg(long, env = "MP3C_CLUSTER_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_listen: Option<SocketAddr>,
+    /// The address peers dial to reach this node (default: this host's name and the listen port).
+    #[arg(long, env = "MP3C_CLUSTER_ADVERTISE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_advertise: Option<String>,
+    /// Nodes to join, comma-separated host:port; a name with several addresses (a Kubernetes
+    /// headless Service) means each of them, resolved again every 10 s.
+    #[arg(long, env = "MP3C_CLUSTER_SEEDS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_seeds: Option<Vec<String>>,
+    /// File holding the cluster cookie (else `MP3C_CLUSTER_COOKIE`); required with --cluster-listen.
+    #[arg(long, env = "MP3C_CLUSTER_COOKIE_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_cookie_file: Option<PathBuf>,
+    /// Mutual TLS between nodes: this node's certificate (PEM); with --cluster-tls-key and
+    /// --cluster-tls-ca.
+    #[arg(long, env = "MP3C_CLUSTER_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, env = "MP3C_CLUSTER_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_tls_key: Option<PathBuf>,
+    /// The CA (PEM) whose certificates peers must present.
+    #[arg(long, env = "MP3C_CLUSTER_TLS_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_tls_ca: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "MP3C_LOG_FORMAT", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,6 +286,13 @@ pub struct Config {
     pub smtp_password_file: Option<PathBuf>,
     pub mail_from: String,
     pub public_url: Option<Url>,
+    pub cluster_listen: Option<SocketAddr>,
+    pub cluster_advertise: Option<String>,
+    pub cluster_seeds: Vec<String>,
+    pub cluster_cookie_file: Option<PathBuf>,
+    pub cluster_tls_cert: Option<PathBuf>,
+    pub cluster_tls_key: Option<PathBuf>,
+    pub cluster_tls_ca: Option<PathBuf>,
     pub log_format: LogFormat,
     pub fault_hooks: bool,
     pub fault_convert_delay_ms: u64,
@@ -303,6 +341,13 @@ impl Default for Config {
             fault_hooks: false,
             fault_convert_delay_ms: 0,
             fault_crash_on: None,
+            cluster_listen: None,
+            cluster_advertise: None,
+            cluster_seeds: Vec::new(),
+            cluster_cookie_file: None,
+            cluster_tls_cert: None,
+            cluster_tls_key: None,
+            cluster_tls_ca: None,
         }
     }
 }
@@ -329,6 +374,14 @@ impl Config {
                 anyhow::ensure!(value.is_some(), "the cluster profile needs --{}", name.replace('_', "-"));
             }
         }
+        if self.cluster_listen.is_some() {
+            anyhow::ensure!(self.profile == Profile::Cluster, "the actor cluster (--cluster-listen) needs --profile cluster");
+        }
+        let tls = [&self.cluster_tls_cert, &self.cluster_tls_key, &self.cluster_tls_ca];
+        anyhow::ensure!(
+            tls.iter().all(|f| f.is_some()) || tls.iter().all(|f| f.is_none()),
+            "cluster TLS needs all of --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca"
+        );
         anyhow::ensure!(self.max_attempts >= 1, "max_attempts must be at least 1");
         anyhow::ensure!(self.lease_seconds >= 1, "lease_seconds must be at least 1");
         anyhow::ensure!(matches!(self.bitrate_kbps, 32..=320), "bitrate_kbps must be between 32 and 320");
@@ -349,6 +402,11 @@ impl Config {
 
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// The roles by their names, as flags and statuses spell them.
+    pub fn role_names(&self) -> Vec<String> {
+        self.roles.iter().map(|role| format!("{role:?}").to_lowercase()).collect()
     }
 
     pub fn token_ttl(&self) -> Duration {
@@ -393,8 +451,14 @@ impl Config {
         self.data_dir.join("mp3converter.db")
     }
 
-    /// Where converters write MP3s before they are stored; emptied at start.
+    /// Where this process's converters write MP3s before they are stored: a folder of its own
+    /// (several cluster nodes may share a data folder), made at start and removed at exit.
     pub fn scratch_dir(&self) -> PathBuf {
+        self.scratch_root().join(std::process::id().to_string())
+    }
+
+    /// Where every process keeps its scratch folder, named by its process id.
+    pub fn scratch_root(&self) -> PathBuf {
         self.data_dir.join("scratch")
     }
 

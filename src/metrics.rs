@@ -42,6 +42,10 @@ pub struct Metrics {
     outage_retries: IntCounter,
     notifications_overdue: IntGauge,
     backend_up: IntGaugeVec,
+    cluster_peers: IntGaugeVec,
+    cluster_session_events: IntCounterVec,
+    pub cluster_rpc_seconds: HistogramVec,
+    cluster_group_members: IntGaugeVec,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
@@ -226,8 +230,56 @@ impl Metrics {
                 IntGaugeVec::new(Opts::new("mp3c_backend_up", "1 while a backend answers, else 0."), &["backend"])
                     .unwrap(),
             ),
+            cluster_peers: register(
+                r,
+                IntGaugeVec::new(Opts::new("mp3c_cluster_peers", "Peers of this node by state."), &["state"]).unwrap(),
+            ),
+            cluster_session_events: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "mp3c_cluster_session_events_total",
+                        "Cluster session events (opened, authenticated, ready, disconnected, auth_failed, heartbeat_timeout).",
+                    ),
+                    &["event"],
+                )
+                .unwrap(),
+            ),
+            cluster_rpc_seconds: register(
+                r,
+                HistogramVec::new(
+                    seconds("mp3c_cluster_rpc_duration_seconds", "Calls to actors on other nodes, by target group."),
+                    &["target"],
+                )
+                .unwrap(),
+            ),
+            cluster_group_members: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("mp3c_cluster_group_members", "Members of each process group, on every node."),
+                    &["group"],
+                )
+                .unwrap(),
+            ),
             registry,
         }
+    }
+
+    pub fn set_cluster_peers(&self, state: &str, count: u64) {
+        self.cluster_peers.with_label_values(&[state]).set(count as i64);
+    }
+
+    pub fn cluster_session_event(&self, event: &str) {
+        self.cluster_session_events.with_label_values(&[event]).inc();
+    }
+
+    pub fn set_group_members(&self, group: &str, count: usize) {
+        self.cluster_group_members.with_label_values(&[group]).set(count as i64);
+    }
+
+    /// Conversions that ended with `outcome` since the node started.
+    pub fn conversions_counted(&self, outcome: &str) -> u64 {
+        self.conversions.with_label_values(&[outcome]).get()
     }
 
     pub fn parked(&self, queue: Queue) {

@@ -139,6 +139,7 @@ enum Failure {
 async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
     let output_fid = held.attempt.expect("a held job has an attempt").output_fid;
     tracing::info!(video_fid = %held.video_fid, %output_fid, attempt = held.attempts, "converting");
+    let _held = ctx.activity.hold(held.id);
     let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
     let lease = LeaseKeeper::start(ctx, held.clone(), stop.clone());
     let outcome = convert_and_store(ctx, &held, output_fid, &stop).await;

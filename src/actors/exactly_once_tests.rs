@@ -360,6 +360,10 @@ impl World {
             transcode: fake_transcode,
             limits: GatewayLimits::new(&self.config),
             shutdown: faults.shutdown.clone(),
+            drain: CancellationToken::new(),
+            started: Instant::now(),
+            activity: Default::default(),
+            cluster: None,
         }
     }
 

@@ -48,6 +48,9 @@ impl Periodic for Gauges {
         if let Ok(counts) = ctx.backends.jobs.count_by_state().await {
             counts.into_iter().for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
         }
+        for group in crate::cluster::protocol::groups::ALL {
+            ctx.metrics.set_group_members(group, ractor::pg::get_members(&group.to_owned()).len());
+        }
         for queue in Queue::ALL {
             if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
                 ctx.metrics.set_queue_depth(queue, depth);

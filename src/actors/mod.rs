@@ -13,6 +13,7 @@
 //! Actors talk to backends only through the traits in [`crate::storage`] and pass ids, never
 //! media, so that the same actors run in every profile and may later sit on different nodes.
 
+pub mod activity;
 pub mod auth;
 pub mod converter;
 pub mod dead_letters;
@@ -75,6 +76,15 @@ pub struct NodeContext {
     pub limits: GatewayLimits,
     /// Cancelled once when the node starts shutting down; every task watches it.
     pub shutdown: CancellationToken,
+    /// Cancelled when the node is asked to drain (`POST /cluster/nodes/{name}/drain`): the
+    /// application then stops as on SIGTERM.
+    pub drain: CancellationToken,
+    /// When the node started (its status shows the uptime).
+    pub started: std::time::Instant,
+    /// The jobs this node's workers hold.
+    pub activity: activity::Activity,
+    /// The actor cluster, when `--cluster-listen` turned it on.
+    pub cluster: Option<crate::cluster::node::ClusterLink>,
 }
 
 /// Backoff before retry number `attempt` (from 1): 2 s doubling to at most 5 minutes.

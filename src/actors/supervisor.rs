@@ -23,6 +23,8 @@ use super::restart::{Decision, RestartHistory, RestartPolicy};
 use super::sweeper::Sweeper;
 use super::worker::{Worker, WorkerActor};
 use super::{AUTH, GATEWAY, GAUGES, NodeContext, SWEEPER, converter_name};
+use crate::cluster::agent::{MEMBERSHIP, NodeAgent};
+use crate::cluster::membership::{Membership, MembershipArgs};
 use crate::config::Role;
 use crate::storage::Queue;
 
@@ -38,6 +40,10 @@ pub enum Child {
     DeadLetters(Queue),
     Sweeper,
     Gauges,
+    /// The actor cluster's membership (with `--cluster-listen`).
+    Membership,
+    /// The node agent (with `--cluster-listen`).
+    Agent,
 }
 
 impl Child {
@@ -51,6 +57,8 @@ impl Child {
             Child::DeadLetters(queue) => format!("dead-letters-{}", queue.work().name()),
             Child::Sweeper => SWEEPER.to_owned(),
             Child::Gauges => GAUGES.to_owned(),
+            Child::Membership => MEMBERSHIP.to_owned(),
+            Child::Agent => "node-agent".to_owned(),
         }
     }
 
@@ -104,6 +112,18 @@ impl NodeSupervisor {
             Child::DeadLetters(queue) => spawn_worker::<DeadNotices>(child, queue, ctx, supervisor).await?,
             Child::Sweeper => spawn_periodic::<Sweeper>(child, ctx, supervisor).await?,
             Child::Gauges => spawn_periodic::<Gauges>(child, ctx, supervisor).await?,
+            Child::Membership => {
+                let link = ctx.cluster.clone().ok_or("the membership needs the actor cluster")?;
+                let args = MembershipArgs {
+                    server: link.server,
+                    dialer: link.dialer,
+                    hello: link.hello,
+                    seeds: link.seeds,
+                    metrics: ctx.metrics.clone(),
+                };
+                Actor::spawn_linked(name, Membership, args, supervisor).await?.0.get_cell()
+            }
+            Child::Agent => Actor::spawn_linked(name, NodeAgent, ctx, supervisor).await?.0.get_cell(),
         };
         state.running.insert(cell.get_id(), (child, cell));
         Ok(())
@@ -204,6 +224,9 @@ impl Actor for NodeSupervisor {
             children.extend((1..=converters).map(Child::Converter));
             children.extend([Child::DeadLetters(Queue::VideoDead), Child::Sweeper]);
         }
+        if state.args.ctx.cluster.is_some() {
+            children.extend([Child::Membership, Child::Agent]);
+        }
         children.extend([Child::Gauges, Child::Gateway]);
         for child in children {
             self.start(&myself, &mut state, child).await?;
@@ -257,7 +280,8 @@ impl Actor for NodeSupervisor {
         state.args.ctx.shutdown.cancel();
         self.stop_children(state, |child| child == Child::Gateway).await;
         self.stop_children(state, Child::is_worker).await;
-        self.stop_children(state, |child| matches!(child, Child::Auth | Child::Gauges)).await;
+        self.stop_children(state, |child| matches!(child, Child::Auth | Child::Gauges | Child::Agent | Child::Membership))
+            .await;
         Ok(())
     }
 }

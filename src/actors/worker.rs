@@ -125,7 +125,8 @@ async fn poll_once<W: Worker>(state: &WorkerState) {
     match received {
         Ok(Some(delivery)) => {
             let _handling = state.metrics.begin();
-            if let Err(error) = process::<W>(&state.ctx, delivery).await {
+            let processed = super::activity::ACTOR.scope(state.name.clone(), process::<W>(&state.ctx, delivery));
+            if let Err(error) = processed.await {
                 state.metrics.failed();
                 tracing::warn!(actor = %state.name, %error, "delivery left unanswered; it comes back later");
             }

@@ -4,7 +4,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use super::error::ApiError;
-use super::handlers::{download, jobs, ops, session, upload};
+use super::handlers::{cluster, download, jobs, ops, session, upload};
 use super::response::Response;
 use crate::actors::NodeContext;
 
@@ -20,6 +20,8 @@ pub enum Route {
     Healthz,
     Readyz,
     Metrics,
+    Cluster,
+    DrainNode,
     /// Test-only fault injection, present only with `--fault-hooks`.
     Crash,
     /// A known path with the wrong method; the method it takes.
@@ -40,6 +42,13 @@ impl Route {
             "/upload" => (Route::Upload, Method::POST),
             "/download" => (Route::Download, Method::GET),
             "/jobs" => (Route::Jobs, Method::GET),
+            "/cluster" => (Route::Cluster, Method::GET),
+            p if p.strip_prefix("/cluster/nodes/").and_then(|rest| rest.strip_suffix("/drain")).is_some_and(|name| {
+                !name.is_empty() && !name.contains('/')
+            }) =>
+            {
+                (Route::DrainNode, Method::POST)
+            }
             p if p.strip_prefix("/jobs/").is_some_and(|id| !id.is_empty() && !id.contains('/')) => {
                 if *method == Method::DELETE {
                     return Route::DeleteJob;
@@ -73,6 +82,8 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
+            Route::Cluster => "/cluster",
+            Route::DrainNode => "/cluster/nodes/{name}/drain",
             Route::Crash => "/debug/crash",
             Route::WrongMethod(_) => "wrong_method",
             Route::Unknown => "unknown",
@@ -92,6 +103,8 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(ctx).await,
         Route::Metrics => Ok(ops::metrics(ctx)),
+        Route::Cluster => cluster::show(ctx, request).await,
+        Route::DrainNode => cluster::drain(ctx, request).await,
         Route::Crash => ops::crash(ctx, request),
         Route::WrongMethod(allowed) => {
             let mut response =
@@ -121,5 +134,8 @@ mod tests {
         assert_eq!(Route::of(&Method::HEAD, "/healthz", true, false), Route::Healthz);
         assert_eq!(Route::of(&Method::POST, "/upload", false, false), Route::Unknown);
         assert_eq!(Route::of(&Method::GET, "/metrics", false, false), Route::Metrics);
+        assert_eq!(Route::of(&Method::GET, "/cluster", true, false), Route::Cluster);
+        assert_eq!(Route::of(&Method::POST, "/cluster/nodes/node-2/drain", true, false), Route::DrainNode);
+        assert_eq!(Route::of(&Method::POST, "/cluster/nodes//drain", true, false), Route::Unknown);
     }
 }

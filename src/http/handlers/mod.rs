@@ -1,5 +1,6 @@
 //! Request handlers, one module per group of routes.
 
+pub mod cluster;
 pub mod download;
 pub mod jobs;
 pub mod ops;

@@ -1,0 +1,527 @@
+//! Membership: which nodes this one is connected to, and keeping it a full mesh.
+//!
+//! The library connects sessions but neither redials a lost peer nor notices a peer that stops
+//! answering while TCP stays open (a paused process, a dropped network). This actor does both:
+//! - it dials every address it knows (the seeds, resolved again every 10 s so that new pods
+//!   behind a headless Service are found, and every node a peer told it of) and redials a lost
+//!   one with backoff (1 s doubling to 30 s);
+//! - once a session is ready it greets the peer's node agent (`Hello`: name, version, protocol,
+//!   advertised address, its own peers); a peer of another protocol version is refused;
+//! - it pings every peer's node agent every 2 s, and a peer that has not answered for
+//!   [`HEARTBEAT_TIMEOUT`] is cut off: its session is stopped, so its actors leave every group
+//!   at once, and it is redialled until it answers again;
+//! - a session that closes before it authenticated is a refused cookie (or certificate): it is
+//!   logged as such and counted (`auth_failed`).
+//!
+//! It also keeps what `/cluster` shows of each peer: connected, or unreachable since when.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ractor::concurrency::JoinHandle;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::node::NodeServerSessionInformation;
+use ractor_cluster::{NodeEventSubscription, NodeServerMessage, RactorMessage};
+use serde::{Deserialize, Serialize};
+
+use super::agent::agent_on;
+use super::dial::Dialer;
+use super::protocol::{AgentMsg, PROTOCOL_VERSION, decode, encode};
+use crate::metrics::Metrics;
+
+/// How often the membership looks at its peers (dials, pings, seeds).
+const TICK: Duration = Duration::from_secs(1);
+/// How often each peer is pinged.
+const PING_EVERY: Duration = Duration::from_secs(2);
+/// A peer that has not answered a ping for this long is cut off.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(6);
+/// How often the seeds are resolved again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+/// Redial backoff bounds.
+const FIRST_REDIAL: Duration = Duration::from_secs(1);
+const MAX_REDIAL: Duration = Duration::from_secs(30);
+/// How long a call to a peer's agent may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a node tells a peer about itself when a session is ready.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub node: String,
+    pub version: String,
+    pub protocol: u32,
+    /// The address peers dial to reach it.
+    pub advertise: String,
+    pub roles: Vec<String>,
+    /// The advertised addresses of the peers it is connected to (so that the mesh fills in).
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+/// What `/cluster` shows of one peer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerView {
+    pub node: String,
+    pub advertise: String,
+    /// `connected` or `unreachable`.
+    pub state: String,
+    /// Since when it is unreachable (RFC 3339).
+    pub since: Option<String>,
+    pub version: String,
+    pub protocol: u32,
+    pub roles: Vec<String>,
+}
+
+pub struct Membership;
+
+#[derive(RactorMessage)]
+pub enum MembershipMsg {
+    /// Dial what is due, resolve the seeds, ping the peers.
+    Tick,
+    /// From the node server's event subscription.
+    Session(SessionEvent, NodeServerSessionInformation),
+    /// A dial ended.
+    Dialed(SocketAddr, Result<(), String>),
+    /// A peer's greeting came back (or did not).
+    Greeted(u64, Result<Hello, String>),
+    /// A peer answered a ping (true) or did not in time (false).
+    Pong(u64, bool),
+    /// The seeds resolved to these addresses (each with the name it was resolved from).
+    Resolved(Vec<(SocketAddr, String)>),
+    /// What `/cluster` shows.
+    Peers(RpcReplyPort<Vec<PeerView>>),
+    /// This node's own greeting, as its node agent answers it.
+    OwnHello(RpcReplyPort<Hello>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    Opened,
+    Authenticated,
+    Ready,
+    Disconnected,
+}
+
+impl SessionEvent {
+    fn label(self) -> &'static str {
+        match self {
+            SessionEvent::Opened => "opened",
+            SessionEvent::Authenticated => "authenticated",
+            SessionEvent::Ready => "ready",
+            SessionEvent::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// Forwards the node server's (synchronous) session callbacks to the membership actor.
+pub struct Forward(pub ActorRef<MembershipMsg>);
+
+impl NodeEventSubscription for Forward {
+    fn node_session_opened(&self, ses: NodeServerSessionInformation) {
+        let _ = self.0.send_message(MembershipMsg::Session(SessionEvent::Opened, ses));
+    }
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        let _ = self.0.send_message(MembershipMsg::Session(SessionEvent::Disconnected, ses));
+    }
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        let _ = self.0.send_message(MembershipMsg::Session(SessionEvent::Authenticated, ses));
+    }
+    fn node_session_ready(&self, ses: NodeServerSessionInformation) {
+        let _ = self.0.send_message(MembershipMsg::Session(SessionEvent::Ready, ses));
+    }
+}
+
+pub struct MembershipArgs {
+    pub server: ActorRef<NodeServerMessage>,
+    pub dialer: Dialer,
+    /// This node's greeting (its `peers` are filled in when it is sent).
+    pub hello: Hello,
+    pub seeds: Vec<String>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// An address this node keeps a session with.
+struct Target {
+    /// The name to verify a TLS certificate against (the seed's or advertised host).
+    host: String,
+    next_dial: Instant,
+    backoff: Duration,
+    dialing: bool,
+}
+
+/// A session the node server reported.
+struct Session {
+    info: NodeServerSessionInformation,
+    authenticated: bool,
+    /// The peer's greeting, once exchanged.
+    hello: Option<Hello>,
+    last_pong: Instant,
+    last_ping: Option<Instant>,
+    pinging: bool,
+    greeting: bool,
+}
+
+/// A peer as `/cluster` remembers it, by node name.
+struct Known {
+    hello: Hello,
+    /// None while connected.
+    unreachable_since: Option<SystemTime>,
+}
+
+pub struct MembershipState {
+    args: MembershipArgs,
+    own: HashSet<SocketAddr>,
+    targets: HashMap<SocketAddr, Target>,
+    sessions: HashMap<u64, Session>,
+    known: HashMap<String, Known>,
+    last_resolved: Option<Instant>,
+    timer: JoinHandle<()>,
+}
+
+impl Actor for Membership {
+    type Msg = MembershipMsg;
+    type State = MembershipState;
+    type Arguments = MembershipArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<MembershipMsg>,
+        args: MembershipArgs,
+    ) -> Result<MembershipState, ActorProcessingErr> {
+        let own = tokio::net::lookup_host(args.hello.advertise.as_str()).await.map(|a| a.collect()).unwrap_or_default();
+        // Replaces the subscription of an earlier membership actor (a restart).
+        args.server.cast(NodeServerMessage::SubscribeToEvents {
+            id: "membership".to_owned(),
+            subscription: Box::new(Forward(myself.clone())),
+        })?;
+        let timer = myself.send_interval(TICK, || MembershipMsg::Tick);
+        Ok(MembershipState {
+            args,
+            own,
+            targets: HashMap::new(),
+            sessions: HashMap::new(),
+            known: HashMap::new(),
+            last_resolved: None,
+            timer,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<MembershipMsg>,
+        message: MembershipMsg,
+        state: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            MembershipMsg::Tick => state.tick(&myself),
+            MembershipMsg::Session(event, info) => state.session_event(&myself, event, info),
+            MembershipMsg::Dialed(address, result) => state.dialed(address, result),
+            MembershipMsg::Greeted(node_id, hello) => state.greeted(node_id, hello),
+            MembershipMsg::Pong(node_id, ok) => state.pong(node_id, ok),
+            MembershipMsg::Resolved(addresses) => {
+                for (address, host) in addresses {
+                    state.learn(address, Some(host));
+                }
+            }
+            MembershipMsg::Peers(reply) => {
+                let _ = reply.send(state.views());
+            }
+            MembershipMsg::OwnHello(reply) => {
+                let _ = reply.send(state.own_hello());
+            }
+        }
+        state.publish_gauges();
+        Ok(())
+    }
+
+    async fn post_stop(&self, _: ActorRef<MembershipMsg>, state: &mut MembershipState) -> Result<(), ActorProcessingErr> {
+        state.timer.abort();
+        Ok(())
+    }
+}
+
+impl MembershipState {
+    fn tick(&mut self, myself: &ActorRef<MembershipMsg>) {
+        if self.last_resolved.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY) {
+            self.last_resolved = Some(Instant::now());
+            resolve(myself.clone(), self.args.seeds.clone());
+        }
+        self.dial_due(myself);
+        self.heartbeat(myself);
+    }
+
+    /// Adds an address to keep a session with (not this node's own).
+    fn learn(&mut self, address: SocketAddr, host: Option<String>) {
+        if self.own.contains(&address) {
+            return;
+        }
+        let host = host.unwrap_or_else(|| address.ip().to_string());
+        self.targets.entry(address).or_insert(Target {
+            host,
+            next_dial: Instant::now(),
+            backoff: FIRST_REDIAL,
+            dialing: false,
+        });
+    }
+
+    /// The addresses that have a session (dialed by us, or greeted from the peer's side).
+    fn connected_addresses(&self) -> HashSet<SocketAddr> {
+        let mut connected = HashSet::new();
+        for session in self.sessions.values() {
+            if let Ok(address) = session.info.peer_addr.parse::<SocketAddr>()
+                && !session.info.is_server
+            {
+                connected.insert(address);
+            }
+            if let Some(hello) = &session.hello
+                && let Ok(address) = hello.advertise.parse::<SocketAddr>()
+            {
+                connected.insert(address);
+            }
+        }
+        connected
+    }
+
+    fn dial_due(&mut self, myself: &ActorRef<MembershipMsg>) {
+        let connected = self.connected_addresses();
+        let now = Instant::now();
+        for (address, target) in &mut self.targets {
+            if target.dialing || connected.contains(address) || target.next_dial > now {
+                continue;
+            }
+            target.dialing = true;
+            let (dialer, server, me, host, address) =
+                (self.args.dialer.clone(), self.args.server.clone(), myself.clone(), target.host.clone(), *address);
+            tokio::spawn(async move {
+                let result = dialer.dial(&server, address, &host).await.map_err(|e| e.to_string());
+                let _ = me.send_message(MembershipMsg::Dialed(address, result));
+            });
+        }
+    }
+
+    fn dialed(&mut self, address: SocketAddr, result: Result<(), String>) {
+        let Some(target) = self.targets.get_mut(&address) else { return };
+        target.dialing = false;
+        // Whether it works shows in the session events; until then, the next try waits.
+        target.next_dial = Instant::now() + target.backoff;
+        target.backoff = (target.backoff * 2).min(MAX_REDIAL);
+        if let Err(error) = result {
+            tracing::debug!(%address, error, "could not reach a peer; trying again later");
+        }
+    }
+
+    fn session_event(&mut self, myself: &ActorRef<MembershipMsg>, event: SessionEvent, info: NodeServerSessionInformation) {
+        self.args.metrics.cluster_session_event(event.label());
+        let node_id = info.node_id;
+        match event {
+            SessionEvent::Opened => {
+                let session = Session {
+                    info,
+                    authenticated: false,
+                    hello: None,
+                    last_pong: Instant::now(),
+                    last_ping: None,
+                    pinging: false,
+                    greeting: false,
+                };
+                self.sessions.insert(node_id, session);
+            }
+            SessionEvent::Authenticated => {
+                if let Some(session) = self.sessions.get_mut(&node_id) {
+                    session.authenticated = true;
+                    session.info = info;
+                }
+            }
+            SessionEvent::Ready => {
+                if let Some(session) = self.sessions.get_mut(&node_id) {
+                    session.authenticated = true;
+                    session.last_pong = Instant::now();
+                    session.info = info;
+                }
+                self.greet(myself, node_id);
+            }
+            SessionEvent::Disconnected => self.disconnected(node_id, &info),
+        }
+    }
+
+    fn disconnected(&mut self, node_id: u64, info: &NodeServerSessionInformation) {
+        let Some(session) = self.sessions.remove(&node_id) else { return };
+        if !session.authenticated {
+            self.args.metrics.cluster_session_event("auth_failed");
+            tracing::error!(
+                peer = %info.peer_addr,
+                incoming = info.is_server,
+                "a cluster session closed before it authenticated: the cookie (or the TLS certificate) \
+                 differs on one side; the node was not let in"
+            );
+        }
+        if let Some(hello) = &session.hello {
+            tracing::warn!(node = %hello.node, "lost the session with a peer; redialling it");
+            if let Some(known) = self.known.get_mut(&hello.node) {
+                known.unreachable_since.get_or_insert_with(SystemTime::now);
+            }
+            if let Ok(address) = hello.advertise.parse::<SocketAddr>()
+                && let Some(target) = self.targets.get_mut(&address)
+            {
+                target.next_dial = Instant::now() + FIRST_REDIAL;
+                target.backoff = FIRST_REDIAL;
+            }
+        }
+    }
+
+    /// Greets the peer of a ready session through its node agent.
+    fn greet(&mut self, myself: &ActorRef<MembershipMsg>, node_id: u64) {
+        let Some(session) = self.sessions.get_mut(&node_id) else { return };
+        if session.greeting {
+            return;
+        }
+        session.greeting = true;
+        let hello = encode(&self.own_hello());
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let answer = match agent_on(node_id) {
+                None => Err("its node agent is not in the `nodes` group".to_owned()),
+                Some(agent) => match agent.call(|reply| AgentMsg::Hello(hello, reply), Some(CALL_TIMEOUT)).await {
+                    Ok(CallResult::Success(bytes)) => decode::<Hello>(&bytes).map_err(|e| e.to_string()),
+                    other => Err(format!("no answer ({:?})", other.map(|_| ()))),
+                },
+            };
+            let _ = me.send_message(MembershipMsg::Greeted(node_id, answer));
+        });
+    }
+
+    fn greeted(&mut self, node_id: u64, hello: Result<Hello, String>) {
+        let Some(session) = self.sessions.get_mut(&node_id) else { return };
+        session.greeting = false;
+        let hello = match hello {
+            Ok(hello) => hello,
+            Err(error) => {
+                tracing::warn!(peer = %session.info.peer_addr, error, "a peer did not answer its greeting");
+                return;
+            }
+        };
+        if hello.protocol != PROTOCOL_VERSION {
+            tracing::error!(
+                node = %hello.node,
+                their_protocol = hello.protocol,
+                our_protocol = PROTOCOL_VERSION,
+                their_version = %hello.version,
+                "refusing a peer of another protocol version"
+            );
+            session.info.actor.stop(Some("another protocol version".into()));
+            return;
+        }
+        tracing::info!(node = %hello.node, version = %hello.version, roles = ?hello.roles, "a peer joined");
+        session.hello = Some(hello.clone());
+        self.known.insert(hello.node.clone(), Known { hello: hello.clone(), unreachable_since: None });
+        let learnt = std::iter::once(hello.advertise.clone()).chain(hello.peers.clone());
+        for address in learnt.filter_map(|a| a.parse::<SocketAddr>().ok()) {
+            self.learn(address, None);
+        }
+    }
+
+    /// Pings every greeted peer that is due, and cuts off those that stopped answering.
+    fn heartbeat(&mut self, myself: &ActorRef<MembershipMsg>) {
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        for (node_id, session) in &mut self.sessions {
+            if session.hello.is_none() {
+                continue;
+            }
+            if now.duration_since(session.last_pong) > HEARTBEAT_TIMEOUT {
+                dead.push(*node_id);
+                continue;
+            }
+            if session.pinging || session.last_ping.is_some_and(|at| now.duration_since(at) < PING_EVERY) {
+                continue;
+            }
+            session.pinging = true;
+            session.last_ping = Some(now);
+            let (me, node_id) = (myself.clone(), *node_id);
+            tokio::spawn(async move {
+                let answered = match agent_on(node_id) {
+                    Some(agent) => matches!(
+                        agent.call(|reply| AgentMsg::Ping(Vec::new(), reply), Some(CALL_TIMEOUT)).await,
+                        Ok(CallResult::Success(_))
+                    ),
+                    None => false,
+                };
+                let _ = me.send_message(MembershipMsg::Pong(node_id, answered));
+            });
+        }
+        for node_id in dead {
+            self.cut_off(node_id);
+        }
+    }
+
+    fn pong(&mut self, node_id: u64, answered: bool) {
+        if let Some(session) = self.sessions.get_mut(&node_id) {
+            session.pinging = false;
+            if answered {
+                session.last_pong = Instant::now();
+            }
+        }
+    }
+
+    /// Stops the session of a peer that stopped answering: its actors leave every group.
+    fn cut_off(&mut self, node_id: u64) {
+        let Some(session) = self.sessions.get_mut(&node_id) else { return };
+        let name = session.hello.as_ref().map_or_else(|| session.info.peer_addr.clone(), |h| h.node.clone());
+        tracing::warn!(node = %name, "a peer stopped answering; cutting it off");
+        self.args.metrics.cluster_session_event("heartbeat_timeout");
+        session.last_pong = Instant::now();
+        session.info.actor.stop(Some("heartbeat timeout".into()));
+        if let Some(known) = self.known.get_mut(&name) {
+            known.unreachable_since.get_or_insert_with(SystemTime::now);
+        }
+    }
+
+    fn own_hello(&self) -> Hello {
+        let peers = self.sessions.values().filter_map(|s| s.hello.as_ref().map(|h| h.advertise.clone())).collect();
+        Hello { peers, ..self.args.hello.clone() }
+    }
+
+    fn views(&self) -> Vec<PeerView> {
+        let mut views: Vec<PeerView> = self
+            .known
+            .values()
+            .map(|known| {
+                let hello = &known.hello;
+                PeerView {
+                    node: hello.node.clone(),
+                    advertise: hello.advertise.clone(),
+                    state: if known.unreachable_since.is_some() { "unreachable" } else { "connected" }.to_owned(),
+                    since: known.unreachable_since.map(|at| humantime::format_rfc3339_seconds(at).to_string()),
+                    version: hello.version.clone(),
+                    protocol: hello.protocol,
+                    roles: hello.roles.clone(),
+                }
+            })
+            .collect();
+        views.sort_by(|a, b| a.node.cmp(&b.node));
+        views
+    }
+
+    fn publish_gauges(&self) {
+        let connected = self.known.values().filter(|k| k.unreachable_since.is_none()).count();
+        self.args.metrics.set_cluster_peers("connected", connected as u64);
+        self.args.metrics.set_cluster_peers("unreachable", (self.known.len() - connected) as u64);
+    }
+}
+
+/// Resolves every seed (a name may stand for several addresses) and reports the addresses.
+fn resolve(me: ActorRef<MembershipMsg>, seeds: Vec<String>) {
+    tokio::spawn(async move {
+        let mut found = Vec::new();
+        for seed in &seeds {
+            let host = seed.rsplit_once(':').map_or(seed.as_str(), |(host, _)| host).trim_matches(['[', ']']);
+            match tokio::net::lookup_host(seed.as_str()).await {
+                Ok(addresses) => found.extend(addresses.map(|address| (address, host.to_owned()))),
+                Err(error) => tracing::debug!(seed, %error, "a seed does not resolve (yet)"),
+            }
+        }
+        let _ = me.send_message(MembershipMsg::Resolved(found));
+    });
+}

@@ -1,0 +1,69 @@
+//! Starting this node's part of the actor cluster: the node server (listening for peers, with
+//! the cookie and optional mutual TLS), run isolated so that every link is dialled by us.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use ractor::{Actor, ActorRef};
+use ractor_cluster::node::NodeConnectionMode;
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
+
+use super::dial::Dialer;
+use super::membership::Hello;
+use super::protocol::PROTOCOL_VERSION;
+use super::tls;
+use crate::config::{Config, Secret};
+
+/// What the membership and agents of a cluster node need, made once at start.
+#[derive(Clone)]
+pub struct ClusterLink {
+    pub server: ActorRef<NodeServerMessage>,
+    pub dialer: Dialer,
+    pub hello: Hello,
+    pub seeds: Vec<String>,
+}
+
+/// Starts the node server if the configuration turns the actor cluster on.
+pub async fn start(config: &Config) -> anyhow::Result<Option<ClusterLink>> {
+    let Some(listen) = config.cluster_listen else { return Ok(None) };
+    let cookie = Secret::from_env_or_file("MP3C_CLUSTER_COOKIE", config.cluster_cookie_file.as_deref())?
+        .context("the actor cluster needs a cookie: MP3C_CLUSTER_COOKIE or --cluster-cookie-file")?;
+    let advertise = advertise(config, listen)?;
+    let host = advertise.rsplit_once(':').map_or(advertise.as_str(), |(host, _)| host).to_owned();
+    let (encryption, dialer) = match (&config.cluster_tls_cert, &config.cluster_tls_key, &config.cluster_tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let tls = tls::load(cert, key, ca)?;
+            (IncomingEncryptionMode::Tls(tls.acceptor), Dialer::Tls(tls.connector))
+        }
+        _ => (IncomingEncryptionMode::Raw, Dialer::Plain),
+    };
+    let node = NodeServer::new(
+        listen.port(),
+        cookie.expose().to_owned(),
+        config.node_name.clone(),
+        host,
+        Some(encryption),
+        Some(NodeConnectionMode::Isolated),
+    )
+    .with_listen_addr(listen.ip());
+    let (server, _) = Actor::spawn(None, node, ()).await.context("starting the cluster's node server")?;
+    let hello = Hello {
+        node: config.node_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: PROTOCOL_VERSION,
+        advertise,
+        roles: config.role_names(),
+        peers: Vec::new(),
+    };
+    tracing::info!(%listen, advertise = %hello.advertise, tls = config.cluster_tls_ca.is_some(), "actor cluster listening");
+    Ok(Some(ClusterLink { server, dialer, hello, seeds: config.cluster_seeds.clone() }))
+}
+
+/// `--cluster-advertise`, else this host's name and the listen port.
+fn advertise(config: &Config, listen: SocketAddr) -> anyhow::Result<String> {
+    if let Some(advertise) = &config.cluster_advertise {
+        return Ok(advertise.clone());
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading this host's name")?;
+    Ok(format!("{}:{}", host.trim(), listen.port()))
+}
