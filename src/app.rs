@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actors::NodeContext;
 use crate::actors::activity::Activity;
-use crate::cluster::protocol::groups;
 use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
+use crate::cluster::protocol::groups;
 use crate::config::{Config, Profile, Secret};
 use crate::http::limits::GatewayLimits;
 use crate::mailer::LettreMailer;

@@ -375,7 +375,10 @@ impl Config {
             }
         }
         if self.cluster_listen.is_some() {
-            anyhow::ensure!(self.profile == Profile::Cluster, "the actor cluster (--cluster-listen) needs --profile cluster");
+            anyhow::ensure!(
+                self.profile == Profile::Cluster,
+                "the actor cluster (--cluster-listen) needs --profile cluster"
+            );
         }
         let tls = [&self.cluster_tls_cert, &self.cluster_tls_key, &self.cluster_tls_ca];
         anyhow::ensure!(

@@ -280,8 +280,10 @@ impl Actor for NodeSupervisor {
         state.args.ctx.shutdown.cancel();
         self.stop_children(state, |child| child == Child::Gateway).await;
         self.stop_children(state, Child::is_worker).await;
-        self.stop_children(state, |child| matches!(child, Child::Auth | Child::Gauges | Child::Agent | Child::Membership))
-            .await;
+        self.stop_children(state, |child| {
+            matches!(child, Child::Auth | Child::Gauges | Child::Agent | Child::Membership)
+        })
+        .await;
         Ok(())
     }
 }

@@ -68,12 +68,21 @@ impl Actor for NodeAgent {
     type State = Arc<NodeContext>;
     type Arguments = Arc<NodeContext>;
 
-    async fn pre_start(&self, myself: ActorRef<AgentMsg>, ctx: Arc<NodeContext>) -> Result<Arc<NodeContext>, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AgentMsg>,
+        ctx: Arc<NodeContext>,
+    ) -> Result<Arc<NodeContext>, ActorProcessingErr> {
         ractor::pg::join(groups::NODES.to_owned(), vec![myself.get_cell()]);
         Ok(ctx)
     }
 
-    async fn handle(&self, _myself: ActorRef<AgentMsg>, message: AgentMsg, ctx: &mut Arc<NodeContext>) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<AgentMsg>,
+        message: AgentMsg,
+        ctx: &mut Arc<NodeContext>,
+    ) -> Result<(), ActorProcessingErr> {
         match message {
             AgentMsg::Hello(theirs, reply) => {
                 match decode::<Hello>(&theirs) {

@@ -23,7 +23,12 @@ impl Dialer {
     /// Opens a session with the node at `address`; `host` is the name its certificate must
     /// carry. Ok once the connection is open: whether the peer lets us in shows later, in the
     /// node server's session events.
-    pub async fn dial(&self, server: &ActorRef<NodeServerMessage>, address: SocketAddr, host: &str) -> anyhow::Result<()> {
+    pub async fn dial(
+        &self,
+        server: &ActorRef<NodeServerMessage>,
+        address: SocketAddr,
+        host: &str,
+    ) -> anyhow::Result<()> {
         let dial = async {
             match self {
                 Dialer::Plain => ractor_cluster::client_connect(server, address).await,

@@ -236,7 +236,11 @@ impl Actor for Membership {
         Ok(())
     }
 
-    async fn post_stop(&self, _: ActorRef<MembershipMsg>, state: &mut MembershipState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<MembershipMsg>,
+        state: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
         state.timer.abort();
         Ok(())
     }
@@ -312,7 +316,12 @@ impl MembershipState {
         }
     }
 
-    fn session_event(&mut self, myself: &ActorRef<MembershipMsg>, event: SessionEvent, info: NodeServerSessionInformation) {
+    fn session_event(
+        &mut self,
+        myself: &ActorRef<MembershipMsg>,
+        event: SessionEvent,
+        info: NodeServerSessionInformation,
+    ) {
         self.args.metrics.cluster_session_event(event.label());
         let node_id = info.node_id;
         match event {

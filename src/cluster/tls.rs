@@ -23,9 +23,12 @@ pub fn load(cert: &Path, key: &Path, ca: &Path) -> anyhow::Result<ClusterTls> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect())
         .with_context(|| format!("reading the cluster certificate {}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the cluster key {}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading the cluster key {}", key.display()))?;
     let mut roots = RootCertStore::empty();
-    for certificate in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading the cluster CA {}", ca.display()))? {
+    for certificate in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading the cluster CA {}", ca.display()))?
+    {
         roots.add(certificate?).context("the cluster CA is not a usable certificate")?;
     }
     let roots = Arc::new(roots);

@@ -43,9 +43,10 @@ impl Route {
             "/download" => (Route::Download, Method::GET),
             "/jobs" => (Route::Jobs, Method::GET),
             "/cluster" => (Route::Cluster, Method::GET),
-            p if p.strip_prefix("/cluster/nodes/").and_then(|rest| rest.strip_suffix("/drain")).is_some_and(|name| {
-                !name.is_empty() && !name.contains('/')
-            }) =>
+            p if p
+                .strip_prefix("/cluster/nodes/")
+                .and_then(|rest| rest.strip_suffix("/drain"))
+                .is_some_and(|name| !name.is_empty() && !name.contains('/')) =>
             {
                 (Route::DrainNode, Method::POST)
             }

@@ -20,7 +20,7 @@ async fn backend_flags() -> Vec<String> {
 }
 
 /// The backend flags, and mail to `maildev`.
-async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
+pub async fn cluster_flags(maildev: &MailDev) -> Vec<String> {
     let smtp = format!("smtp://127.0.0.1:{}", maildev.smtp_port);
     with(&backend_flags().await, &["--smtp-url", &smtp])
 }

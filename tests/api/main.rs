@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real `mp3converter` binary on a free port with its own data
 //! folder, and drives it over HTTP as a client would.
 
+mod actor_cluster;
 mod auth;
 mod bad_input;
 mod cluster;

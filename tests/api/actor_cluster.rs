@@ -1,0 +1,209 @@
+//! The actor cluster: several nodes (the real binary, one process each) on 127.0.0.1 forming one
+//! actor system, with the test servers as backends.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cluster::{cluster_flags, strs, with};
+use crate::helpers::{MailDev, PASSWORD, TestApp, eventually, fixture, free_port, service_log, settled_count};
+
+/// One cluster of nodes on the same backends, sharing a cookie.
+struct Cluster {
+    flags: Vec<String>,
+    cookie: tempfile::NamedTempFile,
+}
+
+/// A node and its cluster port.
+struct Node {
+    app: TestApp,
+    port: u16,
+}
+
+impl Cluster {
+    async fn new(maildev: &MailDev) -> Cluster {
+        let cookie = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(cookie.path(), "a shared cluster cookie\n").unwrap();
+        // These tests log in often while nodes come and go: no address limit in the way.
+        let unlimited = ["--address-logins-per-minute", "10000", "--address-login-burst", "10000"];
+        Cluster { flags: with(&cluster_flags(maildev).await, &unlimited), cookie }
+    }
+
+    /// The flags of node `name` with `roles`, joining the nodes on `seeds`.
+    fn node_flags(&self, name: &str, roles: &str, port: u16, seeds: &[u16], extra: &[&str]) -> Vec<String> {
+        let listen = format!("127.0.0.1:{port}");
+        let seeds: Vec<String> = seeds.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let cookie = self.cookie.path().to_string_lossy().into_owned();
+        let mut flags = with(
+            &self.flags,
+            &["--node-name", name, "--roles", roles, "--cluster-listen", &listen, "--cluster-advertise", &listen],
+        );
+        flags = with(&flags, &["--cluster-cookie-file", &cookie]);
+        if !seeds.is_empty() {
+            flags = with(&flags, &["--cluster-seeds", &seeds.join(",")]);
+        }
+        with(&flags, extra)
+    }
+
+    async fn start(&self, name: &str, roles: &str, seeds: &[u16], extra: &[&str]) -> Node {
+        let port = free_port();
+        let app = TestApp::spawn_with(&strs(&self.node_flags(name, roles, port, seeds, extra))).await;
+        Node { app, port }
+    }
+}
+
+/// GET /cluster as `token`.
+async fn cluster_view(gateway: &TestApp, token: &str) -> Value {
+    gateway.get_json(token, "/cluster").await
+}
+
+/// The state `/cluster` gives node `name` ("self", "connected", "unreachable"), if listed.
+fn state_of(view: &Value, name: &str) -> Option<String> {
+    let nodes = view["nodes"].as_array()?;
+    nodes.iter().find(|n| n["node"] == name).and_then(|n| n["state"].as_str().map(str::to_owned))
+}
+
+/// Waits until the gateway sees every one of `names` connected.
+async fn wait_connected(gateway: &TestApp, token: &str, names: &[&str]) {
+    eventually(Duration::from_secs(30), &format!("{names:?} connected"), || async {
+        let view = cluster_view(gateway, token).await;
+        names.iter().all(|name| state_of(&view, name).as_deref() == Some("connected")).then_some(())
+    })
+    .await;
+}
+
+/// Logs in through `app`, returning the status and body.
+async fn try_login(app: &TestApp, email: &str) -> (u16, String) {
+    let response = app.client.post(app.url("/login")).basic_auth(email, Some(PASSWORD)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn three_nodes_convert_a_job_with_auth_and_work_on_other_nodes() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let auth = cluster.start("auth-1", "auth", &[], &[]).await;
+    let worker = cluster.start("worker-1", "converter,notifier", &[auth.port], &[]).await;
+    let gateway = cluster.start("gateway-1", "gateway", &[auth.port], &[]).await;
+    gateway.app.add_user("ops@example.com", true);
+    gateway.app.add_user("user@example.com", false);
+
+    // The gateway has no auth actor of its own: logins go to the auth node.
+    let admin = eventually(Duration::from_secs(30), "a login through the auth node", || async {
+        let (status, body) = try_login(&gateway.app, "ops@example.com").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    // The worker was learnt from the auth node: a full mesh.
+    wait_connected(&gateway.app, &admin, &["auth-1", "worker-1"]).await;
+    let view = cluster_view(&gateway.app, &admin).await;
+    let worker_entry = view["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "worker-1").unwrap().clone();
+    assert_eq!(worker_entry["roles"], serde_json::json!(["converter", "notifier"]), "{view}");
+    assert_eq!(worker_entry["status"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let token = gateway.app.login("user@example.com", PASSWORD).await;
+    let job_id = gateway.app.submit(&token, &fixture("clip.mp4")).await;
+    let job = gateway.app.finished_job(&token, &job_id).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let mp3_fid = job["mp3_fid"].as_str().unwrap();
+    let download = gateway.app.client.get(gateway.app.url(&format!("/download?fid={mp3_fid}"))).bearer_auth(&token);
+    assert_eq!(download.send().await.unwrap().status(), 200);
+    let mails = || async { maildev.all_emails().await.len() };
+    assert_eq!(settled_count(Duration::from_secs(30), Duration::from_secs(2), mails).await, 1);
+    let converted = worker.app.metric("mp3c_conversions_total{outcome=\"done\"").await;
+    assert_eq!(converted, 1.0, "the worker node converted it");
+
+    // A non-admin may not see the cluster.
+    let forbidden = gateway.app.client.get(gateway.app.url("/cluster")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(forbidden.status(), 403);
+}
+
+#[tokio::test]
+async fn logins_fail_over_between_auth_nodes_and_come_back() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let mut first = cluster.start("auth-a", "auth", &[], &[]).await;
+    let mut second = cluster.start("auth-b", "auth", &[first.port], &[]).await;
+    let gateway = cluster.start("gateway-1", "gateway", &[first.port, second.port], &[]).await;
+    gateway.app.add_user("ops@example.com", true);
+    let admin = eventually(Duration::from_secs(30), "a first login", || async {
+        let (status, body) = try_login(&gateway.app, "ops@example.com").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    wait_connected(&gateway.app, &admin, &["auth-a", "auth-b"]).await;
+
+    first.app.kill();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let (status, _) = try_login(&gateway.app, "ops@example.com").await;
+        assert_eq!(status, 200, "the other auth node answers");
+        assert!(started.elapsed() < Duration::from_secs(3), "within the failover time: {:?}", started.elapsed());
+    }
+
+    second.app.kill();
+    let refused = gateway.app.client.post(gateway.app.url("/login")).basic_auth("ops@example.com", Some(PASSWORD));
+    let refused = refused.send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "auth_unavailable");
+
+    // An auth node comes back: logins work again, the gateway untouched.
+    let port = second.port;
+    second.app.restart_with(&strs(&cluster.node_flags("auth-b", "auth", port, &[], &[])));
+    eventually(Duration::from_secs(40), "logins to work again", || async {
+        (try_login(&gateway.app, "ops@example.com").await.0 == 200).then_some(())
+    })
+    .await;
+    let _ = first;
+}
+
+#[tokio::test]
+async fn a_node_with_the_wrong_cookie_joins_nothing_and_both_sides_say_why() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let member = cluster.start("member", "gateway,auth", &[], &[]).await;
+    let wrong_cookie = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(wrong_cookie.path(), "not the cookie").unwrap();
+    let port = free_port();
+    let mut flags = cluster.node_flags("intruder", "auth", port, &[member.port], &[]);
+    let at = flags.iter().position(|f| f == "--cluster-cookie-file").unwrap();
+    flags[at + 1] = wrong_cookie.path().to_string_lossy().into_owned();
+    let intruder = TestApp::spawn_with(&strs(&flags)).await;
+
+    member.app.add_user("ops@example.com", true);
+    let admin = member.app.login("ops@example.com", PASSWORD).await;
+    eventually(Duration::from_secs(30), "both sides to count the refused session", || async {
+        let series = "mp3c_cluster_session_events_total{event=\"auth_failed\"";
+        (member.app.metric(series).await >= 1.0 && intruder.metric(series).await >= 1.0).then_some(())
+    })
+    .await;
+    for app in [&member.app, &intruder] {
+        let log = service_log(&app.data_dir);
+        assert!(log.contains("closed before it authenticated"), "{log}");
+    }
+    let view = cluster_view(&member.app, &admin).await;
+    assert_eq!(view["nodes"].as_array().unwrap().len(), 1, "the intruder is not a member: {view}");
+    let auth_members = member.app.metric("mp3c_cluster_group_members{group=\"auth\"").await;
+    assert_eq!(auth_members, 1.0, "only the member's own auth actor");
+}
+
+#[tokio::test]
+async fn a_malformed_frame_on_the_cluster_port_does_not_stop_the_node() {
+    use tokio::io::AsyncWriteExt;
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let node = cluster.start("sturdy", "gateway,auth", &[], &[]).await;
+    for garbage in [&b"\x00\x00\x00\x10not a protobuf frame"[..], b"\xff\xff\xff\xff", b"GET / HTTP/1.1\r\n\r\n"] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", node.port)).await.unwrap();
+        stream.write_all(garbage).await.unwrap();
+        let _ = stream.shutdown().await;
+    }
+    node.app.add_user("ops@example.com", true);
+    let admin = node.app.login("ops@example.com", PASSWORD).await;
+    assert_eq!(cluster_view(&node.app, &admin).await["nodes"][0]["state"], "self");
+    // A real peer still joins.
+    let _peer = cluster.start("peer", "auth", &[node.port], &[]).await;
+    wait_connected(&node.app, &admin, &["peer"]).await;
+}
