@@ -207,3 +207,89 @@ async fn a_malformed_frame_on_the_cluster_port_does_not_stop_the_node() {
     let _peer = cluster.start("peer", "auth", &[node.port], &[]).await;
     wait_connected(&node.app, &admin, &["peer"]).await;
 }
+
+fn signal(app: &TestApp, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(app.pid() as i32), signal).unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_or_paused_converter_node_is_noticed_and_its_job_done_by_another() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let lease = ["--lease-seconds", "3"];
+    let gateway = cluster.start("gateway-1", "gateway,auth", &[], &lease).await;
+    let slow = [&lease[..], &["--fault-hooks", "true", "--fault-convert-delay-ms", "120000"]].concat();
+    let mut doomed = cluster.start("worker-a", "converter,notifier", &[gateway.port], &slow).await;
+    gateway.app.add_user("ops@example.com", true);
+    let admin = gateway.app.login("ops@example.com", PASSWORD).await;
+    wait_connected(&gateway.app, &admin, &["worker-a"]).await;
+    let job_id = gateway.app.submit(&admin, &fixture("clip.mp4")).await;
+    gateway.app.wait_for_state(&admin, &job_id, "converting").await;
+
+    let survivor = cluster.start("worker-b", "converter,notifier", &[gateway.port], &lease).await;
+    wait_connected(&gateway.app, &admin, &["worker-b"]).await;
+    doomed.app.kill();
+    let killed_at = std::time::Instant::now();
+    eventually(Duration::from_secs(10), "the dead node to show unreachable", || async {
+        (state_of(&cluster_view(&gateway.app, &admin).await, "worker-a").as_deref() == Some("unreachable"))
+            .then_some(())
+    })
+    .await;
+    assert!(killed_at.elapsed() < Duration::from_secs(10));
+    let job = gateway.app.finished_job(&admin, &job_id).await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_u64()), (Some("done"), Some(2)), "{job}");
+    assert_eq!(survivor.app.metric("mp3c_conversions_total{outcome=\"done\"").await, 1.0);
+    let mails = || async { maildev.all_emails().await.len() };
+    assert_eq!(settled_count(Duration::from_secs(30), Duration::from_secs(2), mails).await, 1);
+
+    // A paused node (TCP stays open) is noticed by the heartbeat, and comes back.
+    signal(&survivor.app, nix::sys::signal::Signal::SIGSTOP);
+    let paused_at = std::time::Instant::now();
+    eventually(Duration::from_secs(10), "the paused node to show unreachable", || async {
+        (state_of(&cluster_view(&gateway.app, &admin).await, "worker-b").as_deref() == Some("unreachable"))
+            .then_some(())
+    })
+    .await;
+    assert!(paused_at.elapsed() < Duration::from_secs(10), "noticed after {:?}", paused_at.elapsed());
+    assert!(gateway.app.metric("mp3c_cluster_session_events_total{event=\"heartbeat_timeout\"").await >= 1.0);
+    signal(&survivor.app, nix::sys::signal::Signal::SIGCONT);
+    wait_connected(&gateway.app, &admin, &["worker-b"]).await;
+}
+
+#[tokio::test]
+async fn a_node_drains_by_sigterm_or_by_the_api_finishing_its_job_once() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    // The notifier stays up on the gateway node while the workers come and go.
+    let gateway = cluster.start("gateway-1", "gateway,auth,notifier", &[], &[]).await;
+    gateway.app.add_user("ops@example.com", true);
+    let admin = gateway.app.login("ops@example.com", PASSWORD).await;
+    let slow = ["--fault-hooks", "true", "--fault-convert-delay-ms", "3000"];
+
+    let mut by_api = cluster.start("worker-a", "converter", &[gateway.port], &slow).await;
+    wait_connected(&gateway.app, &admin, &["worker-a"]).await;
+    let first = gateway.app.submit(&admin, &fixture("clip.mp4")).await;
+    gateway.app.wait_for_state(&admin, &first, "converting").await;
+    let drain = gateway.app.client.post(gateway.app.url("/cluster/nodes/worker-a/drain")).bearer_auth(&admin);
+    assert_eq!(drain.send().await.unwrap().status(), 202);
+    assert!(by_api.app.exit_status(Duration::from_secs(40)).await.success(), "a drained node exits 0");
+    let job = gateway.app.job(&admin, &first).await;
+    assert_eq!(
+        (job["state"].as_str(), job["attempts"].as_u64()),
+        (Some("done"), Some(1)),
+        "finished before the exit: {job}"
+    );
+
+    let mut by_signal = cluster.start("worker-b", "converter", &[gateway.port], &slow).await;
+    wait_connected(&gateway.app, &admin, &["worker-b"]).await;
+    let second = gateway.app.submit(&admin, &fixture("clip.mp4")).await;
+    gateway.app.wait_for_state(&admin, &second, "converting").await;
+    assert!(by_signal.app.terminate().success());
+    let job = gateway.app.job(&admin, &second).await;
+    assert_eq!((job["state"].as_str(), job["attempts"].as_u64()), (Some("done"), Some(1)), "{job}");
+
+    let mails = || async { maildev.all_emails().await.len() };
+    assert_eq!(settled_count(Duration::from_secs(30), Duration::from_secs(2), mails).await, 2, "one email per job");
+    let unknown = gateway.app.client.post(gateway.app.url("/cluster/nodes/nobody/drain")).bearer_auth(&admin);
+    assert_eq!(unknown.send().await.unwrap().status(), 404);
+}
