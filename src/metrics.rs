@@ -239,7 +239,7 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "mp3c_cluster_session_events_total",
-                        "Cluster session events (opened, authenticated, ready, disconnected, auth_failed, heartbeat_timeout).",
+                        "Cluster session events (opened, authenticated, ready, disconnected, auth_failed, heartbeat_timeout, dial_failed).",
                     ),
                     &["event"],
                 )

@@ -312,6 +312,7 @@ impl MembershipState {
         target.next_dial = Instant::now() + target.backoff;
         target.backoff = (target.backoff * 2).min(MAX_REDIAL);
         if let Err(error) = result {
+            self.args.metrics.cluster_session_event("dial_failed");
             tracing::debug!(%address, error, "could not reach a peer; trying again later");
         }
     }

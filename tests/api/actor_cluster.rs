@@ -293,3 +293,66 @@ async fn a_node_drains_by_sigterm_or_by_the_api_finishing_its_job_once() {
     let unknown = gateway.app.client.post(gateway.app.url("/cluster/nodes/nobody/drain")).bearer_auth(&admin);
     assert_eq!(unknown.send().await.unwrap().status(), 404);
 }
+
+/// A CA made for one test, and certificates for nodes on 127.0.0.1 signed by it.
+struct TestCa {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        TestCa { ca, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// The TLS flags of node `name`: its own certificate and key, and `trusted`'s CA.
+    fn flags(&self, name: &str, trusted: &TestCa) -> Vec<String> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let path = |file: &str| self.dir.path().join(format!("{name}.{file}"));
+        std::fs::write(path("crt"), cert.pem()).unwrap();
+        std::fs::write(path("key"), key.serialize_pem()).unwrap();
+        std::fs::write(path("ca"), trusted.ca.pem()).unwrap();
+        ["crt", "key", "ca"]
+            .into_iter()
+            .zip(["--cluster-tls-cert", "--cluster-tls-key", "--cluster-tls-ca"])
+            .flat_map(|(file, flag)| [flag.to_owned(), path(file).to_string_lossy().into_owned()])
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn with_mutual_tls_the_cluster_forms_and_a_node_without_a_ca_certificate_is_refused() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let (ca, rogue) = (TestCa::new(), TestCa::new());
+    let first = cluster.start("tls-a", "gateway,auth", &[], &strs(&ca.flags("tls-a", &ca))).await;
+    let second = cluster.start("tls-b", "auth", &[first.port], &strs(&ca.flags("tls-b", &ca))).await;
+    // Trusts the right CA, but its own certificate comes from another one.
+    let intruder = cluster.start("intruder", "auth", &[first.port], &strs(&rogue.flags("intruder", &ca))).await;
+    first.app.add_user("ops@example.com", true);
+    let admin = first.app.login("ops@example.com", PASSWORD).await;
+    wait_connected(&first.app, &admin, &["tls-b"]).await;
+    // Its TLS handshake fails, or the session closes before it authenticates: refused either way.
+    let series = |event: &str| format!("mp3c_cluster_session_events_total{{event=\"{event}\"");
+    let (unauthenticated, undialled) = (series("auth_failed"), series("dial_failed"));
+    eventually(Duration::from_secs(20), "the intruder's tries to be refused", || async {
+        let refused = intruder.app.metric(&unauthenticated).await + intruder.app.metric(&undialled).await;
+        (refused >= 2.0).then_some(())
+    })
+    .await;
+    let view = cluster_view(&first.app, &admin).await;
+    assert_eq!(state_of(&view, "intruder"), None, "{view}");
+    // The gauges are refreshed every 5 s.
+    eventually(Duration::from_secs(15), "tls-a's and tls-b's auth actors, and no third", || async {
+        (first.app.metric("mp3c_cluster_group_members{group=\"auth\"").await == 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(state_of(&cluster_view(&first.app, &admin).await, "intruder"), None);
+    let _ = second;
+}
