@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app::Application;
+use crate::client::ApiClient;
 use crate::config::{Config, Profile, Settings};
 use crate::security::password;
 use crate::storage::{StorageError, User, cluster, embedded};
@@ -33,6 +34,22 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Look at a cluster of nodes.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Every node as the gateway at --server sees it, as a table (admins; the token comes from
+    /// MP3C_TOKEN, else a login asks for the email and password).
+    Status {
+        /// The gateway's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, env = "MP3C_SERVER")]
+        server: url::Url,
     },
 }
 
@@ -71,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User { command: UserCommand::Add { email, admin, password_stdin: _, settings } } => {
             add_user(&settings, &email, admin).await
         }
+        Command::Cluster { command: ClusterCommand::Status { server } } => cluster_status(server).await,
     }
 }
 
@@ -123,4 +141,45 @@ fn read_password() -> anyhow::Result<String> {
         "the password must be at least {MIN_PASSWORD_CHARS} characters"
     );
     Ok(password)
+}
+
+async fn cluster_status(server: url::Url) -> anyhow::Result<()> {
+    let client = ApiClient::connect(server).await?;
+    let view = client.get_json("/cluster").await?;
+    print!("{}", cluster_table(&view));
+    Ok(())
+}
+
+/// `/cluster` as a table: one line per node.
+fn cluster_table(view: &serde_json::Value) -> String {
+    let mut rows =
+        vec![["NODE", "STATE", "ROLES", "VERSION", "UPTIME", "CONVERTING", "DONE", "FAILED"].map(String::from)];
+    for node in view["nodes"].as_array().into_iter().flatten() {
+        let status = &node["status"];
+        let text = |value: &serde_json::Value| value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+        let state = match node["since"].as_str() {
+            Some(since) => format!("{} since {since}", text(&node["state"])),
+            None => text(&node["state"]),
+        };
+        let roles = status["roles"].as_array().or(node["roles"].as_array()).into_iter().flatten();
+        let roles: Vec<String> = roles.map(text).collect();
+        let dash = |value: &serde_json::Value| if value.is_null() { "-".to_owned() } else { text(value) };
+        rows.push([
+            text(&node["node"]),
+            state,
+            roles.join(","),
+            dash(&status["version"]),
+            status["uptime_seconds"].as_u64().map_or_else(|| "-".to_owned(), |s| format!("{s}s")),
+            status["converting"].as_array().map_or_else(|| "-".to_owned(), |held| held.len().to_string()),
+            dash(&status["jobs_done"]),
+            dash(&status["jobs_failed"]),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+            format!("{}\n", cells.join("  ").trim_end())
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@
 //! ## Layout
 //!
 //! - [`cli`], [`app`], [`config`], [`telemetry`]: the command line, building and running a node,
-//!   layered configuration, logging.
+//!   layered configuration, logging; [`client`]: the command line's client of the HTTP API.
 //! - [`cluster`]: the actor cluster across nodes (membership, what crosses nodes).
 //! - [`actors`]: the supervisor and its children; [`actors::worker`] is the queue consumer that
 //!   converters, the notifiers and the dead-letter workers share, [`actors::periodic`] the timer
@@ -37,6 +37,7 @@
 pub mod actors;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod http;

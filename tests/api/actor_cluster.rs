@@ -116,6 +116,19 @@ async fn three_nodes_convert_a_job_with_auth_and_work_on_other_nodes() {
     // A non-admin may not see the cluster.
     let forbidden = gateway.app.client.get(gateway.app.url("/cluster")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(forbidden.status(), 403);
+
+    // The same as a table on the command line.
+    let output = std::process::Command::new(crate::helpers::binary())
+        .args(["cluster", "status", "--server", &gateway.app.url("")])
+        .env("MP3C_TOKEN", &admin)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{table}{}", String::from_utf8_lossy(&output.stderr));
+    let line = |node: &str| table.lines().find(|line| line.starts_with(node)).unwrap_or_default().to_owned();
+    assert!(line("gateway-1").contains("self"), "{table}");
+    assert!(line("auth-1").contains("connected") && line("auth-1").contains("auth"), "{table}");
+    assert!(line("worker-1").contains("converter,notifier"), "{table}");
 }
 
 #[tokio::test]
