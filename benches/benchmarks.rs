@@ -11,10 +11,13 @@
 //!    the service's peak RSS against its idle RSS.
 //! 7. outage recovery: in the cluster profile, the time from MongoDB (or RabbitMQ) being back
 //!    after a 15 s outage to the first job done, against a job's latency on the healthy service.
+//! 8. scaling: 4 jobs of 8 minutes of audio converted by two converter nodes (one core each)
+//!    against one; and logins through an auth actor on another node against one on the same
+//!    node, with a status call for the bare round trip.
 //!
 //! Run with `scripts/bench` (it starts the test servers the cluster rows need), or
 //! `scripts/bench GROUP...` for some of them (`conversion`, `pipeline`, `gridfs`, `token`,
-//! `memory`, `login`, `recovery`); results are kept in BENCHMARKS.md. Under `cargo test` this
+//! `memory`, `login`, `recovery`, `scaling`); results are kept in BENCHMARKS.md. Under `cargo test` this
 //! binary only says how to run it.
 
 #[allow(dead_code)]
@@ -61,6 +64,9 @@ fn main() {
     }
     if wanted("recovery") {
         rows.extend(runtime.block_on(outage_recovery()));
+    }
+    if wanted("scaling") {
+        rows.extend(runtime.block_on(scaling()));
     }
     println!("\n| benchmark | ours | baseline | ratio | target |\n|---|---|---|---|---|");
     for row in rows {
@@ -596,5 +602,183 @@ async fn outage_recovery() -> Vec<Row> {
             target: "",
         });
     }
+    rows
+}
+
+/// The flags of one node of an actor cluster on the given backends, listening on `port`.
+fn cluster_node(backends: &[String], name: &str, roles: &str, port: u16, seeds: &[u16], cookie: &Path) -> Vec<String> {
+    let listen = format!("127.0.0.1:{port}");
+    let seeds: Vec<String> = seeds.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut flags = backends.to_vec();
+    for (flag, value) in [
+        ("--node-name", name.to_owned()),
+        ("--roles", roles.to_owned()),
+        ("--cluster-listen", listen.clone()),
+        ("--cluster-advertise", listen),
+        ("--cluster-cookie-file", cookie.to_string_lossy().into_owned()),
+        ("--address-logins-per-minute", "100000".to_owned()),
+        ("--address-login-burst", "100000".to_owned()),
+    ] {
+        flags.extend([flag.to_owned(), value]);
+    }
+    if !seeds.is_empty() {
+        flags.extend(["--cluster-seeds".to_owned(), seeds.join(",")]);
+    }
+    flags
+}
+
+fn strs(flags: &[String]) -> Vec<&str> {
+    flags.iter().map(String::as_str).collect()
+}
+
+/// Pins every thread of process `pid` to `core`.
+fn pin(pid: u32, core: usize) {
+    let status = Command::new("taskset").args(["-a", "-c", "-p", &core.to_string(), &pid.to_string()]).output();
+    assert!(status.is_ok_and(|s| s.status.success()), "taskset pins the converter node");
+}
+
+/// Seconds for `nodes` converter nodes (one converter each, each on its own core) to convert
+/// `jobs`, uploaded beforehand.
+async fn converted_by(backends: &[String], nodes: usize) -> f64 {
+    let cookie = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cookie.path(), "a benchmark cookie").unwrap();
+    let gateway_port = servers::free_port();
+    let gateway_flags = cluster_node(backends, "gateway", "gateway,auth,notifier", gateway_port, &[], cookie.path());
+    let gateway = TestApp::spawn_with(&strs(&gateway_flags)).await;
+    let token = gateway.user_token("scaling@example.com", false).await;
+    let input = fixture("eight-minutes-audio.mp4");
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        jobs.push(gateway.submit(&token, &input).await);
+    }
+    let started = Instant::now();
+    let mut converters = Vec::new();
+    for n in 0..nodes {
+        let flags = cluster_node(
+            backends,
+            &format!("converter-{n}"),
+            "converter",
+            servers::free_port(),
+            &[gateway_port],
+            cookie.path(),
+        );
+        let node = TestApp::spawn_with(&strs(&[flags, vec!["--converters".to_owned(), "1".to_owned()]].concat())).await;
+        pin(node.pid(), n);
+        converters.push(node);
+    }
+    for job in &jobs {
+        let done = helpers::eventually(Duration::from_secs(600), "the job", || async {
+            let job = gateway.job(&token, job).await;
+            (job["state"] == "done").then_some(())
+        });
+        done.await;
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// Latencies (s, sorted) of `count` requests made by `request`.
+async fn latencies<F, Fut>(count: usize, mut request: F) -> Vec<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut all = Vec::new();
+    for _ in 0..count {
+        let started = Instant::now();
+        request().await;
+        all.push(started.elapsed().as_secs_f64());
+    }
+    all.sort_by(f64::total_cmp);
+    all
+}
+
+fn p50_p99(sorted: &[f64]) -> String {
+    format!("p50 {:.1} ms, p99 {:.1} ms", percentile(sorted, 0.5) * 1000.0, percentile(sorted, 0.99) * 1000.0)
+}
+
+/// Logins and status calls through a gateway with its own auth actor, and through one whose
+/// auth actor is on another node.
+async fn remote_login(backends: &[String]) -> Vec<Row> {
+    let cookie = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cookie.path(), "a benchmark cookie").unwrap();
+    let (auth_port, local_port, remote_port) = (servers::free_port(), servers::free_port(), servers::free_port());
+    let _auth =
+        TestApp::spawn_with(&strs(&cluster_node(backends, "auth", "auth", auth_port, &[], cookie.path()))).await;
+    let local = TestApp::spawn_with(&strs(&cluster_node(
+        backends,
+        "local",
+        "gateway,auth",
+        local_port,
+        &[auth_port],
+        cookie.path(),
+    )))
+    .await;
+    let remote = TestApp::spawn_with(&strs(&cluster_node(
+        backends,
+        "remote",
+        "gateway",
+        remote_port,
+        &[auth_port],
+        cookie.path(),
+    )))
+    .await;
+    local.add_user("ops@example.com", true);
+    let admin = local.login("ops@example.com", PASSWORD).await;
+    helpers::eventually(Duration::from_secs(30), "the remote gateway's first login", || async {
+        let response =
+            remote.client.post(remote.url("/login")).basic_auth("ops@example.com", Some(PASSWORD)).send().await;
+        response.ok().filter(|r| r.status() == 200).map(drop)
+    })
+    .await;
+    let login = |app: &TestApp| {
+        let request = app.client.post(app.url("/login")).basic_auth("ops@example.com", Some(PASSWORD));
+        async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+    };
+    let (through_local, through_remote) =
+        (latencies(50, || login(&local)).await, latencies(50, || login(&remote)).await);
+    // `/cluster` on the remote gateway makes one status call to each of its two peers.
+    let status = |app: &TestApp| {
+        let request = app.client.get(app.url("/cluster")).bearer_auth(admin.clone());
+        async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+    };
+    let alone = TestApp::spawn().await;
+    let alone_admin = alone.user_token("ops@example.com", true).await;
+    let without_peers = latencies(50, || {
+        let request = alone.client.get(alone.url("/cluster")).bearer_auth(alone_admin.clone());
+        async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+    })
+    .await;
+    let with_peers = latencies(50, || status(&remote)).await;
+    vec![
+        Row {
+            name: "login through an auth actor on another node (50 logins)",
+            ours: p50_p99(&through_remote),
+            baseline: format!("{} (auth on the same node)", p50_p99(&through_local)),
+            ratio: format!("{:.2}", percentile(&through_remote, 0.5) / percentile(&through_local, 0.5)),
+            target: "",
+        },
+        Row {
+            name: "GET /cluster: status calls to 2 peers (the bare round trip)",
+            ours: p50_p99(&with_peers),
+            baseline: format!("{} (no peers)", p50_p99(&without_peers)),
+            ratio: format!("{:.2}", percentile(&with_peers, 0.5) / percentile(&without_peers, 0.5)),
+            target: "",
+        },
+    ]
+}
+
+async fn scaling() -> Vec<Row> {
+    let mongo = servers::OwnMongo::start().await;
+    // Each run on a database and virtual host of its own.
+    let one = converted_by(&cluster_args_with(&mongo.url()).await, 1).await;
+    let two = converted_by(&cluster_args_with(&mongo.url()).await, 2).await;
+    let mut rows = vec![Row {
+        name: "horizontal scaling: 4 x 8 min of audio, 2 converter nodes (1 core each) against 1",
+        ours: format!("{:.1} s", two),
+        baseline: format!("{:.1} s (1 node)", one),
+        ratio: format!("{:.2}", one / two),
+        target: ">= 1.8",
+    }];
+    rows.extend(remote_login(&cluster_args_with(&mongo.url()).await).await);
     rows
 }
