@@ -160,6 +160,8 @@ struct Session {
     last_pong: Instant,
     last_ping: Option<Instant>,
     pinging: bool,
+    /// Set once the session is ready (actor lists and groups exchanged).
+    ready: bool,
     greeting: bool,
 }
 
@@ -334,6 +336,7 @@ impl MembershipState {
                     last_pong: Instant::now(),
                     last_ping: None,
                     pinging: false,
+                    ready: false,
                     greeting: false,
                 };
                 self.sessions.insert(node_id, session);
@@ -347,6 +350,7 @@ impl MembershipState {
             SessionEvent::Ready => {
                 if let Some(session) = self.sessions.get_mut(&node_id) {
                     session.authenticated = true;
+                    session.ready = true;
                     session.last_pong = Instant::now();
                     session.info = info;
                 }
@@ -432,9 +436,15 @@ impl MembershipState {
         }
     }
 
-    /// Pings every greeted peer that is due, and cuts off those that stopped answering.
+    /// Pings every greeted peer that is due, cuts off those that stopped answering, and greets
+    /// again a ready peer whose greeting failed.
     fn heartbeat(&mut self, myself: &ActorRef<MembershipMsg>) {
         let now = Instant::now();
+        let ungreeted: Vec<u64> =
+            self.sessions.iter().filter(|(_, s)| s.ready && s.hello.is_none()).map(|(id, _)| *id).collect();
+        for node_id in ungreeted {
+            self.greet(myself, node_id);
+        }
         let mut dead = Vec::new();
         for (node_id, session) in &mut self.sessions {
             if session.hello.is_none() {

@@ -369,3 +369,25 @@ async fn with_mutual_tls_the_cluster_forms_and_a_node_without_a_ca_certificate_i
     assert_eq!(state_of(&cluster_view(&first.app, &admin).await, "intruder"), None);
     let _ = second;
 }
+
+#[tokio::test]
+async fn cluster_nodes_share_a_data_folder_and_each_keeps_its_own_scratch() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let first = cluster.start("one", "gateway,auth", &[], &[]).await;
+    let port = free_port();
+    let second =
+        TestApp::spawn_beside(&first.app, &strs(&cluster.node_flags("two", "converter", port, &[first.port], &[])))
+            .await;
+    for app in [&first.app, &second] {
+        let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+    }
+    let scratch: Vec<String> = std::fs::read_dir(first.app.data_dir.join("scratch"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(scratch.len(), 2, "one scratch folder per process: {scratch:?}");
+    assert!(scratch.contains(&first.app.pid().to_string()) && scratch.contains(&second.pid().to_string()));
+}

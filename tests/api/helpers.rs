@@ -229,6 +229,15 @@ impl TestApp {
         TestApp { address, data_dir, process, _dir: Some(dir), extra_args, client: reqwest::Client::new() }
     }
 
+    /// Starts another process on `other`'s data folder (which stays `other`'s to remove).
+    #[allow(dead_code)] // for the actor cluster's tests
+    pub async fn spawn_beside(other: &TestApp, args: &[&str]) -> TestApp {
+        let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (process, address) = start(&other.data_dir, &extra_args);
+        let data_dir = other.data_dir.clone();
+        TestApp { address, data_dir, process, _dir: None, extra_args, client: reqwest::Client::new() }
+    }
+
     /// Kills the process without warning (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.process.kill();
