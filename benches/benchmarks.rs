@@ -651,7 +651,6 @@ async fn converted_by(backends: &[String], nodes: usize) -> f64 {
     for _ in 0..4 {
         jobs.push(gateway.submit(&token, &input).await);
     }
-    let started = Instant::now();
     let mut converters = Vec::new();
     for n in 0..nodes {
         let flags = cluster_node(
@@ -666,6 +665,13 @@ async fn converted_by(backends: &[String], nodes: usize) -> f64 {
         pin(node.pid(), n);
         converters.push(node);
     }
+    // From the first conversion on: the nodes' start-up is not conversion work.
+    helpers::eventually(Duration::from_secs(60), "a first conversion", || async {
+        let listing = gateway.get_json(&token, "/jobs?limit=10").await;
+        listing["jobs"].as_array().unwrap().iter().any(|job| job["state"] != "queued").then_some(())
+    })
+    .await;
+    let started = Instant::now();
     for job in &jobs {
         let done = helpers::eventually(Duration::from_secs(600), "the job", || async {
             let job = gateway.job(&token, job).await;
