@@ -18,6 +18,7 @@ use crate::actors::NodeContext;
 use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::config::{Config, Profile, Secret};
 use crate::http::limits::GatewayLimits;
+use crate::job_events::JobSubscribers;
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -58,7 +59,18 @@ impl Application {
 
         let limits = GatewayLimits::new(&config);
         let shutdown = CancellationToken::new();
-        let ctx = Arc::new(NodeContext { config, backends, tokens, mailer, metrics, transcode, limits, shutdown });
+        let job_events = Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone()));
+        let ctx = Arc::new(NodeContext {
+            config,
+            backends,
+            tokens,
+            mailer,
+            metrics,
+            transcode,
+            limits,
+            job_events,
+            shutdown,
+        });
         let args = SupervisorArgs { ctx: ctx.clone(), listener: Arc::new(listener) };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await

@@ -42,6 +42,8 @@ pub struct Metrics {
     outage_retries: IntCounter,
     notifications_overdue: IntGauge,
     backend_up: IntGaugeVec,
+    /// Clients following a job's live events on this node.
+    pub job_event_subscribers: IntGauge,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
@@ -224,6 +226,11 @@ impl Metrics {
             backend_up: register(
                 r,
                 IntGaugeVec::new(Opts::new("mp3c_backend_up", "1 while a backend answers, else 0."), &["backend"])
+                    .unwrap(),
+            ),
+            job_event_subscribers: register(
+                r,
+                IntGauge::new("mp3c_job_event_subscribers", "Clients following a job's live events on this node.")
                     .unwrap(),
             ),
             registry,

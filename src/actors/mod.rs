@@ -7,7 +7,8 @@
 //!   (HTTP server)  (logins, JWT)  (video queue ->    notifier-failures   (video.dlq -> job
 //!                                  MP3 -> mp3 or      (mp3, failures ->   failed; mp3.dlq,
 //!                                  failures queue)     email)              failures.dlq -> back)
-//!        sweeper (lost messages again), gauges (store-backed gauges every 5 s)
+//!        sweeper (lost messages again), gauges (store-backed gauges every 5 s),
+//!        job-events (gateway nodes: live job events from every converter, to the clients)
 //! ```
 //!
 //! Actors talk to backends only through the traits in [`crate::storage`] and pass ids, never
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod converter;
 pub mod dead_letters;
+pub mod event_hub;
 pub mod gateway;
 pub mod gauges;
 pub mod notifier;
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::limits::GatewayLimits;
+use crate::job_events::JobSubscribers;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -50,6 +53,8 @@ pub const GATEWAY: &str = "gateway";
 pub const SWEEPER: &str = "sweeper";
 /// Registered name of the gauge refresher.
 pub const GAUGES: &str = "gauges";
+/// Registered name of the job-event hub.
+pub const EVENT_HUB: &str = "job-events";
 
 /// Registered name of the `n`th converter actor (from 1).
 pub fn converter_name(n: u32) -> String {
@@ -73,6 +78,9 @@ pub struct NodeContext {
     /// What the gateway admits (login rates, uploads in progress); node-wide, so that a
     /// restarted gateway does not forget who was being held back.
     pub limits: GatewayLimits,
+    /// The clients following jobs on this node (`GET /jobs/{id}/events`); node-wide, so that
+    /// they outlive a restart of the hub that feeds them.
+    pub job_events: Arc<JobSubscribers>,
     /// Cancelled once when the node starts shutting down; every task watches it.
     pub shutdown: CancellationToken,
 }

@@ -1,7 +1,7 @@
 //! The node supervisor: starts every actor of the node linked to itself, restarts a child that
 //! fails (or stops when nobody asked it to) after a backoff, and escalates by stopping the node
 //! when restarts exceed the intensity limit. Stopping the supervisor stops its children in
-//! order: the gateway first (no new work comes in), then the workers (they finish or release
+//! order: the gateway and its job-event hub first (no new work or events come in), then the workers (they finish or release
 //! what they hold), then auth.
 
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use super::auth::AuthActor;
 use super::converter::Converter;
 use super::dead_letters::{DeadNotices, DeadVideos};
+use super::event_hub::EventHub;
 use super::gateway::{GatewayActor, GatewayArgs};
 use super::gauges::Gauges;
 use super::notifier::Notifier;
@@ -22,7 +23,7 @@ use super::periodic::{Periodic, PeriodicActor};
 use super::restart::{Decision, RestartHistory, RestartPolicy};
 use super::sweeper::Sweeper;
 use super::worker::{Worker, WorkerActor};
-use super::{AUTH, GATEWAY, GAUGES, NodeContext, SWEEPER, converter_name};
+use super::{AUTH, EVENT_HUB, GATEWAY, GAUGES, NodeContext, SWEEPER, converter_name};
 use crate::config::Role;
 use crate::storage::Queue;
 
@@ -38,6 +39,8 @@ pub enum Child {
     DeadLetters(Queue),
     Sweeper,
     Gauges,
+    /// The job-event hub of a gateway node.
+    EventHub,
 }
 
 impl Child {
@@ -51,6 +54,7 @@ impl Child {
             Child::DeadLetters(queue) => format!("dead-letters-{}", queue.work().name()),
             Child::Sweeper => SWEEPER.to_owned(),
             Child::Gauges => GAUGES.to_owned(),
+            Child::EventHub => EVENT_HUB.to_owned(),
         }
     }
 
@@ -104,6 +108,7 @@ impl NodeSupervisor {
             Child::DeadLetters(queue) => spawn_worker::<DeadNotices>(child, queue, ctx, supervisor).await?,
             Child::Sweeper => spawn_periodic::<Sweeper>(child, ctx, supervisor).await?,
             Child::Gauges => spawn_periodic::<Gauges>(child, ctx, supervisor).await?,
+            Child::EventHub => Actor::spawn_linked(name, EventHub, ctx, supervisor).await?.0.get_cell(),
         };
         state.running.insert(cell.get_id(), (child, cell));
         Ok(())
@@ -204,6 +209,9 @@ impl Actor for NodeSupervisor {
             children.extend((1..=converters).map(Child::Converter));
             children.extend([Child::DeadLetters(Queue::VideoDead), Child::Sweeper]);
         }
+        if has(Role::Gateway) {
+            children.push(Child::EventHub);
+        }
         children.extend([Child::Gauges, Child::Gateway]);
         for child in children {
             self.start(&myself, &mut state, child).await?;
@@ -255,7 +263,7 @@ impl Actor for NodeSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         state.args.ctx.shutdown.cancel();
-        self.stop_children(state, |child| child == Child::Gateway).await;
+        self.stop_children(state, |child| matches!(child, Child::Gateway | Child::EventHub)).await;
         self.stop_children(state, Child::is_worker).await;
         self.stop_children(state, |child| matches!(child, Child::Auth | Child::Gauges)).await;
         Ok(())
