@@ -1,6 +1,7 @@
 //! Request handlers, one module per group of routes.
 
 pub mod download;
+pub mod events;
 pub mod jobs;
 pub mod ops;
 pub mod session;
