@@ -83,6 +83,25 @@ fn make_fixture(name: &str, out: &Path) {
             .concat(),
             out,
         ),
+        // Ten minutes of stereo audio: a conversion that takes seconds even on a fast machine
+        // (about 0.4 CPU-seconds per minute of media at the least).
+        "ten-minutes.m4a" => ffmpeg(
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "anoisesrc=color=pink:sample_rate=44100:duration=600",
+                "-ac",
+                "2",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "96k",
+                "-f",
+                "mp4",
+            ],
+            out,
+        ),
         // Video only.
         "silent.mp4" => ffmpeg(&[&VIDEO[..], &["-t", "3"], &H264[..], &["-f", "mp4"]].concat(), out),
         // Index at the end, cut in half: the index is gone.

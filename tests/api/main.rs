@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod cluster;
+mod events;
 mod faults;
 mod flow;
 mod helpers;
