@@ -8,7 +8,8 @@
 //! older than one it sent ([`Cursor`]). Every [`KEEP_ALIVE`] it sends a comment, so that
 //! proxies keep an idle stream open, and reads the record again: that catches up on events lost
 //! on the way (a hub restarting, a peer lost, a client that fell behind) and ends the stream of
-//! a job deleted meanwhile. It ends when the node shuts down.
+//! a job deleted meanwhile. It ends when the server stops (node shutdown, or its gateway
+//! stopping), so that draining the server never waits for it.
 //!
 //! Each event is `event: <state>` and `data: <the event as JSON>` ([`JobEvent`]).
 
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::jobs::{caller_and_job_id, visible};
 use crate::actors::NodeContext;
+use crate::http::ServerStop;
 use crate::http::error::ApiError;
 use crate::http::response::Response;
 use crate::ids::Id;
@@ -38,6 +40,8 @@ const KEEP_ALIVE_COMMENT: &str = ": keep-alive\n\n";
 
 pub async fn follow(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let (claims, job_id) = caller_and_job_id(ctx, &request)?;
+    let ServerStop(stop) =
+        request.extensions().get::<ServerStop>().cloned().ok_or_else(|| ApiError::internal("no server stop signal"))?;
     let subscription = ctx.job_events.subscribe(job_id).map_err(|full| ApiError::busy(full.to_string()))?;
     let job = visible(ctx.backends.jobs.get(job_id).await?, &claims)?;
     let first = JobEvent::of(&job);
@@ -46,7 +50,7 @@ pub async fn follow(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
         job_id,
         subscription,
         jobs: ctx.backends.jobs.clone(),
-        shutdown: ctx.shutdown.clone(),
+        stop,
         cursor: Cursor::at(&first),
         keep_alive,
         first: Some(first),
@@ -61,8 +65,8 @@ struct Follower {
     subscription: Subscription,
     /// Where the record is read again on every keep-alive and after missed events.
     jobs: Arc<dyn JobStore>,
-    /// The node's: the stream ends when it is cancelled.
-    shutdown: CancellationToken,
+    /// The server's: the stream ends when it is cancelled.
+    stop: CancellationToken,
     /// The last event sent.
     cursor: Cursor,
     keep_alive: Interval,
@@ -74,7 +78,7 @@ struct Follower {
 
 /// What the follower woke up for.
 enum Wakeup {
-    Shutdown,
+    Stop,
     Received(Received),
     KeepAlive,
 }
@@ -106,7 +110,7 @@ impl Follower {
                 return None;
             }
             let (comment, update) = match self.wake().await {
-                Wakeup::Shutdown => return None,
+                Wakeup::Stop => return None,
                 Wakeup::Received(Received::Event(event)) => (None, Update::Event((*event).clone())),
                 Wakeup::Received(Received::Missed) => (None, self.read_record().await),
                 Wakeup::KeepAlive => (Some(KEEP_ALIVE_COMMENT), self.read_record().await),
@@ -125,7 +129,7 @@ impl Follower {
 
     async fn wake(&mut self) -> Wakeup {
         tokio::select! {
-            () = self.shutdown.cancelled() => Wakeup::Shutdown,
+            () = self.stop.cancelled() => Wakeup::Stop,
             received = self.subscription.recv() => Wakeup::Received(received),
             _ = self.keep_alive.tick() => Wakeup::KeepAlive,
         }
