@@ -7,9 +7,11 @@
 //!
 //! This is blocking, CPU-bound code: run it on a blocking thread. It stops early when its
 //! [`StopSignal`] says so (time limit or shutdown), also while FFmpeg is inside a blocking
-//! read, and reports its progress through the same signal (the media time read so far). The source must be a seekable file: through a non-seekable stream an MP4 whose index
+//! read. The source must be a seekable file: through a non-seekable stream an MP4 whose index
 //! sits at the end makes FFmpeg retry forever, which is also why packets are read one by one
 //! with a cap on consecutive errors instead of through FFmpeg's packet iterator.
+//!
+//! It reports its progress through the same signal: the media time read so far.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! The node supervisor: starts every actor of the node linked to itself, restarts a child that
 //! fails (or stops when nobody asked it to) after a backoff, and escalates by stopping the node
 //! when restarts exceed the intensity limit. Stopping the supervisor stops its children in
-//! order: the gateway and its job-event hub first (no new work or events come in), then the workers (they finish or release
-//! what they hold), then auth.
+//! order: the gateway and the job-event hub first (no new work or events come in), then the
+//! workers (they finish or release what they hold), then auth.
 
 use std::collections::HashMap;
 use std::sync::Arc;
