@@ -200,6 +200,25 @@ async fn a_failed_job_ends_its_stream_with_failed_and_the_reason() {
 }
 
 #[tokio::test]
+async fn a_job_given_back_to_the_queue_is_followed_through_every_attempt() {
+    // Each attempt outlasts its time limit: given back counted, taken again, then failed.
+    let limits = ["--conversion-timeout-seconds", "1", "--max-attempts", "2"];
+    let app = TestApp::spawn_with(&[&SLOW[..], &limits[..]].concat()).await;
+    let token = app.user_token("timed-out@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    let events = EventStream::open(&app, &token, &job_id).await.rest().await;
+    assert_well_formed(&events, &job_id);
+    let states: Vec<&str> = events.iter().map(|event| event.name.as_str()).collect();
+    let mut changes = states.clone();
+    changes.dedup();
+    assert!(changes.ends_with(&["converting", "queued", "converting", "failed"]), "{states:?}");
+    let queued = events.iter().rfind(|event| event.name == "queued").unwrap();
+    assert!(queued.data["error"].as_str().unwrap().contains("time limit"), "why it was given back: {queued:?}");
+    let failed = events.last().unwrap();
+    assert!(failed.data["error"].as_str().unwrap().contains("attempt 2 of 2"), "{failed:?}");
+}
+
+#[tokio::test]
 async fn a_stream_ends_cleanly_at_shutdown_and_a_restarted_gateway_starts_with_the_current_state() {
     let grace = ["--shutdown-grace-seconds", "1"];
     let mut app =
