@@ -20,6 +20,7 @@ use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::cluster::protocol::groups;
 use crate::config::{Config, Profile, Secret};
 use crate::http::limits::GatewayLimits;
+use crate::job_events::JobSubscribers;
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -63,6 +64,7 @@ impl Application {
 
         let limits = GatewayLimits::new(&config);
         let cluster = crate::cluster::node::start(&config).await?;
+        let job_events = Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone()));
         let ctx = Arc::new(NodeContext {
             config,
             backends,
@@ -71,6 +73,7 @@ impl Application {
             metrics,
             transcode,
             limits,
+            job_events,
             shutdown: CancellationToken::new(),
             drain: CancellationToken::new(),
             started: std::time::Instant::now(),

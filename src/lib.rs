@@ -21,6 +21,7 @@
 //! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries.
 //! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
 //!   tokens, rate limits and owner-only files.
+//! - [`job_events`]: live job events, from the converters to the clients following a job.
 //! - [`mailer`], [`messages`], [`metrics`], [`ids`]: email, queue messages, Prometheus
 //!   metrics, ObjectId-form identifiers.
 //!
@@ -42,6 +43,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod ids;
+pub mod job_events;
 pub mod mailer;
 pub mod messages;
 pub mod metrics;

@@ -46,6 +46,8 @@ pub struct Metrics {
     cluster_session_events: IntCounterVec,
     pub cluster_rpc_seconds: HistogramVec,
     cluster_group_members: IntGaugeVec,
+    /// Clients following a job's live events on this node.
+    pub job_event_subscribers: IntGauge,
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
@@ -260,6 +262,11 @@ impl Metrics {
                     &["group"],
                 )
                 .unwrap(),
+            ),
+            job_event_subscribers: register(
+                r,
+                IntGauge::new("mp3c_job_event_subscribers", "Clients following a job's live events on this node.")
+                    .unwrap(),
             ),
             registry,
         }

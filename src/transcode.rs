@@ -10,11 +10,13 @@
 //! read. The source must be a seekable file: through a non-seekable stream an MP4 whose index
 //! sits at the end makes FFmpeg retry forever, which is also why packets are read one by one
 //! with a cap on consecutive errors instead of through FFmpeg's packet iterator.
+//!
+//! It reports its progress through the same signal: the media time read so far.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
 use ffmpeg::software::resampling;
@@ -70,16 +72,33 @@ impl TranscodeError {
     }
 }
 
-/// Tells a running conversion to stop: at its deadline, or when cancelled.
+/// Tells a running conversion to stop: at its deadline, or when cancelled. It also carries the
+/// conversion's progress back, since the conversion checks it all along anyway.
 #[derive(Clone, Debug)]
 pub struct StopSignal {
     deadline: Instant,
     cancelled: Arc<AtomicBool>,
+    /// The fraction of the input's media time read so far, in [`PROGRESS_SCALE`] units; it only
+    /// grows (stays 0 when the input does not say how long it is).
+    done: Arc<AtomicU32>,
 }
+
+/// Steps of [`StopSignal`]'s progress from nothing to all.
+const PROGRESS_SCALE: f64 = 10_000.0;
 
 impl StopSignal {
     pub fn new(deadline: Instant) -> Self {
-        StopSignal { deadline, cancelled: Arc::new(AtomicBool::new(false)) }
+        StopSignal { deadline, cancelled: Arc::new(AtomicBool::new(false)), done: Arc::new(AtomicU32::new(0)) }
+    }
+
+    /// Records that `fraction` (0 to 1) of the input is read, unless more was reported before.
+    pub fn report_done(&self, fraction: f64) {
+        self.done.fetch_max((fraction.clamp(0.0, 1.0) * PROGRESS_SCALE) as u32, Ordering::Relaxed);
+    }
+
+    /// The fraction (0 to 1) of the input read so far.
+    pub fn fraction_done(&self) -> f64 {
+        f64::from(self.done.load(Ordering::Relaxed)) / PROGRESS_SCALE
     }
 
     pub fn cancel(&self) {
@@ -124,6 +143,7 @@ pub fn transcode(
         .map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))?;
     let audio = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?;
     let audio_index = audio.index();
+    let clock = ProgressClock::of(&ictx, &audio);
     let mut decoder = codec::context::Context::from_parameters(audio.parameters())
         .and_then(|context| context.decoder().audio())
         .map_err(|e| TranscodeError::Undecodable(e.to_string()))?;
@@ -150,6 +170,9 @@ pub fn transcode(
         if packet.stream() != audio_index {
             continue;
         }
+        if let Some(fraction) = clock.fraction(packet.pts()) {
+            stop.report_done(fraction);
+        }
         if decoder.send_packet(&packet).is_err() {
             undecodable += 1;
             if undecodable > MAX_UNDECODABLE_PACKETS {
@@ -163,6 +186,32 @@ pub fn transcode(
     let _ = decoder.send_eof();
     sink.take_decoded(&mut decoder)?;
     sink.finish()
+}
+
+/// Turns an audio packet's timestamp into the fraction of the input's media time it reaches.
+struct ProgressClock {
+    /// The audio stream's first timestamp, and seconds per timestamp unit.
+    start: i64,
+    seconds_per_unit: f64,
+    /// The media time: the audio stream's, else the container's; None when neither tells.
+    duration: Option<f64>,
+}
+
+impl ProgressClock {
+    fn of(ictx: &format::context::Input, audio: &format::stream::Stream) -> ProgressClock {
+        let seconds_per_unit = f64::from(audio.time_base());
+        let stream = (audio.duration() > 0).then(|| audio.duration() as f64 * seconds_per_unit);
+        let container = (ictx.duration() > 0).then(|| ictx.duration() as f64 * f64::from(ffmpeg::rescale::TIME_BASE));
+        // Unknown timestamps are AV_NOPTS_VALUE, the most negative i64.
+        let start = audio.start_time().max(0);
+        ProgressClock { start, seconds_per_unit, duration: stream.or(container).filter(|d| *d > 0.0) }
+    }
+
+    /// How far a packet at `pts` is into the media, if both are known.
+    fn fraction(&self, pts: Option<i64>) -> Option<f64> {
+        let seconds = pts?.saturating_sub(self.start) as f64 * self.seconds_per_unit;
+        Some((seconds / self.duration?).clamp(0.0, 1.0))
+    }
 }
 
 /// Tells the demuxer to drop every stream but `keep`, so their packets are never even read
@@ -424,5 +473,26 @@ impl SampleQueue {
             plane.drain(..bytes);
         }
         Some(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_the_media_time_read_and_only_grows() {
+        let clock = ProgressClock { start: 1_000, seconds_per_unit: 0.001, duration: Some(10.0) };
+        assert_eq!(clock.fraction(Some(6_000)), Some(0.5));
+        assert_eq!(clock.fraction(Some(500)), Some(0.0), "before the first timestamp");
+        assert_eq!(clock.fraction(Some(99_000)), Some(1.0));
+        assert_eq!(clock.fraction(None), None);
+        assert_eq!(ProgressClock { duration: None, ..clock }.fraction(Some(6_000)), None);
+
+        let stop = StopSignal::new(Instant::now());
+        assert_eq!(stop.fraction_done(), 0.0);
+        stop.clone().report_done(0.5);
+        stop.report_done(0.25);
+        assert_eq!(stop.fraction_done(), 0.5, "a packet out of order does not move it back");
     }
 }

@@ -19,6 +19,9 @@
 //! Storing the finished MP3 and the final write wait out an outage (until the node stops)
 //! rather than throw the conversion away; every write is checked against its lost answers
 //! ([`super::record`]).
+//!
+//! Every change it writes (taken, given back, done, failed), and the progress of the
+//! conversion once a second, goes out as a live job event to the gateways ([`crate::job_events`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +35,7 @@ use super::NodeContext;
 use super::record::{Outcome, Written, patiently, write, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode, outage_backoff};
 use crate::ids::Id;
+use crate::job_events::{self, JobEvent};
 use crate::messages::{JobMessage, SeedUpload, VideoNotice};
 use crate::storage::{BlobMeta, Bucket, Delivery, Job, JobState, NextAttempt, StorageError, StorageResult, now_millis};
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
@@ -102,7 +106,10 @@ async fn take_and_convert(ctx: &NodeContext, mut job: Job, delivery: u32) -> Sto
             }
         };
         let held = match written {
-            Outcome::Stored(held) => held,
+            Outcome::Stored(held) => {
+                job_events::publish(&JobEvent::of(&held));
+                held
+            }
             Outcome::Changed(Some(changed)) => {
                 job = changed;
                 continue;
@@ -142,7 +149,9 @@ async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
     let _held = ctx.activity.hold(held.id);
     let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
     let lease = LeaseKeeper::start(ctx, held.clone(), stop.clone());
+    let progress = report_progress(lease.current.clone(), stop.clone());
     let outcome = convert_and_store(ctx, &held, output_fid, &stop).await;
+    drop(progress);
     let Some(current) = lease.stop().await else {
         tracing::warn!("the attempt lost the job to another; discarding its output");
         delete_output(ctx, output_fid).await;
@@ -180,6 +189,7 @@ async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
     let ours = |job: &Job| change(job).filter(|_| job.held_by(output_fid));
     match write_patiently(ctx, &current, ours).await {
         Ok(Written::Stored(stored)) => {
+            job_events::publish(&JobEvent::of(&stored));
             if stored.mp3_fid != Some(output_fid) {
                 delete_output(ctx, output_fid).await;
             }
@@ -225,9 +235,28 @@ pub(super) async fn delete_output(ctx: &NodeContext, output_fid: Id) {
     }
 }
 
+/// How often a running conversion's progress goes out.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Publishes the progress `stop` carries every [`PROGRESS_EVERY`], as the record the attempt
+/// holds (`current`, kept by its [`LeaseKeeper`], whose version orders the events), until
+/// dropped or the attempt loses the job.
+fn report_progress(current: Arc<tokio::sync::Mutex<Option<Job>>>, stop: StopSignal) -> AbortOnDropHandle<()> {
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(job) = current.lock().await.clone() else { return };
+            job_events::publish(&JobEvent::progress(&job, stop.fraction_done()));
+        }
+    }))
+}
+
 /// Renews the running attempt's lease every third of it; if another attempt took the job (or
 /// it was deleted), stops the conversion. Holds the record as last written. Dropped, it stops.
 struct LeaseKeeper {
+    /// The record as last written (None once the attempt lost the job).
     current: Arc<tokio::sync::Mutex<Option<Job>>>,
     /// Cancelled when the keeper is stopped or dropped.
     stop: DropGuard,

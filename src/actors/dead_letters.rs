@@ -17,6 +17,7 @@ use super::NodeContext;
 use super::converter::{delete_output, job_of, publish_notice};
 use super::record::{Written, write};
 use super::worker::{Answer, Worker, decode};
+use crate::job_events::{self, JobEvent};
 use crate::messages::{Mp3Notice, VideoNotice};
 use crate::storage::{DELIVERY_LIMIT, Delivery, Job, StorageResult, now_millis};
 
@@ -55,6 +56,7 @@ async fn fail_dead_job(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
         Written::Stored(failed) => failed,
         Written::Lost => return Ok(Answer::Ack),
     };
+    job_events::publish(&JobEvent::of(&failed));
     if let Some(attempt) = job.attempt {
         delete_output(ctx, attempt.output_fid).await;
     }

@@ -31,6 +31,7 @@ use super::worker::{Worker, process};
 use crate::config::Config;
 use crate::http::limits::GatewayLimits;
 use crate::ids::Id;
+use crate::job_events::JobSubscribers;
 use crate::mailer::{Email, MailError, Mailer};
 use crate::messages::JobMessage;
 use crate::metrics::Metrics;
@@ -351,12 +352,14 @@ impl World {
             mailbox: Arc::new(FaultyMailbox(self.mailbox.clone(), faults.clone())),
             intake: self.backends.intake.clone(),
         };
+        let metrics = Arc::new(Metrics::new("test"));
         NodeContext {
             config: self.config.clone(),
             backends,
             tokens: TokenKeys::new(&[7; 32], Duration::from_secs(60)).unwrap(),
             mailer: Arc::new(FakeMailer { sent: self.sent.clone(), faults: faults.clone() }),
-            metrics: Arc::new(Metrics::new("test")),
+            job_events: Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone())),
+            metrics,
             transcode: fake_transcode,
             limits: GatewayLimits::new(&self.config),
             shutdown: faults.shutdown.clone(),

@@ -7,7 +7,8 @@
 //!   (HTTP server)  (logins, JWT)  (video queue ->    notifier-failures   (video.dlq -> job
 //!                                  MP3 -> mp3 or      (mp3, failures ->   failed; mp3.dlq,
 //!                                  failures queue)     email)              failures.dlq -> back)
-//!        sweeper (lost messages again), gauges (store-backed gauges every 5 s)
+//!        sweeper (lost messages again), gauges (store-backed gauges every 5 s),
+//!        job-events (gateway nodes: live job events from every converter, to the clients)
 //! ```
 //!
 //! Actors talk to backends only through the traits in [`crate::storage`] and pass ids, never
@@ -17,6 +18,7 @@ pub mod activity;
 pub mod auth;
 pub mod converter;
 pub mod dead_letters;
+pub mod event_hub;
 pub mod gateway;
 pub mod gauges;
 pub mod notifier;
@@ -37,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::limits::GatewayLimits;
+use crate::job_events::JobSubscribers;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
@@ -51,6 +54,8 @@ pub const GATEWAY: &str = "gateway";
 pub const SWEEPER: &str = "sweeper";
 /// Registered name of the gauge refresher.
 pub const GAUGES: &str = "gauges";
+/// Registered name of the job-event hub.
+pub const EVENT_HUB: &str = "job-events";
 
 /// Registered name of the `n`th converter actor (from 1).
 pub fn converter_name(n: u32) -> String {
@@ -74,6 +79,9 @@ pub struct NodeContext {
     /// What the gateway admits (login rates, uploads in progress); node-wide, so that a
     /// restarted gateway does not forget who was being held back.
     pub limits: GatewayLimits,
+    /// The clients following jobs on this node (`GET /jobs/{id}/events`); node-wide, so that
+    /// they outlive a restart of the hub that feeds them.
+    pub job_events: Arc<JobSubscribers>,
     /// Cancelled once when the node starts shutting down; every task watches it.
     pub shutdown: CancellationToken,
     /// Cancelled when the node is asked to drain (`POST /cluster/nodes/{name}/drain`): the

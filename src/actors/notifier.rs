@@ -22,6 +22,7 @@ use super::converter::mp3_filename;
 use super::record::{Outcome, Written, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode};
 use crate::ids::Id;
+use crate::job_events::{self, JobEvent};
 use crate::mailer::{Email, MailError};
 use crate::messages::{Mp3Notice, SeedResult};
 use crate::storage::{
@@ -126,8 +127,9 @@ async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) 
             return Ok(Answer::Park);
         }
         let Some(adoption) = job.adopt_result(result.mp3_fid, now_millis()) else { return Ok(Answer::Ack) };
-        if let Outcome::Changed(_) = write_once(ctx.backends.jobs.as_ref(), &adoption).await? {
-            return Ok(Answer::Retry(Duration::from_millis(200)));
+        match write_once(ctx.backends.jobs.as_ref(), &adoption).await? {
+            Outcome::Stored(done) => job_events::publish(&JobEvent::of(&done)),
+            Outcome::Changed(_) => return Ok(Answer::Retry(Duration::from_millis(200))),
         }
         tracing::info!(job_id = %job.id, mp3_fid = %result.mp3_fid, "took in a seed converter's MP3");
     }

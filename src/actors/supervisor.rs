@@ -1,8 +1,8 @@
 //! The node supervisor: starts every actor of the node linked to itself, restarts a child that
 //! fails (or stops when nobody asked it to) after a backoff, and escalates by stopping the node
 //! when restarts exceed the intensity limit. Stopping the supervisor stops its children in
-//! order: the gateway first (no new work comes in), then the workers (they finish or release
-//! what they hold), then auth.
+//! order: the gateway and the job-event hub first (no new work or events come in), then the
+//! workers (they finish or release what they hold), then auth.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use super::auth::AuthActor;
 use super::converter::Converter;
 use super::dead_letters::{DeadNotices, DeadVideos};
+use super::event_hub::EventHub;
 use super::gateway::{GatewayActor, GatewayArgs};
 use super::gauges::Gauges;
 use super::notifier::Notifier;
@@ -22,7 +23,7 @@ use super::periodic::{Periodic, PeriodicActor};
 use super::restart::{Decision, RestartHistory, RestartPolicy};
 use super::sweeper::Sweeper;
 use super::worker::{Worker, WorkerActor};
-use super::{AUTH, GATEWAY, GAUGES, NodeContext, SWEEPER, converter_name};
+use super::{AUTH, EVENT_HUB, GATEWAY, GAUGES, NodeContext, SWEEPER, converter_name};
 use crate::cluster::agent::{MEMBERSHIP, NodeAgent};
 use crate::cluster::membership::{Membership, MembershipArgs};
 use crate::config::Role;
@@ -44,6 +45,8 @@ pub enum Child {
     Membership,
     /// The node agent (with `--cluster-listen`).
     Agent,
+    /// The job-event hub of a gateway node.
+    EventHub,
 }
 
 impl Child {
@@ -59,6 +62,7 @@ impl Child {
             Child::Gauges => GAUGES.to_owned(),
             Child::Membership => MEMBERSHIP.to_owned(),
             Child::Agent => "node-agent".to_owned(),
+            Child::EventHub => EVENT_HUB.to_owned(),
         }
     }
 
@@ -124,6 +128,7 @@ impl NodeSupervisor {
                 Actor::spawn_linked(name, Membership, args, supervisor).await?.0.get_cell()
             }
             Child::Agent => Actor::spawn_linked(name, NodeAgent, ctx, supervisor).await?.0.get_cell(),
+            Child::EventHub => Actor::spawn_linked(name, EventHub, ctx, supervisor).await?.0.get_cell(),
         };
         state.running.insert(cell.get_id(), (child, cell));
         Ok(())
@@ -227,6 +232,9 @@ impl Actor for NodeSupervisor {
         if state.args.ctx.cluster.is_some() {
             children.extend([Child::Membership, Child::Agent]);
         }
+        if has(Role::Gateway) {
+            children.push(Child::EventHub);
+        }
         children.extend([Child::Gauges, Child::Gateway]);
         for child in children {
             self.start(&myself, &mut state, child).await?;
@@ -278,7 +286,7 @@ impl Actor for NodeSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         state.args.ctx.shutdown.cancel();
-        self.stop_children(state, |child| child == Child::Gateway).await;
+        self.stop_children(state, |child| matches!(child, Child::Gateway | Child::EventHub)).await;
         self.stop_children(state, Child::is_worker).await;
         self.stop_children(state, |child| {
             matches!(child, Child::Auth | Child::Gauges | Child::Agent | Child::Membership)

@@ -45,7 +45,8 @@ pub enum AuthMsg {
 /// To a gateway's job-event hub.
 #[derive(RactorClusterMessage)]
 pub enum EventsMsg {
-    /// A job event (JSON), for the clients that follow that job.
+    /// A [`JobEvent`](crate::job_events::JobEvent) (JSON), for the clients that follow that job;
+    /// cast, never called.
     JobEvent(Vec<u8>),
 }
 

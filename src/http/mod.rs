@@ -51,6 +51,12 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddress(pub SocketAddr);
 
+/// The server's stop signal (cancelled at node shutdown and when its gateway stops), put in
+/// every request's extensions: a response that would run on (an event stream) ends with it, so
+/// that draining the server never waits for it.
+#[derive(Clone, Debug)]
+pub struct ServerStop(pub CancellationToken);
+
 /// Accepts connections on `listener` until `stop` is cancelled, then waits (up to the shutdown
 /// grace period) for the requests in flight.
 pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: CancellationToken) -> anyhow::Result<()> {
@@ -72,8 +78,10 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
         let service = service_fn({
             let ctx = ctx.clone();
             let metrics = metrics.clone();
+            let stop = stop.clone();
             move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(PeerAddress(peer));
+                request.extensions_mut().insert(ServerStop(stop.clone()));
                 answer(ctx.clone(), metrics.clone(), request)
             }
         });

@@ -4,7 +4,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use super::error::ApiError;
-use super::handlers::{cluster, download, jobs, ops, session, upload};
+use super::handlers::{cluster, download, events, jobs, ops, session, upload};
 use super::response::Response;
 use crate::actors::NodeContext;
 
@@ -17,6 +17,8 @@ pub enum Route {
     Jobs,
     Job,
     DeleteJob,
+    /// A job's live events (server-sent events).
+    JobEvents,
     Healthz,
     Readyz,
     Metrics,
@@ -50,12 +52,13 @@ impl Route {
             {
                 (Route::DrainNode, Method::POST)
             }
-            p if p.strip_prefix("/jobs/").is_some_and(|id| !id.is_empty() && !id.contains('/')) => {
+            p if job_id_before(p, "").is_some() => {
                 if *method == Method::DELETE {
                     return Route::DeleteJob;
                 }
                 (Route::Job, Method::GET)
             }
+            p if job_id_before(p, "/events").is_some() => (Route::JobEvents, Method::GET),
             "/debug/crash" if fault_hooks => (Route::Crash, Method::POST),
             _ => return Route::Unknown,
         };
@@ -80,6 +83,7 @@ impl Route {
             Route::Jobs => "/jobs",
             Route::Job => "/jobs/{id}",
             Route::DeleteJob => "DELETE /jobs/{id}",
+            Route::JobEvents => "/jobs/{id}/events",
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
@@ -92,6 +96,12 @@ impl Route {
     }
 }
 
+/// The `{id}` of a path `/jobs/{id}<rest>` (one non-empty segment), if the path is that.
+fn job_id_before<'a>(path: &'a str, rest: &str) -> Option<&'a str> {
+    let id = path.strip_prefix("/jobs/")?.strip_suffix(rest)?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
 pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming>) -> Result<Response, ApiError> {
     match route {
         Route::Login => session::login(ctx, request).await,
@@ -101,6 +111,7 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::Jobs => jobs::list(ctx, request).await,
         Route::Job => jobs::show(ctx, request).await,
         Route::DeleteJob => jobs::delete(ctx, request).await,
+        Route::JobEvents => events::follow(ctx, request).await,
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(ctx).await,
         Route::Metrics => Ok(ops::metrics(ctx)),
@@ -130,6 +141,11 @@ mod tests {
         assert_eq!(Route::of(&Method::DELETE, "/jobs/abc", true, false), Route::DeleteJob);
         assert_eq!(Route::of(&Method::PUT, "/jobs/abc", true, false), Route::WrongMethod("GET, DELETE"));
         assert_eq!(Route::of(&Method::GET, "/jobs/abc/x", true, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::GET, "/jobs/abc/events", true, false), Route::JobEvents);
+        assert_eq!(Route::of(&Method::POST, "/jobs/abc/events", true, false), Route::WrongMethod("GET"));
+        assert_eq!(Route::of(&Method::GET, "/jobs//events", true, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::GET, "/jobs/a/b/events", true, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::GET, "/jobs/abc/events", false, false), Route::Unknown);
         assert_eq!(Route::of(&Method::POST, "/debug/crash", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::POST, "/debug/crash", true, true), Route::Crash);
         assert_eq!(Route::of(&Method::HEAD, "/healthz", true, false), Route::Healthz);

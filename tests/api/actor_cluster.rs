@@ -103,8 +103,13 @@ async fn three_nodes_convert_a_job_with_auth_and_work_on_other_nodes() {
 
     let token = gateway.app.login("user@example.com", PASSWORD).await;
     let job_id = gateway.app.submit(&token, &fixture("clip.mp4")).await;
-    let job = gateway.app.finished_job(&token, &job_id).await;
+    // Followed live: the worker's events reach the gateway through the actor cluster.
+    let events = crate::events::EventStream::open(&gateway.app, &token, &job_id).await.rest().await;
+    let last = events.last().expect("at least the current state");
+    assert_eq!(last.name, "done", "{events:?}");
+    let job = gateway.app.job(&token, &job_id).await;
     assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(last.data["mp3_fid"], job["mp3_fid"]);
     let mp3_fid = job["mp3_fid"].as_str().unwrap();
     let download = gateway.app.client.get(gateway.app.url(&format!("/download?fid={mp3_fid}"))).bearer_auth(&token);
     assert_eq!(download.send().await.unwrap().status(), 200);

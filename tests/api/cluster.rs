@@ -9,7 +9,7 @@ use crate::helpers::{MailDev, TestApp, eventually, fixture};
 use crate::servers::{OwnMongo, OwnRabbit, amqp_url, mongo_client, mongodb_url, mysql_url};
 
 /// Flags that put a process on this test's own database and virtual host.
-async fn backend_flags() -> Vec<String> {
+pub async fn backend_flags() -> Vec<String> {
     let flags = [
         ("--profile", "cluster".to_owned()),
         ("--mysql-url", mysql_url().await),

@@ -10,6 +10,8 @@ use crate::actors::NodeContext;
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json as json_response};
+use crate::ids::Id;
+use crate::security::token::Claims;
 use crate::storage::{Bucket, Job, JobState};
 
 const DEFAULT_PAGE: u32 = 20;
@@ -17,12 +19,21 @@ const MAX_PAGE: u32 = 100;
 
 /// The job named in the path, if the caller may see it (its owner, or an admin).
 async fn requested_job(ctx: &NodeContext, request: &Request<Incoming>) -> Result<Job, ApiError> {
+    let (claims, id) = caller_and_job_id(ctx, request)?;
+    visible(ctx.backends.jobs.get(id).await?, &claims)
+}
+
+/// The caller's claims and the id of the job named in the path (`/jobs/{id}` and below).
+pub(super) fn caller_and_job_id(ctx: &NodeContext, request: &Request<Incoming>) -> Result<(Claims, Id), ApiError> {
     let claims = credentials::bearer(ctx, request.headers())?;
-    let id = parse_id(request.uri().path().trim_start_matches("/jobs/"), "job_id")?;
-    match ctx.backends.jobs.get(id).await? {
-        Some(job) if claims.admin || job.owner == claims.username => Ok(job),
-        _ => Err(ApiError::not_found("no such job")),
-    }
+    let path = request.uri().path().trim_start_matches("/jobs/");
+    let id = parse_id(path.split('/').next().unwrap_or_default(), "job_id")?;
+    Ok((claims, id))
+}
+
+/// The job, if there is one and the caller may see it (its owner, or an admin); else 404.
+pub(super) fn visible(job: Option<Job>, claims: &Claims) -> Result<Job, ApiError> {
+    job.filter(|job| claims.admin || job.owner == claims.username).ok_or_else(|| ApiError::not_found("no such job"))
 }
 
 pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod download;
+pub mod events;
 pub mod jobs;
 pub mod ops;
 pub mod session;
