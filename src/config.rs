@@ -245,6 +245,11 @@ pub struct Settings {
     #[arg(long, env = "MP3C_FAULT_CRASH_ON", hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_crash_on: Option<String>,
+    /// Test-only (needs --fault-hooks): the actor cluster protocol version this node announces,
+    /// as a node of another release would.
+    #[arg(long, env = "MP3C_FAULT_PROTOCOL_VERSION", hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_protocol_version: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -297,6 +302,7 @@ pub struct Config {
     pub fault_hooks: bool,
     pub fault_convert_delay_ms: u64,
     pub fault_crash_on: Option<String>,
+    pub fault_protocol_version: Option<u32>,
 }
 
 impl Default for Config {
@@ -341,6 +347,7 @@ impl Default for Config {
             fault_hooks: false,
             fault_convert_delay_ms: 0,
             fault_crash_on: None,
+            fault_protocol_version: None,
             cluster_listen: None,
             cluster_advertise: None,
             cluster_seeds: Vec::new(),
@@ -448,6 +455,11 @@ impl Config {
     /// hooks are on).
     pub fn crash_on(&self) -> Option<&str> {
         self.fault_crash_on.as_deref().filter(|_| self.fault_hooks)
+    }
+
+    /// The actor cluster protocol version this node speaks (another only under fault hooks).
+    pub fn protocol_version(&self) -> u32 {
+        self.fault_protocol_version.filter(|_| self.fault_hooks).unwrap_or(crate::cluster::protocol::PROTOCOL_VERSION)
     }
 
     pub fn database_path(&self) -> PathBuf {

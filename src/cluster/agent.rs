@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::{Deserialize, Serialize};
 
 use super::membership::{Hello, MembershipMsg};
-use super::protocol::{AgentMsg, PROTOCOL_VERSION, decode, encode, groups};
+use super::protocol::{AgentMsg, decode, encode, groups};
 use crate::actors::NodeContext;
 use crate::actors::activity::Holding;
 
@@ -36,7 +36,7 @@ pub fn local_status(ctx: &NodeContext) -> NodeStatus {
     NodeStatus {
         node: ctx.config.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        protocol: PROTOCOL_VERSION,
+        protocol: ctx.config.protocol_version(),
         roles: ctx.config.role_names(),
         uptime_seconds: ctx.started.elapsed().as_secs(),
         actors,
@@ -85,11 +85,12 @@ impl Actor for NodeAgent {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             AgentMsg::Hello(theirs, reply) => {
+                let ours = ctx.config.protocol_version();
                 match decode::<Hello>(&theirs) {
-                    Ok(hello) if hello.protocol != PROTOCOL_VERSION => tracing::error!(
+                    Ok(hello) if hello.protocol != ours => tracing::error!(
                         node = %hello.node,
                         their_protocol = hello.protocol,
-                        our_protocol = PROTOCOL_VERSION,
+                        our_protocol = ours,
                         "a peer of another protocol version greeted this node; it is refused"
                     ),
                     Ok(_) => {}

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::agent_on;
 use super::dial::Dialer;
-use super::protocol::{AgentMsg, PROTOCOL_VERSION, decode, encode};
+use super::protocol::{AgentMsg, decode, encode};
 use crate::metrics::Metrics;
 
 /// How often the membership looks at its peers (dials, pings, seeds).
@@ -416,11 +416,11 @@ impl MembershipState {
                 return;
             }
         };
-        if hello.protocol != PROTOCOL_VERSION {
+        if hello.protocol != self.args.hello.protocol {
             tracing::error!(
                 node = %hello.node,
                 their_protocol = hello.protocol,
-                our_protocol = PROTOCOL_VERSION,
+                our_protocol = self.args.hello.protocol,
                 their_version = %hello.version,
                 "refusing a peer of another protocol version"
             );

@@ -10,7 +10,6 @@ use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 
 use super::dial::Dialer;
 use super::membership::Hello;
-use super::protocol::PROTOCOL_VERSION;
 use super::tls;
 use crate::config::{Config, Secret};
 
@@ -50,7 +49,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Option<ClusterLink>> {
     let hello = Hello {
         node: config.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        protocol: PROTOCOL_VERSION,
+        protocol: config.protocol_version(),
         advertise,
         roles: config.role_names(),
         peers: Vec::new(),

@@ -396,3 +396,21 @@ async fn cluster_nodes_share_a_data_folder_and_each_keeps_its_own_scratch() {
     assert_eq!(scratch.len(), 2, "one scratch folder per process: {scratch:?}");
     assert!(scratch.contains(&first.app.pid().to_string()) && scratch.contains(&second.pid().to_string()));
 }
+
+#[tokio::test]
+async fn a_peer_of_another_protocol_version_is_refused_and_both_sides_say_so() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let current = cluster.start("current", "gateway,auth", &[], &[]).await;
+    let newer = ["--fault-hooks", "true", "--fault-protocol-version", "2"];
+    let other = cluster.start("newer", "auth", &[current.port], &newer).await;
+    eventually(Duration::from_secs(30), "both sides to log the refusal", || async {
+        let (ours, theirs) = (service_log(&current.app.data_dir), service_log(&other.app.data_dir));
+        let said = |log: &str| log.contains("another protocol version");
+        (said(&ours) && said(&theirs)).then_some(())
+    })
+    .await;
+    current.app.add_user("ops@example.com", true);
+    let admin = current.app.login("ops@example.com", PASSWORD).await;
+    assert_ne!(state_of(&cluster_view(&current.app, &admin).await, "newer").as_deref(), Some("connected"));
+}
