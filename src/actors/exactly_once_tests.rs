@@ -479,60 +479,61 @@ async fn clean_steps(video: &[u8]) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // The tests
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_any_two_steps_still_gives_one_mp3_one_done_one_email() {
-    let steps = clean_steps(GOOD).await;
+/// One run of the upload under a plan.
+struct Run {
+    world: World,
+    job: Job,
+    /// The first process's steps.
+    log: Vec<&'static str>,
+    /// The step the plan acted at.
+    at: u32,
+}
+
+/// Runs `video` once per step of its clean run, with `plan(step)`, each in a world of its own.
+async fn every_step(video: &'static [u8], plan: fn(u32) -> Plan) -> Vec<Run> {
+    let steps = clean_steps(video).await;
     assert!(steps >= 8, "a clean run takes its steps: {steps}");
     let runs = (1..=steps).map(|at| async move {
         let world = World::new().await;
-        let job = world.upload(GOOD).await;
-        let log = run_until_settled(&world, &job, Plan::CrashAt(at)).await;
-        let emails = emails_expected(&log, at);
-        assert_done_once(&world, &job, GOOD, emails, &format!("crash at step {at} of {log:?}")).await;
+        let job = world.upload(video).await;
+        let log = run_until_settled(&world, &job, plan(at)).await;
+        Run { world, job, log, at }
     });
-    futures_util::future::join_all(runs).await;
+    futures_util::future::join_all(runs).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_any_two_steps_still_gives_one_mp3_one_done_one_email() {
+    for Run { world, job, log, at } in every_step(GOOD, Plan::CrashAt).await {
+        let context = format!("crash at step {at} of {log:?}");
+        assert_done_once(&world, &job, GOOD, emails_expected(&log, at), &context).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_delivery_at_any_step_still_gives_one_mp3_one_done_one_email() {
-    let steps = clean_steps(GOOD).await;
-    let runs = (1..=steps).map(|at| async move {
-        let world = World::new().await;
-        let job = world.upload(GOOD).await;
-        let log = run_until_settled(&world, &job, Plan::DuplicateAt(at)).await;
+    for Run { world, job, log, at } in every_step(GOOD, Plan::DuplicateAt).await {
         assert_done_once(&world, &job, GOOD, 1, &format!("duplicate at step {at} of {log:?}")).await;
-    });
-    futures_util::future::join_all(runs).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_answer_is_lost_at_any_step_still_gives_one_mp3_one_done_one_email() {
-    let steps = clean_steps(GOOD).await;
-    let runs = (1..=steps).map(|at| async move {
-        let world = World::new().await;
-        let job = world.upload(GOOD).await;
-        let log = run_until_settled(&world, &job, Plan::AnswerLostAt(at)).await;
+    for Run { world, job, log, at } in every_step(GOOD, Plan::AnswerLostAt).await {
         assert_done_once(&world, &job, GOOD, 1, &format!("answer lost at step {at} of {log:?}")).await;
-    });
-    futures_util::future::join_all(runs).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_video_fails_once_whatever_crashes() {
-    let steps = clean_steps(BAD).await;
-    let runs = (1..=steps).map(|at| async move {
-        let world = World::new().await;
-        let job = world.upload(BAD).await;
-        let log = run_until_settled(&world, &job, Plan::CrashAt(at)).await;
+    for Run { world, job, log, at } in every_step(BAD, Plan::CrashAt).await {
         let stored = world.jobs.get(job.id).await.unwrap().unwrap();
         assert_eq!(stored.state, JobState::Failed, "crash at {at} of {log:?}");
         assert!(world.mp3_blobs().is_empty(), "crash at {at}: no MP3");
-        let emails = emails_expected(&log, at);
         let mails = world.emails();
-        assert_eq!(mails.len(), emails, "crash at {at} of {log:?}: {mails:?}");
+        assert_eq!(mails.len(), emails_expected(&log, at), "crash at {at} of {log:?}: {mails:?}");
         assert!(mails.iter().all(|mail| mail.subject == "MP3 conversion failed"));
-    });
-    futures_util::future::join_all(runs).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

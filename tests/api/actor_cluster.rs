@@ -72,6 +72,15 @@ async fn wait_connected(gateway: &TestApp, token: &str, names: &[&str]) {
     .await;
 }
 
+/// Logs in through `app` once it can (the cluster may still be forming), returning the token.
+async fn first_login(app: &TestApp, email: &str) -> String {
+    eventually(Duration::from_secs(30), &format!("a first login of {email}"), || async {
+        let (status, body) = try_login(app, email).await;
+        (status == 200).then_some(body)
+    })
+    .await
+}
+
 /// Logs in through `app`, returning the status and body.
 async fn try_login(app: &TestApp, email: &str) -> (u16, String) {
     let response = app.client.post(app.url("/login")).basic_auth(email, Some(PASSWORD)).send().await.unwrap();
@@ -89,11 +98,7 @@ async fn three_nodes_convert_a_job_with_auth_and_work_on_other_nodes() {
     gateway.app.add_user("user@example.com", false);
 
     // The gateway has no auth actor of its own: logins go to the auth node.
-    let admin = eventually(Duration::from_secs(30), "a login through the auth node", || async {
-        let (status, body) = try_login(&gateway.app, "ops@example.com").await;
-        (status == 200).then_some(body)
-    })
-    .await;
+    let admin = first_login(&gateway.app, "ops@example.com").await;
     // The worker was learnt from the auth node: a full mesh.
     wait_connected(&gateway.app, &admin, &["auth-1", "worker-1"]).await;
     let view = cluster_view(&gateway.app, &admin).await;
@@ -144,11 +149,7 @@ async fn logins_fail_over_between_auth_nodes_and_come_back() {
     let mut second = cluster.start("auth-b", "auth", &[first.port], &[]).await;
     let gateway = cluster.start("gateway-1", "gateway", &[first.port, second.port], &[]).await;
     gateway.app.add_user("ops@example.com", true);
-    let admin = eventually(Duration::from_secs(30), "a first login", || async {
-        let (status, body) = try_login(&gateway.app, "ops@example.com").await;
-        (status == 200).then_some(body)
-    })
-    .await;
+    let admin = first_login(&gateway.app, "ops@example.com").await;
     wait_connected(&gateway.app, &admin, &["auth-a", "auth-b"]).await;
 
     first.app.kill();
