@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorMessage;
+use ractor_cluster::RactorClusterMessage;
 
 use super::{NodeContext, RECEIVE_WAIT};
+use crate::cluster::protocol::groups;
 use crate::metrics::ActorMetrics;
 use crate::storage::{Delivery, Queue, StorageError, StorageResult};
 
@@ -70,10 +71,14 @@ impl<W> Default for WorkerActor<W> {
     }
 }
 
-#[derive(RactorMessage, Debug, Clone, Copy, PartialEq, Eq)]
+/// A worker's messages. They can cross nodes only so that the worker can be a visible member
+/// of its process group on every node (the library shares only such actors); a worker takes no
+/// orders from other nodes: a `Poll` that does not carry the worker's own token is ignored, and
+/// `Crash` works only where fault hooks are on.
+#[derive(RactorClusterMessage)]
 pub enum WorkerMsg {
-    /// Take the next delivery, if one comes within the wait.
-    Poll,
+    /// Take the next delivery, if one comes within the wait (the worker's token).
+    Poll(Vec<u8>),
     /// Test-only fault injection: panic, so that the supervisor's restart can be observed.
     Crash,
 }
@@ -83,6 +88,8 @@ pub struct WorkerState {
     name: String,
     queue: Queue,
     metrics: ActorMetrics,
+    /// Carried by the worker's own polls, so that no other sender can make it poll.
+    token: Vec<u8>,
 }
 
 impl<W: Worker> Actor for WorkerActor<W> {
@@ -96,8 +103,13 @@ impl<W: Worker> Actor for WorkerActor<W> {
         (ctx, name, queue): Self::Arguments,
     ) -> Result<WorkerState, ActorProcessingErr> {
         let metrics = ctx.metrics.actor(&name);
-        myself.send_message(WorkerMsg::Poll)?;
-        Ok(WorkerState { ctx, name, queue, metrics })
+        if let Some(group) = group_of(queue) {
+            ractor::pg::join(group.to_owned(), vec![myself.get_cell()]);
+        }
+        let mut token = vec![0u8; 16];
+        getrandom::fill(&mut token).map_err(|e| format!("no random source: {e}"))?;
+        myself.send_message(WorkerMsg::Poll(token.clone()))?;
+        Ok(WorkerState { ctx, name, queue, metrics, token })
     }
 
     async fn handle(
@@ -107,16 +119,32 @@ impl<W: Worker> Actor for WorkerActor<W> {
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            WorkerMsg::Crash => panic!("fault injection: {} was told to crash", state.name),
-            WorkerMsg::Poll => {
+            WorkerMsg::Crash if state.ctx.config.fault_hooks => {
+                panic!("fault injection: {} was told to crash", state.name)
+            }
+            WorkerMsg::Poll(token) if token == state.token => {
                 if state.ctx.shutdown.is_cancelled() {
                     return Ok(());
                 }
                 poll_once::<W>(state).await;
-                myself.send_message(WorkerMsg::Poll)?;
+                myself.send_message(WorkerMsg::Poll(token))?;
+                Ok(())
+            }
+            WorkerMsg::Crash | WorkerMsg::Poll(_) => {
+                tracing::warn!(actor = %state.name, "ignoring an order this worker does not take");
                 Ok(())
             }
         }
+    }
+}
+
+/// The process group a worker of `queue` joins, so that other nodes see it: converters and
+/// notifiers (dead-letter workers join none).
+fn group_of(queue: Queue) -> Option<&'static str> {
+    match queue {
+        Queue::Video => Some(groups::CONVERTERS),
+        Queue::Mp3 | Queue::Failures => Some(groups::NOTIFIER),
+        _ => None,
     }
 }
 

@@ -105,6 +105,17 @@ async fn three_nodes_convert_a_job_with_auth_and_work_on_other_nodes() {
     let worker_entry = view["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "worker-1").unwrap().clone();
     assert_eq!(worker_entry["roles"], serde_json::json!(["converter", "notifier"]), "{view}");
     assert_eq!(worker_entry["status"]["version"], env!("CARGO_PKG_VERSION"));
+    // Every role's actors are found in their groups from any node (gauges refresh every 5 s).
+    eventually(Duration::from_secs(15), "the groups as the gateway sees them", || async {
+        let members = |group: &'static str| gateway.app.metric(group);
+        let (converters, notifiers, auth) = (
+            members("mp3c_cluster_group_members{group=\"converters\"").await,
+            members("mp3c_cluster_group_members{group=\"notifier\"").await,
+            members("mp3c_cluster_group_members{group=\"auth\"").await,
+        );
+        (converters == 1.0 && notifiers == 2.0 && auth == 1.0).then_some(())
+    })
+    .await;
 
     let token = gateway.app.login("user@example.com", PASSWORD).await;
     let job_id = gateway.app.submit(&token, &fixture("clip.mp4")).await;

@@ -31,7 +31,7 @@ pub async fn login(ctx: &NodeContext, request: Request<Incoming>) -> Result<Resp
     let PeerAddress(peer) =
         *request.extensions().get::<PeerAddress>().ok_or_else(|| ApiError::internal("no peer address"))?;
     let attempt = ctx.limits.logins.admit(peer.ip(), &email)?;
-    let outcome = check_credentials(email, password).await?;
+    let outcome = check_credentials(ctx, email, password).await?;
     if matches!(outcome, Err(LoginError::InvalidCredentials)) {
         attempt.failed_guess();
     }
@@ -61,13 +61,17 @@ pub async fn login(ctx: &NodeContext, request: Request<Incoming>) -> Result<Resp
 
 /// An auth actor's verdict on the credentials: this node's, else another node's in turn, with
 /// one failover; 503 `auth_unavailable` when none answers.
-async fn check_credentials(email: String, password: String) -> Result<LoginReply, ApiError> {
+async fn check_credentials(ctx: &NodeContext, email: String, password: String) -> Result<LoginReply, ApiError> {
     let request = encode(&LoginRequest { email, password });
     for cell in members::in_order(groups::AUTH).into_iter().take(LOGIN_TRIES) {
         let local = cell.get_id().is_local();
         let timeout = if local { LOCAL_LOGIN_TIMEOUT } else { REMOTE_LOGIN_TIMEOUT };
         let auth: ActorRef<AuthMsg> = cell.into();
+        let started = std::time::Instant::now();
         let asked = auth.call(|reply| AuthMsg::Login(request.clone(), reply), Some(timeout)).await;
+        if !local {
+            ctx.metrics.cluster_rpc_seconds.with_label_values(&["auth"]).observe(started.elapsed().as_secs_f64());
+        }
         match asked.map(|answer| answer.map(|bytes| decode::<LoginReply>(&bytes))) {
             Ok(CallResult::Success(Ok(reply))) => return Ok(reply),
             other => tracing::warn!(local, answer = ?other.map(|_| ()), "an auth actor did not answer; trying another"),
