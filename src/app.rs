@@ -118,21 +118,27 @@ impl Application {
 }
 
 /// Takes this node's actors out of every process group, so that other nodes stop routing to it.
+/// The node agent stays in `nodes` until the exit, so that peers keep their heartbeat with it
+/// (and the gateway links of its converters) while it drains.
 fn leave_groups() {
-    for group in groups::ALL {
+    for group in groups::ALL.into_iter().filter(|group| *group != groups::NODES) {
         let local: Vec<_> =
             ractor::pg::get_members(&group.to_owned()).into_iter().filter(|cell| cell.get_id().is_local()).collect();
         ractor::pg::leave(group.to_owned(), local);
     }
 }
 
-/// Makes this process's scratch folder, and removes those of processes that are gone.
+/// Makes this process's scratch folder, and removes what earlier runs of this node left (only
+/// this node's: nodes on other hosts may share the folder, and their process ids mean nothing
+/// here).
 fn prepare_scratch(config: &Config) -> anyhow::Result<()> {
     if let Ok(entries) = std::fs::read_dir(config.scratch_root()) {
+        let own = format!("{}-", config.node_name);
         for entry in entries.filter_map(Result::ok) {
-            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok();
-            let gone = pid.is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-            if gone || pid == Some(std::process::id()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(&own).and_then(|pid| pid.parse::<u32>().ok());
+            let gone = pid.is_some_and(|pid| pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }

@@ -17,7 +17,7 @@ impl ApiClient {
     /// A client of the service at `base`, with the token of `MP3C_TOKEN`, else of a login whose
     /// email and password are asked for (email from `MP3C_EMAIL` if set).
     pub async fn connect(base: Url) -> anyhow::Result<ApiClient> {
-        let http = reqwest::Client::new();
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         let token = match std::env::var("MP3C_TOKEN") {
             Ok(token) if !token.is_empty() => token,
             _ => login(&http, &base).await?,

@@ -466,13 +466,14 @@ impl Config {
         self.data_dir.join("mp3converter.db")
     }
 
-    /// Where this process's converters write MP3s before they are stored: a folder of its own
-    /// (several cluster nodes may share a data folder), made at start and removed at exit.
+    /// Where this process's converters write MP3s before they are stored: a folder of its own,
+    /// named by node and process (several cluster nodes may share a data folder), made at start
+    /// and removed at exit.
     pub fn scratch_dir(&self) -> PathBuf {
-        self.scratch_root().join(std::process::id().to_string())
+        self.scratch_root().join(format!("{}-{}", self.node_name, std::process::id()))
     }
 
-    /// Where every process keeps its scratch folder, named by its process id.
+    /// Where every process keeps its scratch folder.
     pub fn scratch_root(&self) -> PathBuf {
         self.data_dir.join("scratch")
     }

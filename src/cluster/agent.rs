@@ -96,10 +96,19 @@ impl Actor for NodeAgent {
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "a malformed greeting"),
                 }
-                let membership: ActorRef<MembershipMsg> =
-                    ractor::registry::where_is(MEMBERSHIP).ok_or("the membership actor is restarting")?.into();
-                let ours = ractor::call_t!(membership, MembershipMsg::OwnHello, 2_000)?;
-                let _ = reply.send(encode(&ours));
+                // A greeting this node cannot answer now goes unanswered (the peer greets again);
+                // it is no failure of the agent's.
+                let membership: Option<ActorRef<MembershipMsg>> =
+                    ractor::registry::where_is(MEMBERSHIP).map(Into::into);
+                match membership.map(|m| async move { ractor::call_t!(m, MembershipMsg::OwnHello, 2_000) }) {
+                    Some(asked) => match asked.await {
+                        Ok(ours) => {
+                            let _ = reply.send(encode(&ours));
+                        }
+                        Err(error) => tracing::warn!(%error, "could not answer a greeting"),
+                    },
+                    None => tracing::warn!("could not answer a greeting: the membership is restarting"),
+                }
             }
             AgentMsg::Ping(_, reply) => {
                 let _ = reply.send(Vec::new());

@@ -45,6 +45,13 @@ const FIRST_REDIAL: Duration = Duration::from_secs(1);
 const MAX_REDIAL: Duration = Duration::from_secs(30);
 /// How long a call to a peer's agent may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// A session not authenticated, ready and greeted this long after it opened is closed (the
+/// library's handshake has no time limit of its own).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long resolving a name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Peers' addresses taken from one greeting, at most.
+const MAX_LEARNT: usize = 256;
 
 /// What a node tells a peer about itself when a session is ready.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -146,6 +153,8 @@ pub struct MembershipArgs {
 struct Target {
     /// The name to verify a TLS certificate against (the seed's or advertised host).
     host: String,
+    /// The node found there, once a session dialled to it was greeted.
+    node: Option<String>,
     next_dial: Instant,
     backoff: Duration,
     dialing: bool,
@@ -154,6 +163,7 @@ struct Target {
 /// A session the node server reported.
 struct Session {
     info: NodeServerSessionInformation,
+    opened_at: Instant,
     authenticated: bool,
     /// The peer's greeting, once exchanged.
     hello: Option<Hello>,
@@ -179,6 +189,11 @@ pub struct MembershipState {
     sessions: HashMap<u64, Session>,
     known: HashMap<String, Known>,
     last_resolved: Option<Instant>,
+    /// Set while a resolution of the seeds runs, so that a stuck DNS does not pile them up.
+    resolving: bool,
+    /// This node's full name as the library gives it to peers (`name@host`): a session with
+    /// that name is this node dialling itself.
+    own_name: String,
     timer: JoinHandle<()>,
 }
 
@@ -192,22 +207,33 @@ impl Actor for Membership {
         myself: ActorRef<MembershipMsg>,
         args: MembershipArgs,
     ) -> Result<MembershipState, ActorProcessingErr> {
-        let own = tokio::net::lookup_host(args.hello.advertise.as_str()).await.map(|a| a.collect()).unwrap_or_default();
+        let own = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(args.hello.advertise.as_str()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|addresses| addresses.collect())
+            .unwrap_or_default();
+        let host = args.hello.advertise.rsplit_once(':').map_or(args.hello.advertise.as_str(), |(host, _)| host);
+        let own_name = format!("{}@{host}", args.hello.node);
         // Replaces the subscription of an earlier membership actor (a restart).
         args.server.cast(NodeServerMessage::SubscribeToEvents {
             id: "membership".to_owned(),
             subscription: Box::new(Forward(myself.clone())),
         })?;
         let timer = myself.send_interval(TICK, || MembershipMsg::Tick);
-        Ok(MembershipState {
+        let mut state = MembershipState {
             args,
             own,
             targets: HashMap::new(),
             sessions: HashMap::new(),
             known: HashMap::new(),
             last_resolved: None,
+            resolving: false,
+            own_name,
             timer,
-        })
+        };
+        state.adopt_open_sessions().await;
+        Ok(state)
     }
 
     async fn handle(
@@ -220,9 +246,10 @@ impl Actor for Membership {
             MembershipMsg::Tick => state.tick(&myself),
             MembershipMsg::Session(event, info) => state.session_event(&myself, event, info),
             MembershipMsg::Dialed(address, result) => state.dialed(address, result),
-            MembershipMsg::Greeted(node_id, hello) => state.greeted(node_id, hello),
+            MembershipMsg::Greeted(node_id, hello) => state.greeted(&myself, node_id, hello),
             MembershipMsg::Pong(node_id, ok) => state.pong(node_id, ok),
             MembershipMsg::Resolved(addresses) => {
+                state.resolving = false;
                 for (address, host) in addresses {
                     state.learn(address, Some(host));
                 }
@@ -249,9 +276,25 @@ impl Actor for Membership {
 }
 
 impl MembershipState {
+    /// Takes in the sessions the node server opened before this actor subscribed (at start, or
+    /// after a restart of this actor).
+    async fn adopt_open_sessions(&mut self) {
+        let Ok(open) = ractor::call_t!(self.args.server, NodeServerMessage::GetSessions, 2_000) else { return };
+        for info in open.into_values() {
+            let ready =
+                ractor::call_t!(info.actor, ractor_cluster::NodeSessionMessage::GetReadyState, 1_000).unwrap_or(false);
+            let node_id = info.node_id;
+            let mut session = Session::opened(info);
+            session.authenticated = ready;
+            session.ready = ready;
+            self.sessions.insert(node_id, session);
+        }
+    }
+
     fn tick(&mut self, myself: &ActorRef<MembershipMsg>) {
-        if self.last_resolved.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY) {
+        if !self.resolving && self.last_resolved.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY) {
             self.last_resolved = Some(Instant::now());
+            self.resolving = true;
             resolve(myself.clone(), self.args.seeds.clone());
         }
         self.dial_due(myself);
@@ -266,6 +309,7 @@ impl MembershipState {
         let host = host.unwrap_or_else(|| address.ip().to_string());
         self.targets.entry(address).or_insert(Target {
             host,
+            node: None,
             next_dial: Instant::now(),
             backoff: FIRST_REDIAL,
             dialing: false,
@@ -290,11 +334,17 @@ impl MembershipState {
         connected
     }
 
+    /// The nodes with a greeted session.
+    fn connected_nodes(&self) -> HashSet<String> {
+        self.sessions.values().filter_map(|s| s.hello.as_ref().map(|h| h.node.clone())).collect()
+    }
+
     fn dial_due(&mut self, myself: &ActorRef<MembershipMsg>) {
-        let connected = self.connected_addresses();
+        let (connected, nodes) = (self.connected_addresses(), self.connected_nodes());
         let now = Instant::now();
         for (address, target) in &mut self.targets {
-            if target.dialing || connected.contains(address) || target.next_dial > now {
+            let known_connected = target.node.as_ref().is_some_and(|node| nodes.contains(node));
+            if target.dialing || connected.contains(address) || known_connected || target.next_dial > now {
                 continue;
             }
             target.dialing = true;
@@ -310,8 +360,9 @@ impl MembershipState {
     fn dialed(&mut self, address: SocketAddr, result: Result<(), String>) {
         let Some(target) = self.targets.get_mut(&address) else { return };
         target.dialing = false;
-        // Whether it works shows in the session events; until then, the next try waits.
-        target.next_dial = Instant::now() + target.backoff;
+        // Whether it works shows in the session events; until then, the next try waits (with a
+        // little spread, so that two nodes do not keep dialling each other at the same moment).
+        target.next_dial = Instant::now() + target.backoff + spread();
         target.backoff = (target.backoff * 2).min(MAX_REDIAL);
         if let Err(error) = result {
             self.args.metrics.cluster_session_event("dial_failed");
@@ -329,17 +380,7 @@ impl MembershipState {
         let node_id = info.node_id;
         match event {
             SessionEvent::Opened => {
-                let session = Session {
-                    info,
-                    authenticated: false,
-                    hello: None,
-                    last_pong: Instant::now(),
-                    last_ping: None,
-                    pinging: false,
-                    ready: false,
-                    greeting: false,
-                };
-                self.sessions.insert(node_id, session);
+                self.sessions.insert(node_id, Session::opened(info));
             }
             SessionEvent::Authenticated => {
                 if let Some(session) = self.sessions.get_mut(&node_id) {
@@ -362,13 +403,20 @@ impl MembershipState {
 
     fn disconnected(&mut self, node_id: u64, info: &NodeServerSessionInformation) {
         let Some(session) = self.sessions.remove(&node_id) else { return };
-        if !session.authenticated {
+        let peer = info.peer_name.as_ref().map(|name| name.name.clone());
+        if peer.as_deref() == Some(self.own_name.as_str()) {
+            // This node dialled itself (a seed list that includes it): never again.
+            if let Ok(address) = info.peer_addr.parse::<SocketAddr>() {
+                self.own.insert(address);
+                self.targets.remove(&address);
+            }
+        } else if !session.authenticated && !self.has_authenticated(peer.as_deref()) {
             self.args.metrics.cluster_session_event("auth_failed");
             tracing::error!(
                 peer = %info.peer_addr,
                 incoming = info.is_server,
                 "a cluster session closed before it authenticated: the cookie (or the TLS certificate) \
-                 differs on one side; the node was not let in"
+                 differs on one side, or the handshake stalled; the node was not let in"
             );
         }
         if let Some(hello) = &session.hello {
@@ -383,6 +431,13 @@ impl MembershipState {
                 target.backoff = FIRST_REDIAL;
             }
         }
+    }
+
+    /// Whether another session with the peer called `name` is authenticated (a session that lost
+    /// the library's election between two simultaneous connections is no refusal).
+    fn has_authenticated(&self, name: Option<&str>) -> bool {
+        let Some(name) = name else { return false };
+        self.sessions.values().any(|s| s.authenticated && s.info.peer_name.as_ref().is_some_and(|n| n.name == name))
     }
 
     /// Greets the peer of a ready session through its node agent.
@@ -406,7 +461,7 @@ impl MembershipState {
         });
     }
 
-    fn greeted(&mut self, node_id: u64, hello: Result<Hello, String>) {
+    fn greeted(&mut self, myself: &ActorRef<MembershipMsg>, node_id: u64, hello: Result<Hello, String>) {
         let Some(session) = self.sessions.get_mut(&node_id) else { return };
         session.greeting = false;
         let hello = match hello {
@@ -429,10 +484,19 @@ impl MembershipState {
         }
         tracing::info!(node = %hello.node, version = %hello.version, roles = ?hello.roles, "a peer joined");
         session.hello = Some(hello.clone());
+        let dialled = (!session.info.is_server).then(|| session.info.peer_addr.parse::<SocketAddr>().ok()).flatten();
+        if let Some(target) = dialled.and_then(|address| self.targets.get_mut(&address)) {
+            target.node = Some(hello.node.clone());
+        }
         self.known.insert(hello.node.clone(), Known { hello: hello.clone(), unreachable_since: None });
-        let learnt = std::iter::once(hello.advertise.clone()).chain(hello.peers.clone());
-        for address in learnt.filter_map(|a| a.parse::<SocketAddr>().ok()) {
+        // The peer and the peers it knows, by address or by name (resolved like the seeds).
+        let learnt = std::iter::once(hello.advertise.clone()).chain(hello.peers.iter().take(MAX_LEARNT).cloned());
+        let (addresses, names): (Vec<String>, Vec<String>) = learnt.partition(|a| a.parse::<SocketAddr>().is_ok());
+        for address in addresses.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
             self.learn(address, None);
+        }
+        if !names.is_empty() {
+            resolve(myself.clone(), names);
         }
     }
 
@@ -448,6 +512,13 @@ impl MembershipState {
         let mut dead = Vec::new();
         for (node_id, session) in &mut self.sessions {
             if session.hello.is_none() {
+                // A handshake or greeting that does not finish: a stalled or paused peer, or a
+                // connection that only occupies a place.
+                if now.duration_since(session.opened_at) > HANDSHAKE_TIMEOUT {
+                    tracing::warn!(peer = %session.info.peer_addr, "a cluster session did not finish its handshake; closing it");
+                    session.opened_at = now;
+                    session.info.actor.stop(Some("handshake timeout".into()));
+                }
                 continue;
             }
             if now.duration_since(session.last_pong) > HEARTBEAT_TIMEOUT {
@@ -531,17 +602,42 @@ impl MembershipState {
     }
 }
 
-/// Resolves every seed (a name may stand for several addresses) and reports the addresses.
-fn resolve(me: ActorRef<MembershipMsg>, seeds: Vec<String>) {
+/// Resolves every name (`host:port`; a name may stand for several addresses) and reports the
+/// addresses, each with the name it came from.
+fn resolve(me: ActorRef<MembershipMsg>, names: Vec<String>) {
     tokio::spawn(async move {
         let mut found = Vec::new();
-        for seed in &seeds {
-            let host = seed.rsplit_once(':').map_or(seed.as_str(), |(host, _)| host).trim_matches(['[', ']']);
-            match tokio::net::lookup_host(seed.as_str()).await {
-                Ok(addresses) => found.extend(addresses.map(|address| (address, host.to_owned()))),
-                Err(error) => tracing::debug!(seed, %error, "a seed does not resolve (yet)"),
+        for name in &names {
+            let host = name.rsplit_once(':').map_or(name.as_str(), |(host, _)| host).trim_matches(['[', ']']);
+            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(name.as_str())).await {
+                Ok(Ok(addresses)) => found.extend(addresses.map(|address| (address, host.to_owned()))),
+                Ok(Err(error)) => tracing::warn!(name, %error, "a peer's name does not resolve (yet)"),
+                Err(_) => tracing::warn!(name, "resolving a peer's name timed out"),
             }
         }
         let _ = me.send_message(MembershipMsg::Resolved(found));
     });
+}
+
+/// Up to half a second, so that redials of two nodes drift apart.
+fn spread() -> Duration {
+    let mut byte = [0u8; 2];
+    let _ = getrandom::fill(&mut byte);
+    Duration::from_millis(u64::from(u16::from_le_bytes(byte)) % 500)
+}
+
+impl Session {
+    fn opened(info: NodeServerSessionInformation) -> Session {
+        Session {
+            info,
+            opened_at: Instant::now(),
+            authenticated: false,
+            hello: None,
+            last_pong: Instant::now(),
+            last_ping: None,
+            pinging: false,
+            ready: false,
+            greeting: false,
+        }
+    }
 }

@@ -12,6 +12,8 @@ use crate::helpers::{MailDev, PASSWORD, TestApp, eventually, fixture, free_port,
 struct Cluster {
     flags: Vec<String>,
     cookie: tempfile::NamedTempFile,
+    /// The host nodes advertise: an address, or a name peers must resolve.
+    advertise_host: &'static str,
 }
 
 /// A node and its cluster port.
@@ -26,17 +28,18 @@ impl Cluster {
         std::fs::write(cookie.path(), "a shared cluster cookie\n").unwrap();
         // These tests log in often while nodes come and go: no address limit in the way.
         let unlimited = ["--address-logins-per-minute", "10000", "--address-login-burst", "10000"];
-        Cluster { flags: with(&cluster_flags(maildev).await, &unlimited), cookie }
+        Cluster { flags: with(&cluster_flags(maildev).await, &unlimited), cookie, advertise_host: "127.0.0.1" }
     }
 
     /// The flags of node `name` with `roles`, joining the nodes on `seeds`.
     fn node_flags(&self, name: &str, roles: &str, port: u16, seeds: &[u16], extra: &[&str]) -> Vec<String> {
         let listen = format!("127.0.0.1:{port}");
+        let advertise = format!("{}:{port}", self.advertise_host);
         let seeds: Vec<String> = seeds.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let cookie = self.cookie.path().to_string_lossy().into_owned();
         let mut flags = with(
             &self.flags,
-            &["--node-name", name, "--roles", roles, "--cluster-listen", &listen, "--cluster-advertise", &listen],
+            &["--node-name", name, "--roles", roles, "--cluster-listen", &listen, "--cluster-advertise", &advertise],
         );
         flags = with(&flags, &["--cluster-cookie-file", &cookie]);
         if !seeds.is_empty() {
@@ -406,7 +409,9 @@ async fn cluster_nodes_share_a_data_folder_and_each_keeps_its_own_scratch() {
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(scratch.len(), 2, "one scratch folder per process: {scratch:?}");
-    assert!(scratch.contains(&first.app.pid().to_string()) && scratch.contains(&second.pid().to_string()));
+    assert!(
+        scratch.contains(&format!("one-{}", first.app.pid())) && scratch.contains(&format!("two-{}", second.pid()))
+    );
 }
 
 #[tokio::test]
@@ -425,4 +430,19 @@ async fn a_peer_of_another_protocol_version_is_refused_and_both_sides_say_so() {
     current.app.add_user("ops@example.com", true);
     let admin = current.app.login("ops@example.com", PASSWORD).await;
     assert_ne!(state_of(&cluster_view(&current.app, &admin).await, "newer").as_deref(), Some("connected"));
+}
+
+#[tokio::test]
+async fn nodes_that_advertise_a_name_still_form_a_full_mesh() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster { advertise_host: "localhost", ..Cluster::new(&maildev).await };
+    let hub = cluster.start("hub", "auth", &[], &[]).await;
+    // Both know only the hub: they find each other through it, by name.
+    let gateway = cluster.start("edge", "gateway,auth", &[hub.port], &[]).await;
+    let _worker = cluster.start("worker", "converter", &[hub.port], &[]).await;
+    gateway.app.add_user("ops@example.com", true);
+    let admin = gateway.app.login("ops@example.com", PASSWORD).await;
+    wait_connected(&gateway.app, &admin, &["hub", "worker"]).await;
+    let refused = gateway.app.metric("mp3c_cluster_session_events_total{event=\"auth_failed\"").await;
+    assert_eq!(refused, 0.0, "no session of the mesh is taken for a refused one");
 }

@@ -92,7 +92,7 @@ async fn a_storage_failure_is_retried_without_using_up_attempts() {
     let token = app.user_token("transient@example.com", false).await;
     // Without its scratch folder the converter cannot write the MP3: a fault of the node, not
     // of the input, and not of this job.
-    let scratch = app.data_dir.join("scratch").join(app.pid().to_string());
+    let scratch = app.data_dir.join("scratch").join(format!("node-1-{}", app.pid()));
     std::fs::remove_dir_all(&scratch).unwrap();
     let job_id = app.submit(&token, &fixture("clip.mp4")).await;
     eventually(Duration::from_secs(30), "two retries", || async {
