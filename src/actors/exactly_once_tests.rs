@@ -372,6 +372,13 @@ impl World {
 
     /// Uploads `video` as a new job (not a step: the faults begin after the upload).
     async fn upload(&self, video: &[u8]) -> Job {
+        let job = self.store_video(video).await;
+        self.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await.unwrap();
+        job
+    }
+
+    /// Stores `video` and returns the queued job it would be (not yet recorded).
+    async fn store_video(&self, video: &[u8]) -> Job {
         let (job_id, video_fid) = (Id::generate(), Id::generate());
         let meta = BlobMeta {
             owner: OWNER.into(),
@@ -380,9 +387,7 @@ impl World {
             job_id: Some(job_id),
         };
         self.blobs.put(Bucket::Videos, video_fid, &meta, &mut &video[..]).await.unwrap();
-        let job = Job::queued(job_id, OWNER, video_fid, "clip.mp4", now_millis());
-        self.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await.unwrap();
-        job
+        Job::queued(job_id, OWNER, video_fid, "clip.mp4", now_millis())
     }
 
     fn mp3_blobs(&self) -> Vec<PathBuf> {
@@ -556,17 +561,9 @@ async fn two_attempts_at_once_give_one_mp3_one_done_one_email() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_message_was_lost_is_found_by_the_sweeper() {
     let world = World::new().await;
-    let (job_id, video_fid) = (Id::generate(), Id::generate());
-    let meta = BlobMeta {
-        owner: OWNER.into(),
-        filename: "clip.mp4".into(),
-        content_type: "video/mp4".into(),
-        job_id: Some(job_id),
-    };
-    world.blobs.put(Bucket::Videos, video_fid, &meta, &mut &GOOD[..]).await.unwrap();
     // The record was written, its message never was (a cluster intake whose publish and
     // rollback both failed).
-    let job = Job::queued(job_id, OWNER, video_fid, "clip.mp4", now_millis());
+    let job = world.store_video(GOOD).await;
     world.jobs.create(&job).await.unwrap();
     let faults = Faults::new(Plan::Clean);
     let node = world.node(&faults);
