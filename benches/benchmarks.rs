@@ -43,36 +43,30 @@ fn main() {
     let groups: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let benchmarks: [(&str, Group); 8] = [
+        ("conversion", |_| conversion()),
+        ("pipeline", |runtime| runtime.block_on(pipeline())),
+        ("gridfs", |runtime| runtime.block_on(gridfs_throughput())),
+        ("token", |_| token_validation()),
+        ("memory", |runtime| runtime.block_on(upload_memory())),
+        ("login", |runtime| runtime.block_on(login_flood())),
+        ("recovery", |runtime| runtime.block_on(outage_recovery())),
+        ("scaling", |runtime| runtime.block_on(scaling())),
+    ];
     let mut rows = Vec::new();
-    if wanted("conversion") {
-        rows.extend(conversion());
-    }
-    if wanted("pipeline") {
-        rows.extend(runtime.block_on(pipeline()));
-    }
-    if wanted("gridfs") {
-        rows.extend(runtime.block_on(gridfs_throughput()));
-    }
-    if wanted("token") {
-        rows.extend(token_validation());
-    }
-    if wanted("memory") {
-        rows.extend(runtime.block_on(upload_memory()));
-    }
-    if wanted("login") {
-        rows.extend(runtime.block_on(login_flood()));
-    }
-    if wanted("recovery") {
-        rows.extend(runtime.block_on(outage_recovery()));
-    }
-    if wanted("scaling") {
-        rows.extend(runtime.block_on(scaling()));
+    for (group, run) in benchmarks {
+        if wanted(group) {
+            rows.extend(run(&runtime));
+        }
     }
     println!("\n| benchmark | ours | baseline | ratio | target |\n|---|---|---|---|---|");
     for row in rows {
         println!("| {} | {} | {} | {} | {} |", row.name, row.ours, row.baseline, row.ratio, row.target);
     }
 }
+
+/// One group of benchmarks, run on the benchmark's runtime.
+type Group = fn(&tokio::runtime::Runtime) -> Vec<Row>;
 
 struct Row {
     name: &'static str,
