@@ -11,11 +11,14 @@
 //!    the service's peak RSS against its idle RSS.
 //! 7. outage recovery: in the cluster profile, the time from MongoDB (or RabbitMQ) being back
 //!    after a 15 s outage to the first job done, against a job's latency on the healthy service.
+//! 8. the seed system's workload: 4 uploads of a 57 MB minute of 720p, from the first upload to
+//!    the fourth email, on 2 converters, embedded and cluster profile, against 2 parallel ffmpeg
+//!    CLI processes; the service's CPU per job, and the GridFS bytes written and read per job.
 //!
 //! Run with `scripts/bench` (it starts the test servers the cluster rows need), or
 //! `scripts/bench GROUP...` for some of them (`conversion`, `pipeline`, `gridfs`, `token`,
-//! `memory`, `login`, `recovery`); results are kept in BENCHMARKS.md. Under `cargo test` this
-//! binary only says how to run it.
+//! `memory`, `login`, `recovery`, `seed`); results are kept in BENCHMARKS.md. Under `cargo test`
+//! this binary only says how to run it.
 
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
@@ -28,7 +31,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use helpers::{PASSWORD, TestApp, client_from, fixture};
+use helpers::{MailDev, PASSWORD, TestApp, client_from, eventually, fixture};
 use mp3converter::security::token::TokenKeys;
 use mp3converter::transcode::{StopSignal, TranscodeOptions, transcode};
 
@@ -61,6 +64,9 @@ fn main() {
     }
     if wanted("recovery") {
         rows.extend(runtime.block_on(outage_recovery()));
+    }
+    if wanted("seed") {
+        rows.extend(runtime.block_on(seed_workload()));
     }
     println!("\n| benchmark | ours | baseline | ratio | target |\n|---|---|---|---|---|");
     for row in rows {
@@ -155,6 +161,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Wall time and sorted per-job completion times of a batch, and the CPU seconds the service
 /// and (cluster) the MongoDB-wire test server spent on it.
 struct Batch {
+    jobs: usize,
     wall: f64,
     latencies: Vec<f64>,
     service_cpu: f64,
@@ -163,7 +170,7 @@ struct Batch {
 
 impl Batch {
     fn throughput(&self) -> f64 {
-        PIPELINE_JOBS as f64 / self.wall
+        self.jobs as f64 / self.wall
     }
 
     fn latency(&self) -> String {
@@ -171,8 +178,10 @@ impl Batch {
     }
 }
 
-/// The batch through `cores` parallel ffmpeg CLI processes.
-fn cli_batch(input: &Path, cores: usize) -> Batch {
+/// `jobs` conversions of `input` through `cores` parallel ffmpeg CLI processes; `service_cpu`
+/// is their CPU.
+fn cli_batch(input: &Path, cores: usize, jobs: usize) -> Batch {
+    let (_, children_before) = cpu_seconds();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -182,7 +191,7 @@ fn cli_batch(input: &Path, cores: usize) -> Batch {
                 let (next, dir) = (&next, &dir);
                 scope.spawn(move || {
                     let mut done = Vec::new();
-                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < PIPELINE_JOBS {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < jobs {
                         ffmpeg_cli(input, &dir.path().join(format!("{worker}-{}.mp3", done.len())));
                         done.push(started.elapsed().as_secs_f64());
                     }
@@ -193,7 +202,8 @@ fn cli_batch(input: &Path, cores: usize) -> Batch {
         workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
     latencies.sort_by(f64::total_cmp);
-    Batch { wall: started.elapsed().as_secs_f64(), latencies, service_cpu: 0.0, database_cpu: 0.0 }
+    let wall = started.elapsed().as_secs_f64();
+    Batch { jobs, wall, latencies, service_cpu: cpu_seconds().1 - children_before, database_cpu: 0.0 }
 }
 
 /// CPU seconds (user and system) process `pid` has used so far.
@@ -220,6 +230,7 @@ async fn service_batch(input: &Path, args: &[&str], database: u32) -> Batch {
     }
     latencies.sort_by(f64::total_cmp);
     Batch {
+        jobs: PIPELINE_JOBS,
         wall: started.elapsed().as_secs_f64(),
         latencies,
         service_cpu: process_cpu(app.pid()) - service_before,
@@ -243,7 +254,7 @@ async fn pipeline() -> Vec<Row> {
     let input = fixture("minute-720p.mp4");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let converters = cores.to_string();
-    let cli = cli_batch(&input, cores);
+    let cli = cli_batch(&input, cores, PIPELINE_JOBS);
     let embedded = service_batch(&input, &["--converters", &converters], 0).await;
     let mongo = servers::OwnMongo::start().await;
     let cluster_args =
@@ -597,4 +608,132 @@ async fn outage_recovery() -> Vec<Row> {
         });
     }
     rows
+}
+
+/// The seed system's workload, as it was measured from outside (issue 8).
+const SEED_JOBS: usize = 4;
+const SEED_CONVERTERS: usize = 2;
+
+/// One profile's run of the seed workload.
+struct SeedRun {
+    /// From the first upload to the last email, in seconds.
+    wall: f64,
+    /// Seconds each upload took (request to 202), sorted.
+    uploads: Vec<f64>,
+    service_cpu: f64,
+    database_cpu: f64,
+    /// GridFS bytes written and read, from the service's `mp3c_gridfs_bytes_total`.
+    gridfs_written: f64,
+    gridfs_read: f64,
+}
+
+/// Emails `maildev` received for `user`.
+async fn emails_to(maildev: &MailDev, user: &str) -> usize {
+    maildev.all_emails().await.iter().filter(|mail| mail["to"][0]["address"] == user).count()
+}
+
+/// The sum of every series of `name` whose labels include `label` (such as `direction="read"`).
+fn labelled_sum(metrics: &str, name: &str, label: &str) -> f64 {
+    let lines = metrics.lines().filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label));
+    lines.filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+/// Uploads `video` [`SEED_JOBS`] times, one after another as one client would, and waits for
+/// the last email; `database` is the pid of a database server whose CPU to count (0: none).
+async fn seed_run(video: &[u8], args: &[String], maildev: &MailDev, user: &str, database: u32) -> SeedRun {
+    let app = TestApp::spawn_with(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let token = app.user_token(user, false).await;
+    let (service_before, database_before) = (process_cpu(app.pid()), process_cpu(database));
+    let started = Instant::now();
+    let mut uploads = Vec::new();
+    for _ in 0..SEED_JOBS {
+        let upload_started = Instant::now();
+        let response = app.upload_bytes(&token, "seed-720p.mp4", video.to_vec()).await;
+        assert_eq!(response.status(), 202);
+        uploads.push(upload_started.elapsed().as_secs_f64());
+    }
+    eventually(Duration::from_secs(600), "every email", || async {
+        (emails_to(maildev, user).await >= SEED_JOBS).then_some(())
+    })
+    .await;
+    let wall = started.elapsed().as_secs_f64();
+    let (service_cpu, database_cpu) =
+        (process_cpu(app.pid()) - service_before, process_cpu(database) - database_before);
+    uploads.sort_by(f64::total_cmp);
+    let metrics = app.metrics().await;
+    SeedRun {
+        wall,
+        uploads,
+        service_cpu,
+        database_cpu,
+        gridfs_written: labelled_sum(&metrics, "mp3c_gridfs_bytes_total", "direction=\"written\""),
+        gridfs_read: labelled_sum(&metrics, "mp3c_gridfs_bytes_total", "direction=\"read\""),
+    }
+}
+
+async fn seed_workload() -> Vec<Row> {
+    let input = fixture("seed-720p.mp4");
+    let video = std::fs::read(&input).unwrap();
+    let megabytes = |bytes: f64| bytes / 1e6;
+    let cli = cli_batch(&input, SEED_CONVERTERS, SEED_JOBS);
+    let maildev = MailDev::start().await;
+    let smtp = ["--smtp-url".to_owned(), format!("smtp://127.0.0.1:{}", maildev.smtp_port)];
+    let converters = ["--converters".to_owned(), SEED_CONVERTERS.to_string()];
+    let embedded_args = [&smtp[..], &converters[..]].concat();
+    let embedded = seed_run(&video, &embedded_args, &maildev, "seed-embedded@example.com", 0).await;
+    let mongo = servers::OwnMongo::start().await;
+    let cluster_args = [cluster_args_with(&mongo.url()).await, smtp.to_vec(), converters.to_vec()].concat();
+    let cluster = seed_run(&video, &cluster_args, &maildev, "seed-cluster@example.com", mongo.pid()).await;
+
+    let jobs = SEED_JOBS as f64;
+    let cli_label = format!("{:.2} s (2 parallel ffmpeg CLI)", cli.wall);
+    let uploads = |run: &SeedRun| format!("{:.2} s / {:.2} s", run.uploads[0], run.uploads[SEED_JOBS - 1]);
+    vec![
+        Row {
+            name: "seed workload, cluster: 4 x 57 MB 720p, first upload to 4th email",
+            ours: format!("{:.2} s", cluster.wall),
+            baseline: cli_label.clone(),
+            ratio: format!("{:.2}", cli.wall / cluster.wall),
+            target: ">= 0.40",
+        },
+        Row {
+            name: "seed workload, embedded: 4 x 57 MB 720p, first upload to 4th email",
+            ours: format!("{:.2} s", embedded.wall),
+            baseline: cli_label,
+            ratio: format!("{:.2}", cli.wall / embedded.wall),
+            target: "",
+        },
+        Row {
+            name: "seed workload, service CPU per job, cluster against embedded",
+            ours: format!("{:.2} s", cluster.service_cpu / jobs),
+            baseline: format!("{:.2} s (embedded)", embedded.service_cpu / jobs),
+            ratio: format!("{:.2}", cluster.service_cpu / embedded.service_cpu),
+            target: "<= 1.3",
+        },
+        Row {
+            name: "seed workload, MongoDB-wire test server CPU per job",
+            ours: format!("{:.2} s", cluster.database_cpu / jobs),
+            baseline: format!("{:.2} s (one ffmpeg CLI conversion)", cli.service_cpu / jobs),
+            ratio: format!("{:.2}", cluster.database_cpu / cli.service_cpu),
+            target: "",
+        },
+        Row {
+            name: "seed workload, upload time fastest / slowest (cluster; embedded)",
+            ours: uploads(&cluster),
+            baseline: format!("{} (embedded)", uploads(&embedded)),
+            ratio: format!("{:.2}", cluster.uploads[SEED_JOBS - 1] / embedded.uploads[SEED_JOBS - 1]),
+            target: "",
+        },
+        Row {
+            name: "seed workload, GridFS bytes per job: written / read",
+            ours: format!(
+                "{:.1} MB / {:.1} MB",
+                megabytes(cluster.gridfs_written / jobs),
+                megabytes(cluster.gridfs_read / jobs)
+            ),
+            baseline: format!("{:.1} MB (the video)", megabytes(video.len() as f64)),
+            ratio: format!("{:.2}", (cluster.gridfs_written + cluster.gridfs_read) / jobs / video.len() as f64),
+            target: "",
+        },
+    ]
 }

@@ -14,6 +14,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use mongodb::bson::{Bson, Document, doc, oid::ObjectId, spec::BinarySubtype};
 use mongodb::gridfs::GridFsBucket;
 use mongodb::{Client, Database};
+use prometheus::{IntCounter, IntCounterVec};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio_util::compat::FuturesAsyncWriteCompatExt;
 
@@ -26,6 +27,8 @@ use crate::ids::Id;
 pub struct GridFsBlobStore {
     videos: Database,
     mp3s: Database,
+    /// `mp3c_gridfs_bytes_total`: chunk data written and read, by database and direction.
+    traffic: IntCounterVec,
 }
 
 pub fn object_id(id: Id) -> ObjectId {
@@ -37,8 +40,18 @@ fn mongo_error(error: mongodb::error::Error) -> StorageError {
 }
 
 impl GridFsBlobStore {
-    pub fn new(client: &Client) -> Self {
-        GridFsBlobStore { videos: client.database(Bucket::Videos.name()), mp3s: client.database(Bucket::Mp3s.name()) }
+    /// The store on `client`, counting the bytes it moves in `traffic` (labels: database,
+    /// direction).
+    pub fn new(client: &Client, traffic: IntCounterVec) -> Self {
+        GridFsBlobStore {
+            videos: client.database(Bucket::Videos.name()),
+            mp3s: client.database(Bucket::Mp3s.name()),
+            traffic,
+        }
+    }
+
+    fn counter(&self, bucket: Bucket, direction: Direction) -> IntCounter {
+        self.traffic.with_label_values(&[bucket.name(), direction.label()])
     }
 
     fn database(&self, bucket: Bucket) -> &Database {
@@ -59,6 +72,22 @@ impl GridFsBlobStore {
         })
         .await?
         .ok_or(StorageError::NotFound)
+    }
+}
+
+/// Which way blob bytes went, for [`GridFsBlobStore::counter`].
+#[derive(Clone, Copy)]
+enum Direction {
+    Written,
+    Read,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::Written => "written",
+            Direction::Read => "read",
+        }
     }
 }
 
@@ -105,6 +134,7 @@ impl BlobStore for GridFsBlobStore {
             timed("opening a GridFS upload", async { opening.await.map_err(mongo_error) }).await?.compat_write();
         let mut buffer = vec![0u8; 256 * 1024];
         let mut total = 0u64;
+        let written = self.counter(bucket, Direction::Written);
         let copied: StorageResult<()> = async {
             loop {
                 let n = tokio::io::AsyncReadExt::read(body, &mut buffer).await.map_err(StorageError::Input)?;
@@ -113,6 +143,7 @@ impl BlobStore for GridFsBlobStore {
                 }
                 let write = upload.write_all(&buffer[..n]);
                 timed("writing to GridFS", async { write.await.map_err(StorageError::unavailable) }).await?;
+                written.inc_by(n as u64);
                 total += n as u64;
             }
             timed("closing a GridFS upload", async { upload.shutdown().await.map_err(StorageError::unavailable) }).await
@@ -146,18 +177,22 @@ impl BlobStore for GridFsBlobStore {
             .find(doc! { "files_id": object_id(fid), "n": { "$gte": first_chunk as i64, "$lte": last_chunk as i64 } })
             .sort(doc! { "n": 1 });
         let chunks = timed("reading GridFS chunks", async { find.await.map_err(mongo_error) }).await?;
-        let bytes =
-            each_within(CALL_TIMEOUT, chunks.map_err(std::io::Error::other)).and_then(move |chunk| async move {
+        let read = self.counter(bucket, Direction::Read);
+        let bytes = each_within(CALL_TIMEOUT, chunks.map_err(std::io::Error::other)).and_then(move |chunk| {
+            let read = read.clone();
+            async move {
                 let n = number(&chunk, "n");
                 let data = match chunk.get("data") {
                     Some(Bson::Binary(binary)) if binary.subtype == BinarySubtype::Generic => binary.bytes.clone(),
                     _ => return Err(std::io::Error::other("a GridFS chunk without data")),
                 };
+                read.inc_by(data.len() as u64);
                 let start = n * chunk_size;
                 let from = range.first.saturating_sub(start) as usize;
                 let to = ((range.last + 1).min(start + data.len() as u64) - start) as usize;
                 Ok(Bytes::from(data).slice(from.min(to)..to))
-            });
+            }
+        });
         Ok(Box::new(tokio_util::io::StreamReader::new(bytes.boxed())))
     }
 

@@ -83,6 +83,33 @@ fn make_fixture(name: &str, out: &Path) {
             .concat(),
             out,
         ),
+        // The seed system's workload: one minute of 720p at a constant 7.4 Mb/s (about 57 MB),
+        // with its index at the end (ffmpeg's default), as a camera or phone writes it.
+        "seed-720p.mp4" => ffmpeg(
+            &[
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=1280x720:rate=30",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
+                    "-t",
+                    "60",
+                    "-map",
+                    "0:v",
+                    "-map",
+                    "1:a",
+                ][..],
+                &H264[..],
+                &["-b:v", "7400k", "-minrate", "7400k", "-maxrate", "7400k", "-bufsize", "7400k"],
+                &["-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-f", "mp4"],
+            ]
+            .concat(),
+            out,
+        ),
         // Video only.
         "silent.mp4" => ffmpeg(&[&VIDEO[..], &["-t", "3"], &H264[..], &["-f", "mp4"]].concat(), out),
         // Index at the end, cut in half: the index is gone.

@@ -8,6 +8,11 @@ use tokio::io::AsyncReadExt;
 
 use crate::servers::mongo_client;
 
+/// Byte counters of a store under test.
+fn traffic() -> prometheus::IntCounterVec {
+    mp3converter::metrics::Metrics::new("test").gridfs_bytes.clone()
+}
+
 fn meta(job_id: Id) -> BlobMeta {
     BlobMeta {
         owner: "a@example.com".into(),
@@ -31,7 +36,7 @@ async fn read_all(store: &GridFsBlobStore, fid: Id, range: Option<ByteRange>) ->
 #[tokio::test]
 async fn a_blob_streams_in_and_out_whole_and_by_range() {
     let client = mongo_client().await;
-    let store = GridFsBlobStore::new(&client);
+    let store = GridFsBlobStore::new(&client, traffic());
     let (fid, job) = (Id::generate(), Id::generate());
     // Several chunks (GridFS's default chunk is 255 KiB) and a partial last one.
     let data = pattern(700_000);
@@ -62,7 +67,7 @@ async fn a_blob_streams_in_and_out_whole_and_by_range() {
 #[tokio::test]
 async fn a_failed_upload_leaves_no_chunks() {
     let client = mongo_client().await;
-    let store = GridFsBlobStore::new(&client);
+    let store = GridFsBlobStore::new(&client, traffic());
     let fid = Id::generate();
     let chunks: Vec<std::io::Result<bytes::Bytes>> =
         vec![Ok(bytes::Bytes::from(pattern(600_000))), Err(std::io::Error::other("client went away"))];
@@ -77,7 +82,7 @@ async fn a_failed_upload_leaves_no_chunks() {
 #[tokio::test]
 async fn deleting_removes_the_file_and_every_chunk() {
     let client = mongo_client().await;
-    let store = GridFsBlobStore::new(&client);
+    let store = GridFsBlobStore::new(&client, traffic());
     let fid = Id::generate();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.mp3");
