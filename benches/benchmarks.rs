@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use helpers::{MailDev, PASSWORD, TestApp, client_from, eventually, fixture};
 use mp3converter::security::token::TokenKeys;
+use mp3converter::storage::Media;
 use mp3converter::transcode::{StopSignal, TranscodeOptions, transcode};
 
 fn main() {
@@ -124,7 +125,7 @@ fn conversion() -> Vec<Row> {
         let (cpu_before, _) = cpu_seconds();
         let started = Instant::now();
         let stop = StopSignal::new(Instant::now() + Duration::from_secs(600));
-        transcode(&input, &output, options, &stop).unwrap();
+        transcode(Media::File(input.clone()), &output, options, &stop).unwrap();
         ours_wall = ours_wall.min(started.elapsed().as_secs_f64());
         ours_cpu = ours_cpu.min(cpu_seconds().0 - cpu_before);
 

@@ -20,8 +20,8 @@
 //! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries.
 //! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
 //!   tokens, rate limits and owner-only files.
-//! - [`mailer`], [`messages`], [`metrics`], [`ids`]: email, queue messages, Prometheus
-//!   metrics, ObjectId-form identifiers.
+//! - [`mailer`], [`messages`], [`metrics`], [`ids`], [`scratch`]: email, queue messages,
+//!   Prometheus metrics, ObjectId-form identifiers, temporary files.
 //!
 //! ## The flow of one job
 //!
@@ -42,6 +42,7 @@ pub mod ids;
 pub mod mailer;
 pub mod messages;
 pub mod metrics;
+pub mod scratch;
 pub mod security;
 pub mod storage;
 pub mod telemetry;

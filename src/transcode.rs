@@ -7,9 +7,10 @@
 //!
 //! This is blocking, CPU-bound code: run it on a blocking thread. It stops early when its
 //! [`StopSignal`] says so (time limit or shutdown), also while FFmpeg is inside a blocking
-//! read. The source must be a seekable file: through a non-seekable stream an MP4 whose index
-//! sits at the end makes FFmpeg retry forever, which is also why packets are read one by one
-//! with a cap on consecutive errors instead of through FFmpeg's packet iterator.
+//! read. The source is a local file or a seekable stream ([`Media`], FFmpeg's custom I/O):
+//! through a non-seekable stream an MP4 whose index sits at the end makes FFmpeg retry
+//! forever, which is also why packets are read one by one with a cap on consecutive errors
+//! instead of through FFmpeg's packet iterator.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use std::time::Instant;
 use ffmpeg::software::resampling;
 use ffmpeg::{ChannelLayout, Packet, codec, format, frame, media};
 use ffmpeg_next as ffmpeg;
+
+use crate::storage::Media;
 
 /// Read errors in a row after which the input is given up as unreadable.
 const MAX_CONSECUTIVE_READ_ERRORS: u32 = 32;
@@ -109,19 +112,29 @@ fn init() {
 }
 
 /// The shape of [`transcode`], so the actors can be given a stand-in in tests.
-pub type Transcode = fn(&Path, &Path, TranscodeOptions, &StopSignal) -> Result<Transcoded, TranscodeError>;
+pub type Transcode = fn(Media, &Path, TranscodeOptions, &StopSignal) -> Result<Transcoded, TranscodeError>;
+
+/// Opens `media` for demuxing; FFmpeg's blocking reads give up once `stop` says so.
+pub(crate) fn open_input(media: Media, stop: &StopSignal) -> Result<format::context::Input, TranscodeError> {
+    init();
+    let interrupt = stop.clone();
+    let interrupted = move || interrupt.check().is_err();
+    let opened = match media {
+        Media::File(path) => format::input_with_interrupt(&path, interrupted),
+        Media::Stream(stream) => format::context::StreamIo::from_read_seek(stream)
+            .and_then(|io| format::input_from_stream_with_interrupt(io, None, None, interrupted)),
+    };
+    opened.map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))
+}
 
 /// Converts the best audio stream of `input` into an MP3 file at `output`.
 pub fn transcode(
-    input: &Path,
+    input: Media,
     output: &Path,
     options: TranscodeOptions,
     stop: &StopSignal,
 ) -> Result<Transcoded, TranscodeError> {
-    init();
-    let interrupt = stop.clone();
-    let mut ictx = format::input_with_interrupt(input, move || interrupt.check().is_err())
-        .map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))?;
+    let mut ictx = open_input(input, stop)?;
     let audio = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?;
     let audio_index = audio.index();
     let mut decoder = codec::context::Context::from_parameters(audio.parameters())

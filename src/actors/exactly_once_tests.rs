@@ -37,7 +37,7 @@ use crate::storage::files::FileBlobStore;
 use crate::storage::sqlite::{self, SqliteIntake, SqliteJobs, SqliteMailbox, SqliteUsers};
 use crate::storage::{
     Backends, BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, DELIVERY_LIMIT, Delivery, Job, JobState,
-    JobStore, LocalMedia, Mailbox, Queue, StorageError, StorageResult, now_millis,
+    JobStore, Mailbox, Media, MediaSource, Queue, StorageError, StorageResult, now_millis,
 };
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
@@ -183,8 +183,8 @@ impl BlobStore for FaultyBlobs {
         self.1.step("blob meta").await?;
         self.0.set_meta(bucket, fid, meta).await
     }
-    async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
-        self.0.local_media(bucket, fid).await
+    async fn media(&self, bucket: Bucket, fid: Id) -> StorageResult<MediaSource> {
+        self.0.media(bucket, fid).await
     }
     async fn delete(&self, bucket: Bucket, fid: Id) -> StorageResult<()> {
         self.1.step("blob delete").await?;
@@ -264,11 +264,12 @@ impl Mailer for FakeMailer {
 
 /// The transcoder's stand-in: copies the video, refuses [`BAD`], takes its time over [`SLOW`].
 fn fake_transcode(
-    input: &Path,
+    input: Media,
     output: &Path,
     _: TranscodeOptions,
     stop: &StopSignal,
 ) -> Result<Transcoded, TranscodeError> {
+    let Media::File(input) = input else { panic!("the file store gives its files in place") };
     let video = std::fs::read(input).map_err(|e| TranscodeError::Output(e.to_string()))?;
     if video == BAD {
         return Err(TranscodeError::Unreadable("not a media file".into()));

@@ -2,31 +2,48 @@
 //! database `mp3s`, each with the default bucket (`fs.files`, `fs.chunks`) and ObjectId ids, so
 //! the seed's own converter or notifier can read what we store.
 //!
-//! Uploads stream into the bucket chunk by chunk; an upload that fails is aborted, which deletes
-//! the chunks already written, so nothing is orphaned. Reads (whole or a byte range) stream the
-//! needed chunks straight from `fs.chunks` in order. Every call, every write of an upload and
-//! every chunk of a read has a time limit ([`CALL_TIMEOUT`]): a stalled server fails the
-//! operation instead of hanging it.
+//! - Writes ([`upload`]): chunks of [`CHUNK_SIZE`], several inserts in flight, the files
+//!   document last, so a file is visible only once whole; a failed upload deletes its chunks.
+//! - Downloads (whole or a byte range) stream the needed chunks through one cursor sorted by
+//!   `n`, which the server answers in batches of many chunks.
+//! - Conversions read a file in place ([`media`]): a seekable stream that fetches chunks as
+//!   FFmpeg reads, never a local copy of the file.
+//!
+//! Every call, every chunk written and every chunk read has a time limit ([`CALL_TIMEOUT`]): a
+//! stalled server fails the operation instead of hanging it. `mp3c_gridfs_bytes_total` counts
+//! the chunk data moved each way.
+
+mod media;
+mod upload;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use mongodb::bson::{Bson, Document, doc, oid::ObjectId, spec::BinarySubtype};
-use mongodb::gridfs::GridFsBucket;
-use mongodb::{Client, Database};
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc, oid::ObjectId};
+use mongodb::{Client, Collection, Database, IndexModel};
 use prometheus::{IntCounter, IntCounterVec};
-use tokio::io::{AsyncRead, AsyncWriteExt};
-use tokio_util::compat::FuturesAsyncWriteCompatExt;
+use serde::Deserialize;
+use tokio::io::AsyncRead;
+use tokio::sync::OnceCell;
 
+pub use media::READ_AHEAD;
+pub use upload::{CHUNK_SIZE, CHUNKS_IN_FLIGHT};
+
+use self::media::{ChunkSource, GridFsMedia};
+use self::upload::ChunkUpload;
 use super::{
-    BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, CALL_TIMEOUT, LocalMedia, StorageError,
-    StorageResult, timed,
+    BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, CALL_TIMEOUT, Media, MediaSource, StorageError,
+    StorageResult, StoreFailure, timed,
 };
 use crate::ids::Id;
 
 pub struct GridFsBlobStore {
     videos: Database,
     mp3s: Database,
+    /// Set once this process made sure of each database's GridFS indexes (before its first
+    /// write, as the drivers do): reading a chunk by `files_id` and `n` needs them.
+    indexed_videos: OnceCell<()>,
+    indexed_mp3s: OnceCell<()>,
     /// `mp3c_gridfs_bytes_total`: chunk data written and read, by database and direction.
     traffic: IntCounterVec,
 }
@@ -46,8 +63,40 @@ impl GridFsBlobStore {
         GridFsBlobStore {
             videos: client.database(Bucket::Videos.name()),
             mp3s: client.database(Bucket::Mp3s.name()),
+            indexed_videos: OnceCell::new(),
+            indexed_mp3s: OnceCell::new(),
             traffic,
         }
+    }
+
+    /// Creates the indexes every GridFS program relies on, unless this process did already:
+    /// chunks by (`files_id`, `n`), files by (`filename`, `uploadDate`). An index on the same
+    /// keys made by another program (PyMongo makes the chunks one unique) is as good.
+    async fn ensure_indexes(&self, bucket: Bucket) -> StorageResult<()> {
+        let indexed = match bucket {
+            Bucket::Videos => &self.indexed_videos,
+            Bucket::Mp3s => &self.indexed_mp3s,
+        };
+        indexed
+            .get_or_try_init(|| async {
+                let wanted = [
+                    (self.chunks::<Document>(bucket), doc! { "files_id": 1, "n": 1 }),
+                    (self.files(bucket), doc! { "filename": 1, "uploadDate": 1 }),
+                ];
+                for (collection, keys) in wanted {
+                    let create = collection.create_index(IndexModel::builder().keys(keys).build());
+                    timed("creating a GridFS index", async {
+                        match create.await {
+                            Err(error) if !same_keys_exist(&error) => Err(mongo_error(error)),
+                            _ => Ok(()),
+                        }
+                    })
+                    .await?;
+                }
+                Ok(())
+            })
+            .await
+            .map(drop)
     }
 
     fn counter(&self, bucket: Bucket, direction: Direction) -> IntCounter {
@@ -61,18 +110,28 @@ impl GridFsBlobStore {
         }
     }
 
-    fn bucket(&self, bucket: Bucket) -> GridFsBucket {
-        self.database(bucket).gridfs_bucket(None)
+    fn chunks<T: Send + Sync>(&self, bucket: Bucket) -> Collection<T> {
+        self.database(bucket).collection("fs.chunks")
+    }
+
+    fn files(&self, bucket: Bucket) -> Collection<Document> {
+        self.database(bucket).collection("fs.files")
     }
 
     async fn files_document(&self, bucket: Bucket, fid: Id) -> StorageResult<Document> {
-        let files = self.database(bucket).collection::<Document>("fs.files");
+        let files = self.files(bucket);
         timed("reading a GridFS file", async {
             files.find_one(doc! { "_id": object_id(fid) }).await.map_err(mongo_error)
         })
         .await?
         .ok_or(StorageError::NotFound)
     }
+}
+
+/// Whether creating an index failed only because one on the same keys exists with other
+/// options (IndexOptionsConflict, IndexKeySpecsConflict).
+fn same_keys_exist(error: &mongodb::error::Error) -> bool {
+    matches!(&*error.kind, mongodb::error::ErrorKind::Command(command) if matches!(command.code, 85 | 86))
 }
 
 /// Which way blob bytes went, for [`GridFsBlobStore::counter`].
@@ -110,6 +169,18 @@ fn meta_from(files: &Document) -> BlobMeta {
     }
 }
 
+/// A chunk as we read it: its number and its data (owned, so it becomes [`Bytes`] uncopied).
+#[derive(Deserialize)]
+struct StoredChunk {
+    n: i64,
+    data: Binary,
+}
+
+/// The fields of a chunk that [`StoredChunk`] reads.
+fn chunk_fields() -> Document {
+    doc! { "_id": 0, "n": 1, "data": 1 }
+}
+
 fn number(files: &Document, key: &str) -> u64 {
     match files.get(key) {
         Some(Bson::Int32(n)) => *n as u64,
@@ -128,33 +199,36 @@ impl BlobStore for GridFsBlobStore {
         meta: &BlobMeta,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> StorageResult<u64> {
-        let gridfs = self.bucket(bucket);
-        let opening = gridfs.open_upload_stream(&meta.filename).id(object_id(fid).into()).metadata(meta_document(meta));
-        let mut upload =
-            timed("opening a GridFS upload", async { opening.await.map_err(mongo_error) }).await?.compat_write();
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        let written = self.counter(bucket, Direction::Written);
-        let copied: StorageResult<()> = async {
-            loop {
-                let n = tokio::io::AsyncReadExt::read(body, &mut buffer).await.map_err(StorageError::Input)?;
-                if n == 0 {
-                    break;
-                }
-                let write = upload.write_all(&buffer[..n]);
-                timed("writing to GridFS", async { write.await.map_err(StorageError::unavailable) }).await?;
-                written.inc_by(n as u64);
-                total += n as u64;
-            }
-            timed("closing a GridFS upload", async { upload.shutdown().await.map_err(StorageError::unavailable) }).await
+        self.ensure_indexes(bucket).await?;
+        let files_id = object_id(fid);
+        let mut upload = ChunkUpload::new(self.chunks(bucket), files_id, self.counter(bucket, Direction::Written));
+        let written = async {
+            upload.write_all(body).await?;
+            let length = upload.finish().await?;
+            let file = doc! {
+                "_id": files_id,
+                "length": length as i64,
+                "chunkSize": CHUNK_SIZE as i32,
+                "uploadDate": DateTime::now(),
+                "filename": &meta.filename,
+                "metadata": meta_document(meta),
+            };
+            let files = self.files(bucket);
+            let insert = files.insert_one(file);
+            timed("writing a GridFS file document", async { insert.await.map_err(mongo_error) }).await?;
+            Ok(length)
         }
         .await;
-        if let Err(error) = copied {
-            // Deletes the chunks written so far.
-            let _ = upload.into_inner().abort().await;
-            return Err(error);
+        match written {
+            Ok(length) => {
+                upload.settle();
+                Ok(length)
+            }
+            Err(error) => {
+                upload.abandon().await;
+                Err(error)
+            }
         }
-        Ok(total)
     }
 
     async fn stat(&self, bucket: Bucket, fid: Id) -> StorageResult<BlobInfo> {
@@ -172,22 +246,19 @@ impl BlobStore for GridFsBlobStore {
             None => ByteRange { first: 0, last: length - 1 },
         };
         let (first_chunk, last_chunk) = (range.first / chunk_size, range.last / chunk_size);
-        let collection = self.database(bucket).collection::<Document>("fs.chunks");
-        let find = collection
+        let chunks = self.chunks::<StoredChunk>(bucket);
+        let find = chunks
             .find(doc! { "files_id": object_id(fid), "n": { "$gte": first_chunk as i64, "$lte": last_chunk as i64 } })
+            .projection(chunk_fields())
             .sort(doc! { "n": 1 });
         let chunks = timed("reading GridFS chunks", async { find.await.map_err(mongo_error) }).await?;
         let read = self.counter(bucket, Direction::Read);
         let bytes = each_within(CALL_TIMEOUT, chunks.map_err(std::io::Error::other)).and_then(move |chunk| {
             let read = read.clone();
             async move {
-                let n = number(&chunk, "n");
-                let data = match chunk.get("data") {
-                    Some(Bson::Binary(binary)) if binary.subtype == BinarySubtype::Generic => binary.bytes.clone(),
-                    _ => return Err(std::io::Error::other("a GridFS chunk without data")),
-                };
+                let data = chunk.data.bytes;
                 read.inc_by(data.len() as u64);
-                let start = n * chunk_size;
+                let start = chunk.n as u64 * chunk_size;
                 let from = range.first.saturating_sub(start) as usize;
                 let to = ((range.last + 1).min(start + data.len() as u64) - start) as usize;
                 Ok(Bytes::from(data).slice(from.min(to)..to))
@@ -197,7 +268,7 @@ impl BlobStore for GridFsBlobStore {
     }
 
     async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
-        let files = self.database(bucket).collection::<Document>("fs.files");
+        let files = self.files(bucket);
         let update = doc! { "$set": { "metadata": meta_document(meta) } };
         let result = timed("updating GridFS metadata", async {
             files.update_one(doc! { "_id": object_id(fid) }, update).await.map_err(mongo_error)
@@ -209,18 +280,21 @@ impl BlobStore for GridFsBlobStore {
         }
     }
 
-    async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
-        let mut reader = self.open(bucket, fid, None).await?;
-        let temp = tempfile::NamedTempFile::new().map_err(StorageError::unavailable)?.into_temp_path();
-        let mut file = tokio::fs::File::create(&temp).await.map_err(StorageError::unavailable)?;
-        tokio::io::copy(&mut reader, &mut file).await.map_err(StorageError::unavailable)?;
-        file.sync_all().await.map_err(StorageError::unavailable)?;
-        Ok(LocalMedia::Copy(temp))
+    async fn media(&self, bucket: Bucket, fid: Id) -> StorageResult<MediaSource> {
+        let files = self.files_document(bucket, fid).await?;
+        let source = ChunkSource {
+            chunks: self.chunks(bucket),
+            files_id: object_id(fid),
+            read: self.counter(bucket, Direction::Read),
+        };
+        let failure = StoreFailure::default();
+        let stream = GridFsMedia::new(source, number(&files, "length"), number(&files, "chunkSize"), failure.clone());
+        Ok(MediaSource { media: Media::Stream(Box::new(stream)), failure })
     }
 
     async fn delete(&self, bucket: Bucket, fid: Id) -> StorageResult<()> {
         // The driver deletes the chunks even when the file document is gone (a partial upload).
-        let gridfs = self.bucket(bucket);
+        let gridfs = self.database(bucket).gridfs_bucket(None);
         let delete = gridfs.delete(object_id(fid).into());
         timed("deleting a GridFS file", async {
             match delete.await {
