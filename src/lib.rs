@@ -17,7 +17,8 @@
 //! - [`http`]: the hyper server, routing, handlers and error responses.
 //! - [`storage`]: the storage traits; the embedded profile's SQLite and file backends and the
 //!   cluster profile's MySQL, GridFS, MongoDB and RabbitMQ backends.
-//! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries.
+//! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries;
+//!   [`audio_copy`]: the audio-only copy of an upload that the cluster profile stores.
 //! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
 //!   tokens, rate limits and owner-only files.
 //! - [`mailer`], [`messages`], [`metrics`], [`ids`], [`scratch`]: email, queue messages,
@@ -35,6 +36,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod audio_copy;
 pub mod cli;
 pub mod config;
 pub mod http;

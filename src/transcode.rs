@@ -115,7 +115,7 @@ fn init() {
 pub type Transcode = fn(Media, &Path, TranscodeOptions, &StopSignal) -> Result<Transcoded, TranscodeError>;
 
 /// Opens `media` for demuxing; FFmpeg's blocking reads give up once `stop` says so.
-pub(crate) fn open_input(media: Media, stop: &StopSignal) -> Result<format::context::Input, TranscodeError> {
+fn open_input(media: Media, stop: &StopSignal) -> Result<format::context::Input, TranscodeError> {
     init();
     let interrupt = stop.clone();
     let interrupted = move || interrupt.check().is_err();
@@ -127,6 +127,56 @@ pub(crate) fn open_input(media: Media, stop: &StopSignal) -> Result<format::cont
     opened.map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))
 }
 
+/// An input opened for its best audio stream alone: the demuxer discards every other stream.
+pub(crate) struct AudioInput {
+    pub ictx: format::context::Input,
+    /// The audio stream's index.
+    pub index: usize,
+}
+
+/// Opens `media` for its best audio stream.
+pub(crate) fn open_audio(media: Media, stop: &StopSignal) -> Result<AudioInput, TranscodeError> {
+    let mut ictx = open_input(media, stop)?;
+    let index = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?.index();
+    discard_all_but(&mut ictx, index);
+    Ok(AudioInput { ictx, index })
+}
+
+impl AudioInput {
+    pub(crate) fn stream(&self) -> format::stream::Stream<'_> {
+        self.ictx.stream(self.index).expect("the index of one of its streams")
+    }
+
+    /// Hands each packet of the audio stream to `each`, in order, to the end of the input; gives
+    /// up after too many read errors in a row, and when `stop` says so.
+    pub(crate) fn for_each_packet(
+        &mut self,
+        stop: &StopSignal,
+        mut each: impl FnMut(&mut Packet) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        let mut packet = Packet::empty();
+        let mut read_errors = 0;
+        loop {
+            stop.check()?;
+            match packet.read(&mut self.ictx) {
+                Ok(()) => read_errors = 0,
+                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(e) => {
+                    stop.check()?;
+                    read_errors += 1;
+                    if read_errors > MAX_CONSECUTIVE_READ_ERRORS {
+                        return Err(TranscodeError::Unreadable(e.to_string()));
+                    }
+                    continue;
+                }
+            }
+            if packet.stream() == self.index {
+                each(&mut packet)?;
+            }
+        }
+    }
+}
+
 /// Converts the best audio stream of `input` into an MP3 file at `output`.
 pub fn transcode(
     input: Media,
@@ -134,44 +184,22 @@ pub fn transcode(
     options: TranscodeOptions,
     stop: &StopSignal,
 ) -> Result<Transcoded, TranscodeError> {
-    let mut ictx = open_input(input, stop)?;
-    let audio = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?;
-    let audio_index = audio.index();
-    let mut decoder = codec::context::Context::from_parameters(audio.parameters())
+    let mut input = open_audio(input, stop)?;
+    let mut decoder = codec::context::Context::from_parameters(input.stream().parameters())
         .and_then(|context| context.decoder().audio())
         .map_err(|e| TranscodeError::Undecodable(e.to_string()))?;
-    discard_all_but(&mut ictx, audio_index);
-
     let mut sink = Mp3Sink::create(output, &decoder, options)?;
-    let mut packet = Packet::empty();
-    let mut read_errors = 0;
     let mut undecodable = 0;
-    loop {
-        stop.check()?;
-        match packet.read(&mut ictx) {
-            Ok(()) => read_errors = 0,
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                stop.check()?;
-                read_errors += 1;
-                if read_errors > MAX_CONSECUTIVE_READ_ERRORS {
-                    return Err(TranscodeError::Unreadable(e.to_string()));
-                }
-                continue;
-            }
-        }
-        if packet.stream() != audio_index {
-            continue;
-        }
-        if decoder.send_packet(&packet).is_err() {
+    input.for_each_packet(stop, |packet| {
+        if decoder.send_packet(packet).is_err() {
             undecodable += 1;
             if undecodable > MAX_UNDECODABLE_PACKETS {
                 return Err(TranscodeError::Undecodable("too many corrupt audio packets".into()));
             }
-            continue;
+            return Ok(());
         }
-        sink.take_decoded(&mut decoder)?;
-    }
+        sink.take_decoded(&mut decoder)
+    })?;
     // Flush what the decoder still holds; an error here only means it had nothing more.
     let _ = decoder.send_eof();
     sink.take_decoded(&mut decoder)?;

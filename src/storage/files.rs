@@ -78,8 +78,13 @@ impl FileBlobStore {
     }
 }
 
-/// Copies `body` into `file`, telling the caller's stream failing apart from our disk failing.
-async fn copy_into(body: &mut (dyn AsyncRead + Send + Unpin), file: &mut tokio::fs::File) -> StorageResult<u64> {
+/// Copies `body` into `file`, telling the caller's stream failing ([`StorageError::Input`])
+/// apart from our disk failing. Each write is one call on the blocking pool, so writes go in
+/// big pieces.
+pub(crate) async fn copy_into(
+    body: &mut (dyn AsyncRead + Send + Unpin),
+    file: &mut tokio::fs::File,
+) -> StorageResult<u64> {
     let mut buffer = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -90,7 +95,6 @@ async fn copy_into(body: &mut (dyn AsyncRead + Send + Unpin), file: &mut tokio::
         file.write_all(&buffer[..n]).await.map_err(StorageError::unavailable)?;
         total += n as u64;
     }
-    file.sync_all().await.map_err(StorageError::unavailable)?;
     Ok(total)
 }
 
@@ -107,6 +111,7 @@ impl BlobStore for FileBlobStore {
         let (scratch, mut file) =
             ScratchFile::create(&self.scratch_dir(), "blob").await.map_err(StorageError::unavailable)?;
         let length = copy_into(body, &mut file).await?;
+        file.sync_all().await.map_err(StorageError::unavailable)?;
         drop(file);
         self.write_meta(bucket, fid, meta).await?;
         scratch.persist(&self.data_path(bucket, fid)).await.map_err(StorageError::unavailable)?;
