@@ -675,66 +675,85 @@ async fn seed_run(video: &[u8], args: &[String], maildev: &MailDev, user: &str, 
 async fn seed_workload() -> Vec<Row> {
     let input = fixture("seed-720p.mp4");
     let video = std::fs::read(&input).unwrap();
-    let megabytes = |bytes: f64| bytes / 1e6;
-    let cli = cli_batch(&input, SEED_CONVERTERS, SEED_JOBS);
+    let first_cli = cli_batch(&input, SEED_CONVERTERS, SEED_JOBS);
     let maildev = MailDev::start().await;
     let smtp = ["--smtp-url".to_owned(), format!("smtp://127.0.0.1:{}", maildev.smtp_port)];
     let converters = ["--converters".to_owned(), SEED_CONVERTERS.to_string()];
     let embedded_args = [&smtp[..], &converters[..]].concat();
     let embedded = seed_run(&video, &embedded_args, &maildev, "seed-embedded@example.com", 0).await;
-    let mongo = servers::OwnMongo::start().await;
-    let cluster_args = [cluster_args_with(&mongo.url()).await, smtp.to_vec(), converters.to_vec()].concat();
-    let cluster = seed_run(&video, &cluster_args, &maildev, "seed-cluster@example.com", mongo.pid()).await;
+    let mut cluster_runs = Vec::new();
+    for (user, extra) in
+        [("seed-cluster@example.com", None), ("seed-compatible@example.com", Some("--seed-compatible"))]
+    {
+        // A fresh MongoDB-wire server for each: it slows down as data accumulates.
+        let mongo = servers::OwnMongo::start().await;
+        let args = [cluster_args_with(&mongo.url()).await, smtp.to_vec(), converters.to_vec()].concat();
+        let args = [args, extra.map(str::to_owned).into_iter().collect()].concat();
+        cluster_runs.push(seed_run(&video, &args, &maildev, user, mongo.pid()).await);
+    }
+    // The baseline's best of two, before and after: the ratios never flatter us.
+    let second_cli = cli_batch(&input, SEED_CONVERTERS, SEED_JOBS);
+    let cli = if first_cli.wall <= second_cli.wall { first_cli } else { second_cli };
+    seed_rows(&cli, &embedded, &cluster_runs[0], &cluster_runs[1], video.len() as f64)
+}
 
+fn seed_rows(cli: &Batch, embedded: &SeedRun, cluster: &SeedRun, compatible: &SeedRun, video: f64) -> Vec<Row> {
     let jobs = SEED_JOBS as f64;
-    let cli_label = format!("{:.2} s (2 parallel ffmpeg CLI)", cli.wall);
-    let uploads = |run: &SeedRun| format!("{:.2} s / {:.2} s", run.uploads[0], run.uploads[SEED_JOBS - 1]);
-    vec![
-        Row {
-            name: "seed workload, cluster: 4 x 57 MB 720p, first upload to 4th email",
-            ours: format!("{:.2} s", cluster.wall),
+    let cli_label = format!("{:.2} s (2 parallel ffmpeg CLI, best of 2)", cli.wall);
+    let slowest_upload = |run: &SeedRun| run.uploads[SEED_JOBS - 1];
+    let uploads = |run: &SeedRun| format!("{:.2} s / {:.2} s", run.uploads[0], slowest_upload(run));
+    let megabytes = |bytes: f64| bytes / jobs / 1e6;
+    let mut rows = Vec::new();
+    for (name, run, target) in [
+        ("seed workload, cluster: 4 x 57 MB 720p, first upload to 4th email", cluster, ">= 0.40"),
+        ("seed workload, cluster --seed-compatible", compatible, ""),
+        ("seed workload, embedded", embedded, ""),
+    ] {
+        rows.push(Row {
+            name,
+            ours: format!("{:.2} s", run.wall),
             baseline: cli_label.clone(),
-            ratio: format!("{:.2}", cli.wall / cluster.wall),
-            target: ">= 0.40",
-        },
-        Row {
-            name: "seed workload, embedded: 4 x 57 MB 720p, first upload to 4th email",
-            ours: format!("{:.2} s", embedded.wall),
-            baseline: cli_label,
-            ratio: format!("{:.2}", cli.wall / embedded.wall),
-            target: "",
-        },
-        Row {
-            name: "seed workload, service CPU per job, cluster against embedded",
-            ours: format!("{:.2} s", cluster.service_cpu / jobs),
+            ratio: format!("{:.2}", cli.wall / run.wall),
+            target,
+        });
+    }
+    for (name, run, target) in [
+        ("seed workload, service CPU per job, cluster against embedded", cluster, "<= 1.3"),
+        ("seed workload, service CPU per job, cluster --seed-compatible against embedded", compatible, ""),
+    ] {
+        rows.push(Row {
+            name,
+            ours: format!("{:.2} s", run.service_cpu / jobs),
             baseline: format!("{:.2} s (embedded)", embedded.service_cpu / jobs),
-            ratio: format!("{:.2}", cluster.service_cpu / embedded.service_cpu),
-            target: "<= 1.3",
-        },
-        Row {
-            name: "seed workload, MongoDB-wire test server CPU per job",
-            ours: format!("{:.2} s", cluster.database_cpu / jobs),
-            baseline: format!("{:.2} s (one ffmpeg CLI conversion)", cli.service_cpu / jobs),
-            ratio: format!("{:.2}", cluster.database_cpu / cli.service_cpu),
+            ratio: format!("{:.2}", run.service_cpu / embedded.service_cpu),
+            target,
+        });
+    }
+    rows.push(Row {
+        name: "seed workload, MongoDB-wire test server CPU per job (cluster; --seed-compatible)",
+        ours: format!("{:.2} s; {:.2} s", cluster.database_cpu / jobs, compatible.database_cpu / jobs),
+        baseline: format!("{:.2} s (one ffmpeg CLI conversion)", cli.service_cpu / jobs),
+        ratio: format!("{:.2}", cluster.database_cpu / cli.service_cpu),
+        target: "",
+    });
+    rows.push(Row {
+        name: "seed workload, upload time fastest / slowest (cluster; --seed-compatible)",
+        ours: format!("{}; {}", uploads(cluster), uploads(compatible)),
+        baseline: format!("{} (embedded)", uploads(embedded)),
+        ratio: format!("{:.2}", slowest_upload(cluster) / slowest_upload(embedded)),
+        target: "",
+    });
+    for (name, run) in [
+        ("seed workload, GridFS bytes per job written / read, cluster", cluster),
+        ("seed workload, GridFS bytes per job written / read, --seed-compatible", compatible),
+    ] {
+        rows.push(Row {
+            name,
+            ours: format!("{:.1} MB / {:.1} MB", megabytes(run.gridfs_written), megabytes(run.gridfs_read)),
+            baseline: format!("{:.1} MB (the video)", video / 1e6),
+            ratio: format!("{:.2}", (run.gridfs_written + run.gridfs_read) / jobs / video),
             target: "",
-        },
-        Row {
-            name: "seed workload, upload time fastest / slowest (cluster; embedded)",
-            ours: uploads(&cluster),
-            baseline: format!("{} (embedded)", uploads(&embedded)),
-            ratio: format!("{:.2}", cluster.uploads[SEED_JOBS - 1] / embedded.uploads[SEED_JOBS - 1]),
-            target: "",
-        },
-        Row {
-            name: "seed workload, GridFS bytes per job: written / read",
-            ours: format!(
-                "{:.1} MB / {:.1} MB",
-                megabytes(cluster.gridfs_written / jobs),
-                megabytes(cluster.gridfs_read / jobs)
-            ),
-            baseline: format!("{:.1} MB (the video)", megabytes(video.len() as f64)),
-            ratio: format!("{:.2}", (cluster.gridfs_written + cluster.gridfs_read) / jobs / video.len() as f64),
-            target: "",
-        },
-    ]
+        });
+    }
+    rows
 }

@@ -228,11 +228,17 @@ struct Mp3Sink {
     octx: format::context::Output,
     encoder: ffmpeg::encoder::Audio,
     target: AudioFormat,
-    /// Built from the first decoded frame, whose format is the truth (stream parameters can be
-    /// incomplete until decoding starts), and rebuilt if the input format changes midway.
+    /// Built from the first decoded frame that is not in the target format already (stream
+    /// parameters can be incomplete until decoding starts), rebuilt if the input format changes
+    /// midway, and used for every later frame (its buffered samples must keep their order).
     resampler: Option<(AudioFormat, resampling::Context)>,
+    /// The resampler's output, reused.
     resampled: frame::Audio,
     queue: SampleQueue,
+    /// The frame every encoder input goes through, reused: the encoder's frame size (1152
+    /// samples for MP3), the last one shorter.
+    frame: frame::Audio,
+    frame_size: usize,
     /// Samples sent to the encoder so far: the next frame's pts, in 1/rate units.
     samples_encoded: i64,
     stream_time_base: ffmpeg::Rational,
@@ -293,7 +299,9 @@ impl Mp3Sink {
             target,
             resampler: None,
             resampled: frame::Audio::empty(),
-            queue: SampleQueue::new(channels, target.sample.bytes(), frame_size),
+            queue: SampleQueue::new(channels, target.sample.bytes()),
+            frame: frame::Audio::new(target.sample, frame_size, target.layout),
+            frame_size,
             samples_encoded: 0,
             stream_time_base,
             undecodable: 0,
@@ -320,8 +328,20 @@ impl Mp3Sink {
         }
     }
 
+    /// Queues a decoded frame for the encoder: as it is when it is in the target format
+    /// already (the usual AAC to MP3 case), else through the resampler.
     fn push(&mut self, decoded: &frame::Audio) -> Result<(), TranscodeError> {
         let source = AudioFormat::of(decoded);
+        if self.resampler.is_none() && source == self.target {
+            self.queue.write(decoded);
+        } else {
+            self.resample(decoded, source)?;
+            self.queue.write(&self.resampled);
+        }
+        self.encode_full_frames()
+    }
+
+    fn resample(&mut self, decoded: &frame::Audio, source: AudioFormat) -> Result<(), TranscodeError> {
         if self.resampler.as_ref().is_none_or(|(format, _)| *format != source) {
             let context = resampling::Context::get(
                 source.sample,
@@ -338,8 +358,7 @@ impl Mp3Sink {
         self.prepare_resampled(capacity);
         let (_, resampler) = self.resampler.as_mut().expect("set above");
         resampler.run(decoded, &mut self.resampled).map_err(output_error)?;
-        self.queue.push(&self.resampled);
-        self.encode_full_frames()
+        Ok(())
     }
 
     /// Makes `resampled` a buffer of at least `capacity` samples in the target format.
@@ -355,17 +374,21 @@ impl Mp3Sink {
     }
 
     fn encode_full_frames(&mut self) -> Result<(), TranscodeError> {
-        while let Some(mut frame) = self.queue.pop_frame(self.target.sample, self.target.layout, false) {
-            self.encode(&mut frame)?;
+        while self.queue.len() >= self.frame_size {
+            self.encode(self.frame_size)?;
         }
         Ok(())
     }
 
-    fn encode(&mut self, frame: &mut frame::Audio) -> Result<(), TranscodeError> {
-        frame.set_rate(self.target.rate);
-        frame.set_pts(Some(self.samples_encoded));
-        self.samples_encoded += frame.samples() as i64;
-        self.encoder.send_frame(frame).map_err(output_error)?;
+    /// Sends the queue's next `samples` to the encoder, through the reused frame.
+    fn encode(&mut self, samples: usize) -> Result<(), TranscodeError> {
+        make_writable(&mut self.frame)?;
+        self.frame.set_samples(samples);
+        self.queue.read_into(&mut self.frame, samples);
+        self.frame.set_rate(self.target.rate);
+        self.frame.set_pts(Some(self.samples_encoded));
+        self.samples_encoded += samples as i64;
+        self.encoder.send_frame(&self.frame).map_err(output_error)?;
         self.write_packets()
     }
 
@@ -393,15 +416,16 @@ impl Mp3Sink {
                 if self.resampled.samples() == 0 {
                     break;
                 }
-                self.queue.push(&self.resampled);
+                self.queue.write(&self.resampled);
             }
         }
-        if self.samples_encoded == 0 && self.queue.is_empty() {
+        if self.samples_encoded == 0 && self.queue.len() == 0 {
             return Err(TranscodeError::Undecodable("no audio could be decoded".into()));
         }
         self.encode_full_frames()?;
-        if let Some(mut last) = self.queue.pop_frame(self.target.sample, self.target.layout, true) {
-            self.encode(&mut last)?;
+        let last = self.queue.len();
+        if last > 0 {
+            self.encode(last)?;
         }
         self.encoder.send_eof().map_err(output_error)?;
         self.write_packets()?;
@@ -422,48 +446,62 @@ fn choose_target(decoder: &ffmpeg::decoder::Audio, codec: &ffmpeg::codec::Audio)
     AudioFormat { sample, layout, rate }
 }
 
-/// A first-in, first-out queue of planar samples, cut into frames of the encoder's size.
+/// Gives `frame` buffers of its own before it is refilled: a copy only if the encoder still
+/// holds a reference to the last samples sent through it (libmp3lame lets go of them at once).
+fn make_writable(frame: &mut frame::Audio) -> Result<(), TranscodeError> {
+    // SAFETY: `frame` owns a valid AVFrame with allocated buffers; av_frame_make_writable only
+    // replaces shared buffers with a private copy of the same size.
+    match unsafe { ffmpeg::ffi::av_frame_make_writable(frame.as_mut_ptr()) } {
+        0 => Ok(()),
+        error => Err(output_error(ffmpeg::Error::from(error))),
+    }
+}
+
+/// A first-in, first-out queue of planar samples between the decoder (or resampler) and the
+/// encoder, as FFmpeg's `AVAudioFifo`: each sample is copied in once and out once. Reading
+/// moves a cursor; the unread rest (less than a frame) moves to the front only when new samples
+/// would not fit behind it, so after the first frames the buffers never grow again.
 struct SampleQueue {
     /// One byte buffer per channel (plane).
     planes: Vec<Vec<u8>>,
+    /// Bytes at the front of every plane that were read already.
+    read: usize,
     bytes_per_sample: usize,
-    frame_samples: usize,
 }
 
 impl SampleQueue {
-    fn new(channels: usize, bytes_per_sample: usize, frame_samples: usize) -> Self {
-        SampleQueue { planes: vec![Vec::new(); channels], bytes_per_sample, frame_samples }
+    fn new(channels: usize, bytes_per_sample: usize) -> Self {
+        SampleQueue { planes: vec![Vec::new(); channels], read: 0, bytes_per_sample }
     }
 
+    /// Samples waiting.
     fn len(&self) -> usize {
-        self.planes[0].len() / self.bytes_per_sample
+        (self.planes[0].len() - self.read) / self.bytes_per_sample
     }
 
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn push(&mut self, frame: &frame::Audio) {
+    fn write(&mut self, frame: &frame::Audio) {
         let bytes = frame.samples() * self.bytes_per_sample;
+        if self.read > 0 && self.planes[0].len() + bytes > self.planes[0].capacity() {
+            for plane in &mut self.planes {
+                plane.drain(..self.read);
+            }
+            self.read = 0;
+        }
         for (index, plane) in self.planes.iter_mut().enumerate() {
             plane.extend_from_slice(&frame.data(index)[..bytes]);
         }
     }
 
-    /// A full frame, or with `partial` whatever is left (for the last frame of a stream).
-    fn pop_frame(&mut self, sample: format::Sample, layout: ChannelLayout, partial: bool) -> Option<frame::Audio> {
-        let samples = match self.len() {
-            0 => return None,
-            n if n >= self.frame_samples => self.frame_samples,
-            n if partial => n,
-            _ => return None,
-        };
+    /// Moves the next `samples` (at most [`SampleQueue::len`]) into `frame`'s planes.
+    fn read_into(&mut self, frame: &mut frame::Audio, samples: usize) {
         let bytes = samples * self.bytes_per_sample;
-        let mut frame = frame::Audio::new(sample, samples, layout);
-        for (index, plane) in self.planes.iter_mut().enumerate() {
-            frame.data_mut(index)[..bytes].copy_from_slice(&plane[..bytes]);
-            plane.drain(..bytes);
+        for (index, plane) in self.planes.iter().enumerate() {
+            frame.data_mut(index)[..bytes].copy_from_slice(&plane[self.read..self.read + bytes]);
         }
-        Some(frame)
+        self.read += bytes;
+        if self.read == self.planes[0].len() {
+            self.planes.iter_mut().for_each(Vec::clear);
+            self.read = 0;
+        }
     }
 }
