@@ -106,7 +106,7 @@ async fn an_mp4_whose_index_is_at_the_end_converts_straight_from_gridfs() {
 async fn uploads_of_a_chunk_multiple_and_past_a_chunk_are_stored_whole_and_convert() {
     let app = TestApp::spawn_with(&strs(&with(&backend_flags().await, &["--seed-compatible"]))).await;
     let token = app.user_token("chunks@example.com", false).await;
-    for size in [2 * CHUNK_SIZE, 2 * CHUNK_SIZE + 4321] {
+    for size in [3 * CHUNK_SIZE, 3 * CHUNK_SIZE + 4321] {
         let upload = fixture(&format!("padded-{size}.mp4"));
         let job = converted(&app, &token, &upload).await;
         let video_fid = job["video_fid"].as_str().unwrap();

@@ -22,7 +22,7 @@ use super::{StoredChunk, chunk_fields, mongo_error};
 use crate::storage::{StorageError, StoreFailure, timed};
 
 /// Chunks fetched ahead of the one being read, once reading is sequential.
-pub const READ_AHEAD: u64 = 2;
+const READ_AHEAD: u64 = 2;
 
 /// What stays fixed while a file is read.
 #[derive(Clone)]

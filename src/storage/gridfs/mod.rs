@@ -2,7 +2,7 @@
 //! database `mp3s`, each with the default bucket (`fs.files`, `fs.chunks`) and ObjectId ids, so
 //! the seed's own converter or notifier can read what we store.
 //!
-//! - Writes ([`upload`]): chunks of [`CHUNK_SIZE`], several inserts in flight, the files
+//! - Writes ([`upload`]): chunks of [`CHUNK_SIZE`], inserted while the next is read, the files
 //!   document last, so a file is visible only once whole; a failed upload deletes its chunks.
 //! - Downloads (whole or a byte range) stream the needed chunks through one cursor sorted by
 //!   `n`, which the server answers in batches of many chunks.
@@ -26,8 +26,7 @@ use serde::Deserialize;
 use tokio::io::AsyncRead;
 use tokio::sync::OnceCell;
 
-pub use media::READ_AHEAD;
-pub use upload::{CHUNK_SIZE, CHUNKS_IN_FLIGHT};
+pub use upload::CHUNK_SIZE;
 
 use self::media::{ChunkSource, GridFsMedia};
 use self::upload::ChunkUpload;

@@ -17,17 +17,17 @@ use tokio::task::JoinHandle;
 use super::mongo_error;
 use crate::storage::{StorageError, StorageResult, timed};
 
-/// Bytes per chunk of the files we write. Measured on the MongoDB-wire test server (see
-/// BENCHMARKS.md): 1 MiB chunks store a 57 MB video with a quarter less server CPU than the
-/// drivers' 255 KiB, and bigger ones gain nothing more while each upload holds more memory.
-/// Readers (the seed's too) use each file's own `chunkSize`, so files written with another
-/// size stay readable.
-pub const CHUNK_SIZE: usize = 1024 * 1024;
+/// Bytes per chunk of the files we write, measured on the MongoDB-wire test server (see
+/// BENCHMARKS.md): a 57 MB video goes in with a sixth less time and server CPU than with the
+/// drivers' 255 KiB; 1 MiB is no faster, and costs the service more memory per upload (the
+/// driver holds each chunk twice while it is sent). Readers (the seed's too) use each file's
+/// own `chunkSize`, so files written with another size stay readable.
+pub const CHUNK_SIZE: usize = 512 * 1024;
 
-/// Chunk inserts of one upload under way at once: the upload holds at most this many chunks
-/// plus the one being read. On one machine 2 and 4 measure alike; across a network more in
-/// flight hide more of each round trip.
-pub const CHUNKS_IN_FLIGHT: usize = 4;
+/// Chunk inserts of one upload under way while the next chunk is read from the body. More
+/// measured no faster on one machine (the server handles one insert at a time) and each costs
+/// the service a chunk's memory twice over; across a network, more would hide round trips.
+const CHUNKS_IN_FLIGHT: usize = 1;
 
 pub(super) struct ChunkUpload {
     chunks: Collection<Document>,
