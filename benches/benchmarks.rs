@@ -12,8 +12,9 @@
 //! 7. outage recovery: in the cluster profile, the time from MongoDB (or RabbitMQ) being back
 //!    after a 15 s outage to the first job done, against a job's latency on the healthy service.
 //! 8. the seed system's workload: 4 uploads of a 57 MB minute of 720p, from the first upload to
-//!    the fourth email, on 2 converters, embedded and cluster profile, against 2 parallel ffmpeg
-//!    CLI processes; the service's CPU per job, and the GridFS bytes written and read per job.
+//!    the fourth email, on 2 converters, in the embedded profile, the cluster profile and the
+//!    cluster profile with `--seed-compatible`, against 2 parallel ffmpeg CLI processes (best
+//!    of two runs); the service's CPU per job, and the GridFS bytes written and read per job.
 //!
 //! Run with `scripts/bench` (it starts the test servers the cluster rows need), or
 //! `scripts/bench GROUP...` for some of them (`conversion`, `pipeline`, `gridfs`, `token`,
