@@ -141,13 +141,18 @@ async fn the_media_stream_reads_and_seeks_anywhere_and_reads_each_chunk_once_goi
     assert!(whole == data, "the stream gives the file");
     assert_eq!(bytes_counted(&traffic, "read") - before, data.len() as u64, "each chunk fetched once");
 
-    // An MP4's index at the end, then back to the start, then across a chunk boundary.
+    // An MP4's index at the end, then back to the start, across a chunk boundary, and a skip
+    // over a chunk fetched ahead.
     let size = data.len() as u64;
     let (pieces, _) = with_stream(&store, fid, move |stream| {
         let mut pieces = Vec::new();
-        for (at, len) in
-            [(SeekFrom::End(-100), 100), (SeekFrom::Start(0), 10), (SeekFrom::Current(CHUNK_SIZE as i64 - 20), 40)]
-        {
+        let moves = [
+            (SeekFrom::End(-100), 100),
+            (SeekFrom::Start(0), 10),
+            (SeekFrom::Current(CHUNK_SIZE as i64 - 20), 40),
+            (SeekFrom::Start(3 * CHUNK_SIZE as u64 + 7), 10),
+        ];
+        for (at, len) in moves {
             let offset = stream.seek(at).unwrap();
             let mut piece = vec![0u8; len];
             stream.read_exact(&mut piece).unwrap();

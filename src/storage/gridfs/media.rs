@@ -1,8 +1,9 @@
 //! A GridFS file as a blocking, seekable stream, which FFmpeg reads on the converter's blocking
 //! thread: a chunk is fetched (one query, under the call time limit) when a read first needs
 //! it, and once reads go forward chunk after chunk, the next [`READ_AHEAD`] chunks are fetched
-//! ahead on the runtime while FFmpeg works on this one. A seek elsewhere (an MP4's index at the
-//! end, then back to the start) drops what was fetched ahead.
+//! ahead on the runtime while FFmpeg works on this one. A seek forward keeps what was fetched
+//! ahead of where it lands; a seek elsewhere (an MP4's index at the end, then back to the
+//! start) drops it.
 //!
 //! A fetch that fails is recorded in the file's [`StoreFailure`] and fails every later read at
 //! once, so that FFmpeg gives up quickly and the converter retries the job instead of failing
@@ -72,6 +73,10 @@ impl GridFsMedia {
         }
         if !matches!(self.current, Some((at, _)) if at == n) {
             let sequential = matches!(self.current, Some((at, _)) if at + 1 == n);
+            while let Some((skipped, _)) = self.ahead.front().filter(|(ahead, _)| *ahead < n) {
+                tracing::trace!(chunk = skipped, "a chunk fetched ahead was skipped");
+                self.ahead.pop_front().expect("just looked").1.abort();
+            }
             let bytes = match self.ahead.front() {
                 Some((ahead, _)) if *ahead == n => {
                     let (_, fetch) = self.ahead.pop_front().expect("just looked");
