@@ -14,11 +14,15 @@
 //! 8. scaling: 4 jobs of 8 minutes of audio converted by two converter nodes (one core each)
 //!    against one; and logins through an auth actor on another node against one on the same
 //!    node, with a status call for the bare round trip.
+//! 9. the seed system's workload: 4 uploads of a 57 MB minute of 720p, from the first upload to
+//!    the fourth email, on 2 converters, in the embedded profile, the cluster profile and the
+//!    cluster profile with `--seed-compatible`, against 2 parallel ffmpeg CLI processes (best
+//!    of two runs); the service's CPU per job, and the GridFS bytes written and read per job.
 //!
 //! Run with `scripts/bench` (it starts the test servers the cluster rows need), or
 //! `scripts/bench GROUP...` for some of them (`conversion`, `pipeline`, `gridfs`, `token`,
-//! `memory`, `login`, `recovery`, `scaling`); results are kept in BENCHMARKS.md. Under `cargo test` this
-//! binary only says how to run it.
+//! `memory`, `login`, `recovery`, `scaling`, `seed`); results are kept in BENCHMARKS.md. Under
+//! `cargo test` this binary only says how to run it.
 
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
@@ -31,8 +35,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use helpers::{PASSWORD, TestApp, client_from, fixture};
+use helpers::{MailDev, PASSWORD, TestApp, client_from, eventually, fixture};
 use mp3converter::security::token::TokenKeys;
+use mp3converter::storage::Media;
 use mp3converter::transcode::{StopSignal, TranscodeOptions, transcode};
 
 fn main() {
@@ -43,7 +48,7 @@ fn main() {
     let groups: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let benchmarks: [(&str, Group); 8] = [
+    let benchmarks: [(&str, Group); 9] = [
         ("conversion", |_| conversion()),
         ("pipeline", |runtime| runtime.block_on(pipeline())),
         ("gridfs", |runtime| runtime.block_on(gridfs_throughput())),
@@ -52,6 +57,7 @@ fn main() {
         ("login", |runtime| runtime.block_on(login_flood())),
         ("recovery", |runtime| runtime.block_on(outage_recovery())),
         ("scaling", |runtime| runtime.block_on(scaling())),
+        ("seed", |runtime| runtime.block_on(seed_workload())),
     ];
     let mut rows = Vec::new();
     for (group, run) in benchmarks {
@@ -118,7 +124,7 @@ fn conversion() -> Vec<Row> {
         let (cpu_before, _) = cpu_seconds();
         let started = Instant::now();
         let stop = StopSignal::new(Instant::now() + Duration::from_secs(600));
-        transcode(&input, &output, options, &stop).unwrap();
+        transcode(Media::File(input.clone()), &output, options, &stop).unwrap();
         ours_wall = ours_wall.min(started.elapsed().as_secs_f64());
         ours_cpu = ours_cpu.min(cpu_seconds().0 - cpu_before);
 
@@ -155,6 +161,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Wall time and sorted per-job completion times of a batch, and the CPU seconds the service
 /// and (cluster) the MongoDB-wire test server spent on it.
 struct Batch {
+    jobs: usize,
     wall: f64,
     latencies: Vec<f64>,
     service_cpu: f64,
@@ -163,7 +170,7 @@ struct Batch {
 
 impl Batch {
     fn throughput(&self) -> f64 {
-        PIPELINE_JOBS as f64 / self.wall
+        self.jobs as f64 / self.wall
     }
 
     fn latency(&self) -> String {
@@ -171,8 +178,10 @@ impl Batch {
     }
 }
 
-/// The batch through `cores` parallel ffmpeg CLI processes.
-fn cli_batch(input: &Path, cores: usize) -> Batch {
+/// `jobs` conversions of `input` through `cores` parallel ffmpeg CLI processes; `service_cpu`
+/// is their CPU.
+fn cli_batch(input: &Path, cores: usize, jobs: usize) -> Batch {
+    let (_, children_before) = cpu_seconds();
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -182,7 +191,7 @@ fn cli_batch(input: &Path, cores: usize) -> Batch {
                 let (next, dir) = (&next, &dir);
                 scope.spawn(move || {
                     let mut done = Vec::new();
-                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < PIPELINE_JOBS {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < jobs {
                         ffmpeg_cli(input, &dir.path().join(format!("{worker}-{}.mp3", done.len())));
                         done.push(started.elapsed().as_secs_f64());
                     }
@@ -193,7 +202,8 @@ fn cli_batch(input: &Path, cores: usize) -> Batch {
         workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
     latencies.sort_by(f64::total_cmp);
-    Batch { wall: started.elapsed().as_secs_f64(), latencies, service_cpu: 0.0, database_cpu: 0.0 }
+    let wall = started.elapsed().as_secs_f64();
+    Batch { jobs, wall, latencies, service_cpu: cpu_seconds().1 - children_before, database_cpu: 0.0 }
 }
 
 /// CPU seconds (user and system) process `pid` has used so far.
@@ -220,6 +230,7 @@ async fn service_batch(input: &Path, args: &[&str], database: u32) -> Batch {
     }
     latencies.sort_by(f64::total_cmp);
     Batch {
+        jobs: PIPELINE_JOBS,
         wall: started.elapsed().as_secs_f64(),
         latencies,
         service_cpu: process_cpu(app.pid()) - service_before,
@@ -243,7 +254,7 @@ async fn pipeline() -> Vec<Row> {
     let input = fixture("minute-720p.mp4");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let converters = cores.to_string();
-    let cli = cli_batch(&input, cores);
+    let cli = cli_batch(&input, cores, PIPELINE_JOBS);
     let embedded = service_batch(&input, &["--converters", &converters], 0).await;
     let mongo = servers::OwnMongo::start().await;
     let cluster_args =
@@ -780,5 +791,152 @@ async fn scaling() -> Vec<Row> {
         target: ">= 1.8",
     }];
     rows.extend(remote_login(&cluster_args_with(&mongo.url()).await).await);
+    rows
+}
+
+/// The seed system's workload, as it was measured from outside (issue 8).
+const SEED_JOBS: usize = 4;
+const SEED_CONVERTERS: usize = 2;
+
+/// One profile's run of the seed workload.
+struct SeedRun {
+    /// From the first upload to the last email, in seconds.
+    wall: f64,
+    /// Seconds each upload took (request to 202), sorted.
+    uploads: Vec<f64>,
+    service_cpu: f64,
+    database_cpu: f64,
+    /// GridFS bytes written and read, from the service's `mp3c_gridfs_bytes_total`.
+    gridfs_written: f64,
+    gridfs_read: f64,
+}
+
+/// Emails `maildev` received for `user`.
+async fn emails_to(maildev: &MailDev, user: &str) -> usize {
+    maildev.all_emails().await.iter().filter(|mail| mail["to"][0]["address"] == user).count()
+}
+
+/// The sum of every series of `name` whose labels include `label` (such as `direction="read"`).
+fn labelled_sum(metrics: &str, name: &str, label: &str) -> f64 {
+    let lines = metrics.lines().filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label));
+    lines.filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+/// Uploads `video` [`SEED_JOBS`] times, one after another as one client would, and waits for
+/// the last email; `database` is the pid of a database server whose CPU to count (0: none).
+async fn seed_run(video: &[u8], args: &[String], maildev: &MailDev, user: &str, database: u32) -> SeedRun {
+    let app = TestApp::spawn_with(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let token = app.user_token(user, false).await;
+    let (service_before, database_before) = (process_cpu(app.pid()), process_cpu(database));
+    let started = Instant::now();
+    let mut uploads = Vec::new();
+    for _ in 0..SEED_JOBS {
+        let upload_started = Instant::now();
+        let response = app.upload_bytes(&token, "seed-720p.mp4", video.to_vec()).await;
+        assert_eq!(response.status(), 202);
+        uploads.push(upload_started.elapsed().as_secs_f64());
+    }
+    eventually(Duration::from_secs(600), "every email", || async {
+        (emails_to(maildev, user).await >= SEED_JOBS).then_some(())
+    })
+    .await;
+    let wall = started.elapsed().as_secs_f64();
+    let (service_cpu, database_cpu) =
+        (process_cpu(app.pid()) - service_before, process_cpu(database) - database_before);
+    uploads.sort_by(f64::total_cmp);
+    let metrics = app.metrics().await;
+    SeedRun {
+        wall,
+        uploads,
+        service_cpu,
+        database_cpu,
+        gridfs_written: labelled_sum(&metrics, "mp3c_gridfs_bytes_total", "direction=\"written\""),
+        gridfs_read: labelled_sum(&metrics, "mp3c_gridfs_bytes_total", "direction=\"read\""),
+    }
+}
+
+async fn seed_workload() -> Vec<Row> {
+    let input = fixture("seed-720p.mp4");
+    let video = std::fs::read(&input).unwrap();
+    let first_cli = cli_batch(&input, SEED_CONVERTERS, SEED_JOBS);
+    let maildev = MailDev::start().await;
+    let smtp = ["--smtp-url".to_owned(), format!("smtp://127.0.0.1:{}", maildev.smtp_port)];
+    let converters = ["--converters".to_owned(), SEED_CONVERTERS.to_string()];
+    let embedded_args = [&smtp[..], &converters[..]].concat();
+    let embedded = seed_run(&video, &embedded_args, &maildev, "seed-embedded@example.com", 0).await;
+    let mut cluster_runs = Vec::new();
+    for (user, extra) in
+        [("seed-cluster@example.com", None), ("seed-compatible@example.com", Some("--seed-compatible"))]
+    {
+        // A fresh MongoDB-wire server for each: it slows down as data accumulates.
+        let mongo = servers::OwnMongo::start().await;
+        let args = [cluster_args_with(&mongo.url()).await, smtp.to_vec(), converters.to_vec()].concat();
+        let args = [args, extra.map(str::to_owned).into_iter().collect()].concat();
+        cluster_runs.push(seed_run(&video, &args, &maildev, user, mongo.pid()).await);
+    }
+    // The baseline's best of two, before and after: the ratios never flatter us.
+    let second_cli = cli_batch(&input, SEED_CONVERTERS, SEED_JOBS);
+    let cli = if first_cli.wall <= second_cli.wall { first_cli } else { second_cli };
+    seed_rows(&cli, &embedded, &cluster_runs[0], &cluster_runs[1], video.len() as f64)
+}
+
+fn seed_rows(cli: &Batch, embedded: &SeedRun, cluster: &SeedRun, compatible: &SeedRun, video: f64) -> Vec<Row> {
+    let jobs = SEED_JOBS as f64;
+    let cli_label = format!("{:.2} s (2 parallel ffmpeg CLI, best of 2)", cli.wall);
+    let slowest_upload = |run: &SeedRun| run.uploads[SEED_JOBS - 1];
+    let uploads = |run: &SeedRun| format!("{:.2} s / {:.2} s", run.uploads[0], slowest_upload(run));
+    let megabytes = |bytes: f64| bytes / jobs / 1e6;
+    let mut rows = Vec::new();
+    for (name, run, target) in [
+        ("seed workload, cluster: 4 x 57 MB 720p, first upload to 4th email", cluster, ">= 0.40"),
+        ("seed workload, cluster --seed-compatible", compatible, ""),
+        ("seed workload, embedded", embedded, ""),
+    ] {
+        rows.push(Row {
+            name,
+            ours: format!("{:.2} s", run.wall),
+            baseline: cli_label.clone(),
+            ratio: format!("{:.2}", cli.wall / run.wall),
+            target,
+        });
+    }
+    for (name, run, target) in [
+        ("seed workload, service CPU per job, cluster against embedded", cluster, "<= 1.3"),
+        ("seed workload, service CPU per job, cluster --seed-compatible against embedded", compatible, ""),
+    ] {
+        rows.push(Row {
+            name,
+            ours: format!("{:.2} s", run.service_cpu / jobs),
+            baseline: format!("{:.2} s (embedded)", embedded.service_cpu / jobs),
+            ratio: format!("{:.2}", run.service_cpu / embedded.service_cpu),
+            target,
+        });
+    }
+    rows.push(Row {
+        name: "seed workload, MongoDB-wire test server CPU per job (cluster; --seed-compatible)",
+        ours: format!("{:.2} s; {:.2} s", cluster.database_cpu / jobs, compatible.database_cpu / jobs),
+        baseline: format!("{:.2} s (one ffmpeg CLI conversion)", cli.service_cpu / jobs),
+        ratio: format!("{:.2}", cluster.database_cpu / cli.service_cpu),
+        target: "",
+    });
+    rows.push(Row {
+        name: "seed workload, upload time fastest / slowest (cluster; --seed-compatible)",
+        ours: format!("{}; {}", uploads(cluster), uploads(compatible)),
+        baseline: format!("{} (embedded)", uploads(embedded)),
+        ratio: format!("{:.2}", slowest_upload(cluster) / slowest_upload(embedded)),
+        target: "",
+    });
+    for (name, run) in [
+        ("seed workload, GridFS bytes per job written / read, cluster", cluster),
+        ("seed workload, GridFS bytes per job written / read, --seed-compatible", compatible),
+    ] {
+        rows.push(Row {
+            name,
+            ours: format!("{:.1} MB / {:.1} MB", megabytes(run.gridfs_written), megabytes(run.gridfs_read)),
+            baseline: format!("{:.1} MB (the video)", video / 1e6),
+            ratio: format!("{:.2}", (run.gridfs_written + run.gridfs_read) / jobs / video),
+            target: "",
+        });
+    }
     rows
 }

@@ -51,7 +51,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new(&config.node_name));
         let mut backends = match config.profile {
             Profile::Embedded => embedded::backends(&config).await?,
-            Profile::Cluster => cluster::backends(&config).await?,
+            Profile::Cluster => cluster::backends(&config, &metrics).await?,
         };
         let mailbox = Arc::new(InstrumentedMailbox::new(backends.mailbox, metrics.clone()));
         backends.intake = Arc::new(InstrumentedIntake::new(backends.intake, mailbox.clone()));

@@ -144,6 +144,16 @@ pub struct Settings {
     #[arg(long, env = "MP3C_ACCOUNT_FAILED_LOGIN_BURST")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_failed_login_burst: Option<u32>,
+    /// Store an audio-only copy of each upload (remuxed, nothing decoded) instead of the video
+    /// (default: on in the cluster profile, off in the embedded one).
+    #[arg(long, env = "MP3C_STORE_AUDIO_ONLY", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_audio_only: Option<bool>,
+    /// Keep every upload whole in `videos`, so that the seed's own converter can convert it
+    /// (turns --store-audio-only off).
+    #[arg(long, env = "MP3C_SEED_COMPATIBLE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_compatible: Option<bool>,
     /// MP3 bit rate (constant), in kb/s.
     #[arg(long, env = "MP3C_BITRATE_KBPS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,6 +288,9 @@ pub struct Config {
     pub address_login_burst: u32,
     pub account_failed_logins_per_minute: u32,
     pub account_failed_login_burst: u32,
+    /// None: the profile's default (see [`Config::stores_audio_only`]).
+    pub store_audio_only: Option<bool>,
+    pub seed_compatible: bool,
     pub bitrate_kbps: u32,
     pub conversion_timeout_seconds: u64,
     pub max_attempts: u32,
@@ -330,6 +343,8 @@ impl Default for Config {
             address_login_burst: 10,
             account_failed_logins_per_minute: 10,
             account_failed_login_burst: 5,
+            store_audio_only: None,
+            seed_compatible: false,
             bitrate_kbps: 192,
             conversion_timeout_seconds: 30 * 60,
             max_attempts: 3,
@@ -392,6 +407,10 @@ impl Config {
             tls.iter().all(|f| f.is_some()) || tls.iter().all(|f| f.is_none()),
             "cluster TLS needs all of --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca"
         );
+        anyhow::ensure!(
+            !(self.seed_compatible && self.store_audio_only == Some(true)),
+            "seed_compatible keeps every upload whole: it cannot go with store_audio_only"
+        );
         anyhow::ensure!(self.max_attempts >= 1, "max_attempts must be at least 1");
         anyhow::ensure!(self.lease_seconds >= 1, "lease_seconds must be at least 1");
         anyhow::ensure!(matches!(self.bitrate_kbps, 32..=320), "bitrate_kbps must be between 32 and 320");
@@ -408,6 +427,13 @@ impl Config {
             anyhow::ensure!(value >= 1, "{name} must be at least 1");
         }
         Ok(())
+    }
+
+    /// Whether the gateway stores an audio-only copy of each upload instead of the video: as
+    /// set, else in the cluster profile (where every byte crosses the network to the shared
+    /// store twice), never with `seed_compatible`.
+    pub fn stores_audio_only(&self) -> bool {
+        !self.seed_compatible && self.store_audio_only.unwrap_or(self.profile == Profile::Cluster)
     }
 
     pub fn has_role(&self, role: Role) -> bool {
@@ -572,6 +598,24 @@ mod tests {
         std::fs::write(&file, "convertrs = 7\n").unwrap();
         let settings = Settings { config: Some(file), ..Settings::default() };
         assert!(Config::load(&settings).is_err());
+    }
+
+    #[test]
+    fn audio_only_copies_are_the_cluster_default_and_seed_compatibility_turns_them_off() {
+        let load = |settings: Settings| Config::load(&settings);
+        let cluster = || Settings {
+            profile: Some(Profile::Cluster),
+            mysql_url: Some(Secret::new("mysql://db")),
+            mongodb_url: Some(Secret::new("mongodb://db")),
+            amqp_url: Some(Secret::new("amqp://mq")),
+            ..Settings::default()
+        };
+        assert!(!load(Settings::default()).unwrap().stores_audio_only());
+        assert!(load(Settings { store_audio_only: Some(true), ..Settings::default() }).unwrap().stores_audio_only());
+        assert!(load(cluster()).unwrap().stores_audio_only());
+        assert!(!load(Settings { seed_compatible: Some(true), ..cluster() }).unwrap().stores_audio_only());
+        assert!(!load(Settings { store_audio_only: Some(false), ..cluster() }).unwrap().stores_audio_only());
+        assert!(load(Settings { seed_compatible: Some(true), store_audio_only: Some(true), ..cluster() }).is_err());
     }
 
     #[test]

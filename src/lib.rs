@@ -18,12 +18,13 @@
 //! - [`http`]: the hyper server, routing, handlers and error responses.
 //! - [`storage`]: the storage traits; the embedded profile's SQLite and file backends and the
 //!   cluster profile's MySQL, GridFS, MongoDB and RabbitMQ backends.
-//! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries.
+//! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries;
+//!   [`audio_copy`]: the audio-only copy of an upload that the cluster profile stores.
 //! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
 //!   tokens, rate limits and owner-only files.
 //! - [`job_events`]: live job events, from the converters to the clients following a job.
-//! - [`mailer`], [`messages`], [`metrics`], [`ids`]: email, queue messages, Prometheus
-//!   metrics, ObjectId-form identifiers.
+//! - [`mailer`], [`messages`], [`metrics`], [`ids`], [`scratch`]: email, queue messages,
+//!   Prometheus metrics, ObjectId-form identifiers, temporary files.
 //!
 //! ## The flow of one job
 //!
@@ -37,6 +38,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod audio_copy;
 pub mod cli;
 pub mod client;
 pub mod cluster;
@@ -47,6 +49,7 @@ pub mod job_events;
 pub mod mailer;
 pub mod messages;
 pub mod metrics;
+pub mod scratch;
 pub mod security;
 pub mod storage;
 pub mod telemetry;

@@ -24,6 +24,9 @@ pub struct Metrics {
     actor_inflight: IntGaugeVec,
     pub uploads: IntCounter,
     pub upload_bytes: IntCounter,
+    /// Blob data moved to and from GridFS (cluster profile), by database and direction: what
+    /// the data path costs the shared store, per job.
+    pub gridfs_bytes: IntCounterVec,
     jobs: IntGaugeVec,
     pub conversion_seconds: Histogram,
     pub media_seconds: prometheus::Counter,
@@ -104,6 +107,14 @@ impl Metrics {
             ),
             uploads: register(r, IntCounter::new("mp3c_uploads_total", "Videos accepted for conversion.").unwrap()),
             upload_bytes: register(r, IntCounter::new("mp3c_upload_bytes_total", "Bytes of accepted videos.").unwrap()),
+            gridfs_bytes: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("mp3c_gridfs_bytes_total", "Blob data bytes written to (read from) GridFS."),
+                    &["database", "direction"],
+                )
+                .unwrap(),
+            ),
             jobs: register(r, IntGaugeVec::new(Opts::new("mp3c_jobs", "Jobs by state."), &["state"]).unwrap()),
             conversion_seconds: register(
                 r,

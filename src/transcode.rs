@@ -7,9 +7,10 @@
 //!
 //! This is blocking, CPU-bound code: run it on a blocking thread. It stops early when its
 //! [`StopSignal`] says so (time limit or shutdown), also while FFmpeg is inside a blocking
-//! read. The source must be a seekable file: through a non-seekable stream an MP4 whose index
-//! sits at the end makes FFmpeg retry forever, which is also why packets are read one by one
-//! with a cap on consecutive errors instead of through FFmpeg's packet iterator.
+//! read. The source is a local file or a seekable stream ([`Media`], FFmpeg's custom I/O):
+//! through a non-seekable stream an MP4 whose index sits at the end makes FFmpeg retry
+//! forever, which is also why packets are read one by one with a cap on consecutive errors
+//! instead of through FFmpeg's packet iterator.
 //!
 //! It reports its progress through the same signal: the media time read so far.
 
@@ -22,6 +23,8 @@ use std::time::Instant;
 use ffmpeg::software::resampling;
 use ffmpeg::{ChannelLayout, Packet, codec, format, frame, media};
 use ffmpeg_next as ffmpeg;
+
+use crate::storage::Media;
 
 /// Read errors in a row after which the input is given up as unreadable.
 const MAX_CONSECUTIVE_READ_ERRORS: u32 = 32;
@@ -128,60 +131,98 @@ fn init() {
 }
 
 /// The shape of [`transcode`], so the actors can be given a stand-in in tests.
-pub type Transcode = fn(&Path, &Path, TranscodeOptions, &StopSignal) -> Result<Transcoded, TranscodeError>;
+pub type Transcode = fn(Media, &Path, TranscodeOptions, &StopSignal) -> Result<Transcoded, TranscodeError>;
+
+/// Opens `media` for demuxing; FFmpeg's blocking reads give up once `stop` says so.
+fn open_input(media: Media, stop: &StopSignal) -> Result<format::context::Input, TranscodeError> {
+    init();
+    let interrupt = stop.clone();
+    let interrupted = move || interrupt.check().is_err();
+    let opened = match media {
+        Media::File(path) => format::input_with_interrupt(&path, interrupted),
+        Media::Stream(stream) => format::context::StreamIo::from_read_seek(stream)
+            .and_then(|io| format::input_from_stream_with_interrupt(io, None, None, interrupted)),
+    };
+    opened.map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))
+}
+
+/// An input opened for its best audio stream alone: the demuxer discards every other stream.
+pub(crate) struct AudioInput {
+    pub ictx: format::context::Input,
+    /// The audio stream's index.
+    pub index: usize,
+}
+
+/// Opens `media` for its best audio stream.
+pub(crate) fn open_audio(media: Media, stop: &StopSignal) -> Result<AudioInput, TranscodeError> {
+    let mut ictx = open_input(media, stop)?;
+    let index = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?.index();
+    discard_all_but(&mut ictx, index);
+    Ok(AudioInput { ictx, index })
+}
+
+impl AudioInput {
+    pub(crate) fn stream(&self) -> format::stream::Stream<'_> {
+        self.ictx.stream(self.index).expect("the index of one of its streams")
+    }
+
+    /// Hands each packet of the audio stream to `each`, in order, to the end of the input; gives
+    /// up after too many read errors in a row, and when `stop` says so.
+    pub(crate) fn for_each_packet(
+        &mut self,
+        stop: &StopSignal,
+        mut each: impl FnMut(&mut Packet) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        let mut packet = Packet::empty();
+        let mut read_errors = 0;
+        loop {
+            stop.check()?;
+            match packet.read(&mut self.ictx) {
+                Ok(()) => read_errors = 0,
+                Err(ffmpeg::Error::Eof) => return Ok(()),
+                Err(e) => {
+                    stop.check()?;
+                    read_errors += 1;
+                    if read_errors > MAX_CONSECUTIVE_READ_ERRORS {
+                        return Err(TranscodeError::Unreadable(e.to_string()));
+                    }
+                    continue;
+                }
+            }
+            if packet.stream() == self.index {
+                each(&mut packet)?;
+            }
+        }
+    }
+}
 
 /// Converts the best audio stream of `input` into an MP3 file at `output`.
 pub fn transcode(
-    input: &Path,
+    input: Media,
     output: &Path,
     options: TranscodeOptions,
     stop: &StopSignal,
 ) -> Result<Transcoded, TranscodeError> {
-    init();
-    let interrupt = stop.clone();
-    let mut ictx = format::input_with_interrupt(input, move || interrupt.check().is_err())
-        .map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))?;
-    let audio = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?;
-    let audio_index = audio.index();
-    let clock = ProgressClock::of(&ictx, &audio);
-    let mut decoder = codec::context::Context::from_parameters(audio.parameters())
+    let mut input = open_audio(input, stop)?;
+    let clock = ProgressClock::of(&input.ictx, &input.stream());
+    let mut decoder = codec::context::Context::from_parameters(input.stream().parameters())
         .and_then(|context| context.decoder().audio())
         .map_err(|e| TranscodeError::Undecodable(e.to_string()))?;
-    discard_all_but(&mut ictx, audio_index);
-
     let mut sink = Mp3Sink::create(output, &decoder, options)?;
-    let mut packet = Packet::empty();
-    let mut read_errors = 0;
     let mut undecodable = 0;
-    loop {
-        stop.check()?;
-        match packet.read(&mut ictx) {
-            Ok(()) => read_errors = 0,
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                stop.check()?;
-                read_errors += 1;
-                if read_errors > MAX_CONSECUTIVE_READ_ERRORS {
-                    return Err(TranscodeError::Unreadable(e.to_string()));
-                }
-                continue;
-            }
-        }
-        if packet.stream() != audio_index {
-            continue;
-        }
+    input.for_each_packet(stop, |packet| {
         if let Some(fraction) = clock.fraction(packet.pts()) {
             stop.report_done(fraction);
         }
-        if decoder.send_packet(&packet).is_err() {
+        if decoder.send_packet(packet).is_err() {
             undecodable += 1;
             if undecodable > MAX_UNDECODABLE_PACKETS {
                 return Err(TranscodeError::Undecodable("too many corrupt audio packets".into()));
             }
-            continue;
+            return Ok(());
         }
-        sink.take_decoded(&mut decoder)?;
-    }
+        sink.take_decoded(&mut decoder)
+    })?;
     // Flush what the decoder still holds; an error here only means it had nothing more.
     let _ = decoder.send_eof();
     sink.take_decoded(&mut decoder)?;
@@ -236,11 +277,17 @@ struct Mp3Sink {
     octx: format::context::Output,
     encoder: ffmpeg::encoder::Audio,
     target: AudioFormat,
-    /// Built from the first decoded frame, whose format is the truth (stream parameters can be
-    /// incomplete until decoding starts), and rebuilt if the input format changes midway.
+    /// Built from the first decoded frame that is not in the target format already (stream
+    /// parameters can be incomplete until decoding starts), rebuilt if the input format changes
+    /// midway, and used for every later frame (its buffered samples must keep their order).
     resampler: Option<(AudioFormat, resampling::Context)>,
+    /// The resampler's output, reused.
     resampled: frame::Audio,
     queue: SampleQueue,
+    /// The frame every encoder input goes through, reused: the encoder's frame size (1152
+    /// samples for MP3), the last one shorter.
+    frame: frame::Audio,
+    frame_size: usize,
     /// Samples sent to the encoder so far: the next frame's pts, in 1/rate units.
     samples_encoded: i64,
     stream_time_base: ffmpeg::Rational,
@@ -301,7 +348,9 @@ impl Mp3Sink {
             target,
             resampler: None,
             resampled: frame::Audio::empty(),
-            queue: SampleQueue::new(channels, target.sample.bytes(), frame_size),
+            queue: SampleQueue::new(channels, target.sample.bytes()),
+            frame: frame::Audio::new(target.sample, frame_size, target.layout),
+            frame_size,
             samples_encoded: 0,
             stream_time_base,
             undecodable: 0,
@@ -328,8 +377,20 @@ impl Mp3Sink {
         }
     }
 
+    /// Queues a decoded frame for the encoder: as it is when it is in the target format
+    /// already (the usual AAC to MP3 case), else through the resampler.
     fn push(&mut self, decoded: &frame::Audio) -> Result<(), TranscodeError> {
         let source = AudioFormat::of(decoded);
+        if self.resampler.is_none() && source == self.target {
+            self.queue.write(decoded);
+        } else {
+            self.resample(decoded, source)?;
+            self.queue.write(&self.resampled);
+        }
+        self.encode_full_frames()
+    }
+
+    fn resample(&mut self, decoded: &frame::Audio, source: AudioFormat) -> Result<(), TranscodeError> {
         if self.resampler.as_ref().is_none_or(|(format, _)| *format != source) {
             let context = resampling::Context::get(
                 source.sample,
@@ -346,8 +407,7 @@ impl Mp3Sink {
         self.prepare_resampled(capacity);
         let (_, resampler) = self.resampler.as_mut().expect("set above");
         resampler.run(decoded, &mut self.resampled).map_err(output_error)?;
-        self.queue.push(&self.resampled);
-        self.encode_full_frames()
+        Ok(())
     }
 
     /// Makes `resampled` a buffer of at least `capacity` samples in the target format.
@@ -363,17 +423,21 @@ impl Mp3Sink {
     }
 
     fn encode_full_frames(&mut self) -> Result<(), TranscodeError> {
-        while let Some(mut frame) = self.queue.pop_frame(self.target.sample, self.target.layout, false) {
-            self.encode(&mut frame)?;
+        while self.queue.len() >= self.frame_size {
+            self.encode(self.frame_size)?;
         }
         Ok(())
     }
 
-    fn encode(&mut self, frame: &mut frame::Audio) -> Result<(), TranscodeError> {
-        frame.set_rate(self.target.rate);
-        frame.set_pts(Some(self.samples_encoded));
-        self.samples_encoded += frame.samples() as i64;
-        self.encoder.send_frame(frame).map_err(output_error)?;
+    /// Sends the queue's next `samples` to the encoder, through the reused frame.
+    fn encode(&mut self, samples: usize) -> Result<(), TranscodeError> {
+        make_writable(&mut self.frame)?;
+        self.frame.set_samples(samples);
+        self.queue.read_into(&mut self.frame, samples);
+        self.frame.set_rate(self.target.rate);
+        self.frame.set_pts(Some(self.samples_encoded));
+        self.samples_encoded += samples as i64;
+        self.encoder.send_frame(&self.frame).map_err(output_error)?;
         self.write_packets()
     }
 
@@ -401,15 +465,16 @@ impl Mp3Sink {
                 if self.resampled.samples() == 0 {
                     break;
                 }
-                self.queue.push(&self.resampled);
+                self.queue.write(&self.resampled);
             }
         }
-        if self.samples_encoded == 0 && self.queue.is_empty() {
+        if self.samples_encoded == 0 && self.queue.len() == 0 {
             return Err(TranscodeError::Undecodable("no audio could be decoded".into()));
         }
         self.encode_full_frames()?;
-        if let Some(mut last) = self.queue.pop_frame(self.target.sample, self.target.layout, true) {
-            self.encode(&mut last)?;
+        let last = self.queue.len();
+        if last > 0 {
+            self.encode(last)?;
         }
         self.encoder.send_eof().map_err(output_error)?;
         self.write_packets()?;
@@ -430,55 +495,107 @@ fn choose_target(decoder: &ffmpeg::decoder::Audio, codec: &ffmpeg::codec::Audio)
     AudioFormat { sample, layout, rate }
 }
 
-/// A first-in, first-out queue of planar samples, cut into frames of the encoder's size.
+/// Gives `frame` buffers of its own before it is refilled: a copy only if the encoder still
+/// holds a reference to the last samples sent through it (libmp3lame lets go of them at once).
+fn make_writable(frame: &mut frame::Audio) -> Result<(), TranscodeError> {
+    // SAFETY: `frame` owns a valid AVFrame with allocated buffers; av_frame_make_writable only
+    // replaces shared buffers with a private copy of the same size.
+    match unsafe { ffmpeg::ffi::av_frame_make_writable(frame.as_mut_ptr()) } {
+        0 => Ok(()),
+        error => Err(output_error(ffmpeg::Error::from(error))),
+    }
+}
+
+/// A first-in, first-out queue of planar samples between the decoder (or resampler) and the
+/// encoder, as FFmpeg's `AVAudioFifo`: each sample is copied in once and out once. Reading
+/// moves a cursor; the unread rest (less than a frame) moves to the front only when new samples
+/// would not fit behind it, so after the first frames the buffers never grow again.
 struct SampleQueue {
     /// One byte buffer per channel (plane).
     planes: Vec<Vec<u8>>,
+    /// Bytes at the front of every plane that were read already.
+    read: usize,
     bytes_per_sample: usize,
-    frame_samples: usize,
 }
 
 impl SampleQueue {
-    fn new(channels: usize, bytes_per_sample: usize, frame_samples: usize) -> Self {
-        SampleQueue { planes: vec![Vec::new(); channels], bytes_per_sample, frame_samples }
+    fn new(channels: usize, bytes_per_sample: usize) -> Self {
+        SampleQueue { planes: vec![Vec::new(); channels], read: 0, bytes_per_sample }
     }
 
+    /// Samples waiting.
     fn len(&self) -> usize {
-        self.planes[0].len() / self.bytes_per_sample
+        (self.planes[0].len() - self.read) / self.bytes_per_sample
     }
 
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn push(&mut self, frame: &frame::Audio) {
+    fn write(&mut self, frame: &frame::Audio) {
         let bytes = frame.samples() * self.bytes_per_sample;
+        if self.read > 0 && self.planes[0].len() + bytes > self.planes[0].capacity() {
+            for plane in &mut self.planes {
+                plane.drain(..self.read);
+            }
+            self.read = 0;
+        }
         for (index, plane) in self.planes.iter_mut().enumerate() {
             plane.extend_from_slice(&frame.data(index)[..bytes]);
         }
     }
 
-    /// A full frame, or with `partial` whatever is left (for the last frame of a stream).
-    fn pop_frame(&mut self, sample: format::Sample, layout: ChannelLayout, partial: bool) -> Option<frame::Audio> {
-        let samples = match self.len() {
-            0 => return None,
-            n if n >= self.frame_samples => self.frame_samples,
-            n if partial => n,
-            _ => return None,
-        };
+    /// Moves the next `samples` (at most [`SampleQueue::len`]) into `frame`'s planes.
+    fn read_into(&mut self, frame: &mut frame::Audio, samples: usize) {
         let bytes = samples * self.bytes_per_sample;
-        let mut frame = frame::Audio::new(sample, samples, layout);
-        for (index, plane) in self.planes.iter_mut().enumerate() {
-            frame.data_mut(index)[..bytes].copy_from_slice(&plane[..bytes]);
-            plane.drain(..bytes);
+        for (index, plane) in self.planes.iter().enumerate() {
+            frame.data_mut(index)[..bytes].copy_from_slice(&plane[self.read..self.read + bytes]);
         }
-        Some(frame)
+        self.read += bytes;
+        if self.read == self.planes[0].len() {
+            self.planes.iter_mut().for_each(Vec::clear);
+            self.read = 0;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A planar stereo float frame whose samples count on from `first` (the right channel
+    /// negated), so that any lost, doubled or reordered sample shows.
+    fn counting_frame(first: usize, samples: usize) -> frame::Audio {
+        let mut frame =
+            frame::Audio::new(format::Sample::F32(format::sample::Type::Planar), samples, ChannelLayout::STEREO);
+        for (plane, sign) in [(0, 1.0f32), (1, -1.0)] {
+            let values: Vec<u8> = (first..first + samples).flat_map(|i| (sign * i as f32).to_ne_bytes()).collect();
+            frame.data_mut(plane)[..values.len()].copy_from_slice(&values);
+        }
+        frame
+    }
+
+    #[test]
+    fn the_sample_queue_gives_back_every_sample_once_in_order() {
+        let mut queue = SampleQueue::new(2, 4);
+        let mut out = frame::Audio::new(format::Sample::F32(format::sample::Type::Planar), 1152, ChannelLayout::STEREO);
+        let (mut written, mut read) = (0, 0);
+        // Decoder frames of varying sizes; encoder frames of 1152, the last one shorter.
+        for size in [1024, 2048, 100, 1024, 3000, 1, 1024].into_iter().cycle().take(200) {
+            queue.write(&counting_frame(written, size));
+            written += size;
+            while queue.len() >= 1152 || (written > 100_000 && queue.len() > 0) {
+                let samples = queue.len().min(1152);
+                queue.read_into(&mut out, samples);
+                for i in 0..samples {
+                    let sample =
+                        |plane: usize| f32::from_ne_bytes(out.data(plane)[i * 4..i * 4 + 4].try_into().unwrap());
+                    assert_eq!((sample(0), sample(1)), ((read + i) as f32, -((read + i) as f32)));
+                }
+                read += samples;
+            }
+        }
+        assert_eq!((read, queue.len()), (written, 0));
+        // Bounded by the biggest frame plus a partial one (growth doubles), not by all written.
+        let bound = 2 * (3000 + 1152) * 4;
+        assert!(queue.planes[0].capacity() <= bound, "the buffers grew to {}", queue.planes[0].capacity());
+    }
 
     #[test]
     fn progress_is_the_media_time_read_and_only_grows() {

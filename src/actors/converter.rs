@@ -37,7 +37,10 @@ use super::worker::{Answer, Worker, decode, outage_backoff};
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
 use crate::messages::{JobMessage, SeedUpload, VideoNotice};
-use crate::storage::{BlobMeta, Bucket, Delivery, Job, JobState, NextAttempt, StorageError, StorageResult, now_millis};
+use crate::scratch::ScratchFile;
+use crate::storage::{
+    BlobMeta, Bucket, Delivery, Job, JobState, MediaSource, NextAttempt, StorageError, StorageResult, now_millis,
+};
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
 pub struct Converter;
@@ -315,18 +318,15 @@ async fn convert_and_store(
         tracing::error!("fault injection: aborting the process on this file");
         std::process::abort();
     }
-    let source = ctx.backends.blobs.local_media(Bucket::Videos, job.video_fid).await.map_err(|e| match e {
+    let source = ctx.backends.blobs.media(Bucket::Videos, job.video_fid).await.map_err(|e| match e {
         StorageError::NotFound => Failure::Permanent("the uploaded video is missing".into()),
         other => Failure::Transient(other.into()),
     })?;
-    let output = tempfile::Builder::new()
-        .suffix(".mp3")
-        .tempfile_in(ctx.config.scratch_dir())
-        .map_err(|e| Failure::Transient(e.into()))?
-        .into_temp_path();
+    let (output, _) =
+        ScratchFile::create(&ctx.config.scratch_dir(), "mp3").await.map_err(|e| Failure::Transient(e.into()))?;
 
     let started = Instant::now();
-    let transcoded = run_transcode(ctx, source.path().to_owned(), output.to_path_buf(), stop.clone()).await?;
+    let transcoded = run_transcode(ctx, source, output.path().to_owned(), stop.clone()).await?;
     ctx.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
 
     let meta = BlobMeta {
@@ -340,20 +340,22 @@ async fn convert_and_store(
     let store = || async {
         stop.check().map_err(|_| crate::storage::StorageError::unavailable(anyhow::anyhow!("the attempt stopped")))?;
         ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await?;
-        ctx.backends.blobs.put_file(Bucket::Mp3s, output_fid, &meta, &output).await
+        ctx.backends.blobs.put_file(Bucket::Mp3s, output_fid, &meta, output.path()).await
     };
     patiently(ctx, "store the MP3", store).await.map_err(|e| Failure::Transient(e.into()))?;
     Ok(transcoded)
 }
 
 /// Runs the transcoder on a blocking thread under the time limit; once shutdown starts, it
-/// may run for the grace period before it is stopped.
+/// may run for the grace period before it is stopped. A conversion that failed because the
+/// store failed under its input is retried (not counted), whatever FFmpeg made of it.
 async fn run_transcode(
     ctx: &NodeContext,
-    input: PathBuf,
+    source: MediaSource,
     output: PathBuf,
     stop: StopSignal,
 ) -> Result<Transcoded, Failure> {
+    let MediaSource { media: input, failure: store_failure } = source;
     let options = TranscodeOptions { bit_rate: ctx.config.bitrate_kbps as usize * 1000 };
     let _grace_watch = AbortOnDropHandle::new(tokio::spawn({
         let stop = stop.clone();
@@ -368,12 +370,16 @@ async fn run_transcode(
     let (delay, transcode) = (ctx.config.convert_delay(), ctx.transcode);
     let result = tokio::task::spawn_blocking(move || {
         fault_delay(delay, &stop)?;
-        transcode(&input, &output, options, &stop)
+        transcode(input, &output, options, &stop)
     })
     .await;
     match result {
         Ok(Ok(transcoded)) => Ok(transcoded),
         Ok(Err(TranscodeError::Cancelled)) => Err(Failure::Stopped),
+        Ok(Err(error)) if store_failure.get().is_some() => Err(Failure::Transient(anyhow::anyhow!(
+            "reading the video failed ({}): {error}",
+            store_failure.get().unwrap_or_default()
+        ))),
         Ok(Err(TranscodeError::TimedOut)) => Err(Failure::TimedOut),
         Ok(Err(error)) if error.is_permanent() => Err(Failure::Permanent(error.to_string())),
         Ok(Err(error)) => Err(Failure::Transient(error.into())),

@@ -40,7 +40,7 @@ use crate::storage::files::FileBlobStore;
 use crate::storage::sqlite::{self, SqliteIntake, SqliteJobs, SqliteMailbox, SqliteUsers};
 use crate::storage::{
     Backends, BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, DELIVERY_LIMIT, Delivery, Job, JobState,
-    JobStore, LocalMedia, Mailbox, Overdue, Queue, StorageError, StorageResult, now_millis,
+    JobStore, Mailbox, Media, MediaSource, Overdue, Queue, StorageError, StorageResult, now_millis,
 };
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
@@ -201,8 +201,8 @@ impl BlobStore for FaultyBlobs {
     async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
         self.1.around("blob meta", self.0.set_meta(bucket, fid, meta)).await
     }
-    async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
-        self.0.local_media(bucket, fid).await
+    async fn media(&self, bucket: Bucket, fid: Id) -> StorageResult<MediaSource> {
+        self.0.media(bucket, fid).await
     }
     async fn delete(&self, bucket: Bucket, fid: Id) -> StorageResult<()> {
         self.1.around("blob delete", self.0.delete(bucket, fid)).await
@@ -279,11 +279,12 @@ impl Mailer for FakeMailer {
 
 /// The transcoder's stand-in: copies the video, refuses [`BAD`], takes its time over [`SLOW`].
 fn fake_transcode(
-    input: &Path,
+    input: Media,
     output: &Path,
     _: TranscodeOptions,
     stop: &StopSignal,
 ) -> Result<Transcoded, TranscodeError> {
+    let Media::File(input) = input else { panic!("the file store gives its files in place") };
     let video = std::fs::read(input).map_err(|e| TranscodeError::Output(e.to_string()))?;
     if video == BAD {
         return Err(TranscodeError::Unreadable("not a media file".into()));

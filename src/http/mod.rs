@@ -6,7 +6,8 @@
 //! - [`handlers`]: one module per group of routes;
 //! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
 //! - [`limits`], [`stall`]: bounds on the work clients can cause (login rates, uploads in
-//!   progress, an upload's minimum transfer rate).
+//!   progress, an upload's minimum transfer rate);
+//! - [`stored_upload`]: what of an upload the blob store keeps (the upload, or its audio).
 //!
 //! A panic inside a handler is caught and answered with a 500; it never takes the process down.
 
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod response;
 pub mod routes;
 pub mod stall;
+pub mod stored_upload;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

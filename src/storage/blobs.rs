@@ -1,6 +1,8 @@
 //! Videos and MP3s: always streamed, never held whole in memory.
 
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -59,20 +61,41 @@ impl ByteRange {
 
 pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
 
-/// A blob as a seekable local file, which FFmpeg needs: either the blob's own file or a
-/// temporary copy that is removed when this is dropped.
-pub enum LocalMedia {
-    InPlace(PathBuf),
-    Copy(tempfile::TempPath),
+/// What FFmpeg's custom I/O needs of a stream: blocking reads and seeks (an MP4's index may
+/// sit at its end, and through a stream that cannot seek, FFmpeg retries forever).
+pub trait SeekableRead: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> SeekableRead for T {}
+
+/// A blob as the converter reads it, on a blocking thread.
+pub enum Media {
+    /// The blob's own local file, read in place.
+    File(PathBuf),
+    /// A reader that fetches the blob from its store as it is read.
+    Stream(Box<dyn SeekableRead>),
 }
 
-impl LocalMedia {
-    pub fn path(&self) -> &Path {
-        match self {
-            LocalMedia::InPlace(path) => path,
-            LocalMedia::Copy(temp) => temp,
-        }
+/// Whether the store failed under a [`Media::Stream`] while it was read. FFmpeg only reports
+/// "I/O error", and the converter must tell a store outage (retried, no attempt used up) from
+/// a broken file (failed), so the stream records the cause here for the converter to ask.
+#[derive(Clone, Debug, Default)]
+pub struct StoreFailure(Arc<OnceLock<String>>);
+
+impl StoreFailure {
+    /// Records the first failure; later ones add nothing.
+    pub fn record(&self, cause: impl std::fmt::Display) {
+        let _ = self.0.set(cause.to_string());
     }
+
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// What [`BlobStore::media`] gives: the media and where its store's failures are recorded.
+pub struct MediaSource {
+    pub media: Media,
+    pub failure: StoreFailure,
 }
 
 #[async_trait]
@@ -102,8 +125,9 @@ pub trait BlobStore: Send + Sync {
     /// Replaces the blob's metadata (to take in a blob that another program stored).
     async fn set_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()>;
 
-    /// The blob as a seekable local file.
-    async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia>;
+    /// The blob as FFmpeg reads it: seekable, fetched only as far as it is read (a file store
+    /// gives its own file).
+    async fn media(&self, bucket: Bucket, fid: Id) -> StorageResult<MediaSource>;
 
     /// Removes the blob, whole or as far as it was written; removing one that is not there is
     /// not an error.

@@ -12,12 +12,13 @@ use super::mysql::MysqlUsers;
 use super::rabbitmq::RabbitMailbox;
 use super::{Backends, JobStore, Mailbox, UserStore};
 use crate::config::{Config, Secret};
+use crate::metrics::Metrics;
 
 fn required<'a>(value: &'a Option<Secret>, flag: &str) -> anyhow::Result<&'a str> {
     value.as_ref().map(Secret::expose).with_context(|| format!("the cluster profile needs --{flag}"))
 }
 
-pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
+pub async fn backends(config: &Config, metrics: &Metrics) -> anyhow::Result<Backends> {
     let users = users(config).await?;
     let mongo = mongo_client(required(&config.mongodb_url, "mongodb-url")?).await?;
     let amqp_url = required(&config.amqp_url, "amqp-url")?.to_owned();
@@ -30,7 +31,7 @@ pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let mailbox: Arc<dyn Mailbox> = Arc::new(RabbitMailbox::new(amqp_url, config.prefetch, config.lease()));
     Ok(Backends {
         users,
-        blobs: Arc::new(GridFsBlobStore::new(&mongo)),
+        blobs: Arc::new(GridFsBlobStore::new(&mongo, metrics.gridfs_bytes.clone())),
         intake: Arc::new(RecordThenPublish { jobs: jobs.clone(), mailbox: mailbox.clone() }),
         jobs,
         mailbox,

@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, LocalMedia, StorageError, StorageResult};
+use super::{
+    BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, Media, MediaSource, StorageError, StorageResult,
+    StoreFailure,
+};
 use crate::ids::Id;
+use crate::scratch::ScratchFile;
 
 pub struct FileBlobStore {
     root: PathBuf,
@@ -46,11 +50,12 @@ impl FileBlobStore {
     }
 
     async fn write_meta(&self, bucket: Bucket, fid: Id, meta: &BlobMeta) -> StorageResult<()> {
-        let scratch = tempfile::NamedTempFile::new_in(self.scratch_dir()).map_err(StorageError::unavailable)?;
+        let (scratch, mut file) =
+            ScratchFile::create(&self.scratch_dir(), "json").await.map_err(StorageError::unavailable)?;
         let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
-        tokio::fs::write(scratch.path(), json).await.map_err(StorageError::unavailable)?;
-        scratch.persist(self.meta_path(bucket, fid)).map_err(StorageError::unavailable)?;
-        Ok(())
+        file.write_all(&json).await.map_err(StorageError::unavailable)?;
+        drop(file);
+        scratch.persist(&self.meta_path(bucket, fid)).await.map_err(StorageError::unavailable)
     }
 
     async fn read_meta(&self, bucket: Bucket, fid: Id) -> StorageResult<BlobMeta> {
@@ -73,8 +78,13 @@ impl FileBlobStore {
     }
 }
 
-/// Copies `body` into `file`, telling the caller's stream failing apart from our disk failing.
-async fn copy_into(body: &mut (dyn AsyncRead + Send + Unpin), file: &mut tokio::fs::File) -> StorageResult<u64> {
+/// Copies `body` into `file`, telling the caller's stream failing ([`StorageError::Input`])
+/// apart from our disk failing. Each write is one call on the blocking pool, so writes go in
+/// big pieces.
+pub(crate) async fn copy_into(
+    body: &mut (dyn AsyncRead + Send + Unpin),
+    file: &mut tokio::fs::File,
+) -> StorageResult<u64> {
     let mut buffer = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -85,7 +95,6 @@ async fn copy_into(body: &mut (dyn AsyncRead + Send + Unpin), file: &mut tokio::
         file.write_all(&buffer[..n]).await.map_err(StorageError::unavailable)?;
         total += n as u64;
     }
-    file.sync_all().await.map_err(StorageError::unavailable)?;
     Ok(total)
 }
 
@@ -98,14 +107,14 @@ impl BlobStore for FileBlobStore {
         meta: &BlobMeta,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> StorageResult<u64> {
-        // The temporary path deletes itself if anything below fails or this future is dropped.
-        let scratch =
-            tempfile::NamedTempFile::new_in(self.scratch_dir()).map_err(StorageError::unavailable)?.into_temp_path();
-        let mut file = tokio::fs::File::create(&scratch).await.map_err(StorageError::unavailable)?;
+        // The scratch file deletes itself if anything below fails or this future is dropped.
+        let (scratch, mut file) =
+            ScratchFile::create(&self.scratch_dir(), "blob").await.map_err(StorageError::unavailable)?;
         let length = copy_into(body, &mut file).await?;
+        file.sync_all().await.map_err(StorageError::unavailable)?;
         drop(file);
         self.write_meta(bucket, fid, meta).await?;
-        scratch.persist(self.data_path(bucket, fid)).map_err(StorageError::unavailable)?;
+        scratch.persist(&self.data_path(bucket, fid)).await.map_err(StorageError::unavailable)?;
         Ok(length)
     }
 
@@ -136,10 +145,10 @@ impl BlobStore for FileBlobStore {
         self.write_meta(bucket, fid, meta).await
     }
 
-    async fn local_media(&self, bucket: Bucket, fid: Id) -> StorageResult<LocalMedia> {
+    async fn media(&self, bucket: Bucket, fid: Id) -> StorageResult<MediaSource> {
         let path = self.data_path(bucket, fid);
         match tokio::fs::try_exists(&path).await {
-            Ok(true) => Ok(LocalMedia::InPlace(path)),
+            Ok(true) => Ok(MediaSource { media: Media::File(path), failure: StoreFailure::default() }),
             Ok(false) => Err(StorageError::NotFound),
             Err(e) => Err(StorageError::unavailable(e)),
         }
@@ -204,6 +213,11 @@ mod tests {
         let result = store.put(Bucket::Videos, fid, &meta(), &mut failing).await;
         assert!(matches!(result, Err(StorageError::Input(_))));
         assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
-        assert_eq!(std::fs::read_dir(store.scratch_dir()).unwrap().count(), 0);
+        // The scratch file is removed on the blocking pool.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_dir(store.scratch_dir()).unwrap().count() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the partial upload stayed in the scratch folder");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }

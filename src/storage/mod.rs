@@ -33,7 +33,9 @@ pub mod users;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use blobs::{BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, LocalMedia};
+pub use blobs::{
+    BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, Media, MediaSource, SeekableRead, StoreFailure,
+};
 pub use intake::Intake;
 pub use jobs::{Attempt, Job, JobState, JobStore, NextAttempt, Notification, Overdue};
 pub use mailbox::{DELIVERY_LIMIT, Delivery, Mailbox, Queue};

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use std::time::Duration;
 
-use crate::helpers::{MailDev, TestApp, eventually, fixture};
+use crate::helpers::{MailDev, TestApp, eventually, fixture, stream_count};
 use crate::servers::{OwnMongo, OwnRabbit, amqp_url, mongo_client, mongodb_url, mysql_url};
 
 /// Flags that put a process on this test's own database and virtual host.
@@ -229,12 +229,14 @@ fn flag_value<'a>(flags: &'a [String], flag: &str) -> &'a str {
 }
 
 /// Plays the seed's Python converter against our broker and database: takes a `video`
-/// message, stores an MP3 in GridFS the way `gridfs.put` does (no metadata) and publishes the
-/// seed's result message. Returns the MP3's id.
+/// message, reads the video from GridFS `videos` as `fs.get` does and converts it as moviepy's
+/// `VideoFileClip` would (which needs a video stream), stores the MP3 in GridFS the way
+/// `gridfs.put` does (no metadata) and publishes the seed's result message. Returns the MP3's
+/// id.
 async fn act_as_the_seed_converter(amqp_url: &str, workdir: &std::path::Path) -> String {
     use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions};
     use tokio::io::AsyncWriteExt;
-    use tokio_util::compat::FuturesAsyncWriteCompatExt;
+    use tokio_util::compat::{FuturesAsyncReadCompatExt, FuturesAsyncWriteCompatExt};
 
     let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await.unwrap();
     let channel = connection.create_channel().await.unwrap();
@@ -246,10 +248,16 @@ async fn act_as_the_seed_converter(amqp_url: &str, workdir: &std::path::Path) ->
     assert_eq!(body["mp3_fid"], Value::Null, "the seed's message shape: {body}");
     let (video_fid, username) = (body["video_fid"].as_str().unwrap(), body["username"].as_str().unwrap());
 
+    let video_id = mongodb::bson::oid::ObjectId::parse_str(video_fid).unwrap();
+    let videos = mongo_client().await.database("videos").gridfs_bucket(None);
+    let mut stored = videos.open_download_stream(video_id.into()).await.unwrap().compat();
+    let video = workdir.join("seed-video");
+    tokio::io::copy(&mut stored, &mut tokio::fs::File::create(&video).await.unwrap()).await.unwrap();
+    assert_eq!(stream_count(&video, "v"), 1, "the seed's converter needs a video stream");
     let mp3 = workdir.join("seed.mp3");
     let status = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
-        .arg(fixture("clip.mp4"))
+        .arg(&video)
         .args(["-vn", "-c:a", "libmp3lame"])
         .arg(&mp3)
         .status()
@@ -275,8 +283,10 @@ async fn act_as_the_seed_converter(amqp_url: &str, workdir: &std::path::Path) ->
 async fn the_seed_converter_can_work_beside_ours() {
     let maildev = MailDev::start().await;
     let flags = cluster_flags(&maildev).await;
-    // This process converts nothing: the seed's converter does.
-    let app = TestApp::spawn_with(&strs(&with(&flags, &["--roles", "gateway,auth,notifier"]))).await;
+    // This process converts nothing: the seed's converter does, from the whole video that
+    // `--seed-compatible` keeps in `videos`.
+    let app =
+        TestApp::spawn_with(&strs(&with(&flags, &["--roles", "gateway,auth,notifier", "--seed-compatible"]))).await;
     let token = app.user_token("mixed@example.com", false).await;
     let job_id = app.submit(&token, &fixture("clip.mp4")).await;
 

@@ -117,6 +117,77 @@ fn make_fixture(name: &str, out: &Path) {
             ],
             out,
         ),
+        // The seed system's workload: one minute of 720p at a constant 7.4 Mb/s (about 57 MB),
+        // with its index at the end (ffmpeg's default), as a camera or phone writes it.
+        "seed-720p.mp4" => ffmpeg(
+            &[
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=1280x720:rate=30",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
+                    "-t",
+                    "60",
+                    "-map",
+                    "0:v",
+                    "-map",
+                    "1:a",
+                ][..],
+                &H264[..],
+                &["-b:v", "7400k", "-minrate", "7400k", "-maxrate", "7400k", "-bufsize", "7400k"],
+                &["-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-f", "mp4"],
+            ]
+            .concat(),
+            out,
+        ),
+        // clip.mp4 with its index (moov) at the end, as ffmpeg writes by default.
+        "index-at-end.mp4" => ffmpeg(
+            &[
+                &VIDEO[..],
+                &["-f", "lavfi", "-i", "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo"],
+                &["-t", "10", "-map", "0:v", "-map", "1:a"],
+                &H264[..],
+                &["-c:a", "aac", "-b:a", "128k", "-f", "mp4"],
+            ]
+            .concat(),
+            out,
+        ),
+        // "padded-<bytes>.mp4": index-at-end.mp4 grown to exactly <bytes> by a `free` box at the
+        // end, which every MP4 reader skips.
+        padded if padded.starts_with("padded-") => {
+            let size: usize = padded["padded-".len()..padded.len() - ".mp4".len()].parse().expect("a size");
+            let base = out.with_extension("base.mp4");
+            make_fixture("index-at-end.mp4", &base);
+            let mut bytes = std::fs::read(&base).unwrap();
+            std::fs::remove_file(base).unwrap();
+            let free = size.checked_sub(bytes.len()).filter(|n| *n >= 8).expect("room for a free box");
+            bytes.extend_from_slice(&(free as u32).to_be_bytes());
+            bytes.extend_from_slice(b"free");
+            bytes.resize(size, 0);
+            std::fs::write(out, bytes).unwrap();
+        }
+        // A minute of stereo pink noise, audio only: its MP3 spans several GridFS chunks.
+        "minute-audio.m4a" => ffmpeg(
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
+                "-t",
+                "60",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                "-f",
+                "mp4",
+            ],
+            out,
+        ),
         // Video only.
         "silent.mp4" => ffmpeg(&[&VIDEO[..], &["-t", "3"], &H264[..], &["-f", "mp4"]].concat(), out),
         // Index at the end, cut in half: the index is gone.
@@ -183,16 +254,30 @@ fn make_fixture(name: &str, out: &Path) {
     }
 }
 
-/// The codec name and duration in seconds of the file's first audio stream, per ffprobe.
-pub fn probe_audio(path: &Path) -> (String, f64) {
+/// How many streams of a kind (`a`, `v`) the file has, per ffprobe.
+pub fn stream_count(path: &Path, kind: &str) -> usize {
     let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=duration,codec_name", "-of", "json"])
+        .args(["-v", "error", "-select_streams", kind, "-show_entries", "stream=index", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    json["streams"].as_array().map_or(0, Vec::len)
+}
+
+/// The codec name and duration in seconds of the file's first audio stream, per ffprobe (the
+/// file's duration for containers that give none per stream, such as Matroska).
+pub fn probe_audio(path: &Path) -> (String, f64) {
+    let entries = "stream=duration,codec_name:format=duration";
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", entries, "-of", "json"])
         .arg(path)
         .output()
         .expect("ffprobe runs");
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();
     let stream = &json["streams"][0];
-    let duration = stream["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(f64::NAN);
+    let seconds = |value: &Value| value["duration"].as_str().and_then(|d| d.parse().ok());
+    let duration = seconds(stream).or_else(|| seconds(&json["format"])).unwrap_or(f64::NAN);
     (stream["codec_name"].as_str().unwrap_or_default().to_owned(), duration)
 }
 

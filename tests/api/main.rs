@@ -14,3 +14,4 @@ mod resilience;
 #[allow(dead_code)] // shared with the backend tests; not every helper is used here
 #[path = "../support/servers.rs"]
 mod servers;
+mod stored_media;

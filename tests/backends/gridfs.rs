@@ -1,12 +1,29 @@
-//! Videos and MP3s in GridFS: streamed in and out, ranges, metadata, no orphans.
+//! Videos and MP3s in GridFS: streamed in and out, ranges, metadata, no orphans; files of our
+//! chunk size read by the driver's own GridFS (as the seed's programs read them), and read in
+//! place by the converter through a seekable stream.
+
+use std::io::SeekFrom;
 
 use mongodb::bson::{Document, doc};
 use mp3converter::ids::Id;
-use mp3converter::storage::gridfs::{GridFsBlobStore, object_id};
-use mp3converter::storage::{BlobMeta, BlobStore, Bucket, ByteRange, StorageError};
+use mp3converter::storage::gridfs::{CHUNK_SIZE, GridFsBlobStore, object_id};
+use mp3converter::storage::{
+    BlobMeta, BlobStore, Bucket, ByteRange, Media, MediaSource, SeekableRead, StorageError, StoreFailure,
+};
+use prometheus::IntCounterVec;
 use tokio::io::AsyncReadExt;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::servers::mongo_client;
+use crate::servers::{OwnMongo, mongo_client};
+
+/// Byte counters of a store under test.
+fn traffic() -> IntCounterVec {
+    mp3converter::metrics::Metrics::new("test").gridfs_bytes.clone()
+}
+
+fn bytes_counted(traffic: &IntCounterVec, direction: &str) -> u64 {
+    traffic.with_label_values(&["videos", direction]).get()
+}
 
 fn meta(job_id: Id) -> BlobMeta {
     BlobMeta {
@@ -28,13 +45,38 @@ async fn read_all(store: &GridFsBlobStore, fid: Id, range: Option<ByteRange>) ->
     out
 }
 
+/// The file as the driver's own GridFS download reads it (by the file's `chunkSize`, checking
+/// that every chunk but the last is full, as the seed's PyMongo does).
+async fn read_with_the_driver(client: &mongodb::Client, fid: Id) -> Vec<u8> {
+    let bucket = client.database("videos").gridfs_bucket(None);
+    let mut reader = bucket.open_download_stream(object_id(fid).into()).await.unwrap().compat();
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).await.unwrap();
+    out
+}
+
+/// The blob's media stream, read on a blocking thread by `read` (as FFmpeg reads it), and the
+/// store failures recorded meanwhile.
+async fn with_stream<T: Send + 'static>(
+    store: &GridFsBlobStore,
+    fid: Id,
+    read: impl FnOnce(&mut dyn SeekableRead) -> T + Send + 'static,
+) -> (T, StoreFailure) {
+    let MediaSource { media: Media::Stream(mut stream), failure } = store.media(Bucket::Videos, fid).await.unwrap()
+    else {
+        panic!("GridFS gives a stream")
+    };
+    let result = tokio::task::spawn_blocking(move || read(&mut *stream)).await.unwrap();
+    (result, failure)
+}
+
 #[tokio::test]
 async fn a_blob_streams_in_and_out_whole_and_by_range() {
     let client = mongo_client().await;
-    let store = GridFsBlobStore::new(&client);
+    let store = GridFsBlobStore::new(&client, traffic());
     let (fid, job) = (Id::generate(), Id::generate());
-    // Several chunks (GridFS's default chunk is 255 KiB) and a partial last one.
-    let data = pattern(700_000);
+    // Several chunks and a partial last one.
+    let data = pattern(2 * CHUNK_SIZE + 70_000);
     let length = store.put(Bucket::Videos, fid, &meta(job), &mut &data[..]).await.unwrap();
     assert_eq!(length, data.len() as u64);
 
@@ -42,7 +84,9 @@ async fn a_blob_streams_in_and_out_whole_and_by_range() {
     assert_eq!(info.length, data.len() as u64);
     assert_eq!(info.meta, meta(job));
     assert_eq!(read_all(&store, fid, None).await, data);
-    for (first, last) in [(0, 0), (10, 20), (261_100, 261_200), (261_119, 522_241), (699_990, 699_999)] {
+    let chunk = CHUNK_SIZE as u64;
+    let last = data.len() as u64 - 1;
+    for (first, last) in [(0, 0), (10, 20), (chunk - 5, chunk + 5), (chunk - 1, 2 * chunk), (last - 9, last)] {
         let range = ByteRange { first, last };
         assert_eq!(read_all(&store, fid, Some(range)).await, &data[first as usize..=last as usize], "{first}-{last}");
     }
@@ -51,21 +95,122 @@ async fn a_blob_streams_in_and_out_whole_and_by_range() {
     assert!(files.find_one(doc! { "_id": object_id(fid) }).await.unwrap().is_some());
     assert!(matches!(store.stat(Bucket::Mp3s, fid).await, Err(StorageError::NotFound)));
 
-    let local = store.local_media(Bucket::Videos, fid).await.unwrap();
-    assert_eq!(std::fs::read(local.path()).unwrap(), data);
-
     store.delete(Bucket::Videos, fid).await.unwrap();
     assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
     store.delete(Bucket::Videos, fid).await.unwrap();
 }
 
 #[tokio::test]
+async fn files_of_a_chunk_multiple_and_past_a_chunk_are_whole_for_every_reader() {
+    let client = mongo_client().await;
+    let store = GridFsBlobStore::new(&client, traffic());
+    let chunks = client.database("videos").collection::<Document>("fs.chunks");
+    for (size, chunk_count) in [(2 * CHUNK_SIZE, 2), (CHUNK_SIZE + 1, 2), (CHUNK_SIZE - 1, 1)] {
+        let (fid, data) = (Id::generate(), pattern(size));
+        store.put(Bucket::Videos, fid, &meta(Id::generate()), &mut &data[..]).await.unwrap();
+        assert_eq!(chunks.count_documents(doc! { "files_id": object_id(fid) }).await.unwrap(), chunk_count, "{size}");
+        let file = client.database("videos").collection::<Document>("fs.files");
+        let file = file.find_one(doc! { "_id": object_id(fid) }).await.unwrap().unwrap();
+        assert_eq!(file.get_i32("chunkSize").unwrap() as usize, CHUNK_SIZE);
+        assert!(read_with_the_driver(&client, fid).await == data, "the driver reads {size} bytes back");
+        assert!(read_all(&store, fid, None).await == data, "we read {size} bytes back");
+    }
+}
+
+#[tokio::test]
+async fn the_media_stream_reads_and_seeks_anywhere_and_reads_each_chunk_once_going_forward() {
+    let client = mongo_client().await;
+    let traffic = traffic();
+    let store = GridFsBlobStore::new(&client, traffic.clone());
+    let (fid, data) = (Id::generate(), pattern(5 * CHUNK_SIZE + 333));
+    store.put(Bucket::Videos, fid, &meta(Id::generate()), &mut &data[..]).await.unwrap();
+
+    // Forward, in FFmpeg's 32 KiB reads: every byte right, every chunk fetched once.
+    let before = bytes_counted(&traffic, "read");
+    let (whole, _) = with_stream(&store, fid, |stream| {
+        let mut whole = Vec::new();
+        let mut buffer = vec![0u8; 32 * 1024];
+        loop {
+            match stream.read(&mut buffer).unwrap() {
+                0 => return whole,
+                n => whole.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(whole == data, "the stream gives the file");
+    assert_eq!(bytes_counted(&traffic, "read") - before, data.len() as u64, "each chunk fetched once");
+
+    // An MP4's index at the end, then back to the start, across a chunk boundary, and a skip
+    // over a chunk fetched ahead.
+    let size = data.len() as u64;
+    let (pieces, _) = with_stream(&store, fid, move |stream| {
+        let mut pieces = Vec::new();
+        let moves = [
+            (SeekFrom::End(-100), 100),
+            (SeekFrom::Start(0), 10),
+            (SeekFrom::Current(CHUNK_SIZE as i64 - 20), 40),
+            (SeekFrom::Start(3 * CHUNK_SIZE as u64 + 7), 10),
+        ];
+        for (at, len) in moves {
+            let offset = stream.seek(at).unwrap();
+            let mut piece = vec![0u8; len];
+            stream.read_exact(&mut piece).unwrap();
+            pieces.push((offset as usize, piece));
+        }
+        assert_eq!(stream.seek(SeekFrom::End(0)).unwrap(), size);
+        assert_eq!(stream.read(&mut [0u8; 8]).unwrap(), 0, "nothing past the end");
+        pieces
+    })
+    .await;
+    for (offset, piece) in pieces {
+        assert_eq!(piece, &data[offset..offset + piece.len()], "at {offset}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_fails_under_the_media_stream_is_recorded_and_a_missing_chunk_is_not() {
+    let mut mongo = OwnMongo::start().await;
+    let client = mongodb::Client::with_uri_str(format!("{}&serverSelectionTimeoutMS=1000", mongo.url())).await.unwrap();
+    let store = GridFsBlobStore::new(&client, traffic());
+    let (fid, data) = (Id::generate(), pattern(3 * CHUNK_SIZE));
+    store.put(Bucket::Videos, fid, &meta(Id::generate()), &mut &data[..]).await.unwrap();
+
+    // A chunk gone: the file is broken, the store is fine.
+    let chunks = client.database("videos").collection::<Document>("fs.chunks");
+    chunks.delete_one(doc! { "files_id": object_id(fid), "n": 1 }).await.unwrap();
+    let (read, failure) = with_stream(&store, fid, |stream| {
+        stream.seek(SeekFrom::Start(CHUNK_SIZE as u64)).unwrap();
+        stream.read(&mut [0u8; 16])
+    })
+    .await;
+    assert!(read.is_err());
+    assert_eq!(failure.get(), None, "a broken file is not a store failure");
+
+    // The server goes away mid-read: recorded, and every later read fails at once.
+    let (reads, failure) = with_stream(&store, fid, move |stream| {
+        stream.read_exact(&mut [0u8; 16]).unwrap();
+        mongo.stop();
+        stream.seek(SeekFrom::Start(2 * CHUNK_SIZE as u64)).unwrap();
+        let first = stream.read(&mut [0u8; 16]);
+        let started = std::time::Instant::now();
+        let second = stream.seek(SeekFrom::Start(0)).and_then(|_| stream.read(&mut [0u8; 16]));
+        (first.is_err(), second.is_err(), started.elapsed())
+    })
+    .await;
+    assert!(reads.0 && reads.1, "reads fail while the store is away");
+    assert!(reads.2 < std::time::Duration::from_millis(100), "a later read fails at once: {:?}", reads.2);
+    assert!(failure.get().is_some(), "the store failure is recorded");
+}
+
+#[tokio::test]
 async fn a_failed_upload_leaves_no_chunks() {
     let client = mongo_client().await;
-    let store = GridFsBlobStore::new(&client);
+    let store = GridFsBlobStore::new(&client, traffic());
     let fid = Id::generate();
+    // Several chunks are on their way when the body fails.
     let chunks: Vec<std::io::Result<bytes::Bytes>> =
-        vec![Ok(bytes::Bytes::from(pattern(600_000))), Err(std::io::Error::other("client went away"))];
+        vec![Ok(bytes::Bytes::from(pattern(3 * CHUNK_SIZE + 10))), Err(std::io::Error::other("client went away"))];
     let mut failing = Box::pin(tokio_util::io::StreamReader::new(futures_util::stream::iter(chunks)));
     let result = store.put(Bucket::Videos, fid, &meta(Id::generate()), &mut failing).await;
     assert!(matches!(result, Err(StorageError::Input(_))));
@@ -77,11 +222,11 @@ async fn a_failed_upload_leaves_no_chunks() {
 #[tokio::test]
 async fn deleting_removes_the_file_and_every_chunk() {
     let client = mongo_client().await;
-    let store = GridFsBlobStore::new(&client);
+    let store = GridFsBlobStore::new(&client, traffic());
     let fid = Id::generate();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.mp3");
-    std::fs::write(&path, pattern(600_000)).unwrap();
+    std::fs::write(&path, pattern(2 * CHUNK_SIZE + 1)).unwrap();
     store.put_file(Bucket::Mp3s, fid, &meta(Id::generate()), &path).await.unwrap();
     let chunks = client.database("mp3s").collection::<Document>("fs.chunks");
     assert_eq!(chunks.count_documents(doc! { "files_id": object_id(fid) }).await.unwrap(), 3);

@@ -1,6 +1,7 @@
-//! `POST /upload`: one video, streamed from the multipart body into the blob store, then a job
-//! record and a persistent `video` message, together ([`crate::storage::Intake`]). Answers 202
-//! once both are durable.
+//! `POST /upload`: one video, streamed from the multipart body into the blob store (as it is,
+//! or as its audio-only copy: [`crate::http::stored_upload`]), then a job record and a
+//! persistent `video` message, together ([`crate::storage::Intake`]). Answers 202 once both are
+//! durable.
 //!
 //! Memory does not grow with the file: the body goes through in chunks. Whatever fails, no
 //! half-stored video is left behind. Uploads in progress are capped per user and overall
@@ -22,6 +23,7 @@ use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json};
 use crate::http::stall::{StallGuard, Stalled};
+use crate::http::stored_upload::store_upload;
 use crate::ids::Id;
 use crate::messages::JobMessage;
 use crate::security::token::Claims;
@@ -143,12 +145,7 @@ async fn receive_one_file(
                 job_id: Some(job_id),
             };
             let mut reader = Box::pin(StreamReader::new(field.map_err(io::Error::other)));
-            let length = ctx
-                .backends
-                .blobs
-                .put(Bucket::Videos, video_fid, &meta, &mut reader)
-                .await
-                .map_err(|e| storage_error(ctx, e))?;
+            let length = store_upload(ctx, video_fid, &meta, &mut reader).await.map_err(|e| storage_error(ctx, e))?;
             stored = Some(StoredVideo { filename: meta.filename, length });
         }
         Ok(())
