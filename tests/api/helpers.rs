@@ -42,6 +42,23 @@ fn ffmpeg(args: &[&str], output: &Path) {
 }
 
 const VIDEO: [&str; 4] = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"];
+/// One minute of 720p video with pink-noise stereo audio, as inputs and stream maps.
+const MINUTE_720P: [&str; 14] = [
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=1280x720:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
+    "-t",
+    "60",
+    "-map",
+    "0:v",
+    "-map",
+    "1:a",
+];
 const H264: [&str; 8] = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "60"];
 
 fn make_fixture(name: &str, out: &Path) {
@@ -60,27 +77,8 @@ fn make_fixture(name: &str, out: &Path) {
         ),
         // One minute of 720p with pink-noise audio, for the benchmarks.
         "minute-720p.mp4" => ffmpeg(
-            &[
-                &[
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=1280x720:rate=30",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
-                    "-t",
-                    "60",
-                    "-map",
-                    "0:v",
-                    "-map",
-                    "1:a",
-                ][..],
-                &H264[..],
-                &["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4"],
-            ]
-            .concat(),
+            &[&MINUTE_720P[..], &H264[..], &["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4"]]
+                .concat(),
             out,
         ),
         // Eight minutes of stereo audio under a small video: conversion dominates its cost.
@@ -121,22 +119,7 @@ fn make_fixture(name: &str, out: &Path) {
         // with its index at the end (ffmpeg's default), as a camera or phone writes it.
         "seed-720p.mp4" => ffmpeg(
             &[
-                &[
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=1280x720:rate=30",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "anoisesrc=color=pink:sample_rate=48000,aformat=channel_layouts=stereo",
-                    "-t",
-                    "60",
-                    "-map",
-                    "0:v",
-                    "-map",
-                    "1:a",
-                ][..],
+                &MINUTE_720P[..],
                 &H264[..],
                 &["-b:v", "7400k", "-minrate", "7400k", "-maxrate", "7400k", "-bufsize", "7400k"],
                 &["-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-f", "mp4"],
