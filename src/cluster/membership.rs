@@ -95,8 +95,9 @@ pub enum MembershipMsg {
     Greeted(u64, Result<Hello, String>),
     /// A peer answered a ping (true) or did not in time (false).
     Pong(u64, bool),
-    /// The seeds resolved to these addresses (each with the name it was resolved from).
-    Resolved(Vec<(SocketAddr, String)>),
+    /// Names resolved to these addresses (each with the name it was resolved from); `seeds`
+    /// tells a round of the seeds from names a peer told of.
+    Resolved { addresses: Vec<(SocketAddr, String)>, seeds: bool },
     /// What `/cluster` shows.
     Peers(RpcReplyPort<Vec<PeerView>>),
     /// This node's own greeting, as its node agent answers it.
@@ -248,8 +249,10 @@ impl Actor for Membership {
             MembershipMsg::Dialed(address, result) => state.dialed(address, result),
             MembershipMsg::Greeted(node_id, hello) => state.greeted(&myself, node_id, hello),
             MembershipMsg::Pong(node_id, ok) => state.pong(node_id, ok),
-            MembershipMsg::Resolved(addresses) => {
-                state.resolving = false;
+            MembershipMsg::Resolved { addresses, seeds } => {
+                if seeds {
+                    state.resolving = false;
+                }
                 for (address, host) in addresses {
                     state.learn(address, Some(host));
                 }
@@ -295,7 +298,7 @@ impl MembershipState {
         if !self.resolving && self.last_resolved.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY) {
             self.last_resolved = Some(Instant::now());
             self.resolving = true;
-            resolve(myself.clone(), self.args.seeds.clone());
+            resolve(myself.clone(), self.args.seeds.clone(), true);
         }
         self.dial_due(myself);
         self.heartbeat(myself);
@@ -496,7 +499,7 @@ impl MembershipState {
             self.learn(address, None);
         }
         if !names.is_empty() {
-            resolve(myself.clone(), names);
+            resolve(myself.clone(), names, false);
         }
     }
 
@@ -603,8 +606,9 @@ impl MembershipState {
 }
 
 /// Resolves every name (`host:port`; a name may stand for several addresses) and reports the
-/// addresses, each with the name it came from.
-fn resolve(me: ActorRef<MembershipMsg>, names: Vec<String>) {
+/// addresses, each with the name it came from; `seeds` marks the round of the seeds, of which
+/// only one runs at a time.
+fn resolve(me: ActorRef<MembershipMsg>, names: Vec<String>, seeds: bool) {
     tokio::spawn(async move {
         let mut found = Vec::new();
         for name in &names {
@@ -615,7 +619,7 @@ fn resolve(me: ActorRef<MembershipMsg>, names: Vec<String>) {
                 Err(_) => tracing::warn!(name, "resolving a peer's name timed out"),
             }
         }
-        let _ = me.send_message(MembershipMsg::Resolved(found));
+        let _ = me.send_message(MembershipMsg::Resolved { addresses: found, seeds });
     });
 }
 

@@ -189,7 +189,6 @@ async fn logins_fail_over_between_auth_nodes_and_come_back() {
         (try_login(&gateway.app, "ops@example.com").await.0 == 200).then_some(())
     })
     .await;
-    let _ = first;
 }
 
 #[tokio::test]
@@ -365,7 +364,7 @@ async fn with_mutual_tls_the_cluster_forms_and_a_node_without_a_ca_certificate_i
     let cluster = Cluster::new(&maildev).await;
     let (ca, rogue) = (TestCa::new(), TestCa::new());
     let first = cluster.start("tls-a", "gateway,auth", &[], &strs(&ca.flags("tls-a", &ca))).await;
-    let second = cluster.start("tls-b", "auth", &[first.port], &strs(&ca.flags("tls-b", &ca))).await;
+    let _second = cluster.start("tls-b", "auth", &[first.port], &strs(&ca.flags("tls-b", &ca))).await;
     // Trusts the right CA, but its own certificate comes from another one.
     let intruder = cluster.start("intruder", "auth", &[first.port], &strs(&rogue.flags("intruder", &ca))).await;
     first.app.add_user("ops@example.com", true);
@@ -387,7 +386,6 @@ async fn with_mutual_tls_the_cluster_forms_and_a_node_without_a_ca_certificate_i
     })
     .await;
     assert_eq!(state_of(&cluster_view(&first.app, &admin).await, "intruder"), None);
-    let _ = second;
 }
 
 #[tokio::test]
