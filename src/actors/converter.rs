@@ -336,11 +336,17 @@ async fn convert_and_store(
         job_id: Some(job.id),
     };
     // Stored patiently: a blob store outage must not throw the conversion away. A try that
-    // failed half-way may have left chunks: each try starts from a clean slate.
-    let store = || async {
-        stop.check().map_err(|_| crate::storage::StorageError::unavailable(anyhow::anyhow!("the attempt stopped")))?;
-        ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await?;
-        ctx.backends.blobs.put_file(Bucket::Mp3s, output_fid, &meta, output.path()).await
+    // failed half-way may have left chunks: every try after the first starts from a clean slate.
+    let (mut retry, meta, output) = (false, &meta, &output);
+    let store = || {
+        let clean_first = std::mem::replace(&mut retry, true);
+        async move {
+            stop.check().map_err(|_| StorageError::unavailable(anyhow::anyhow!("the attempt stopped")))?;
+            if clean_first {
+                ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await?;
+            }
+            ctx.backends.blobs.put_file(Bucket::Mp3s, output_fid, meta, output.path()).await
+        }
     };
     patiently(ctx, "store the MP3", store).await.map_err(|e| Failure::Transient(e.into()))?;
     Ok(transcoded)
