@@ -23,8 +23,8 @@
 //! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
 //!   tokens, rate limits and owner-only files.
 //! - [`job_events`]: live job events, from the converters to the clients following a job.
-//! - [`mailer`], [`messages`], [`metrics`], [`ids`], [`scratch`]: email, queue messages,
-//!   Prometheus metrics, ObjectId-form identifiers, temporary files.
+//! - [`mailer`], [`emails`], [`messages`], [`metrics`], [`ids`], [`scratch`]: sending email, what
+//!   the emails say, queue messages, Prometheus metrics, ObjectId-form identifiers, temporary files.
 //!
 //! ## The flow of one job
 //!
@@ -43,6 +43,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod emails;
 pub mod http;
 pub mod ids;
 pub mod job_events;

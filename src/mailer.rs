@@ -4,18 +4,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::Mailbox as Address;
+use lettre::message::{Mailbox as Address, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{Config, Secret};
 
-/// One plain-text email.
+/// One email, sent with a plain-text and an HTML part (composed in [`crate::emails`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email {
     pub to: String,
     pub subject: String,
-    pub body: String,
+    pub text: String,
+    pub html: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +84,7 @@ impl Mailer for LettreMailer {
             .from(self.from.clone())
             .to(to)
             .subject(&email.subject)
-            .body(email.body.clone())
+            .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
             .map_err(|e| MailError::BadAddress(e.to_string()))?;
         match &self.transport {
             Transport::Smtp(smtp) => {

@@ -463,7 +463,7 @@ async fn assert_done_once(world: &World, job: &Job, video: &[u8], emails: usize,
     assert_eq!(std::fs::read(&mp3s[0]).unwrap(), video, "{context}: the MP3 is whole");
     let mails = world.emails();
     assert_eq!(mails.len(), emails, "{context}: {mails:?}");
-    assert!(mails.iter().all(|mail| mail.to == OWNER && mail.body.contains(&stored.mp3_fid.unwrap().to_string())));
+    assert!(mails.iter().all(|mail| mail.to == OWNER && mail.text.contains(&stored.mp3_fid.unwrap().to_string())));
 }
 
 /// One email, or two for a crash after the mail server took the email and before the record
@@ -538,7 +538,7 @@ async fn a_bad_video_fails_once_whatever_crashes() {
         assert!(world.mp3_blobs().is_empty(), "crash at {at}: no MP3");
         let mails = world.emails();
         assert_eq!(mails.len(), emails_expected(&log, at), "crash at {at} of {log:?}: {mails:?}");
-        assert!(mails.iter().all(|mail| mail.subject == "MP3 conversion failed"));
+        assert!(mails.iter().all(|mail| mail.subject.starts_with("MP3 conversion failed")));
     }
 }
 

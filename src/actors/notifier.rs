@@ -21,6 +21,7 @@ use super::NodeContext;
 use super::converter::mp3_filename;
 use super::record::{Outcome, Written, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode};
+use crate::emails;
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
 use crate::mailer::{Email, MailError};
@@ -118,7 +119,8 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
 async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) -> StorageResult<Answer> {
     let Some(job) = ctx.backends.jobs.find_by_video(result.video_fid).await? else {
         tracing::info!("a seed converter's result for a video that is not one of our jobs");
-        return send_unrecorded(ctx, &ready_email(ctx, &result.username, result.mp3_fid), attempt).await;
+        let email = emails::ready_untracked(&result.username, result.mp3_fid, ctx.config.public_url.as_ref());
+        return send_unrecorded(ctx, &email, attempt).await;
     };
     let adopted = job.state == JobState::Done && job.mp3_fid == Some(result.mp3_fid);
     if !adopted {
@@ -186,38 +188,10 @@ async fn send_unrecorded(ctx: &NodeContext, email: &Email, attempt: u32) -> Stor
     }
 }
 
-/// The email for a finished job: the seed's text for an MP3, the reason for a failure.
+/// The email for a finished job: its MP3 is ready, or why it failed.
 fn compose(ctx: &NodeContext, job: &Job) -> Email {
     match (job.state, job.mp3_fid) {
-        (JobState::Done, Some(mp3_fid)) => ready_email(ctx, &job.owner, mp3_fid),
-        _ => Email {
-            to: job.owner.clone(),
-            subject: "MP3 conversion failed".to_owned(),
-            body: format!(
-                "Your video {} (job {}) could not be converted to MP3.\nReason: {}\n",
-                job.filename,
-                job.id,
-                job.error.as_deref().unwrap_or("unknown")
-            ),
-        },
+        (JobState::Done, Some(mp3_fid)) => emails::ready(job, mp3_fid, ctx.config.public_url.as_ref()),
+        _ => emails::failed(job),
     }
-}
-
-/// The seed's text, with a download link when the public URL is known.
-fn ready_email(ctx: &NodeContext, to: &str, mp3_fid: Id) -> Email {
-    let link = ctx
-        .config
-        .public_url
-        .as_ref()
-        .map(|base| format!("\nDownload it at {}download?fid={mp3_fid}\n", with_trailing_slash(base.as_str())))
-        .unwrap_or_default();
-    Email {
-        to: to.to_owned(),
-        subject: "MP3 Download".to_owned(),
-        body: format!("mp3 file_id: {mp3_fid} is now ready!\n{link}"),
-    }
-}
-
-fn with_trailing_slash(url: &str) -> String {
-    if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }
 }

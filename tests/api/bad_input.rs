@@ -207,6 +207,10 @@ async fn job_listing_pages_newest_first() {
     assert_eq!(second["jobs"][0]["job_id"], submitted[0].as_str());
     assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(second["next_cursor"], Value::Null);
+    // A page that ends exactly at the last job says there is nothing after it.
+    let exact = app.get_json(&token, "/jobs?limit=3").await;
+    assert_eq!(exact["jobs"].as_array().unwrap().len(), 3);
+    assert_eq!(exact["next_cursor"], Value::Null);
     let bad = app.client.get(app.url("/jobs?limit=0")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(error_code(bad, 400).await, "bad_limit");
 }

@@ -85,7 +85,8 @@ async fn a_bad_file_fails_its_job_in_the_cluster_profile_too() {
     let job = app.finished_job(&token, job_id).await;
     assert_eq!(job["state"], "failed");
     let mail = &maildev.emails_about(job_id, 1).await[0];
-    assert_eq!(mail["subject"], "MP3 conversion failed");
+    assert_eq!(mail["subject"], "MP3 conversion failed: notes.txt");
+    assert!(mail["html"].as_str().unwrap().contains("could not be converted"), "{mail}");
 
     // Deleting the job deletes its video from GridFS.
     let video = mongodb::bson::oid::ObjectId::parse_str(job["video_fid"].as_str().unwrap()).unwrap();

@@ -59,7 +59,9 @@ async fn a_video_becomes_a_downloadable_mp3_and_an_email() {
     // One email, to the owner, naming the MP3.
     let mail = &app.emails_about(mp3_fid, 1).await[0];
     assert!(mail.contains("To: alice@example.com"), "{mail}");
-    assert!(mail.contains("Subject: MP3 Download"), "{mail}");
+    assert!(mail.contains("Subject: MP3 ready: clip.mp4"), "{mail}");
+    assert!(mail.contains(&format!("(job {job_id})")), "{mail}");
+    assert!(mail.contains("multipart/alternative") && mail.contains("text/html"), "a plain and an HTML part: {mail}");
     assert!(mail.contains(&format!("mp3 file_id: {mp3_fid} is now ready!")), "{mail}");
 
     // The listing shows it.
@@ -141,10 +143,13 @@ async fn with_an_smtp_server_the_email_goes_there() {
     let mp3_fid = job["mp3_fid"].as_str().unwrap();
 
     let mail = &maildev.emails_about(mp3_fid, 1).await[0];
-    assert_eq!(mail["subject"], "MP3 Download");
+    assert_eq!(mail["subject"], "MP3 ready: clip.mp4");
     assert_eq!(mail["to"][0]["address"], "smtp@example.com");
     let text = mail["text"].as_str().unwrap();
     assert!(text.contains(&format!("https://mp3.example.com/download?fid={mp3_fid}")), "{text}");
+    assert!(text.contains(&format!("(job {job_id})")), "{text}");
+    let html = mail["html"].as_str().unwrap();
+    assert!(html.contains("<a href=\"https://mp3.example.com/\">"), "{html}");
     assert!(app.outbox().is_empty(), "nothing goes to the outbox when SMTP is configured");
 }
 

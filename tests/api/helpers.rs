@@ -549,6 +549,9 @@ pub struct MailDev {
     pub smtp_port: u16,
     web_port: u16,
     process: Child,
+    /// Where it keeps the mail (by default a `/tmp/maildev-<pid>` that it leaves behind when
+    /// killed); removed when dropped.
+    _mail_dir: tempfile::TempDir,
 }
 
 impl MailDev {
@@ -560,14 +563,17 @@ impl MailDev {
     pub async fn start_on(smtp_port: u16, web_port: u16) -> MailDev {
         let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/.bin/maildev");
         assert!(binary.exists(), "maildev is missing: run scripts/test, which installs it");
+        let mail_dir = tempfile::tempdir().expect("a folder for maildev's mail");
         let process = Command::new(binary)
             .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1", "--silent"])
+            .arg("--mail-directory")
+            .arg(mail_dir.path())
             .args(["--smtp", &smtp_port.to_string(), "--web", &web_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("maildev starts");
-        let maildev = MailDev { smtp_port, web_port, process };
+        let maildev = MailDev { smtp_port, web_port, process, _mail_dir: mail_dir };
         eventually(Duration::from_secs(30), "maildev to answer", || async { maildev.try_emails().await }).await;
         maildev
     }

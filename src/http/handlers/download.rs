@@ -30,7 +30,11 @@ pub async fn download(ctx: &NodeContext, request: Request<Incoming>) -> Result<R
     let fid =
         query_param(request.uri(), "fid").ok_or_else(|| ApiError::bad_request("missing_fid", "fid is required"))?;
     let fid = parse_id(&fid, "fid")?;
-    let not_found = || ApiError::not_found("no such mp3");
+    let not_found = || {
+        ApiError::not_found(
+            "no such MP3: fid is the mp3_fid of a done job (GET /jobs/{job_id}), not its job_id or video_fid",
+        )
+    };
     let info = ctx.backends.blobs.stat(Bucket::Mp3s, fid).await.map_err(|e| match e {
         StorageError::NotFound => not_found(),
         other => other.into(),

@@ -82,8 +82,11 @@ pub async fn list(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
             .ok_or_else(|| ApiError::bad_request("bad_limit", format!("limit must be 1 to {MAX_PAGE}")))?,
     };
     let cursor = query_param(request.uri(), "cursor").map(|c| parse_id(&c, "cursor")).transpose()?;
-    let jobs = ctx.backends.jobs.list_by_owner(&claims.username, limit, cursor).await?;
-    let next_cursor = (jobs.len() as u32 == limit).then(|| jobs.last().map(|job| job.id.to_string())).flatten();
+    // One more than the page, to tell whether anything comes after it.
+    let mut jobs = ctx.backends.jobs.list_by_owner(&claims.username, limit + 1, cursor).await?;
+    let more = jobs.len() > limit as usize;
+    jobs.truncate(limit as usize);
+    let next_cursor = more.then(|| jobs.last().map(|job| job.id.to_string())).flatten();
     let body = json!({ "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(), "next_cursor": next_cursor });
     Ok(json_response(StatusCode::OK, &body))
 }
