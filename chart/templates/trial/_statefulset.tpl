@@ -46,8 +46,6 @@ spec:
       labels:
         {{- include "mp3c.labels" $root | nindent 8 }}
         app.kubernetes.io/component: {{ .name }}
-      annotations:
-        checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
     spec:
       automountServiceAccountToken: false
       enableServiceLinks: false
