@@ -1,0 +1,308 @@
+"""The chart's and the image's checks that no off-the-shelf tool makes (run by scripts/check-chart).
+
+Subcommands:
+  split RENDER OUT        writes RENDER's built-in objects to OUT/builtin.yaml and each custom
+                          resource to OUT/<group>_<kind>_<version>.<n>.json (named as its schema)
+  crds SCHEMAS OBJECT...  each custom resource is valid by SCHEMAS/<group>_<kind>_<version>.json
+  assert RENDERS BINARY   the chart's promises, over every render (a folder of <values>.yaml)
+  dashboards RENDER DIR   each dashboard file in DIR is one ConfigMap in RENDER, byte for byte
+  rules RENDER FILE       the PrometheusRule's groups in RENDER are FILE's groups
+  image DOCKERFILE BINARY the runtime stage's packages provide what `ldd BINARY` needs
+"""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import jsonschema
+import yaml
+
+BUILTIN_GROUPS = {"", "apps", "policy", "networking.k8s.io", "autoscaling", "batch", "rbac.authorization.k8s.io"}
+CREDENTIAL_ENV = {"MP3C_MYSQL_URL", "MP3C_MONGODB_URL", "MP3C_AMQP_URL", "MP3C_JWT_SECRET", "MP3C_CLUSTER_COOKIE",
+                  "MP3C_SMTP_USERNAME", "MP3C_SMTP_PASSWORD"}
+# Read by the service straight from the environment (Secret::from_env_or_file), so not in --help.
+ENV_NOT_IN_HELP = {"MP3C_JWT_SECRET", "MP3C_CLUSTER_COOKIE", "MP3C_SMTP_PASSWORD"}
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]+:[^/@\s]+@")
+# What debian:12-slim brings that the binary links directly: the C runtime.
+BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1"}
+# Runtime packages that provide no linked library, and why they are there.
+NON_LIBRARY_PACKAGES = {"ca-certificates": "CA roots for TLS to the backends and SMTP"}
+
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def load(path):
+    return [doc for doc in yaml.safe_load_all(pathlib.Path(path).read_text()) if doc]
+
+
+def group_version(doc):
+    group, _, version = doc["apiVersion"].rpartition("/")
+    return group, version
+
+
+def split(render, out):
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    builtin = []
+    for n, doc in enumerate(load(render)):
+        group, version = group_version(doc)
+        if group in BUILTIN_GROUPS:
+            builtin.append(doc)
+        else:
+            name = f"{group}_{doc['kind'].lower()}_{version}.{n}.json"
+            (out / name).write_text(json.dumps(doc, indent=1))
+    (out / "builtin.yaml").write_text(yaml.safe_dump_all(builtin))
+
+
+def crds(schemas, *objects):
+    """Validates without checking the schemas themselves: some carry Go regexes (`(?i)` not at
+    the start) that only matter for fields the chart does not set."""
+    kinds = set()
+    for path in objects:
+        schema_path = pathlib.Path(schemas) / re.sub(r"\.\d+\.json$", ".json", pathlib.Path(path).name)
+        if not schema_path.exists():
+            check(False, f"no schema {schema_path} for {path}")
+            continue
+        validator = jsonschema.Draft7Validator(json.loads(schema_path.read_text()))
+        for error in validator.iter_errors(json.loads(pathlib.Path(path).read_text())):
+            check(False, f"{path}: {error.json_path}: {error.message}")
+        kinds.add(schema_path.stem)
+    print(f"  custom resources valid by their schemas: {', '.join(sorted(kinds))}")
+
+
+def env_of(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def config_maps(docs):
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+
+
+def selects(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def known_env(binary):
+    help_text = subprocess.run([binary, "up", "--help"], check=True, capture_output=True, text=True).stdout
+    return set(re.findall(r"\[env: (MP3C_[A-Z0-9_]+)=", help_text)) | ENV_NOT_IN_HELP
+
+
+def assert_deployment(name, dep, docs, known):
+    spec = dep["spec"]["template"]["spec"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    where = f"{name}: Deployment {dep['metadata']['name']}"
+    check(spec.get("automountServiceAccountToken") is False, f"{where}: the service account token is mounted")
+    pod_sc = spec.get("securityContext", {})
+    check(pod_sc.get("runAsNonRoot") is True, f"{where}: runAsNonRoot is not set")
+    check(pod_sc.get("runAsUser", 0) >= 10000, f"{where}: runs as a low uid (checkov's CKV_K8S_40 is skipped for the trial backends only)")
+    check(pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{where}: seccomp is not RuntimeDefault")
+    (container,) = spec["containers"]
+    sc = container.get("securityContext", {})
+    check(sc.get("readOnlyRootFilesystem") is True, f"{where}: the root filesystem is writable")
+    check(sc.get("allowPrivilegeEscalation") is False, f"{where}: privilege escalation is allowed")
+    check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{where}: not every capability is dropped")
+    mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+    check("/data" in mounts, f"{where}: no volume for the data folder")
+    check(container["livenessProbe"]["httpGet"]["path"] == "/healthz", f"{where}: liveness is not /healthz")
+    check(container["startupProbe"]["httpGet"]["path"] == "/healthz", f"{where}: no startup probe on /healthz")
+    check(container["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{where}: readiness is not /readyz")
+    env = env_of(container)
+    settings = {}
+    for source in container.get("envFrom", []):
+        settings.update(config_maps(docs)[source["configMapRef"]["name"]]["data"])
+    grace = int(settings["MP3C_SHUTDOWN_GRACE_SECONDS"])
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    check(spec["terminationGracePeriodSeconds"] > grace + pre_stop,
+          f"{where}: terminationGracePeriodSeconds {spec['terminationGracePeriodSeconds']} is not past the "
+          f"pre-stop wait {pre_stop} plus the shutdown grace {grace}")
+    check(env.get("MP3C_NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
+          f"{where}: the node name is not the pod's name")
+    check("MP3C_ROLES" in env, f"{where}: no roles")
+    for var in CREDENTIAL_ENV:
+        check("secretKeyRef" in env.get(var, {}).get("valueFrom", {}), f"{where}: {var} does not come from a Secret")
+        check(var not in settings, f"{where}: {var} is in a ConfigMap")
+    for var in set(env) | set(settings):
+        if var.startswith("MP3C_"):
+            check(var in known, f"{where}: the service knows no {var}")
+    for kind in ("PodDisruptionBudget", "NetworkPolicy"):
+        check(any(d["kind"] == kind and selects(d["spec"].get("podSelector", d["spec"].get("selector", {}))
+                                                .get("matchLabels", {}), labels) for d in docs),
+              f"{where}: no {kind} selects its pods")
+    return settings
+
+
+def assert_render(name, docs, known):
+    for doc in docs:
+        check(doc["metadata"].get("namespace"), f"{name}: {doc['kind']} {doc['metadata']['name']} has no namespace")
+        if doc["kind"] == "ConfigMap":
+            for key, value in doc.get("data", {}).items():
+                check(not URL_WITH_PASSWORD.search(value), f"{name}: ConfigMap key {key} holds a URL with a password")
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    check(deployments, f"{name}: no Deployment")
+    roles = set()
+    settings = {}
+    for dep in deployments:
+        settings = assert_deployment(name, dep, docs, known)
+        roles |= set(env_of(dep["spec"]["template"]["spec"]["containers"][0])["MP3C_ROLES"]["value"].split(","))
+    check(roles == {"gateway", "auth", "converter", "notifier"}, f"{name}: roles carried: {sorted(roles)}")
+    headless = [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"
+                and d["metadata"]["labels"].get("app.kubernetes.io/component") == "cluster"]
+    check(len(headless) == 1, f"{name}: no headless Service for the actor cluster")
+    if headless:
+        svc = headless[0]
+        ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+        seed = f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local:{ports['cluster']}"
+        check(settings.get("MP3C_CLUSTER_SEEDS") == seed, f"{name}: the seed list is not the headless Service")
+        check(svc["spec"].get("publishNotReadyAddresses") is True, f"{name}: seeds leave out starting nodes")
+    for ingress in (d for d in docs if d["kind"] == "Ingress"):
+        body = ingress["metadata"]["annotations"].get("nginx.ingress.kubernetes.io/proxy-body-size")
+        check(body is not None and int(body) >= int(settings["MP3C_MAX_UPLOAD_BYTES"]),
+              f"{name}: the Ingress body limit {body} is under --max-upload-bytes")
+    for scaled in (d for d in docs if d["kind"] == "ScaledObject"):
+        (trigger,) = scaled["spec"]["triggers"]
+        meta = trigger["metadata"]
+        check(trigger["type"] == "rabbitmq" and meta.get("mode") == "QueueLength" and meta.get("protocol") == "http"
+              and meta.get("queueName") == "video" and "host" not in meta and "authenticationRef" in trigger,
+              f"{name}: the ScaledObject's trigger is not rabbitmq/QueueLength/http on video with a TriggerAuthentication")
+        check(not any(d["kind"] == "HorizontalPodAutoscaler" for d in docs), f"{name}: both KEDA and an HPA")
+    for dep in deployments:
+        scaled = any(d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler") and
+                     d["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"] for d in docs)
+        check(not (scaled and "replicas" in dep["spec"]), f"{name}: {dep['metadata']['name']} sets replicas under an autoscaler")
+
+
+def assert_renders(folder, binary):
+    known = known_env(binary)
+    renders = {p.stem: load(p) for p in sorted(pathlib.Path(folder).glob("*.yaml"))}
+    for name, docs in renders.items():
+        assert_render(name, docs, known)
+    kinds = {name: {d["kind"] for d in docs} for name, docs in renders.items()}
+    # What each values file turns on (see chart/ci/).
+    expect = {
+        "defaults-values": ({"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount"},
+                            {"StatefulSet", "ScaledObject", "ServiceMonitor", "PrometheusRule", "Certificate", "Ingress"}),
+        "trial-values": ({"StatefulSet", "Ingress"},
+                         {"ServiceMonitor", "PrometheusRule"}),
+        "keda-values": ({"ScaledObject", "TriggerAuthentication"}, {"Secret", "HorizontalPodAutoscaler"}),
+        "monitoring-values": ({"ServiceMonitor", "PrometheusRule", "StatefulSet"}, set()),
+        "tls-values": ({"Certificate"}, {"HorizontalPodAutoscaler", "ScaledObject"}),
+        # The same values as monitoring-values, without the Prometheus Operator's API.
+        "monitoring-values-no-crds": (set(), {"ServiceMonitor", "PrometheusRule"}),
+    }
+    for name, (present, absent) in expect.items():
+        check(name in kinds, f"no render {name}")
+        check(present <= kinds.get(name, set()), f"{name}: missing {sorted(present - kinds.get(name, set()))}")
+        check(not absent & kinds.get(name, set()), f"{name}: unexpected {sorted(absent & kinds.get(name, set()))}")
+    sets = [d for d in renders.get("trial-values", []) if d["kind"] == "StatefulSet"]
+    check(len(sets) == 3 and all(d["spec"].get("volumeClaimTemplates") for d in sets),
+          "trial: not three StatefulSets with a PersistentVolumeClaim each")
+
+
+def dashboards(render, folder):
+    maps = {key: value for d in load(render) if d["kind"] == "ConfigMap"
+            and d["metadata"]["labels"].get("grafana_dashboard") == "1" for key, value in d["data"].items()}
+    files = sorted(pathlib.Path(folder).glob("*.json"))
+    check(files, f"no dashboards in {folder}")
+    for path in files:
+        check(maps.get(path.name, "").strip() == path.read_text().strip(),
+              f"dashboard {path.name} is not in a ConfigMap as it is (templated by Helm?)")
+    check(len(maps) == len(files), f"{len(maps)} dashboard ConfigMaps for {len(files)} files")
+
+
+def rules(render, path):
+    (rule,) = [d for d in load(render) if d["kind"] == "PrometheusRule"]
+    check(rule["spec"]["groups"] == yaml.safe_load(pathlib.Path(path).read_text())["groups"],
+          f"the PrometheusRule's groups differ from {path}")
+
+
+def runtime_packages(dockerfile):
+    """The packages the last stage's apt-get install names."""
+    text = pathlib.Path(dockerfile).read_text().replace("\\\n", " ")
+    last_stage = re.split(r"(?m)^FROM ", text)[-1]
+    installs = re.findall(r"apt-get install ([^&\n]*)", last_stage)
+    return {word for line in installs for word in line.split() if not word.startswith("-")}
+
+
+def providers(paths):
+    """The Debian package of each library file (dpkg knows some by their /usr/lib name only)."""
+    candidates = {}
+    for path in paths:
+        real = str(pathlib.Path(path).resolve())
+        for candidate in (path, real, real.replace("/lib/", "/usr/lib/", 1)):
+            candidates.setdefault(candidate, path)
+    found = subprocess.run(["dpkg-query", "-S", *candidates], capture_output=True, text=True).stdout
+    owner = {}
+    for line in found.splitlines():
+        packages, _, file = line.partition(": ")
+        if file in candidates:
+            owner.setdefault(candidates[file], packages.split(",")[0].split(":")[0])
+    missing = set(paths) - set(owner)
+    if missing:
+        raise SystemExit(f"no Debian package provides {sorted(missing)}")
+    return owner
+
+
+def depends_closure(packages):
+    """The packages these pull in through Depends and Pre-Depends, as installed here."""
+    listing = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Status}\t${Depends}, ${Pre-Depends}\n"],
+                             check=True, capture_output=True, text=True).stdout
+    depends = {}
+    for line in listing.splitlines():
+        name, status, fields = line.split("\t")
+        if status.endswith(" installed"):
+            depends[name] = [c.strip() for c in fields.split(",") if c.strip()]
+    seen, todo = set(), list(packages)
+    while todo:
+        package = todo.pop()
+        if package in seen:
+            continue
+        seen.add(package)
+        for clause in depends.get(package, []):
+            names = [alternative.split()[0].split(":")[0] for alternative in clause.split("|")]
+            todo.extend([name for name in names if name in depends][:1])
+    return seen
+
+
+def image(dockerfile, binary):
+    runtime = runtime_packages(dockerfile)
+    print(f"  runtime packages: {' '.join(sorted(runtime))}")
+    needed = re.findall(r"\(NEEDED\).*\[(.+)\]", subprocess.run(["readelf", "-d", binary], check=True,
+                                                                 capture_output=True, text=True).stdout)
+    ldd = subprocess.run(["ldd", binary], check=True, capture_output=True, text=True).stdout
+    paths = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd, re.M))
+    paths.update({pathlib.Path(p).name: p for p in re.findall(r"^\s*(/\S+) \(", ldd, re.M)})
+    check(ldd.count("not found") == 0, "ldd finds no library for: " + ldd)
+    libraries = [p for p in paths.values() if p.startswith("/")]
+    owner = providers(libraries)
+    direct = {}
+    for soname in needed:
+        direct[soname] = owner[paths[soname]]
+        check(direct[soname] in runtime | BASE_IMAGE_PACKAGES,
+              f"{soname} (package {direct[soname]}) is not installed in the runtime stage")
+    print(f"  linked directly: {', '.join(f'{s} ({p})' for s, p in direct.items())}")
+    closure = depends_closure(runtime | BASE_IMAGE_PACKAGES)
+    for path in libraries:
+        check(owner[path] in closure, f"{path} ({owner[path]}) is not pulled in by the runtime packages")
+    print(f"  all {len(libraries)} libraries ldd lists come with those packages' dependencies")
+    for package in runtime:
+        check(package in direct.values() or package in NON_LIBRARY_PACKAGES,
+              f"runtime package {package} provides no library the binary links")
+
+
+def main():
+    command, *args = sys.argv[1:]
+    {"split": split, "crds": crds, "assert": assert_renders, "dashboards": dashboards, "rules": rules, "image": image}[command](*args)
+    for failure in failures:
+        print(f"FAIL: {failure}", file=sys.stderr)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
