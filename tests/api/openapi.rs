@@ -12,7 +12,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, fixture};
+use crate::helpers::{JWT_SECRET, PASSWORD, TestApp, fixture};
 
 /// The routes of a gateway without test-only hooks, as `(method, template)`.
 fn router_routes() -> BTreeSet<(String, String)> {
@@ -123,7 +123,17 @@ async fn provoke(calls: &mut Recorder<'_>, admin: &str, user: &str) {
         .await;
     calls.call(post.clone(), "/validate", none).await;
     calls.call(post.clone(), "/validate", bearer("not.a.token")).await;
+    let claims = json!({ "username": "user@example.com", "iat": 1, "exp": 2, "admin": false });
+    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    calls.call(post.clone(), "/validate", bearer(&expired)).await;
     calls.call(post.clone(), "/validate", bearer(user)).await;
+
+    // The account's burst of failed guesses is 1 here: the second wrong guess is refused.
+    for _ in 0..2 {
+        calls.call(post.clone(), "/login", |r| r.basic_auth("admin@example.com", Some("guess"))).await;
+    }
+    assert_eq!(calls.status(), 429);
 
     // Uploads.
     calls
@@ -172,11 +182,22 @@ async fn provoke(calls: &mut Recorder<'_>, admin: &str, user: &str) {
     calls.call(get.clone(), "/cluster", bearer(admin)).await;
     calls.call(post.clone(), "/cluster/nodes/elsewhere/drain", bearer(user)).await;
     calls.call(post.clone(), "/cluster/nodes/elsewhere/drain", bearer(admin)).await;
+    // A panic in a handler (the test-only route, which the document leaves out).
+    calls.call(post.clone(), "/debug/crash?actor=gateway", bearer(admin)).await;
+    assert_eq!(calls.status(), 500);
 }
 
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes_and_matches_real_responses() {
-    let app = TestApp::spawn_with(&["--max-upload-bytes", "1500000"]).await;
+    let app = TestApp::spawn_with(&[
+        "--max-upload-bytes",
+        "1500000",
+        "--account-failed-login-burst",
+        "1",
+        "--fault-hooks",
+        "true",
+    ])
+    .await;
     let admin = app.user_token("admin@example.com", true).await;
     let user = app.user_token("user@example.com", false).await;
     let document: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
@@ -191,6 +212,7 @@ async fn the_document_lists_exactly_the_routes_and_matches_real_responses() {
         "exactly_one_file",
         "forbidden",
         "headers_too_large",
+        "internal",
         "invalid_credentials",
         "invalid_token",
         "malformed_id",
@@ -202,6 +224,8 @@ async fn the_document_lists_exactly_the_routes_and_matches_real_responses() {
         "not_found",
         "not_multipart",
         "too_large",
+        "too_many_logins",
+        "token_expired",
     ];
     assert_eq!(calls.codes(), expected_codes.iter().map(|c| c.to_string()).collect());
 

@@ -199,6 +199,12 @@ async fn serious_violations(browser: &Client) -> Vec<Value> {
     found.as_array().cloned().unwrap_or_default()
 }
 
+/// Test-only: collects every status text the page shows (uploads and jobs) in `statusesSeen`.
+const STATUS_OBSERVER: &str = "window.statusesSeen = new Set();
+    const collect = () => document.querySelectorAll('.state')
+        .forEach((state) => window.statusesSeen.add(state.textContent));
+    new MutationObserver(collect).observe(document.body, { subtree: true, childList: true, characterData: true });";
+
 /// The row of the job of `filename` in the live list, as a CSS selector.
 async fn row_of(browser: &Client, filename: &str) -> String {
     let script = "for (const li of document.querySelectorAll('#jobs li')) {
@@ -217,11 +223,12 @@ async fn the_page_converts_videos_in_a_real_browser() {
     let work = tempfile::tempdir().unwrap();
     let downloads = work.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let videos: Vec<PathBuf> = ["first.mp4", "second.mp4"]
+    // The second is long enough (8 minutes of audio) for its conversion to be watched.
+    let videos: Vec<PathBuf> = [("first.mp4", "clip.mp4"), ("second.mp4", "eight-minutes-audio.mp4")]
         .iter()
-        .map(|name| {
+        .map(|(name, source)| {
             let path = work.path().join(name);
-            std::fs::copy(fixture("clip.mp4"), &path).unwrap();
+            std::fs::copy(fixture(source), &path).unwrap();
             path
         })
         .collect();
@@ -242,11 +249,12 @@ async fn the_page_converts_videos_in_a_real_browser() {
     assert_eq!(text_of(&browser, "#error").await, "invalid credentials");
     shots.take(&browser, "wrong-password").await;
 
+    // The right one, submitted from the keyboard (Enter); the focus moves to the file picker.
     let password = browser.find(Locator::Id("password")).await.unwrap();
     password.clear().await.unwrap();
-    password.send_keys(PASSWORD).await.unwrap();
-    browser.find(Locator::Css("#sign-in-form button")).await.unwrap().click().await.unwrap();
+    password.send_keys(&format!("{PASSWORD}{}", &*fantoccini::key::Key::Enter)).await.unwrap();
     until(&browser, "the workspace", "!document.getElementById('workspace').hidden").await;
+    until(&browser, "the focus on the file picker", "document.activeElement.id === 'files'").await;
     assert!(text_of(&browser, "#who").await.contains(email));
     assert!(
         browser.execute("return sessionStorage.getItem('mp3converter.token') !== null", vec![]).await.unwrap()
@@ -254,23 +262,29 @@ async fn the_page_converts_videos_in_a_real_browser() {
     );
     shots.take(&browser, "signed-in").await;
 
-    // Two files at once through the file picker; both reach done in the live list.
+    // Two files at once through the file picker; both reach done in the live list, which shows
+    // the upload's progress and the conversion's percent on the way (every status text the
+    // page shows is collected by an observer this test adds).
+    browser.execute(STATUS_OBSERVER, Vec::new()).await.unwrap();
     let picked = videos.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join("\n");
     browser.find(Locator::Id("files")).await.unwrap().send_keys(&picked).await.unwrap();
     until(&browser, "two jobs listed", "document.querySelectorAll('#jobs li').length === 2").await;
     shots.take(&browser, "uploaded").await;
+    let converting = "Array.from(document.querySelectorAll('#jobs .state'))
+        .some((state) => /^Converting: \\d+%$/.test(state.textContent))";
+    until(&browser, "a conversion's percent", converting).await;
+    shots.take(&browser, "converting").await;
     until(&browser, "both jobs done", "document.querySelectorAll('#jobs .state-done').length === 2").await;
+    let seen = browser.execute("return Array.from(window.statusesSeen);", Vec::new()).await.unwrap();
+    let seen: Vec<&str> = seen.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(seen.iter().any(|text| text.starts_with("Uploading: 100% of")), "{seen:?}");
+    assert!(seen.contains(&"Queued"), "{seen:?}");
     let first = row_of(&browser, "first.mp4").await;
     let second = row_of(&browser, "second.mp4").await;
-    for row in [&first, &second] {
-        let state = text_of(&browser, &format!("{row} .state")).await;
-        until(
-            &browser,
-            "the MP3's size",
-            &format!("document.querySelector('{row} .state').textContent.includes('kB')"),
-        )
-        .await;
-        assert!(state.starts_with("Done") && state.contains("0:10"), "{state}");
+    for (row, length) in [(&first, "0:10"), (&second, "8:00")] {
+        let shown =
+            format!("/^Done · [0-9.]+ [kM]B · {length}$/.test(document.querySelector('{row} .state').textContent)");
+        until(&browser, "the MP3's size and duration", &shown).await;
     }
     shots.take(&browser, "done").await;
 
@@ -300,16 +314,13 @@ async fn the_page_converts_videos_in_a_real_browser() {
 
     // No console errors: the browser's log has no error but the wrong password's 401.
     let log = browser.issue_cmd(BrowserLog).await.unwrap();
-    let errors: Vec<&Value> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|entry| entry["level"] == "SEVERE")
-        .filter(|entry| {
-            let message = entry["message"].as_str().unwrap_or_default();
-            !(entry["source"] == "network" && message.contains("/login") && message.contains("401"))
-        })
-        .collect();
+    let wrong_password = |entry: &&Value| {
+        let message = entry["message"].as_str().unwrap_or_default();
+        entry["source"] == "network" && message.contains("/login") && message.contains("401")
+    };
+    let severe: Vec<&Value> = log.as_array().unwrap().iter().filter(|entry| entry["level"] == "SEVERE").collect();
+    assert!(severe.iter().any(wrong_password), "the log is read: {log}");
+    let errors: Vec<&&Value> = severe.iter().filter(|entry| !wrong_password(entry)).collect();
     assert!(errors.is_empty(), "browser errors: {errors:?}");
     browser.close().await.unwrap();
     drop(driver);
