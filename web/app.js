@@ -137,6 +137,10 @@ async function loadJobs() {
   try {
     const response = await api("/jobs?limit=100");
     const body = await response.json();
+    const listed = new Set(body.jobs.map((job) => job.job_id));
+    for (const jobId of [...jobs.keys()].filter((jobId) => !listed.has(jobId))) {
+      forget(jobId);
+    }
     for (const job of body.jobs.reverse()) {
       update(job);
     }
@@ -270,7 +274,11 @@ async function follow(jobId) {
     }
   } catch (error) {
     if (error.name === "AbortError") return;
-    if (!(error instanceof ApiError && error.code === "not_found")) showError(error);
+    if (error instanceof ApiError && error.code === "not_found") {
+      forget(jobId);
+    } else {
+      showError(error);
+    }
   } finally {
     if (followers.get(jobId) === controller) followers.delete(jobId);
   }
@@ -281,6 +289,15 @@ async function follow(jobId) {
       if (jobs.has(jobId) && !followers.has(jobId)) follow(jobId);
     }, 2000);
   }
+}
+
+/** Takes a job that is gone off the list, and stops following it. */
+function forget(jobId) {
+  followers.get(jobId)?.abort();
+  followers.delete(jobId);
+  jobs.delete(jobId);
+  document.querySelector(`li[data-job="${jobId}"]`)?.remove();
+  $("no-jobs").hidden = jobs.size > 0;
 }
 
 async function downloadMp3(jobId) {
@@ -306,11 +323,7 @@ async function deleteJob(jobId) {
   clearError();
   try {
     await api("/jobs/" + jobId, { method: "DELETE" });
-    followers.get(jobId)?.abort();
-    followers.delete(jobId);
-    jobs.delete(jobId);
-    document.querySelector(`li[data-job="${jobId}"]`)?.remove();
-    $("no-jobs").hidden = jobs.size > 0;
+    forget(jobId);
     $("files").focus();
   } catch (error) {
     showError(error);

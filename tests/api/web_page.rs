@@ -312,6 +312,12 @@ async fn the_page_converts_videos_in_a_real_browser() {
     until(&browser, "no horizontal scrolling at phone width", overflow).await;
     shots.take(&browser, "phone-width").await;
 
+    // Signing out forgets the token.
+    browser.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
+    until(&browser, "the sign-in form again", "!document.getElementById('sign-in').hidden").await;
+    let token = browser.execute("return sessionStorage.getItem('mp3converter.token')", vec![]).await.unwrap();
+    assert_eq!(token, Value::Null);
+
     // No console errors: the browser's log has no error but the wrong password's 401.
     let log = browser.issue_cmd(BrowserLog).await.unwrap();
     let wrong_password = |entry: &&Value| {
