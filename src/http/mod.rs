@@ -1,8 +1,10 @@
 //! The HTTP API on hyper 1: the seed's routes (`/login`, `/validate`, `/upload`, `/download`)
-//! plus job status, health and metrics.
+//! plus job status, health and metrics, and the web page and OpenAPI document that describe
+//! and use them ([`handlers::web`]).
 //!
 //! - [`serve`]: the accept loop, with graceful draining on stop;
-//! - [`routes`]: which handler a request goes to, and the label it is measured under;
+//! - [`routes`]: the route table, which handler a request goes to, and the label it is
+//!   measured under;
 //! - [`handlers`]: one module per group of routes;
 //! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
 //! - [`limits`], [`stall`]: bounds on the work clients can cause (login rates, uploads in

@@ -4,7 +4,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use super::error::ApiError;
-use super::handlers::{cluster, download, events, jobs, ops, session, upload};
+use super::handlers::{cluster, download, events, jobs, ops, session, upload, web};
 use super::response::Response;
 use crate::actors::NodeContext;
 
@@ -19,6 +19,12 @@ pub enum Route {
     DeleteJob,
     /// A job's live events (server-sent events).
     JobEvents,
+    /// The web page ([`web`]).
+    Page,
+    /// One of the web page's files, under its content-hashed name.
+    Asset,
+    /// The OpenAPI document of these routes.
+    OpenApi,
     Healthz,
     Readyz,
     Metrics,
@@ -26,80 +32,104 @@ pub enum Route {
     DrainNode,
     /// Test-only fault injection, present only with `--fault-hooks`.
     Crash,
-    /// A known path with the wrong method; the method it takes.
+    /// A known path with the wrong method; the path's template.
     WrongMethod(&'static str),
     Unknown,
 }
 
+/// Where a route exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// On every node (operations).
+    Always,
+    /// Where the gateway role is on (the API and the web page).
+    Gateway,
+    /// Only with `--fault-hooks`.
+    FaultHooks,
+}
+
+impl Scope {
+    fn open(self, api: bool, fault_hooks: bool) -> bool {
+        match self {
+            Scope::Always => true,
+            Scope::Gateway => api,
+            Scope::FaultHooks => api && fault_hooks,
+        }
+    }
+}
+
+/// One line of the route table: a method and a path template (`{name}` is one non-empty path
+/// segment). A GET route also answers HEAD.
+#[derive(Debug)]
+pub struct Entry {
+    pub method: Method,
+    pub template: &'static str,
+    pub route: Route,
+    pub scope: Scope,
+}
+
+const fn entry(method: Method, template: &'static str, route: Route, scope: Scope) -> Entry {
+    Entry { method, template, route, scope }
+}
+
+/// Every route. The OpenAPI document ([`web`]) describes exactly the ones in the gateway scope.
+pub static ROUTES: [Entry; 17] = [
+    entry(Method::GET, "/healthz", Route::Healthz, Scope::Always),
+    entry(Method::GET, "/readyz", Route::Readyz, Scope::Always),
+    entry(Method::GET, "/metrics", Route::Metrics, Scope::Always),
+    entry(Method::GET, "/", Route::Page, Scope::Gateway),
+    entry(Method::GET, "/assets/{name}", Route::Asset, Scope::Gateway),
+    entry(Method::GET, "/openapi.json", Route::OpenApi, Scope::Gateway),
+    entry(Method::POST, "/login", Route::Login, Scope::Gateway),
+    entry(Method::POST, "/validate", Route::Validate, Scope::Gateway),
+    entry(Method::POST, "/upload", Route::Upload, Scope::Gateway),
+    entry(Method::GET, "/download", Route::Download, Scope::Gateway),
+    entry(Method::GET, "/jobs", Route::Jobs, Scope::Gateway),
+    entry(Method::GET, "/jobs/{id}", Route::Job, Scope::Gateway),
+    entry(Method::DELETE, "/jobs/{id}", Route::DeleteJob, Scope::Gateway),
+    entry(Method::GET, "/jobs/{id}/events", Route::JobEvents, Scope::Gateway),
+    entry(Method::GET, "/cluster", Route::Cluster, Scope::Gateway),
+    entry(Method::POST, "/cluster/nodes/{name}/drain", Route::DrainNode, Scope::Gateway),
+    entry(Method::POST, "/debug/crash", Route::Crash, Scope::FaultHooks),
+];
+
 impl Route {
     /// The route of a request; the API routes exist only where `api` (the gateway role) is on.
     pub fn of(method: &Method, path: &str, api: bool, fault_hooks: bool) -> Route {
-        let (route, wanted) = match path {
-            "/healthz" => (Route::Healthz, Method::GET),
-            "/readyz" => (Route::Readyz, Method::GET),
-            "/metrics" => (Route::Metrics, Method::GET),
-            _ if !api => return Route::Unknown,
-            "/login" => (Route::Login, Method::POST),
-            "/validate" => (Route::Validate, Method::POST),
-            "/upload" => (Route::Upload, Method::POST),
-            "/download" => (Route::Download, Method::GET),
-            "/jobs" => (Route::Jobs, Method::GET),
-            "/cluster" => (Route::Cluster, Method::GET),
-            p if p
-                .strip_prefix("/cluster/nodes/")
-                .and_then(|rest| rest.strip_suffix("/drain"))
-                .is_some_and(|name| !name.is_empty() && !name.contains('/')) =>
-            {
-                (Route::DrainNode, Method::POST)
-            }
-            p if job_id_before(p, "").is_some() => {
-                if *method == Method::DELETE {
-                    return Route::DeleteJob;
-                }
-                (Route::Job, Method::GET)
-            }
-            p if job_id_before(p, "/events").is_some() => (Route::JobEvents, Method::GET),
-            "/debug/crash" if fault_hooks => (Route::Crash, Method::POST),
-            _ => return Route::Unknown,
+        let mut known = ROUTES
+            .iter()
+            .filter(|entry| entry.scope.open(api, fault_hooks) && matches(entry.template, path))
+            .peekable();
+        let Some(template) = known.peek().map(|entry| entry.template) else {
+            return Route::Unknown;
         };
-        if *method == wanted || (wanted == Method::GET && *method == Method::HEAD) {
-            route
-        } else {
-            Route::WrongMethod(match route {
-                Route::Job => "GET, DELETE",
-                _ if wanted == Method::GET => "GET",
-                _ => "POST",
-            })
-        }
+        known
+            .find(|entry| entry.method == *method || (entry.method == Method::GET && *method == Method::HEAD))
+            .map_or(Route::WrongMethod(template), |entry| entry.route)
     }
 
     /// The label under which requests are counted: the route's template, never the raw path.
     pub fn label(self) -> &'static str {
         match self {
-            Route::Login => "/login",
-            Route::Validate => "/validate",
-            Route::Upload => "/upload",
-            Route::Download => "/download",
-            Route::Jobs => "/jobs",
-            Route::Job => "/jobs/{id}",
             Route::DeleteJob => "DELETE /jobs/{id}",
-            Route::JobEvents => "/jobs/{id}/events",
-            Route::Healthz => "/healthz",
-            Route::Readyz => "/readyz",
-            Route::Metrics => "/metrics",
-            Route::Cluster => "/cluster",
-            Route::DrainNode => "/cluster/nodes/{name}/drain",
-            Route::Crash => "/debug/crash",
             Route::WrongMethod(_) => "wrong_method",
-            Route::Unknown => "unknown",
+            route => ROUTES.iter().find(|entry| entry.route == route).map_or("unknown", |entry| entry.template),
         }
     }
 }
 
-/// The `{id}` of a path `/jobs/{id}<rest>` (one non-empty segment), if the path is that.
-fn job_id_before<'a>(path: &'a str, rest: &str) -> Option<&'a str> {
-    let id = path.strip_prefix("/jobs/")?.strip_suffix(rest)?;
-    (!id.is_empty() && !id.contains('/')).then_some(id)
+/// Whether `path` fits `template`: the same segments, a `{name}` standing for any non-empty one.
+fn matches(template: &str, path: &str) -> bool {
+    let (wanted, given) = (template.split('/'), path.split('/'));
+    wanted.clone().count() == given.clone().count()
+        && wanted.zip(given).all(|(w, g)| if w.starts_with('{') { !g.is_empty() } else { w == g })
+}
+
+/// The methods a path template takes, for `Allow`.
+fn allowed(template: &str) -> String {
+    let methods: Vec<&str> =
+        ROUTES.iter().filter(|entry| entry.template == template).map(|entry| entry.method.as_str()).collect();
+    methods.join(", ")
 }
 
 pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming>) -> Result<Response, ApiError> {
@@ -112,17 +142,22 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::Job => jobs::show(ctx, request).await,
         Route::DeleteJob => jobs::delete(ctx, request).await,
         Route::JobEvents => events::follow(ctx, request).await,
+        Route::Page => Ok(web::page(&request)),
+        Route::Asset => web::asset(&request),
+        Route::OpenApi => Ok(web::openapi(&request)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(ctx).await,
         Route::Metrics => Ok(ops::metrics(ctx)),
         Route::Cluster => cluster::show(ctx, request).await,
         Route::DrainNode => cluster::drain(ctx, request).await,
         Route::Crash => ops::crash(ctx, request),
-        Route::WrongMethod(allowed) => {
+        Route::WrongMethod(template) => {
+            let allowed = allowed(template);
             let mut response =
                 ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("use {allowed}"))
                     .into_response();
-            response.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allowed));
+            let value = hyper::header::HeaderValue::from_str(&allowed).map_err(ApiError::internal)?;
+            response.headers_mut().insert(hyper::header::ALLOW, value);
             Ok(response)
         }
         Route::Unknown => Err(ApiError::not_found("no such route")),
@@ -136,13 +171,15 @@ mod tests {
     #[test]
     fn routes_by_method_and_path() {
         assert_eq!(Route::of(&Method::POST, "/login", true, false), Route::Login);
-        assert_eq!(Route::of(&Method::GET, "/login", true, false), Route::WrongMethod("POST"));
+        assert_eq!(Route::of(&Method::GET, "/login", true, false), Route::WrongMethod("/login"));
+        assert_eq!(allowed("/login"), "POST");
         assert_eq!(Route::of(&Method::GET, "/jobs/abc", true, false), Route::Job);
         assert_eq!(Route::of(&Method::DELETE, "/jobs/abc", true, false), Route::DeleteJob);
-        assert_eq!(Route::of(&Method::PUT, "/jobs/abc", true, false), Route::WrongMethod("GET, DELETE"));
+        assert_eq!(Route::of(&Method::PUT, "/jobs/abc", true, false), Route::WrongMethod("/jobs/{id}"));
+        assert_eq!(allowed("/jobs/{id}"), "GET, DELETE");
         assert_eq!(Route::of(&Method::GET, "/jobs/abc/x", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::GET, "/jobs/abc/events", true, false), Route::JobEvents);
-        assert_eq!(Route::of(&Method::POST, "/jobs/abc/events", true, false), Route::WrongMethod("GET"));
+        assert_eq!(Route::of(&Method::POST, "/jobs/abc/events", true, false), Route::WrongMethod("/jobs/{id}/events"));
         assert_eq!(Route::of(&Method::GET, "/jobs//events", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::GET, "/jobs/a/b/events", true, false), Route::Unknown);
         assert_eq!(Route::of(&Method::GET, "/jobs/abc/events", false, false), Route::Unknown);
@@ -154,5 +191,18 @@ mod tests {
         assert_eq!(Route::of(&Method::GET, "/cluster", true, false), Route::Cluster);
         assert_eq!(Route::of(&Method::POST, "/cluster/nodes/node-2/drain", true, false), Route::DrainNode);
         assert_eq!(Route::of(&Method::POST, "/cluster/nodes//drain", true, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::GET, "/", true, false), Route::Page);
+        assert_eq!(Route::of(&Method::GET, "/", false, false), Route::Unknown);
+        assert_eq!(Route::of(&Method::GET, "/assets/app.0123.js", true, false), Route::Asset);
+        assert_eq!(Route::of(&Method::GET, "/assets/", true, false), Route::Unknown);
+    }
+
+    #[test]
+    fn labels_are_templates() {
+        assert_eq!(Route::Job.label(), "/jobs/{id}");
+        assert_eq!(Route::DeleteJob.label(), "DELETE /jobs/{id}");
+        assert_eq!(Route::DrainNode.label(), "/cluster/nodes/{name}/drain");
+        assert_eq!(Route::WrongMethod("/login").label(), "wrong_method");
+        assert_eq!(Route::Unknown.label(), "unknown");
     }
 }

@@ -10,8 +10,10 @@ mod faults;
 mod flow;
 mod helpers;
 mod limits;
+mod openapi;
 mod resilience;
 #[allow(dead_code)] // shared with the backend tests; not every helper is used here
 #[path = "../support/servers.rs"]
 mod servers;
 mod stored_media;
+mod web_page;

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod ops;
 pub mod session;
 pub mod upload;
+pub mod web;
 
 use hyper::Uri;
 

@@ -1,0 +1,159 @@
+//! The web page (`GET /`, `GET /assets/{name}`) and the OpenAPI document (`GET /openapi.json`):
+//! static files built into the binary from `web/`, a thin client of the API (nothing in it
+//! bypasses the routes it documents).
+//!
+//! The page's style sheet and script are served under names that carry a hash of their content
+//! and may be cached for good; the page and the document are revalidated (`no-cache`) by ETag.
+//! Every answer carries a strict Content-Security-Policy (scripts and styles only from files of
+//! this origin, nothing inline), `X-Content-Type-Options: nosniff` and `Referrer-Policy`.
+
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, HeaderName, HeaderValue, IF_NONE_MATCH,
+    REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
+use hyper::{Request, StatusCode};
+use sha2::{Digest, Sha256};
+
+use crate::http::error::ApiError;
+use crate::http::response::{Response, full};
+
+pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+/// For the page and the document: cached, but asked again every time (by ETag).
+const REVALIDATE: &str = "no-cache";
+/// For a file under its content-hashed name: it never changes.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// One file as it is served.
+struct StaticFile {
+    body: Bytes,
+    content_type: &'static str,
+    cache_control: &'static str,
+    /// A strong ETag: a quoted hash of the content.
+    etag: String,
+}
+
+impl StaticFile {
+    fn new(body: impl Into<Bytes>, content_type: &'static str, cache_control: &'static str) -> StaticFile {
+        let body = body.into();
+        let etag = format!("\"{}\"", content_hash(&body));
+        StaticFile { body, content_type, cache_control, etag }
+    }
+}
+
+/// An asset and the hashed name it is served under.
+struct Asset {
+    name: String,
+    file: StaticFile,
+}
+
+struct Site {
+    page: StaticFile,
+    assets: Vec<Asset>,
+    openapi: StaticFile,
+}
+
+/// The page's assets: their plain name (as `web/index.html` refers to them), content and type.
+const ASSETS: [(&str, &str, &str); 2] = [
+    ("app.css", include_str!("../../../web/app.css"), "text/css; charset=utf-8"),
+    ("app.js", include_str!("../../../web/app.js"), "text/javascript; charset=utf-8"),
+];
+const PAGE: &str = include_str!("../../../web/index.html");
+/// The OpenAPI 3.1 document of every route.
+pub const OPENAPI: &str = include_str!("../../../web/openapi.json");
+
+static SITE: LazyLock<Site> = LazyLock::new(|| {
+    let mut page = PAGE.to_owned();
+    let assets: Vec<Asset> = ASSETS
+        .iter()
+        .map(|(plain, content, content_type)| {
+            let file = StaticFile::new(Bytes::from_static(content.as_bytes()), content_type, IMMUTABLE);
+            let (stem, extension) = plain.rsplit_once('.').expect("asset names have an extension");
+            let name = format!("{stem}.{}.{extension}", file.etag.trim_matches('"'));
+            page = page.replace(&format!("/assets/{plain}"), &format!("/assets/{name}"));
+            Asset { name, file }
+        })
+        .collect();
+    Site {
+        page: StaticFile::new(page, "text/html; charset=utf-8", REVALIDATE),
+        assets,
+        openapi: StaticFile::new(Bytes::from_static(OPENAPI.as_bytes()), "application/json", REVALIDATE),
+    }
+});
+
+/// The first 16 hexadecimal digits of the content's SHA-256.
+fn content_hash(content: &[u8]) -> String {
+    Sha256::digest(content).iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+}
+
+pub fn page(request: &Request<Incoming>) -> Response {
+    serve(&SITE.page, request)
+}
+
+pub fn openapi(request: &Request<Incoming>) -> Response {
+    serve(&SITE.openapi, request)
+}
+
+pub fn asset(request: &Request<Incoming>) -> Result<Response, ApiError> {
+    let name = request.uri().path().trim_start_matches("/assets/");
+    let asset =
+        SITE.assets.iter().find(|asset| asset.name == name).ok_or_else(|| ApiError::not_found("no such file"))?;
+    Ok(serve(&asset.file, request))
+}
+
+/// The file, or 304 when the client's copy (`If-None-Match`) is current.
+fn serve(file: &StaticFile, request: &Request<Incoming>) -> Response {
+    let current = request
+        .headers()
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == file.etag || tag == "*");
+    let (status, body) =
+        if current { (StatusCode::NOT_MODIFIED, Bytes::new()) } else { (StatusCode::OK, file.body.clone()) };
+    let mut response = hyper::Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if !current {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+    }
+    let fixed: [(HeaderName, &'static str); 4] = [
+        (CACHE_CONTROL, file.cache_control),
+        (CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY_VALUE),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.insert(ETAG, HeaderValue::from_str(&file.etag).expect("hex digits"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_names_every_asset_by_its_hash() {
+        for asset in &SITE.assets {
+            let hash = content_hash(&asset.file.body);
+            assert!(asset.name.contains(&hash), "{}", asset.name);
+            assert!(std::str::from_utf8(&SITE.page.body).unwrap().contains(&format!("/assets/{}", asset.name)));
+        }
+        assert!(!std::str::from_utf8(&SITE.page.body).unwrap().contains("/assets/app.js\""));
+    }
+
+    #[test]
+    fn the_openapi_document_is_json() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(document["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+    }
+}

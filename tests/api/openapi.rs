@@ -1,0 +1,245 @@
+//! The OpenAPI document (`GET /openapi.json`) stays true: it validates as OpenAPI 3.1 (PyPI's
+//! `openapi-spec-validator`), lists exactly the router's routes, and real responses (every
+//! error code the other tests provoke, and the successes) are documented statuses whose bodies
+//! validate against its schemas (`tests/support/openapi_check.py`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use mp3converter::http::routes::{ROUTES, Route, Scope};
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
+
+use crate::helpers::{JWT_SECRET, PASSWORD, TestApp, fixture};
+
+/// The routes of a gateway without test-only hooks, as `(method, template)`.
+fn router_routes() -> BTreeSet<(String, String)> {
+    ROUTES
+        .iter()
+        .filter(|entry| entry.scope != Scope::FaultHooks)
+        .map(|entry| (entry.method.as_str().to_lowercase(), entry.template.to_owned()))
+        .collect()
+}
+
+fn documented_routes(document: &Value) -> BTreeSet<(String, String)> {
+    let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+    let paths = document["paths"].as_object().unwrap();
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            let item = item.as_object().unwrap();
+            methods.iter().filter(|m| item.contains_key(**m)).map(move |m| (m.to_string(), path.clone()))
+        })
+        .collect()
+}
+
+/// Sends requests and records their responses, as the checker reads them.
+struct Recorder<'a> {
+    app: &'a TestApp,
+    records: Vec<Value>,
+}
+
+impl Recorder<'_> {
+    /// Sends `method path` (with `extra` applied to the request) and records the response under
+    /// the operation the router takes it for (a wrong method: one its path has).
+    async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        extra: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Value {
+        let route = Route::of(&method, path.split('?').next().unwrap(), true, false);
+        let entry = match route {
+            Route::WrongMethod(template) => ROUTES.iter().find(|entry| entry.template == template),
+            _ => ROUTES.iter().find(|entry| entry.route == route),
+        };
+        let response = extra(self.app.client.request(method, self.app.url(path))).send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        let body = match &content_type {
+            _ if text.is_empty() => Value::Null,
+            Some(json) if json.starts_with("application/json") => serde_json::from_str(&text).unwrap(),
+            _ => Value::String(text),
+        };
+        self.records.push(json!({
+            "method": entry.map(|entry| entry.method.as_str()),
+            "template": entry.map(|entry| entry.template),
+            "status": status,
+            "content_type": content_type,
+            "body": body,
+        }));
+        body
+    }
+
+    /// The status of the last response recorded.
+    fn status(&self) -> u64 {
+        self.records.last().unwrap()["status"].as_u64().unwrap()
+    }
+
+    /// The error codes recorded.
+    fn codes(&self) -> BTreeSet<String> {
+        self.records.iter().filter_map(|r| r["body"]["error"]["code"].as_str().map(str::to_owned)).collect()
+    }
+}
+
+fn file(name: &str, bytes: Vec<u8>) -> Form {
+    Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()))
+}
+
+/// Provokes every response the document should describe that a single embedded node gives.
+async fn provoke(calls: &mut Recorder<'_>, admin: &str, user: &str) {
+    let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+    let bearer = |token: &str| {
+        let token = token.to_owned();
+        move |request: RequestBuilder| request.bearer_auth(token)
+    };
+    let none = |request: RequestBuilder| request;
+
+    // The web page, the document, operations.
+    let page = calls.call(get.clone(), "/", none).await;
+    let asset = page.as_str().unwrap().split('"').find(|part| part.starts_with("/assets/")).unwrap().to_owned();
+    calls.call(get.clone(), &asset, none).await;
+    calls.call(get.clone(), "/assets/app.0000000000000000.css", none).await;
+    let etag = calls.app.client.get(calls.app.url("/openapi.json")).send().await.unwrap().headers()["etag"].clone();
+    calls.call(get.clone(), "/openapi.json", move |r| r.header("if-none-match", etag)).await;
+    assert_eq!(calls.status(), 304);
+    for path in ["/healthz", "/readyz", "/metrics", "/nope"] {
+        calls.call(get.clone(), path, none).await;
+    }
+    calls.call(Method::PUT, "/login", none).await;
+    calls.call(get.clone(), "/jobs", |r| r.header("x-padding", "a".repeat(100_000))).await;
+
+    // Sessions.
+    calls.call(post.clone(), "/login", none).await;
+    calls.call(post.clone(), "/login", |r| r.basic_auth("user@example.com", Some("wrong"))).await;
+    calls.call(post.clone(), "/login", |r| r.basic_auth("user@example.com", Some(PASSWORD))).await;
+    calls
+        .call(post.clone(), "/login", |r| {
+            r.basic_auth("user@example.com", Some(PASSWORD)).header("accept", "application/json")
+        })
+        .await;
+    calls.call(post.clone(), "/validate", none).await;
+    calls.call(post.clone(), "/validate", bearer("not.a.token")).await;
+    let claims = json!({ "username": "user@example.com", "iat": 1, "exp": 2, "admin": false });
+    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    calls.call(post.clone(), "/validate", bearer(&expired)).await;
+    calls.call(post.clone(), "/validate", bearer(user)).await;
+
+    // The account's burst of failed guesses is 1 here: the second wrong guess is refused.
+    for _ in 0..2 {
+        calls.call(post.clone(), "/login", |r| r.basic_auth("admin@example.com", Some("guess"))).await;
+    }
+    assert_eq!(calls.status(), 429);
+
+    // Uploads.
+    calls
+        .call(post.clone(), "/upload", |r| bearer(user)(r).header("content-type", "application/json").body("{}"))
+        .await;
+    calls
+        .call(post.clone(), "/upload", |r| bearer(user)(r).header("content-type", "multipart/form-data").body("x"))
+        .await;
+    calls.call(post.clone(), "/upload", |r| bearer(user)(r).multipart(file("empty.mp4", Vec::new()))).await;
+    calls.call(post.clone(), "/upload", |r| bearer(user)(r).multipart(Form::new().text("comment", "no file"))).await;
+    calls.call(post.clone(), "/upload", |r| bearer(user)(r).multipart(file("big.mp4", vec![7; 2_000_000]))).await;
+    let clip = std::fs::read(fixture("clip.mp4")).unwrap();
+    let accepted = calls.call(post.clone(), "/upload", |r| bearer(user)(r).multipart(file("clip.mp4", clip))).await;
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+
+    // Jobs: the events stream runs until the job is done.
+    calls.call(get.clone(), &format!("/jobs/{job_id}/events"), bearer(user)).await;
+    let job = calls.call(get.clone(), &format!("/jobs/{job_id}"), bearer(user)).await;
+    assert_eq!(job["state"], "done", "{job}");
+    calls.call(get.clone(), "/jobs", bearer(user)).await;
+    calls.call(get.clone(), "/jobs?limit=1", bearer(user)).await;
+    calls.call(get.clone(), "/jobs?limit=0", bearer(user)).await;
+    calls.call(get.clone(), "/jobs?cursor=zz", bearer(user)).await;
+    calls.call(get.clone(), "/jobs/nope", bearer(user)).await;
+    calls.call(get.clone(), "/jobs/0123456789abcdef01234567", bearer(user)).await;
+    calls.call(get.clone(), "/jobs/0123456789abcdef01234567/events", bearer(user)).await;
+
+    // Downloads.
+    let fid = job["mp3_fid"].as_str().unwrap().to_owned();
+    calls.call(get.clone(), &format!("/download?fid={fid}"), bearer(user)).await;
+    calls.call(get.clone(), &format!("/download?fid={fid}"), |r| bearer(user)(r).header("range", "bytes=0-9")).await;
+    calls
+        .call(get.clone(), &format!("/download?fid={fid}"), |r| bearer(user)(r).header("range", "bytes=99999999-"))
+        .await;
+    calls.call(get.clone(), "/download", bearer(user)).await;
+    calls.call(get.clone(), "/download?fid=zz", bearer(user)).await;
+    calls.call(get.clone(), "/download?fid=0123456789abcdef01234567", bearer(user)).await;
+
+    // Deleting, then the job is gone.
+    calls.call(delete.clone(), &format!("/jobs/{job_id}"), bearer(user)).await;
+    assert_eq!(calls.status(), 204);
+    calls.call(delete.clone(), &format!("/jobs/{job_id}"), bearer(user)).await;
+
+    // Admin routes.
+    calls.call(get.clone(), "/cluster", bearer(user)).await;
+    calls.call(get.clone(), "/cluster", bearer(admin)).await;
+    calls.call(post.clone(), "/cluster/nodes/elsewhere/drain", bearer(user)).await;
+    calls.call(post.clone(), "/cluster/nodes/elsewhere/drain", bearer(admin)).await;
+    // A panic in a handler (the test-only route, which the document leaves out).
+    calls.call(post.clone(), "/debug/crash?actor=gateway", bearer(admin)).await;
+    assert_eq!(calls.status(), 500);
+}
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_routes_and_matches_real_responses() {
+    let app = TestApp::spawn_with(&[
+        "--max-upload-bytes",
+        "1500000",
+        "--account-failed-login-burst",
+        "1",
+        "--fault-hooks",
+        "true",
+    ])
+    .await;
+    let admin = app.user_token("admin@example.com", true).await;
+    let user = app.user_token("user@example.com", false).await;
+    let document: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(documented_routes(&document), router_routes());
+
+    let mut calls = Recorder { app: &app, records: Vec::new() };
+    provoke(&mut calls, &admin, &user).await;
+    let expected_codes = [
+        "bad_limit",
+        "bad_range",
+        "empty_file",
+        "exactly_one_file",
+        "forbidden",
+        "headers_too_large",
+        "internal",
+        "invalid_credentials",
+        "invalid_token",
+        "malformed_id",
+        "malformed_multipart",
+        "method_not_allowed",
+        "missing_credentials",
+        "missing_fid",
+        "missing_token",
+        "not_found",
+        "not_multipart",
+        "too_large",
+        "too_many_logins",
+        "token_expired",
+    ];
+    assert_eq!(calls.codes(), expected_codes.iter().map(|c| c.to_string()).collect());
+
+    let work = tempfile::tempdir().unwrap();
+    let (document_path, records_path) = (work.path().join("openapi.json"), work.path().join("records.json"));
+    std::fs::write(&document_path, document.to_string()).unwrap();
+    std::fs::write(&records_path, Value::from(calls.records).to_string()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(root.join(".tools/venv-web/bin/python"))
+        .arg(root.join("tests/support/openapi_check.py"))
+        .args([&document_path, &records_path])
+        .output()
+        .expect("the checker runs (scripts/install-deps --test installs openapi-spec-validator)");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains(" 0 problems"), "{report}");
+}

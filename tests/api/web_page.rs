@@ -1,0 +1,333 @@
+//! The web page at `/`: its HTTP headers (strict Content-Security-Policy, caching by content
+//! hash), and the page itself in headless Chromium driven over WebDriver (chromedriver, started
+//! here on a free port and stopped by its process group): signing in, uploading, following jobs
+//! live, downloading, deleting, with no console errors and no serious accessibility violation
+//! (axe-core). A screenshot of each step goes to `target/test-artefacts/web-page/`.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, eventually, fixture, free_port, probe_audio};
+
+// ---------------------------------------------------------------------------------------------
+// Headers
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+fn assert_secure_headers(response: &reqwest::Response) {
+    let policy = header(response, "content-security-policy");
+    assert!(policy.starts_with("default-src 'self'"), "{policy}");
+    assert!(policy.contains("script-src 'self';") && !policy.contains("unsafe-inline"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(header(response, "x-content-type-options"), "nosniff");
+    assert_eq!(header(response, "referrer-policy"), "no-referrer");
+}
+
+/// The `/assets/...` URLs the page refers to.
+fn asset_urls(page: &str) -> Vec<String> {
+    page.split('"').filter(|part| part.starts_with("/assets/")).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_strict_headers_and_cached_by_content_hash() {
+    let app = TestApp::spawn().await;
+    let page = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_secure_headers(&page);
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    let etag = header(&page, "etag").to_owned();
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script>") && !html.contains("style="), "nothing inline");
+
+    let again = app.client.get(app.url("/")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(header(&again, "etag"), etag);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let stale = app.client.get(app.url("/")).header("if-none-match", "\"0000\"").send().await.unwrap();
+    assert_eq!(stale.status(), 200);
+
+    let assets = asset_urls(&html);
+    assert_eq!(assets.len(), 2, "{html}");
+    for url in &assets {
+        let asset = app.client.get(app.url(url)).send().await.unwrap();
+        assert_eq!(asset.status(), 200, "{url}");
+        assert_secure_headers(&asset);
+        assert_eq!(header(&asset, "cache-control"), "public, max-age=31536000, immutable");
+        let etag = header(&asset, "etag").trim_matches('"').to_owned();
+        assert!(url.contains(&format!(".{etag}.")), "{url} is named by its hash {etag}");
+        let expected = if url.ends_with(".js") { "text/javascript" } else { "text/css" };
+        assert!(header(&asset, "content-type").starts_with(expected), "{url}");
+        let head = app.client.head(app.url(url)).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+    }
+    let old = app.client.get(app.url("/assets/app.0000000000000000.js")).send().await.unwrap();
+    assert_eq!(old.status(), 404);
+    assert_eq!(old.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+
+    let document = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(document.status(), 200);
+    assert_secure_headers(&document);
+    assert_eq!(header(&document, "content-type"), "application/json");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page in a browser
+
+/// chromedriver, in a process group of its own (with the browser it starts), killed when dropped.
+struct ChromeDriver {
+    process: Child,
+    port: u16,
+}
+
+impl ChromeDriver {
+    async fn start(log: &Path) -> ChromeDriver {
+        let port = free_port();
+        let log = std::fs::File::create(log).unwrap();
+        let process = Command::new("chromedriver")
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".to_owned()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver runs (scripts/install-deps --test installs it)");
+        let driver = ChromeDriver { process, port };
+        eventually(Duration::from_secs(20), "chromedriver to listen", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
+        })
+        .await;
+        driver
+    }
+
+    async fn session(&self, downloads: &Path) -> Client {
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1024,900"],
+                "prefs": {
+                    "download.default_directory": downloads,
+                    "download.prompt_for_download": false,
+                },
+            },
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
+        let capabilities: Capabilities = serde_json::from_value(capabilities).unwrap();
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(-(self.process.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.process.wait();
+    }
+}
+
+/// chromedriver's browser log (its `se/log` endpoint): the console and network messages.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (hyper::Method, Option<String>) {
+        (hyper::Method::POST, Some(json!({ "type": "browser" }).to_string()))
+    }
+}
+
+/// Saves screenshots, numbered in order, under `target/test-artefacts/web-page/`.
+struct Screenshots {
+    dir: PathBuf,
+    taken: usize,
+}
+
+impl Screenshots {
+    fn new() -> Screenshots {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-artefacts/web-page");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Screenshots { dir, taken: 0 }
+    }
+
+    async fn take(&mut self, browser: &Client, step: &str) {
+        self.taken += 1;
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(self.dir.join(format!("{:02}-{step}.png", self.taken)), png).unwrap();
+    }
+}
+
+/// Evaluates `expression` in the page until it is true.
+async fn until(browser: &Client, what: &str, expression: &str) {
+    let script = format!("return Boolean({expression});");
+    eventually(Duration::from_secs(60), what, || async {
+        (browser.execute(&script, Vec::new()).await.unwrap() == Value::Bool(true)).then_some(())
+    })
+    .await
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+/// The serious and critical violations axe-core finds in the page as it is.
+async fn serious_violations(browser: &Client) -> Vec<Value> {
+    let axe = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/web-npm/node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&axe).expect("axe-core (scripts/install-deps --test installs it)");
+    browser.execute(&format!("{source}\n;window.axe = axe; return true;"), Vec::new()).await.unwrap();
+    let script = "const done = arguments[arguments.length - 1];
+        axe.run(document).then((result) => done(result.violations
+            .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target) }))));";
+    let found = browser.execute_async(script, Vec::new()).await.unwrap();
+    found.as_array().cloned().unwrap_or_default()
+}
+
+/// Test-only: collects every status text the page shows (uploads and jobs) in `statusesSeen`.
+const STATUS_OBSERVER: &str = "window.statusesSeen = new Set();
+    const collect = () => document.querySelectorAll('.state')
+        .forEach((state) => window.statusesSeen.add(state.textContent));
+    new MutationObserver(collect).observe(document.body, { subtree: true, childList: true, characterData: true });";
+
+/// The row of the job of `filename` in the live list, as a CSS selector.
+async fn row_of(browser: &Client, filename: &str) -> String {
+    let script = "for (const li of document.querySelectorAll('#jobs li')) {
+            if (li.querySelector('.name').textContent === arguments[0]) return li.dataset.job;
+        }
+        return null;";
+    let id = browser.execute(script, vec![json!(filename)]).await.unwrap();
+    format!("li[data-job=\"{}\"]", id.as_str().expect("a row for the file"))
+}
+
+#[tokio::test]
+async fn the_page_converts_videos_in_a_real_browser() {
+    let app = TestApp::spawn().await;
+    let email = "web@example.com";
+    app.add_user(email, false);
+    let work = tempfile::tempdir().unwrap();
+    let downloads = work.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    // The second is long enough (8 minutes of audio) for its conversion to be watched.
+    let videos: Vec<PathBuf> = [("first.mp4", "clip.mp4"), ("second.mp4", "eight-minutes-audio.mp4")]
+        .iter()
+        .map(|(name, source)| {
+            let path = work.path().join(name);
+            std::fs::copy(fixture(source), &path).unwrap();
+            path
+        })
+        .collect();
+    let mut shots = Screenshots::new();
+    let driver = ChromeDriver::start(&shots.dir.join("chromedriver.log")).await;
+    let browser = driver.session(&downloads).await;
+
+    browser.goto(&app.url("/")).await.unwrap();
+    until(&browser, "the sign-in form", "document.getElementById('email')").await;
+    assert!(serious_violations(&browser).await.is_empty(), "{:?}", serious_violations(&browser).await);
+    shots.take(&browser, "sign-in").await;
+
+    // A wrong password: the server's message, and still signed out.
+    browser.find(Locator::Id("email")).await.unwrap().send_keys(email).await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys("not the password").await.unwrap();
+    browser.find(Locator::Css("#sign-in-form button")).await.unwrap().click().await.unwrap();
+    until(&browser, "the error message", "!document.getElementById('error').hidden").await;
+    assert_eq!(text_of(&browser, "#error").await, "invalid credentials");
+    shots.take(&browser, "wrong-password").await;
+
+    // The right one, submitted from the keyboard (Enter); the focus moves to the file picker.
+    let password = browser.find(Locator::Id("password")).await.unwrap();
+    password.clear().await.unwrap();
+    password.send_keys(&format!("{PASSWORD}{}", &*fantoccini::key::Key::Enter)).await.unwrap();
+    until(&browser, "the workspace", "!document.getElementById('workspace').hidden").await;
+    until(&browser, "the focus on the file picker", "document.activeElement.id === 'files'").await;
+    assert!(text_of(&browser, "#who").await.contains(email));
+    assert!(
+        browser.execute("return sessionStorage.getItem('mp3converter.token') !== null", vec![]).await.unwrap()
+            == Value::Bool(true)
+    );
+    shots.take(&browser, "signed-in").await;
+
+    // Two files at once through the file picker; both reach done in the live list, which shows
+    // the upload's progress and the conversion's percent on the way (every status text the
+    // page shows is collected by an observer this test adds).
+    browser.execute(STATUS_OBSERVER, Vec::new()).await.unwrap();
+    let picked = videos.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join("\n");
+    browser.find(Locator::Id("files")).await.unwrap().send_keys(&picked).await.unwrap();
+    until(&browser, "two jobs listed", "document.querySelectorAll('#jobs li').length === 2").await;
+    shots.take(&browser, "uploaded").await;
+    let converting = "Array.from(document.querySelectorAll('#jobs .state'))
+        .some((state) => /^Converting: \\d+%$/.test(state.textContent))";
+    until(&browser, "a conversion's percent", converting).await;
+    shots.take(&browser, "converting").await;
+    until(&browser, "both jobs done", "document.querySelectorAll('#jobs .state-done').length === 2").await;
+    let seen = browser.execute("return Array.from(window.statusesSeen);", Vec::new()).await.unwrap();
+    let seen: Vec<&str> = seen.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(seen.iter().any(|text| text.starts_with("Uploading: 100% of")), "{seen:?}");
+    assert!(seen.contains(&"Queued"), "{seen:?}");
+    let first = row_of(&browser, "first.mp4").await;
+    let second = row_of(&browser, "second.mp4").await;
+    for (row, length) in [(&first, "0:10"), (&second, "8:00")] {
+        let shown =
+            format!("/^Done · [0-9.]+ [kM]B · {length}$/.test(document.querySelector('{row} .state').textContent)");
+        until(&browser, "the MP3's size and duration", &shown).await;
+    }
+    shots.take(&browser, "done").await;
+
+    // Download one: an MP3 lands in the download folder.
+    browser.find(Locator::Css(&format!("{first} .download"))).await.unwrap().click().await.unwrap();
+    let mp3 = downloads.join("first.mp3");
+    eventually(Duration::from_secs(30), "the downloaded MP3", || async { mp3.exists().then_some(()) }).await;
+    let (codec, seconds) = probe_audio(&mp3);
+    assert_eq!(codec, "mp3");
+    assert!((seconds - 10.0).abs() < 0.3, "{seconds}");
+
+    // Delete the other: gone from the page and from the API.
+    browser.find(Locator::Css(&format!("{second} .delete"))).await.unwrap().click().await.unwrap();
+    until(&browser, "the deleted row gone", &format!("!document.querySelector('{second}')")).await;
+    let token = app.login(email, PASSWORD).await;
+    let listed = app.get_json(&token, "/jobs").await;
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["jobs"][0]["filename"], "first.mp4");
+    shots.take(&browser, "deleted").await;
+    assert!(serious_violations(&browser).await.is_empty(), "{:?}", serious_violations(&browser).await);
+
+    // At phone width nothing runs off the side.
+    browser.set_window_size(390, 844).await.unwrap();
+    let overflow = "document.documentElement.scrollWidth <= window.innerWidth";
+    until(&browser, "no horizontal scrolling at phone width", overflow).await;
+    shots.take(&browser, "phone-width").await;
+
+    // Signing out forgets the token.
+    browser.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
+    until(&browser, "the sign-in form again", "!document.getElementById('sign-in').hidden").await;
+    let token = browser.execute("return sessionStorage.getItem('mp3converter.token')", vec![]).await.unwrap();
+    assert_eq!(token, Value::Null);
+
+    // No console errors: the browser's log has no error but the wrong password's 401.
+    let log = browser.issue_cmd(BrowserLog).await.unwrap();
+    let wrong_password = |entry: &&Value| {
+        let message = entry["message"].as_str().unwrap_or_default();
+        entry["source"] == "network" && message.contains("/login") && message.contains("401")
+    };
+    let severe: Vec<&Value> = log.as_array().unwrap().iter().filter(|entry| entry["level"] == "SEVERE").collect();
+    assert!(severe.iter().any(wrong_password), "the log is read: {log}");
+    let errors: Vec<&&Value> = severe.iter().filter(|entry| !wrong_password(entry)).collect();
+    assert!(errors.is_empty(), "browser errors: {errors:?}");
+    browser.close().await.unwrap();
+    drop(driver);
+}
