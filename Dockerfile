@@ -18,6 +18,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY benches benches
 COPY migrations migrations
 COPY src src
+# The web page and the OpenAPI document, built into the binary.
+COPY web web
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin mp3converter \
