@@ -55,7 +55,7 @@ pub struct Metrics {
     pub queue_publish_failures: IntCounterVec,
     pub queue_deliveries: IntCounterVec,
     pub queue_redeliveries: IntCounterVec,
-    pub queue_consumers: IntGaugeVec,
+    queue_consumers: IntGaugeVec,
     queue_parked: IntCounterVec,
     queue_republished: IntCounterVec,
     outage_retries: IntCounter,
@@ -358,6 +358,14 @@ impl Metrics {
         self.conversions.with_label_values(&[outcome]).get()
     }
 
+    /// A new consumer of `queue` on this node; its delivery counters start at zero, so that
+    /// the first delivery (a first dead letter) already shows as an increase.
+    pub fn consumer_started(&self, queue: Queue) {
+        self.queue_consumers.with_label_values(&[queue.name()]).inc();
+        at_zero(&self.queue_deliveries, &[queue.name()]);
+        at_zero(&self.queue_redeliveries, &[queue.name()]);
+    }
+
     pub fn parked(&self, queue: Queue) {
         self.queue_parked.with_label_values(&[queue.name()]).inc();
     }
@@ -518,6 +526,15 @@ mod tests {
         let _handles = metrics.actor("converter-1");
         let text = metrics.render();
         assert!(text.contains("mp3c_actor_restarts_total{actor=\"converter-1\",node=\"n1\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn a_consumer_starts_its_queue_delivery_counters_at_zero() {
+        let metrics = Metrics::new("n1");
+        metrics.consumer_started(Queue::VideoDead);
+        let text = metrics.render();
+        assert!(text.contains("mp3c_queue_deliveries_total{queue=\"video.dlq\",node=\"n1\"} 0"), "{text}");
+        assert!(text.contains("mp3c_queue_consumers{queue=\"video.dlq\",node=\"n1\"} 1"), "{text}");
     }
 
     #[test]
