@@ -226,7 +226,10 @@ const PROBES: [(&str, &str); 8] = [
         r#"sum(rate(mp3c_conversions_total{outcome="failed"}[15m])) / sum(rate(mp3c_conversions_total{outcome=~"done|failed"}[15m]))"#,
     ),
     ("Mp3cActorRestarts", "sum by (node, actor) (increase(mp3c_actor_restarts_total[15m]))"),
-    ("Mp3cNodeUnreachable", r#"max by (node) (mp3c_cluster_peers{state="unreachable"})"#),
+    (
+        "Mp3cNodeUnreachable",
+        r#"up * on (job, instance) group_left (node) group by (job, instance, node) (last_over_time(mp3c_jobs{state="queued"}[10m])) and on () sum(increase(mp3c_cluster_session_events_total{event="heartbeat_timeout"}[10m]))"#,
+    ),
     ("Mp3cUploadsRefused", r#"sum by (node) (rate(mp3c_http_requests_total{route="/upload"}[5m]))"#),
     (
         "Mp3cEmailLate",
