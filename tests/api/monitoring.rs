@@ -212,8 +212,7 @@ fn has_number(samples: &[Value]) -> bool {
 
 /// For each alert, a query it is built on that must have data after the batch (its expression
 /// without its threshold): an alert whose metrics were misspelt or never exported would
-/// otherwise stay quiet forever. `Mp3cUploadsRefused` has no 503 to count here: its probe is
-/// the route's series that the 503 joins.
+/// otherwise stay quiet forever.
 const PROBES: [(&str, &str); 8] = [
     ("Mp3cBacklogGrowing", r#"max by (queue) (deriv(mp3c_queue_depth{queue=~"video|mp3|failures"}[5m]))"#),
     ("Mp3cNoVideoConsumer", r#"sum(mp3c_queue_consumers{queue="video"}) and max(mp3c_queue_depth{queue="video"})"#),
@@ -230,7 +229,7 @@ const PROBES: [(&str, &str); 8] = [
         "Mp3cNodeUnreachable",
         r#"up * on (job, instance) group_left (node) group by (job, instance, node) (last_over_time(mp3c_jobs{state="queued"}[10m])) and on () sum(increase(mp3c_cluster_session_events_total{event="heartbeat_timeout"}[10m]))"#,
     ),
-    ("Mp3cUploadsRefused", r#"sum by (node) (rate(mp3c_http_requests_total{route="/upload"}[5m]))"#),
+    ("Mp3cUploadsRefused", r#"sum by (node) (rate(mp3c_http_requests_total{route="/upload",status="503"}[5m]))"#),
     (
         "Mp3cEmailLate",
         r#"max by (queue) (mp3c_queue_oldest_message_age_seconds{queue=~"mp3|failures"}) and on () sum(increase(mp3c_notifications_total{outcome="sent"}[5m])) > 0"#,
@@ -245,6 +244,22 @@ async fn upload(app: &TestApp, token: &str, filename: &str, bytes: Vec<u8>) -> (
     (body["job_id"].as_str().unwrap().to_owned(), body["video_fid"].as_str().unwrap().to_owned())
 }
 
+/// Holds the gateway's only upload slot with a stalled upload, and sends uploads without a file
+/// (400 if one got through, so no job is made) until Prometheus sees the 503s rise.
+async fn refuse_uploads(gateway: &TestApp, token: &str, prometheus: &Prometheus) {
+    let held = crate::limits::start_upload(gateway, token, 1024).await;
+    let refused = r#"rate(mp3c_http_requests_total{route="/upload",status="503"}[1m]) > 0"#;
+    eventually(Duration::from_secs(30), "uploads refused with 503, as Prometheus sees them", || async {
+        let form = reqwest::multipart::Form::new().text("note", "no file");
+        let response = gateway.client.post(gateway.url("/upload")).bearer_auth(token).multipart(form);
+        let status = response.send().await.unwrap().status();
+        assert!(matches!(status.as_u16(), 400 | 503), "{status}");
+        (!prometheus.query(refused).await.is_empty()).then_some(())
+    })
+    .await;
+    drop(held);
+}
+
 #[tokio::test]
 async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_after_a_batch() {
     let maildev = MailDev::start().await;
@@ -255,7 +270,9 @@ async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_afte
     let slow = ["--converters", "1", "--fault-hooks", "true", "--fault-convert-delay-ms", "1500"];
     let alpha = cluster.start("alpha", "auth,converter,notifier", &[], &slow).await;
     // No auth actor on the gateway node: its logins are calls to alpha (RPC latency).
-    let beta = cluster.start("beta", "gateway,converter", &[alpha.port], &slow).await;
+    // One upload at a time on the gateway, so that the test can have an upload refused (503).
+    let gateway = [&slow[..], &["--max-concurrent-uploads", "1"]].concat();
+    let beta = cluster.start("beta", "gateway,converter", &[alpha.port], &gateway).await;
     let rabbit = std::env::var("MP3C_TEST_RABBITMQ_PROMETHEUS").expect("run scripts/test, which starts RabbitMQ");
     let prometheus = Prometheus::start(&[&alpha.app.address, &beta.app.address], &rabbit, &vhost).await;
 
@@ -286,6 +303,8 @@ async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_afte
     eventually(Duration::from_secs(30), "5 emails", || async { (maildev.all_emails().await.len() == 5).then_some(()) })
         .await;
 
+    refuse_uploads(&beta.app, &token, &prometheus).await;
+
     // Prometheus has scraped the batch's end, and evaluated every rule since.
     prometheus.has_data(r#"sum(mp3c_notifications_total{outcome="sent"}) == 5"#).await;
     prometheus.has_data(r#"sum(mp3c_queue_deliveries_total{queue="video.dlq"}) == 1"#).await;
@@ -308,11 +327,13 @@ async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_afte
         }
     }
 
-    // Every alert evaluates without error, is probed on data, and the batch trips the two it
-    // should: a dead letter at once, 2 failures out of 5 (pending for 15 minutes).
-    let rules = eventually(Duration::from_secs(30), "every rule evaluated", || async {
+    // Every alert evaluates without error, is probed on data, and the batch trips the three it
+    // should: a dead letter at once, 2 failures out of 5 and the 503s (pending: 15 and 5
+    // minutes to go). Waited for until the rules have seen the last of it, the 503s.
+    let rules = eventually(Duration::from_secs(30), "every rule evaluated since the 503s", || async {
         let rules = prometheus.rules().await;
-        rules.iter().all(|rule| rule["health"] == "ok").then_some(rules)
+        let refused = rules.iter().any(|rule| rule["name"] == "Mp3cUploadsRefused" && rule["state"] != "inactive");
+        (refused && rules.iter().all(|rule| rule["health"] == "ok")).then_some(rules)
     })
     .await;
     let names: BTreeSet<&str> = rules.iter().map(|rule| rule["name"].as_str().unwrap()).collect();
@@ -324,6 +345,7 @@ async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_afte
     let state = |name: &str| rules.iter().find(|rule| rule["name"] == name).unwrap()["state"].as_str().unwrap();
     assert_eq!(state("Mp3cJobsDeadLettered"), "firing");
     assert_eq!(state("Mp3cFailureRatioHigh"), "pending");
+    assert_eq!(state("Mp3cUploadsRefused"), "pending");
     for quiet in ["Mp3cNoVideoConsumer", "Mp3cNodeUnreachable", "Mp3cActorRestarts", "Mp3cEmailLate"] {
         assert_eq!(state(quiet), "inactive", "{quiet}");
     }
