@@ -5,15 +5,29 @@
 
 use std::time::Instant;
 
+use prometheus::core::{MetricVec, MetricVecBuilder};
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::storage::{JobState, Queue};
 
 /// Buckets for work measured in seconds, from a fast HTTP request to a long conversion.
 const SECONDS_BUCKETS: &[f64] = &[0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+
+/// Buckets for a job's whole way from upload to email: seconds to hours (a backlog).
+const JOB_BUCKETS: &[f64] = &[1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0];
+
+/// The outcomes of a conversion, a notification and a cluster session, created at zero so that
+/// dashboards and alerts see every series before the first one happens.
+const CONVERSION_OUTCOMES: [&str; 3] = ["done", "failed", "retried"];
+const NOTIFICATION_OUTCOMES: [&str; 3] = ["sent", "failed", "undeliverable"];
+pub const SESSION_EVENTS: [&str; 7] =
+    ["opened", "authenticated", "ready", "disconnected", "auth_failed", "heartbeat_timeout", "dial_failed"];
+/// The groups whose actors are called across nodes (`mp3c_cluster_rpc_duration_seconds{target}`).
+pub const RPC_TARGETS: [&str; 2] = ["auth", "nodes"];
 
 pub struct Metrics {
     registry: Registry,
@@ -29,6 +43,8 @@ pub struct Metrics {
     pub gridfs_bytes: IntCounterVec,
     jobs: IntGaugeVec,
     pub conversion_seconds: Histogram,
+    job_end_to_end_seconds: HistogramVec,
+    queue_oldest_age: GaugeVec,
     pub media_seconds: prometheus::Counter,
     conversions: IntCounterVec,
     notifications: IntCounterVec,
@@ -39,7 +55,7 @@ pub struct Metrics {
     pub queue_publish_failures: IntCounterVec,
     pub queue_deliveries: IntCounterVec,
     pub queue_redeliveries: IntCounterVec,
-    pub queue_consumers: IntGaugeVec,
+    queue_consumers: IntGaugeVec,
     queue_parked: IntCounterVec,
     queue_republished: IntCounterVec,
     outage_retries: IntCounter,
@@ -58,6 +74,13 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registr
     collector
 }
 
+/// Creates the series of a one-label family for each of `values`, at zero.
+fn at_zero<B: MetricVecBuilder>(family: &MetricVec<B>, values: &[&str]) {
+    for value in values {
+        family.with_label_values(&[value]);
+    }
+}
+
 fn seconds(name: &str, help: &str) -> HistogramOpts {
     HistogramOpts::new(name, help).buckets(SECONDS_BUCKETS.to_vec())
 }
@@ -67,7 +90,7 @@ impl Metrics {
         let labels = [("node".to_owned(), node.to_owned())].into_iter().collect();
         let registry = Registry::new_custom(None, Some(labels)).expect("the node label is valid");
         let r = &registry;
-        Metrics {
+        let metrics = Metrics {
             actor_messages: register(
                 r,
                 IntCounterVec::new(Opts::new("mp3c_actor_messages_total", "Messages an actor handled."), &["actor"])
@@ -120,6 +143,29 @@ impl Metrics {
                 r,
                 Histogram::with_opts(seconds("mp3c_conversion_duration_seconds", "Wall time of one conversion."))
                     .unwrap(),
+            ),
+            job_end_to_end_seconds: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "mp3c_job_end_to_end_duration_seconds",
+                        "Time from a job's upload to its owner's email accepted by the mail server, by job outcome.",
+                    )
+                    .buckets(JOB_BUCKETS.to_vec()),
+                    &["outcome"],
+                )
+                .unwrap(),
+            ),
+            queue_oldest_age: register(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "mp3c_queue_oldest_message_age_seconds",
+                        "Age of the oldest message waiting for a consumer in a work queue, from the job records (0: none).",
+                    ),
+                    &["queue"],
+                )
+                .unwrap(),
             ),
             media_seconds: register(
                 r,
@@ -280,7 +326,19 @@ impl Metrics {
                     .unwrap(),
             ),
             registry,
-        }
+        };
+        metrics.registry.register(Box::new(ProcessCollector::for_self())).expect("process metrics register once");
+        at_zero(&metrics.conversions, &CONVERSION_OUTCOMES);
+        at_zero(&metrics.notifications, &NOTIFICATION_OUTCOMES);
+        at_zero(&metrics.job_end_to_end_seconds, &[JobState::Done.as_str(), JobState::Failed.as_str()]);
+        metrics
+    }
+
+    /// Creates the actor cluster's series at zero, on the nodes that run one.
+    pub fn cluster_started(&self) {
+        at_zero(&self.cluster_session_events, &SESSION_EVENTS);
+        at_zero(&self.cluster_rpc_seconds, &RPC_TARGETS);
+        ["connected", "unreachable"].iter().for_each(|state| self.set_cluster_peers(state, 0));
     }
 
     pub fn set_cluster_peers(&self, state: &str, count: u64) {
@@ -298,6 +356,14 @@ impl Metrics {
     /// Conversions that ended with `outcome` since the node started.
     pub fn conversions_counted(&self, outcome: &str) -> u64 {
         self.conversions.with_label_values(&[outcome]).get()
+    }
+
+    /// A new consumer of `queue` on this node; its delivery counters start at zero, so that
+    /// the first delivery (a first dead letter) already shows as an increase.
+    pub fn consumer_started(&self, queue: Queue) {
+        self.queue_consumers.with_label_values(&[queue.name()]).inc();
+        at_zero(&self.queue_deliveries, &[queue.name()]);
+        at_zero(&self.queue_redeliveries, &[queue.name()]);
     }
 
     pub fn parked(&self, queue: Queue) {
@@ -322,6 +388,8 @@ impl Metrics {
 
     /// The metric handles of one actor, created at zero so dashboards see it before it works.
     pub fn actor(&self, actor: &str) -> ActorMetrics {
+        // The restart counter too, though the actor's handles do not hold it.
+        at_zero(&self.actor_restarts, &[actor]);
         ActorMetrics {
             messages: self.actor_messages.with_label_values(&[actor]),
             seconds: self.actor_message_seconds.with_label_values(&[actor]),
@@ -355,12 +423,30 @@ impl Metrics {
         self.queue_depth.with_label_values(&[queue.name()]).set(depth as i64);
     }
 
+    /// A job's owner was mailed at `now` (Unix milliseconds): its time from upload to email.
+    pub fn job_mailed(&self, state: JobState, created_at: i64, now: i64) {
+        self.job_end_to_end_seconds.with_label_values(&[state.as_str()]).observe(seconds_between(created_at, now));
+    }
+
+    /// The oldest message waiting in `queue` was published at `published_at` (Unix
+    /// milliseconds; `None`: nothing waits).
+    pub fn set_oldest_waiting(&self, queue: Queue, published_at: Option<i64>, now: i64) {
+        let age = published_at.map_or(0.0, |then| seconds_between(then, now));
+        self.queue_oldest_age.with_label_values(&[queue.name()]).set(age);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// Seconds from `then` to `now` (Unix milliseconds), never negative: a time in the future (a
+/// message due later, a clock a little ahead on another node) counts as no wait.
+fn seconds_between(then: i64, now: i64) -> f64 {
+    (now - then).max(0) as f64 / 1000.0
 }
 
 /// One actor's handles; cheap to clone.
@@ -395,5 +481,78 @@ impl Drop for Handling {
         self.metrics.inflight.dec();
         self.metrics.messages.inc();
         self.metrics.seconds.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(text: &str, prefix: &str) -> Vec<String> {
+        text.lines().filter(|line| line.starts_with(prefix)).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn waits_are_seconds_and_never_negative() {
+        assert_eq!(seconds_between(1_000, 3_500), 2.5);
+        assert_eq!(seconds_between(5_000, 3_500), 0.0);
+    }
+
+    #[test]
+    fn outcomes_exist_at_zero_before_anything_happens() {
+        let text = Metrics::new("n1").render();
+        for outcome in CONVERSION_OUTCOMES {
+            assert!(text.contains(&format!("mp3c_conversions_total{{outcome=\"{outcome}\",node=\"n1\"}} 0")), "{text}");
+        }
+        assert_eq!(series(&text, "mp3c_notifications_total{").len(), 3);
+        assert_eq!(series(&text, "mp3c_job_end_to_end_duration_seconds_count{").len(), 2);
+        assert!(series(&text, "mp3c_cluster_session_events_total{").is_empty(), "only on cluster nodes");
+    }
+
+    #[test]
+    fn a_cluster_node_has_every_session_event_and_rpc_target_at_zero() {
+        let metrics = Metrics::new("n1");
+        metrics.cluster_started();
+        let text = metrics.render();
+        assert!(text.contains("event=\"heartbeat_timeout\",node=\"n1\"} 0"), "{text}");
+        assert_eq!(series(&text, "mp3c_cluster_session_events_total{").len(), SESSION_EVENTS.len());
+        assert_eq!(series(&text, "mp3c_cluster_rpc_duration_seconds_count{").len(), RPC_TARGETS.len());
+        assert_eq!(series(&text, "mp3c_cluster_peers{").len(), 2);
+    }
+
+    #[test]
+    fn an_actor_has_its_restart_counter_from_the_start() {
+        let metrics = Metrics::new("n1");
+        let _handles = metrics.actor("converter-1");
+        let text = metrics.render();
+        assert!(text.contains("mp3c_actor_restarts_total{actor=\"converter-1\",node=\"n1\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn a_consumer_starts_its_queue_delivery_counters_at_zero() {
+        let metrics = Metrics::new("n1");
+        metrics.consumer_started(Queue::VideoDead);
+        let text = metrics.render();
+        assert!(text.contains("mp3c_queue_deliveries_total{queue=\"video.dlq\",node=\"n1\"} 0"), "{text}");
+        assert!(text.contains("mp3c_queue_consumers{queue=\"video.dlq\",node=\"n1\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn end_to_end_latency_and_the_oldest_wait_are_in_seconds() {
+        let metrics = Metrics::new("n1");
+        metrics.job_mailed(JobState::Done, 10_000, 70_000);
+        metrics.set_oldest_waiting(Queue::Video, Some(1_000), 31_000);
+        metrics.set_oldest_waiting(Queue::Mp3, None, 31_000);
+        let text = metrics.render();
+        assert!(text.contains("mp3c_job_end_to_end_duration_seconds_sum{outcome=\"done\",node=\"n1\"} 60"), "{text}");
+        assert!(text.contains("mp3c_queue_oldest_message_age_seconds{queue=\"video\",node=\"n1\"} 30"), "{text}");
+        assert!(text.contains("mp3c_queue_oldest_message_age_seconds{queue=\"mp3\",node=\"n1\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn process_metrics_carry_the_node_label() {
+        let text = Metrics::new("n1").render();
+        assert!(text.contains("process_cpu_seconds_total{node=\"n1\"}"), "{text}");
+        assert!(text.contains("process_resident_memory_bytes{node=\"n1\"}"), "{text}");
     }
 }

@@ -3,7 +3,8 @@
 # with setsid and stopped by pid. Source this file, then:
 #
 #   start_test_servers   # exports MP3C_TEST_AMQP_URL (no vhost), MP3C_TEST_RABBITMQ_API,
-#                        # MP3C_TEST_MYSQL_URL, MP3C_TEST_MONGODB_URL
+#                        # MP3C_TEST_RABBITMQ_PROMETHEUS (host:port of its rabbitmq_prometheus
+#                        # plugin), MP3C_TEST_MYSQL_URL, MP3C_TEST_MONGODB_URL
 #   stop_test_servers    # (also registered on EXIT)
 #
 # The server binaries come from scripts/install-deps --test.
@@ -89,6 +90,7 @@ CONF
   TEST_SERVER_PIDS+=("$(cat "$dir/rabbitmq.pid")" "$RABBITMQ_SHELL_PID")
   export MP3C_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT"
   export MP3C_TEST_RABBITMQ_API="http://guest:guest@127.0.0.1:$management_port/api"
+  export MP3C_TEST_RABBITMQ_PROMETHEUS="127.0.0.1:$prometheus_port"
   wait_until 60 "RabbitMQ's management API" management_api_answers "$management_port"
 }
 

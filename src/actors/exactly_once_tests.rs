@@ -174,6 +174,9 @@ impl JobStore for FaultyJobs {
     async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>> {
         self.0.overdue(kind, before, limit).await
     }
+    async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>> {
+        self.0.oldest_waiting(state).await
+    }
     async fn ping(&self) -> StorageResult<()> {
         self.0.ping().await
     }

@@ -1,12 +1,12 @@
 //! The gauge refresher: reads the gauges that come from the stores (jobs by state, queue
-//! depths, which backends answer) on a timer, so that a scrape of `/metrics` only renders and
-//! never waits on a backend.
+//! depths and the age of their oldest waiting message, which backends answer) on a timer, so
+//! that a scrape of `/metrics` only renders and never waits on a backend.
 
 use std::time::Duration;
 
 use super::NodeContext;
 use super::periodic::Periodic;
-use crate::storage::{Queue, StorageResult};
+use crate::storage::{JobState, Queue, StorageResult, now_millis};
 
 pub struct Gauges;
 
@@ -56,5 +56,17 @@ impl Periodic for Gauges {
                 ctx.metrics.set_queue_depth(queue, depth);
             }
         }
+        for (queue, state) in WAITING {
+            if let Ok(published_at) = ctx.backends.jobs.oldest_waiting(state).await {
+                ctx.metrics.set_oldest_waiting(queue, published_at, now_millis());
+            }
+        }
     }
 }
+
+/// Each work queue, and the state of the jobs whose message waits in it: read from the job
+/// records, the same in both profiles (the broker does not tell a message's age). A message
+/// counts from its last publish (a retry's due time, once due) until a consumer holds it: a
+/// converting job, or an email being sent, is not waiting.
+const WAITING: [(Queue, JobState); 3] =
+    [(Queue::Video, JobState::Queued), (Queue::Mp3, JobState::Done), (Queue::Failures, JobState::Failed)];

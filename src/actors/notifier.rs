@@ -106,7 +106,12 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
     let record =
         |job: &Job| (job.notification == our_claim).then(|| job.notified(outcome, now).republished(next_message_at));
     match write_patiently(ctx, &claimed, record).await {
-        Ok(Written::Stored(_)) => Ok(answer),
+        Ok(Written::Stored(mailed)) => {
+            if outcome == Notification::Sent {
+                ctx.metrics.job_mailed(mailed.state, mailed.created_at, now);
+            }
+            Ok(answer)
+        }
         Ok(Written::Lost) => {
             tracing::warn!("another notifier took over the claim while the email was sent");
             Ok(Answer::Ack)

@@ -216,6 +216,7 @@ impl Actor for Membership {
             .unwrap_or_default();
         let host = args.hello.advertise.rsplit_once(':').map_or(args.hello.advertise.as_str(), |(host, _)| host);
         let own_name = format!("{}@{host}", args.hello.node);
+        args.metrics.cluster_started();
         // Replaces the subscription of an earlier membership actor (a restart).
         args.server.cast(NodeServerMessage::SubscribeToEvents {
             id: "membership".to_owned(),

@@ -35,7 +35,7 @@ impl InstrumentedMailbox {
             return;
         }
         consumers.insert((queue, consumer.to_owned()));
-        self.metrics.queue_consumers.with_label_values(&[queue.name()]).inc();
+        self.metrics.consumer_started(queue);
     }
 }
 

@@ -348,6 +348,11 @@ pub trait JobStore: Send + Sync {
     /// `before` (for dead attempts: their lease also ran out before it); oldest first, at most
     /// `limit`.
     async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>>;
+    /// When the oldest job in `state` whose email nobody has claimed had its last message
+    /// published (Unix milliseconds): for `queued`, the oldest `video` message waiting for a
+    /// converter; for `done` (`failed`), the oldest `mp3` (`failures`) notice waiting for the
+    /// notifier. `None` when no such job exists.
+    async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>>;
     async fn ping(&self) -> StorageResult<()>;
 }
 

@@ -31,13 +31,14 @@ impl MongoJobs {
     }
 
     /// Creates the indexes behind `list_by_owner`, `count_unfinished`, `find_by_video`,
-    /// `overdue` and the state counts (idempotent).
+    /// `overdue`, `oldest_waiting` and the state counts (idempotent).
     pub async fn create_indexes(&self) -> StorageResult<()> {
         let keys = [
             doc! { "owner": 1, "_id": -1 },
             doc! { "owner": 1, "state": 1 },
             doc! { "video_fid": 1 },
             doc! { "state": 1, "published_at": 1 },
+            doc! { "notification": 1, "state": 1, "published_at": 1 },
         ];
         let indexes = keys.into_iter().map(|keys| IndexModel::builder().keys(keys).build());
         timed("creating the job indexes", async { self.jobs.create_indexes(indexes).await.map_err(mongo_error) })
@@ -199,6 +200,12 @@ impl JobStore for MongoJobs {
         };
         let filter = doc! { "published_at": { "$lt": before }, "$or": which };
         self.find_many(filter, doc! { "published_at": 1 }, limit).await
+    }
+
+    async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>> {
+        let filter = doc! { "notification": "pending", "state": state.as_str() };
+        let oldest = self.find_many(filter, doc! { "published_at": 1 }, 1).await?;
+        Ok(oldest.first().map(|job| job.published_at))
     }
 
     async fn ping(&self) -> StorageResult<()> {

@@ -9,21 +9,21 @@ use crate::cluster::{cluster_flags, strs, with};
 use crate::helpers::{MailDev, PASSWORD, TestApp, eventually, fixture, free_port, service_log, settled_count};
 
 /// One cluster of nodes on the same backends, sharing a cookie.
-struct Cluster {
-    flags: Vec<String>,
+pub struct Cluster {
+    pub flags: Vec<String>,
     cookie: tempfile::NamedTempFile,
     /// The host nodes advertise: an address, or a name peers must resolve.
     advertise_host: &'static str,
 }
 
 /// A node and its cluster port.
-struct Node {
-    app: TestApp,
-    port: u16,
+pub struct Node {
+    pub app: TestApp,
+    pub port: u16,
 }
 
 impl Cluster {
-    async fn new(maildev: &MailDev) -> Cluster {
+    pub async fn new(maildev: &MailDev) -> Cluster {
         let cookie = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(cookie.path(), "a shared cluster cookie\n").unwrap();
         // These tests log in often while nodes come and go: no address limit in the way.
@@ -48,7 +48,7 @@ impl Cluster {
         with(&flags, extra)
     }
 
-    async fn start(&self, name: &str, roles: &str, seeds: &[u16], extra: &[&str]) -> Node {
+    pub async fn start(&self, name: &str, roles: &str, seeds: &[u16], extra: &[&str]) -> Node {
         let port = free_port();
         let app = TestApp::spawn_with(&strs(&self.node_flags(name, roles, port, seeds, extra))).await;
         Node { app, port }
@@ -76,7 +76,7 @@ async fn wait_connected(gateway: &TestApp, token: &str, names: &[&str]) {
 }
 
 /// Logs in through `app` once it can (the cluster may still be forming), returning the token.
-async fn first_login(app: &TestApp, email: &str) -> String {
+pub async fn first_login(app: &TestApp, email: &str) -> String {
     eventually(Duration::from_secs(30), &format!("a first login of {email}"), || async {
         let (status, body) = try_login(app, email).await;
         (status == 200).then_some(body)

@@ -97,7 +97,7 @@ async fn past_the_password_check_queue_a_login_is_told_busy_and_the_pool_recover
 }
 
 /// Opens an upload and sends its head and the first `sent` bytes of a much longer file.
-async fn start_upload(app: &TestApp, token: &str, sent: usize) -> TcpStream {
+pub async fn start_upload(app: &TestApp, token: &str, sent: usize) -> TcpStream {
     let boundary = "limits-test-boundary";
     let part_head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.mp4\"\r\n\

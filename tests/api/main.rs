@@ -10,6 +10,7 @@ mod faults;
 mod flow;
 mod helpers;
 mod limits;
+mod monitoring;
 mod openapi;
 mod resilience;
 #[allow(dead_code)] // shared with the backend tests; not every helper is used here

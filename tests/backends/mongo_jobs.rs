@@ -1,4 +1,5 @@
-//! Job records in MongoDB: compare-and-set updates, lists, counts and the sweeper's query.
+//! Job records in MongoDB: compare-and-set updates, lists, counts, the sweeper's query and the
+//! oldest waiting job (that one also in SQLite, the same assertions).
 
 use std::time::Duration;
 
@@ -97,4 +98,35 @@ async fn overdue_jobs_are_queued_ones_and_finished_ones_not_yet_mailed() {
     };
     assert_eq!(overdue(Overdue::Work).await, [queued.id]);
     assert_eq!(overdue(Overdue::Notice).await, [failed.id]);
+}
+
+/// The age of the oldest waiting message comes from here: a queued job waits in `video`, a
+/// finished one in `mp3` or `failures` until a notifier claims its email. `published_at` is
+/// set far in the past, before any other test's jobs, since the collection is shared.
+async fn assert_the_oldest_waiting_job_is_found_per_state(jobs: &dyn JobStore) {
+    let ancient = 7;
+    let queued = Job { published_at: ancient, ..job(&unique("owner")) };
+    jobs.create(&queued).await.unwrap();
+    assert_eq!(jobs.oldest_waiting(JobState::Queued).await.unwrap(), Some(ancient));
+    let failed = jobs.update(&queued.fail("not media", now_millis()).republished(ancient)).await.unwrap().unwrap();
+    assert_ne!(jobs.oldest_waiting(JobState::Queued).await.unwrap(), Some(ancient));
+    assert_eq!(jobs.oldest_waiting(JobState::Failed).await.unwrap(), Some(ancient));
+    assert_ne!(jobs.oldest_waiting(JobState::Done).await.unwrap(), Some(ancient));
+    let claimed = failed.claim_notification(now_millis(), Duration::from_secs(60)).unwrap();
+    jobs.update(&claimed.republished(ancient)).await.unwrap().unwrap();
+    assert_ne!(jobs.oldest_waiting(JobState::Failed).await.unwrap(), Some(ancient), "a claimed email is not waiting");
+}
+
+#[tokio::test]
+async fn the_oldest_waiting_job_is_found_per_state() {
+    assert_the_oldest_waiting_job_is_found_per_state(&jobs().await).await;
+}
+
+#[tokio::test]
+async fn the_oldest_waiting_job_is_found_per_state_in_sqlite_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = mp3converter::storage::sqlite::open(&dir.path().join("jobs.db")).await.unwrap();
+    let jobs = mp3converter::storage::sqlite::SqliteJobs::new(pool);
+    assert_the_oldest_waiting_job_is_found_per_state(&jobs).await;
+    assert_eq!(jobs.oldest_waiting(JobState::Done).await.unwrap(), None, "no job: nothing waits");
 }

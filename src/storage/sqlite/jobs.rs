@@ -216,6 +216,14 @@ impl JobStore for SqliteJobs {
         rows.into_iter().map(Job::try_from).collect()
     }
 
+    async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>> {
+        sqlx::query_scalar("SELECT MIN(published_at) FROM job WHERE state = ? AND notification = 'pending'")
+            .bind(state.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
     async fn ping(&self) -> StorageResult<()> {
         ping(&self.pool).await
     }
