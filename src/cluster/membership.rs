@@ -52,6 +52,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Peers' addresses taken from one greeting, at most.
 const MAX_LEARNT: usize = 256;
+/// How long a node stays in the view (and its address on the dial list) after it became
+/// unreachable: long enough for a paused or restarting node to come back as itself. After that
+/// it is taken for gone (a scaled-down or replaced pod), so that `/cluster` and the peer gauges
+/// stop counting it; it is welcome again if it ever comes back.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 /// What a node tells a peer about itself when a session is ready.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -189,6 +194,9 @@ pub struct MembershipState {
     targets: HashMap<SocketAddr, Target>,
     sessions: HashMap<u64, Session>,
     known: HashMap<String, Known>,
+    /// What the seed names resolved to last time: addresses kept on the dial list even when the
+    /// node found there is forgotten.
+    seed_addresses: HashSet<SocketAddr>,
     last_resolved: Option<Instant>,
     /// Set while a resolution of the seeds runs, so that a stuck DNS does not pile them up.
     resolving: bool,
@@ -229,6 +237,7 @@ impl Actor for Membership {
             targets: HashMap::new(),
             sessions: HashMap::new(),
             known: HashMap::new(),
+            seed_addresses: HashSet::new(),
             last_resolved: None,
             resolving: false,
             own_name,
@@ -253,6 +262,7 @@ impl Actor for Membership {
             MembershipMsg::Resolved { addresses, seeds } => {
                 if seeds {
                     state.resolving = false;
+                    state.seed_addresses = addresses.iter().map(|(address, _)| *address).collect();
                 }
                 for (address, host) in addresses {
                     state.learn(address, Some(host));
@@ -301,8 +311,26 @@ impl MembershipState {
             self.resolving = true;
             resolve(myself.clone(), self.args.seeds.clone(), true);
         }
+        self.forget_departed();
         self.dial_due(myself);
         self.heartbeat(myself);
+    }
+
+    /// Forgets the nodes unreachable for longer than [`FORGET_AFTER`], and the addresses they
+    /// were dialled at unless a seed name still resolves there.
+    fn forget_departed(&mut self) {
+        let gone = departed(&self.known, SystemTime::now(), FORGET_AFTER);
+        if gone.is_empty() {
+            return;
+        }
+        for node in &gone {
+            self.known.remove(node);
+            tracing::info!(node, after_seconds = FORGET_AFTER.as_secs(), "forgetting a node that stayed unreachable");
+        }
+        let seeds = &self.seed_addresses;
+        self.targets.retain(|address, target| {
+            seeds.contains(address) || !target.node.as_ref().is_some_and(|node| gone.contains(node))
+        });
     }
 
     /// Adds an address to keep a session with (not this node's own).
@@ -624,6 +652,17 @@ fn resolve(me: ActorRef<MembershipMsg>, names: Vec<String>, seeds: bool) {
     });
 }
 
+/// The nodes that have been unreachable for at least `after` at `now`.
+fn departed(known: &HashMap<String, Known>, now: SystemTime, after: Duration) -> Vec<String> {
+    known
+        .iter()
+        .filter(|(_, peer)| {
+            peer.unreachable_since.is_some_and(|since| now.duration_since(since).unwrap_or_default() >= after)
+        })
+        .map(|(node, _)| node.clone())
+        .collect()
+}
+
 /// Up to half a second, so that redials of two nodes drift apart.
 fn spread() -> Duration {
     let mut byte = [0u8; 2];
@@ -644,5 +683,39 @@ impl Session {
             ready: false,
             greeting: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(unreachable_since: Option<SystemTime>) -> Known {
+        let hello = Hello {
+            node: String::new(),
+            version: String::new(),
+            protocol: 1,
+            advertise: String::new(),
+            roles: Vec::new(),
+            peers: Vec::new(),
+        };
+        Known { hello, unreachable_since }
+    }
+
+    #[test]
+    fn only_nodes_unreachable_for_the_whole_window_are_forgotten() {
+        let now = SystemTime::now();
+        let window = Duration::from_secs(600);
+        let known = HashMap::from([
+            ("connected".to_owned(), peer(None)),
+            ("paused-a-minute".to_owned(), peer(Some(now - Duration::from_secs(60)))),
+            ("scaled-down".to_owned(), peer(Some(now - Duration::from_secs(601)))),
+            ("just-at-the-limit".to_owned(), peer(Some(now - window))),
+            // A clock that went back does not make a node look gone.
+            ("from-the-future".to_owned(), peer(Some(now + Duration::from_secs(5)))),
+        ]);
+        let mut gone = departed(&known, now, window);
+        gone.sort();
+        assert_eq!(gone, ["just-at-the-limit", "scaled-down"]);
     }
 }
