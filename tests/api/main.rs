@@ -5,6 +5,7 @@ mod actor_cluster;
 mod auth;
 mod bad_input;
 mod cluster;
+mod convert;
 mod events;
 mod faults;
 mod flow;
