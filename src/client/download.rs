@@ -3,6 +3,7 @@
 //! download's temporary file is removed when it is dropped). An existing file is kept unless
 //! forced.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,6 +60,8 @@ async fn save(response: reqwest::Response, target: &Path, force: bool, progress:
     let temporary = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".part")
+        // As any new file (the umask applies), not owner-only as temporary files are.
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(folder)
         .with_context(|| format!("creating a file in {}", folder.display()))?;
     let mut file = tokio::fs::File::from_std(temporary.as_file().try_clone()?);

@@ -81,18 +81,20 @@ impl FileProgress {
     }
 
     fn phase(&self, message: &str, template: &str, length: Option<u64>) {
-        self.bar.set_style(ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
-        self.bar.set_message(message.to_owned());
+        // Length and position first: no frame shows the new style with the old numbers.
         self.bar.set_length(length.unwrap_or(0));
         self.bar.set_position(0);
+        self.bar.set_style(ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
+        self.bar.set_message(message.to_owned());
         self.quarter.store(0, Ordering::Relaxed);
     }
 
     /// In plain mode, a line each time the phase passes another quarter (25, 50, 75%).
     fn report_quarter(&self) {
         let Some(length) = self.bar.length().filter(|length| *length > 0) else { return };
-        let quarter = (self.bar.position() * 4 / length).min(3);
-        if self.quarter.fetch_max(quarter, Ordering::Relaxed) < quarter {
+        let quarter = self.bar.position() * 4 / length;
+        // The end of a phase is told by the next one.
+        if quarter < 4 && self.quarter.fetch_max(quarter, Ordering::Relaxed) < quarter {
             self.line(&format!("{} {}%", self.bar.message(), quarter * 25));
         }
     }

@@ -10,6 +10,9 @@ use tokio_util::io::ReaderStream;
 use super::progress::FileProgress;
 use super::{ApiClient, success};
 
+/// Bytes read from the file at a time.
+const CHUNK_BYTES: usize = 64 * 1024;
+
 impl ApiClient {
     /// Uploads the video at `path` and returns its job's id.
     pub(super) async fn upload(&self, path: &Path, progress: Arc<FileProgress>) -> anyhow::Result<String> {
@@ -17,7 +20,8 @@ impl ApiClient {
         let length = file.metadata().await?.len();
         let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         progress.transfer("uploading", Some(length));
-        let chunks = ReaderStream::new(file).inspect_ok(move |chunk| progress.advance(chunk.len() as u64));
+        let chunks = ReaderStream::with_capacity(file, CHUNK_BYTES)
+            .inspect_ok(move |chunk| progress.advance(chunk.len() as u64));
         let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(chunks), length)
             .file_name(name)
             .mime_str("application/octet-stream")?;
