@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::helpers::{PASSWORD, TestApp, binary, eventually, fixture, probe_audio};
+use crate::helpers::{PASSWORD, TestApp, binary, eventually, fixture, probe_audio, service_log};
 
 const EMAIL: &str = "cli@example.com";
 const LOGINS: &str = "mp3c_http_requests_total{route=\"/login\"";
@@ -116,6 +116,8 @@ async fn convert_makes_mp3s_beside_the_videos_and_reports_the_one_that_failed() 
         assert!(stderr.contains(line), "no {line:?} in:\n{stderr}");
     }
     assert!(!stderr.contains('\u{1b}'), "no terminal escapes when not on a terminal:\n{stderr}");
+    let log = service_log(&app.data_dir);
+    assert!(log.contains("upload accepted") && !log.contains('\u{1b}'), "logs without colour off a terminal");
 
     // The token is cached, owner-only, and a second run uses it: no login, no password.
     let cache = shell.home.path().join("config/mp3converter/tokens.json");
@@ -268,4 +270,64 @@ fn user_add_help_lists_only_what_adding_a_user_needs() {
     for flag in ["--listen", "--amqp-url", "--converters", "--smtp-url"] {
         assert!(!help.contains(flag), "{flag} in:\n{help}");
     }
+}
+
+#[tokio::test]
+async fn login_asks_for_the_password_on_a_terminal_without_echo_and_says_why_it_was_refused() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let shell = Shell::new();
+    // A terminal: `script` runs the command on a pseudo-terminal fed from our pipe.
+    let command = format!("{} login --server {}", binary(), app.url("/"));
+    let mut script = Command::new("script");
+    script.args(["-qec", &command, "/dev/null"]).env("HOME", shell.home.path()).env("MP3C_EMAIL", EMAIL);
+    let mut child = script.env_remove("XDG_CONFIG_HOME").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 256];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buffer) {
+                seen.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let prompt = format!("password for {EMAIL}: ");
+    eventually(Duration::from_secs(30), "the password prompt", || async {
+        text(&seen.lock().unwrap()).contains(&prompt).then_some(())
+    })
+    .await;
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let terminal = text(&seen.lock().unwrap());
+    assert!(terminal.contains("logged in to"), "{terminal}");
+    assert!(!terminal.contains(PASSWORD), "the password was echoed: {terminal}");
+    assert!(shell.home.path().join(".config/mp3converter/tokens.json").exists(), "cached under ~/.config");
+
+    let mut refused = shell.command(&app, &["login", "--password-stdin"]).stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(refused.stdin.take().unwrap(), "not the password").unwrap();
+    let refused = refused.wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    assert_eq!(
+        text(&refused.stderr),
+        "error: login refused: invalid credentials (401 Unauthorized, invalid_credentials)\n"
+    );
+}
+
+#[test]
+fn a_node_that_cannot_start_says_why_once() {
+    let data = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = Command::new(binary())
+        .args(["up", "--listen", &taken.local_addr().unwrap().to_string(), "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches("in use").count(), 1, "the error once, after logging began:\n{stderr}");
+    assert!(stderr.lines().last().unwrap().starts_with("error: "), "{stderr}");
 }
