@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::helpers::{PASSWORD, TestApp, binary, eventually, fixture, probe_audio, service_log};
+use crate::proxy::{Proxy, Twist};
 
 const EMAIL: &str = "cli@example.com";
 const LOGINS: &str = "mp3c_http_requests_total{route=\"/login\"";
@@ -26,10 +27,15 @@ impl Shell {
 
     /// `mp3converter ARGS` for `app`, as this person, not on a terminal.
     fn command(&self, app: &TestApp, args: &[&str]) -> Command {
+        self.command_at(&app.url("/"), args)
+    }
+
+    /// `mp3converter ARGS` for the server at `server`.
+    fn command_at(&self, server: &str, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command
             .args(args)
-            .args(["--server", &app.url("/")])
+            .args(["--server", server])
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
             .env("MP3C_EMAIL", EMAIL)
@@ -187,7 +193,7 @@ async fn jobs_lists_the_callers_jobs_and_download_fetches_an_mp3_once() {
 }
 
 #[tokio::test]
-async fn ctrl_c_stops_convert_without_leaving_an_mp3_or_a_temporary_file() {
+async fn ctrl_c_mid_conversion_stops_convert_without_leaving_an_mp3_or_a_temporary_file() {
     let app = TestApp::spawn_with(&["--fault-hooks", "true", "--fault-convert-delay-ms", "60000"]).await;
     let token = app.user_token(EMAIL, false).await;
     let shell = Shell::new();
@@ -330,4 +336,43 @@ fn a_node_that_cannot_start_says_why_once() {
     let stderr = text(&output.stderr);
     assert_eq!(stderr.matches("in use").count(), 1, "the error once, after logging began:\n{stderr}");
     assert!(stderr.lines().last().unwrap().starts_with("error: "), "{stderr}");
+}
+
+#[tokio::test]
+async fn convert_polls_the_job_when_the_server_has_no_event_stream() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let proxy = Proxy::start(&app, Twist::NoEvents).await;
+    let shell = Shell::new();
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let mut command = shell.command_at(&proxy.url(), &["convert", "holiday.mp4", "--password-stdin"]);
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_plays_as_mp3(&shell.videos.path().join("holiday.mp3"), 10.0);
+    assert_eq!(proxy.count(|line| line.ends_with("/events")), 1, "asked for the events once");
+    let polls = proxy.count(|line| line.starts_with("GET /jobs/") && !line.ends_with("/events"));
+    assert!(polls >= 1, "the job was polled");
+}
+
+#[tokio::test]
+async fn ctrl_c_mid_download_leaves_neither_the_mp3_nor_its_temporary_file() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let proxy = Proxy::start(&app, Twist::StalledDownloads).await;
+    let shell = Shell::new();
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let mut command = shell.command_at(&proxy.url(), &["convert", "holiday.mp4", "--password-stdin"]);
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    eventually(Duration::from_secs(30), "the download to begin", || async {
+        shell.files().iter().any(|name| name.starts_with(".holiday.mp3.") && name.ends_with(".part")).then_some(())
+    })
+    .await;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    assert_eq!(shell.files(), ["holiday.mp4"]);
 }

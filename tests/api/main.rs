@@ -11,6 +11,7 @@ mod faults;
 mod flow;
 mod helpers;
 mod limits;
+mod proxy;
 mod resilience;
 #[allow(dead_code)] // shared with the backend tests; not every helper is used here
 #[path = "../support/servers.rs"]
