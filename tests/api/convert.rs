@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::helpers::{PASSWORD, TestApp, binary, eventually, fixture, probe_audio, service_log};
@@ -78,6 +78,26 @@ impl Shell {
         names.sort();
         names
     }
+}
+
+/// `convert holiday.mp4` (a copy of clip.mp4) against `server`, the password given.
+fn start_converting_holiday(shell: &Shell, server: &str) -> Child {
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let mut command = shell.command_at(server, &["convert", "holiday.mp4", "--password-stdin"]);
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    child
+}
+
+async fn exit_of(child: Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
+}
+
+/// Ctrl-C: SIGINT, then the exit.
+async fn interrupt(child: Child) -> Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    exit_of(child).await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -197,17 +217,12 @@ async fn ctrl_c_mid_conversion_stops_convert_without_leaving_an_mp3_or_a_tempora
     let app = TestApp::spawn_with(&["--fault-hooks", "true", "--fault-convert-delay-ms", "60000"]).await;
     let token = app.user_token(EMAIL, false).await;
     let shell = Shell::new();
-    shell.video("holiday.mp4", Some("clip.mp4"));
-    let mut child =
-        shell.command(&app, &["convert", "holiday.mp4", "--password-stdin"]).stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let child = start_converting_holiday(&shell, &app.url("/"));
     eventually(Duration::from_secs(30), "the upload to be accepted", || async {
         (app.get_json(&token, "/jobs").await["jobs"].as_array()?.len() == 1).then_some(())
     })
     .await;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = interrupt(child).await;
     assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
     assert_eq!(shell.files(), ["holiday.mp4"]);
 }
@@ -344,11 +359,7 @@ async fn convert_polls_the_job_when_the_server_has_no_event_stream() {
     app.add_user(EMAIL, false);
     let proxy = Proxy::start(&app, Twist::NoEvents).await;
     let shell = Shell::new();
-    shell.video("holiday.mp4", Some("clip.mp4"));
-    let mut command = shell.command_at(&proxy.url(), &["convert", "holiday.mp4", "--password-stdin"]);
-    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let output = exit_of(start_converting_holiday(&shell, &proxy.url())).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_plays_as_mp3(&shell.videos.path().join("holiday.mp3"), 10.0);
     assert_eq!(proxy.count(|line| line.ends_with("/events")), 1, "asked for the events once");
@@ -362,17 +373,12 @@ async fn ctrl_c_mid_download_leaves_neither_the_mp3_nor_its_temporary_file() {
     app.add_user(EMAIL, false);
     let proxy = Proxy::start(&app, Twist::StalledDownloads).await;
     let shell = Shell::new();
-    shell.video("holiday.mp4", Some("clip.mp4"));
-    let mut command = shell.command_at(&proxy.url(), &["convert", "holiday.mp4", "--password-stdin"]);
-    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let child = start_converting_holiday(&shell, &proxy.url());
     eventually(Duration::from_secs(30), "the download to begin", || async {
         shell.files().iter().any(|name| name.starts_with(".holiday.mp3.") && name.ends_with(".part")).then_some(())
     })
     .await;
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let output = interrupt(child).await;
     assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
     assert_eq!(shell.files(), ["holiday.mp4"]);
 }
