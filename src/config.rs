@@ -263,7 +263,7 @@ pub struct Settings {
 }
 
 /// The resolved configuration.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub profile: Profile,
@@ -377,15 +377,21 @@ impl Default for Config {
 impl Config {
     /// Resolves flags and environment (already in `settings`) over the TOML file over defaults.
     pub fn load(settings: &Settings) -> anyhow::Result<Config> {
+        let config = Config::load_unchecked(settings)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// As [`Config::load`], without the checks of what only a node needs (the user commands
+    /// need only the user database's settings).
+    pub fn load_unchecked(settings: &Settings) -> anyhow::Result<Config> {
         let mut merged = match &settings.config {
             Some(path) => read_toml_table(path)?,
             None => toml::Table::new(),
         };
         let given = toml::Table::try_from(settings).context("encoding command-line settings")?;
         merged.extend(given);
-        let config: Config = toml::Value::Table(merged).try_into().context("invalid configuration")?;
-        config.validate()?;
-        Ok(config)
+        toml::Value::Table(merged).try_into().context("invalid configuration")
     }
 
     fn validate(&self) -> anyhow::Result<()> {

@@ -10,7 +10,8 @@
 //! ## Layout
 //!
 //! - [`cli`], [`app`], [`config`], [`telemetry`]: the command line, building and running a node,
-//!   layered configuration, logging; [`client`]: the command line's client of the HTTP API.
+//!   layered configuration, logging; [`client`]: the command line's client of the HTTP API
+//!   (`login`, `convert`, `jobs`, `download`); [`prompt`]: asking for an email or a password.
 //! - [`cluster`]: the actor cluster across nodes (membership, what crosses nodes).
 //! - [`actors`]: the supervisor and its children; [`actors::worker`] is the queue consumer that
 //!   converters, the notifiers and the dead-letter workers share, [`actors::periodic`] the timer
@@ -50,6 +51,7 @@ pub mod job_events;
 pub mod mailer;
 pub mod messages;
 pub mod metrics;
+pub mod prompt;
 pub mod scratch;
 pub mod security;
 pub mod storage;

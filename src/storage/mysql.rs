@@ -5,7 +5,7 @@ use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 
 use super::sql_users::sql_user_store;
 
-sql_user_store!(MysqlUsers, MySqlPool);
+sql_user_store!(MysqlUsers, MySqlPool, sqlx::mysql::MySqlRow);
 
 impl MysqlUsers {
     /// Connects and migrates; the pool reconnects as the server comes and goes.

@@ -3,11 +3,36 @@
 //! pool type, since sqlx's generic executor bounds would say far more than the queries do.
 //! Every query has a time limit, so a stalled server fails a login with 503 instead of hanging.
 
-/// Implements [`UserStore`](super::UserStore) for `$store`, a struct with a `pool: $pool` field.
+/// Implements [`UserStore`](super::UserStore) for `$store`, a struct with a `pool: $pool` field
+/// whose queries return `$row`s.
 macro_rules! sql_user_store {
-    ($store:ident, $pool:ty) => {
+    ($store:ident, $pool:ty, $row:ty) => {
         pub struct $store {
             pool: $pool,
+        }
+
+        impl $store {
+            /// Whether an update matched a user (sqlx asks MySQL for matched rows, not changed).
+            async fn changed(
+                &self,
+                what: &str,
+                rows: impl std::future::Future<Output = Result<u64, sqlx::Error>>,
+            ) -> $crate::storage::StorageResult<bool> {
+                let rows = $crate::storage::timed(what, async {
+                    rows.await.map_err($crate::storage::StorageError::unavailable)
+                })
+                .await?;
+                Ok(rows > 0)
+            }
+        }
+
+        fn user_of_row(row: &$row) -> $crate::storage::User {
+            use sqlx::Row;
+            $crate::storage::User {
+                email: row.get("email"),
+                password_hash: row.get("password"),
+                admin: row.get("is_admin"),
+            }
         }
 
         #[async_trait::async_trait]
@@ -31,7 +56,6 @@ macro_rules! sql_user_store {
             }
 
             async fn find(&self, email: &str) -> $crate::storage::StorageResult<Option<$crate::storage::User>> {
-                use sqlx::Row;
                 let select = sqlx::query("SELECT email, password, is_admin FROM user WHERE email = ?")
                     .bind(email)
                     .fetch_optional(&self.pool);
@@ -39,11 +63,38 @@ macro_rules! sql_user_store {
                     select.await.map_err($crate::storage::StorageError::unavailable)
                 })
                 .await?;
-                Ok(row.map(|row| $crate::storage::User {
-                    email: row.get("email"),
-                    password_hash: row.get("password"),
-                    admin: row.get("is_admin"),
-                }))
+                Ok(row.as_ref().map(user_of_row))
+            }
+
+            async fn list(&self) -> $crate::storage::StorageResult<Vec<$crate::storage::User>> {
+                let select =
+                    sqlx::query("SELECT email, password, is_admin FROM user ORDER BY email").fetch_all(&self.pool);
+                let rows = $crate::storage::timed("listing users", async {
+                    select.await.map_err($crate::storage::StorageError::unavailable)
+                })
+                .await?;
+                Ok(rows.iter().map(user_of_row).collect())
+            }
+
+            async fn delete(&self, email: &str) -> $crate::storage::StorageResult<bool> {
+                let delete = sqlx::query("DELETE FROM user WHERE email = ?").bind(email).execute(&self.pool);
+                self.changed("deleting a user", async { Ok(delete.await?.rows_affected()) }).await
+            }
+
+            async fn set_password(&self, email: &str, password_hash: &str) -> $crate::storage::StorageResult<bool> {
+                let update = sqlx::query("UPDATE user SET password = ? WHERE email = ?")
+                    .bind(password_hash)
+                    .bind(email)
+                    .execute(&self.pool);
+                self.changed("changing a password", async { Ok(update.await?.rows_affected()) }).await
+            }
+
+            async fn set_admin(&self, email: &str, admin: bool) -> $crate::storage::StorageResult<bool> {
+                let update = sqlx::query("UPDATE user SET is_admin = ? WHERE email = ?")
+                    .bind(admin)
+                    .bind(email)
+                    .execute(&self.pool);
+                self.changed("changing a user's role", async { Ok(update.await?.rows_affected()) }).await
             }
 
             async fn ping(&self) -> $crate::storage::StorageResult<()> {

@@ -281,6 +281,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
 }
 
+/// The flags of `up` that `user` commands take too: those that name the user database.
+const USER_DATABASE_FLAGS: [&str; 3] = ["--config", "--profile", "--mysql-url"];
+
 /// A JWT secret shared by the tests, so they can also forge tokens.
 pub const JWT_SECRET: &str = "black-box-test-secret, at least 32 bytes";
 
@@ -358,9 +361,7 @@ impl TestApp {
 
     pub fn add_user(&self, email: &str, admin: bool) {
         let mut command = Command::new(binary());
-        command.args(["user", "add", email, "--password-stdin", "--data-dir"]).arg(&self.data_dir);
-        // `user add` takes every flag of `up`: the same configuration reaches the same users.
-        command.args(&self.extra_args);
+        command.args(["user", "add", email, "--password-stdin"]).args(self.user_database_args());
         if admin {
             command.arg("--admin");
         }
@@ -368,6 +369,22 @@ impl TestApp {
         writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "user add {email} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// The flags that lead `user` commands to this service's users: its data folder, and those
+    /// of its extra flags that name the user database.
+    pub fn user_database_args(&self) -> Vec<String> {
+        let mut kept = vec!["--data-dir".to_owned(), self.data_dir.to_string_lossy().into_owned()];
+        let mut args = self.extra_args.iter();
+        while let Some(arg) = args.next() {
+            if USER_DATABASE_FLAGS.contains(&arg.split('=').next().unwrap_or_default()) {
+                kept.push(arg.clone());
+                if !arg.contains('=') {
+                    kept.extend(args.next().cloned());
+                }
+            }
+        }
+        kept
     }
 
     /// Adds a user and logs in, returning the token.

@@ -5,6 +5,7 @@ mod actor_cluster;
 mod auth;
 mod bad_input;
 mod cluster;
+mod convert;
 mod events;
 mod faults;
 mod flow;
@@ -12,6 +13,7 @@ mod helpers;
 mod limits;
 mod monitoring;
 mod openapi;
+mod proxy;
 mod resilience;
 #[allow(dead_code)] // shared with the backend tests; not every helper is used here
 #[path = "../support/servers.rs"]

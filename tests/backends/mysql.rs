@@ -27,3 +27,24 @@ async fn migrating_twice_is_harmless() {
     let again = MysqlUsers::connect(&url).await.unwrap();
     assert!(again.find("nobody@example.com").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn users_are_listed_changed_and_deleted() {
+    let users = MysqlUsers::connect(&mysql_url().await).await.unwrap();
+    let bob = User { email: "bob@example.com".into(), password_hash: "$argon2id$v=19$old".into(), admin: false };
+    users.add(&bob).await.unwrap();
+    assert!(users.list().await.unwrap().iter().any(|user| user.email == bob.email && !user.admin));
+
+    assert!(users.set_password(&bob.email, "$argon2id$v=19$new").await.unwrap());
+    // Matched but unchanged still counts as found (MySQL reports changed rows unless asked).
+    assert!(users.set_admin(&bob.email, true).await.unwrap());
+    assert!(users.set_admin(&bob.email, true).await.unwrap());
+    let found = users.find(&bob.email).await.unwrap().unwrap();
+    assert_eq!((found.password_hash.as_str(), found.admin), ("$argon2id$v=19$new", true));
+
+    assert!(!users.set_password("nobody@example.com", "x").await.unwrap());
+    assert!(!users.set_admin("nobody@example.com", true).await.unwrap());
+    assert!(users.delete(&bob.email).await.unwrap());
+    assert!(!users.delete(&bob.email).await.unwrap());
+    assert!(users.find(&bob.email).await.unwrap().is_none());
+}

@@ -1,0 +1,85 @@
+//! Following one job to its end: its live events (`GET /jobs/{id}/events`, server-sent
+//! events) when the server has them, else polling `GET /jobs/{id}`; each step shown on the
+//! file's progress bar.
+
+use std::time::Duration;
+
+use eventsource_stream::EventStream;
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::ACCEPT;
+use serde::Deserialize;
+
+use super::progress::FileProgress;
+use super::{ApiClient, CALL_TIMEOUT, success};
+use crate::storage::JobState;
+
+/// How often a job is read again when the server has no event stream.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the client needs of a job event or a job record (they share these fields).
+#[derive(Debug, Deserialize)]
+pub(super) struct JobStatus {
+    pub state: JobState,
+    #[serde(default)]
+    pub percent: Option<f64>,
+    #[serde(default)]
+    pub mp3_fid: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ApiClient {
+    /// Follows the job until it is `done` or `failed`, and returns that last status.
+    pub(super) async fn follow(&self, job_id: &str, progress: &FileProgress) -> anyhow::Result<JobStatus> {
+        match self.follow_events(job_id, progress).await? {
+            Some(finished) => Ok(finished),
+            None => self.poll(job_id, progress).await,
+        }
+    }
+
+    /// The job's events until its last; None if the server has no event stream, or the stream
+    /// ended early (the server stopping), so that polling takes over.
+    async fn follow_events(&self, job_id: &str, progress: &FileProgress) -> anyhow::Result<Option<JobStatus>> {
+        let request = self.get(&format!("/jobs/{job_id}/events"))?.header(ACCEPT, "text/event-stream");
+        let response = request.send().await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            tracing::debug!(job_id, "no event stream: polling");
+            return Ok(None);
+        }
+        let mut events = EventStream::new(success(response).await?.bytes_stream());
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    tracing::debug!(job_id, %error, "the event stream broke: polling");
+                    return Ok(None);
+                }
+            };
+            let status: JobStatus = serde_json::from_str(&event.data)?;
+            show(progress, &status);
+            if status.state.is_finished() {
+                return Ok(Some(status));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn poll(&self, job_id: &str, progress: &FileProgress) -> anyhow::Result<JobStatus> {
+        loop {
+            let response = self.get(&format!("/jobs/{job_id}"))?.timeout(CALL_TIMEOUT).send().await?;
+            let status: JobStatus = success(response).await?.json().await?;
+            show(progress, &status);
+            if status.state.is_finished() {
+                return Ok(status);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+fn show(progress: &FileProgress, status: &JobStatus) {
+    if !status.state.is_finished() {
+        progress.converting(status.state.as_str(), status.percent);
+    }
+}

@@ -1,0 +1,384 @@
+//! The command-line client against the real service: `convert`, `login`, `jobs`, `download`,
+//! and the `user` commands. Each test gives the client its own home folder (the token cache).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{PASSWORD, TestApp, binary, eventually, fixture, probe_audio, service_log};
+use crate::proxy::{Proxy, Twist};
+
+const EMAIL: &str = "cli@example.com";
+const LOGINS: &str = "mp3c_http_requests_total{route=\"/login\"";
+const UPLOADS: &str = "mp3c_uploads_total";
+
+/// A person at a shell: a home folder and a folder of videos.
+struct Shell {
+    home: tempfile::TempDir,
+    videos: tempfile::TempDir,
+}
+
+impl Shell {
+    fn new() -> Shell {
+        Shell { home: tempfile::tempdir().unwrap(), videos: tempfile::tempdir().unwrap() }
+    }
+
+    /// `mp3converter ARGS` for `app`, as this person, not on a terminal.
+    fn command(&self, app: &TestApp, args: &[&str]) -> Command {
+        self.command_at(&app.url("/"), args)
+    }
+
+    /// `mp3converter ARGS` for the server at `server`.
+    fn command_at(&self, server: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .args(args)
+            .args(["--server", server])
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("MP3C_EMAIL", EMAIL)
+            .env_remove("MP3C_TOKEN")
+            .env_remove("MP3C_SERVER")
+            .current_dir(self.videos.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs `mp3converter ARGS` with the password on standard input.
+    fn run_with_password(&self, app: &TestApp, args: &[&str]) -> Output {
+        let mut child =
+            self.command(app, &[args, &["--password-stdin"]].concat()).stdin(Stdio::piped()).spawn().unwrap();
+        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `mp3converter ARGS` with nothing on standard input (a password prompt would fail).
+    fn run(&self, app: &TestApp, args: &[&str]) -> Output {
+        self.command(app, args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// A video in the videos folder: a copy of a fixture, or text.
+    fn video(&self, name: &str, fixture_name: Option<&str>) -> PathBuf {
+        let path = self.videos.path().join(name);
+        match fixture_name {
+            Some(source) => std::fs::copy(fixture(source), &path).map(drop).unwrap(),
+            None => std::fs::write(&path, "these are my holiday notes, not a video\n").unwrap(),
+        }
+        path
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.videos.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// `convert holiday.mp4` (a copy of clip.mp4) against `server`, the password given.
+fn start_converting_holiday(shell: &Shell, server: &str) -> Child {
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let mut command = shell.command_at(server, &["convert", "holiday.mp4", "--password-stdin"]);
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    child
+}
+
+async fn exit_of(child: Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
+}
+
+/// Ctrl-C: SIGINT, then the exit.
+async fn interrupt(child: Child) -> Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    exit_of(child).await
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_plays_as_mp3(path: &Path, seconds: f64) {
+    let (codec, duration) = probe_audio(path);
+    assert_eq!(codec, "mp3", "{}", path.display());
+    assert!((duration - seconds).abs() <= 0.3, "{} lasts {duration} s, not {seconds}", path.display());
+}
+
+#[tokio::test]
+async fn convert_makes_mp3s_beside_the_videos_and_reports_the_one_that_failed() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let shell = Shell::new();
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    shell.video("beach.mp4", Some("index-at-end.mp4"));
+    shell.video("notes.mp4", None);
+
+    let output = shell.run_with_password(&app, &["convert", "holiday.mp4", "beach.mp4", "notes.mp4", "--jobs", "2"]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_plays_as_mp3(&shell.videos.path().join("holiday.mp3"), 10.0);
+    assert_plays_as_mp3(&shell.videos.path().join("beach.mp3"), 10.0);
+    assert_eq!(shell.files(), ["beach.mp3", "beach.mp4", "holiday.mp3", "holiday.mp4", "notes.mp4"], "no leftovers");
+
+    // One line per file, in the order given; the bad one with the server's reason.
+    let token = app.login(EMAIL, PASSWORD).await;
+    let jobs = app.get_json(&token, "/jobs").await;
+    let notes = jobs["jobs"].as_array().unwrap().iter().find(|job| job["filename"] == "notes.mp4").unwrap();
+    let reason = notes["error"].as_str().unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0], "holiday.mp4: done -> holiday.mp3");
+    assert_eq!(lines[1], "beach.mp4: done -> beach.mp3");
+    assert_eq!(lines[2], format!("notes.mp4: failed: {reason}"));
+
+    // Not on a terminal: plain progress lines, no bar drawing.
+    for line in ["holiday.mp4: uploading (", "holiday.mp4: downloading (", "notes.mp4: failed: "] {
+        assert!(stderr.contains(line), "no {line:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains('\u{1b}'), "no terminal escapes when not on a terminal:\n{stderr}");
+    let log = service_log(&app.data_dir);
+    assert!(log.contains("upload accepted") && !log.contains('\u{1b}'), "logs without colour off a terminal");
+
+    // The token is cached, owner-only, and a second run uses it: no login, no password.
+    let cache = shell.home.path().join("config/mp3converter/tokens.json");
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
+    let logins = app.metric(LOGINS).await;
+    shell.video("again.mp4", Some("clip.mp4"));
+    let output = shell.run(&app, &["convert", "again.mp4"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "again.mp4: done -> again.mp3\n");
+    assert_eq!(app.metric(LOGINS).await, logins, "the second run logged in again");
+}
+
+#[tokio::test]
+async fn convert_never_overwrites_an_mp3_without_force_and_wastes_no_upload_on_it() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let shell = Shell::new();
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let out = tempfile::tempdir().unwrap();
+    let existing = out.path().join("holiday.mp3");
+    std::fs::write(&existing, "my own recording").unwrap();
+    let output_dir = out.path().to_str().unwrap();
+
+    let output = shell.run_with_password(&app, &["convert", "holiday.mp4", "--output", output_dir]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stdout).contains("exists (--force overwrites it)"), "{}", text(&output.stdout));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "my own recording");
+    assert_eq!(app.metric(UPLOADS).await, 0.0, "nothing was uploaded");
+
+    let output = shell.run(&app, &["convert", "holiday.mp4", "--output", output_dir, "--force"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_plays_as_mp3(&existing, 10.0);
+    let leftovers = std::fs::read_dir(out.path()).unwrap().count();
+    assert_eq!(leftovers, 1, "only the MP3 is in --output");
+}
+
+#[tokio::test]
+async fn jobs_lists_the_callers_jobs_and_download_fetches_an_mp3_once() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token(EMAIL, false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    let job = app.finished_job(&token, &job_id).await;
+    let mp3_fid = job["mp3_fid"].as_str().unwrap();
+    let shell = Shell::new();
+
+    let login = shell.run_with_password(&app, &["login"]);
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    let jobs = shell.run(&app, &["jobs"]);
+    let table = text(&jobs.stdout);
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("JOB"), "{table}");
+    let row = lines.next().unwrap();
+    for cell in [job_id.as_str(), "done", "clip.mp4", "10.0s", mp3_fid] {
+        assert!(row.contains(cell), "no {cell} in {row}");
+    }
+
+    let output = shell.run(&app, &["download", mp3_fid, "--output", "song.mp3"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_plays_as_mp3(&shell.videos.path().join("song.mp3"), 10.0);
+    let again = shell.run(&app, &["download", mp3_fid, "--output", "song.mp3"]);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("exists"), "{}", text(&again.stderr));
+    let unknown = shell.run(&app, &["download", &job_id]);
+    assert!(!unknown.status.success());
+    assert_eq!(text(&unknown.stderr).matches("error:").count(), 1, "one error line: {}", text(&unknown.stderr));
+    assert_eq!(shell.files(), ["song.mp3"], "no partial files");
+}
+
+#[tokio::test]
+async fn ctrl_c_mid_conversion_stops_convert_without_leaving_an_mp3_or_a_temporary_file() {
+    let app = TestApp::spawn_with(&["--fault-hooks", "true", "--fault-convert-delay-ms", "60000"]).await;
+    let token = app.user_token(EMAIL, false).await;
+    let shell = Shell::new();
+    let child = start_converting_holiday(&shell, &app.url("/"));
+    eventually(Duration::from_secs(30), "the upload to be accepted", || async {
+        (app.get_json(&token, "/jobs").await["jobs"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let output = interrupt(child).await;
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    assert_eq!(shell.files(), ["holiday.mp4"]);
+}
+
+/// `mp3converter user ARGS` on `app`'s users, with `stdin` as standard input.
+fn user(app: &TestApp, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(binary())
+        .arg("user")
+        .args(args)
+        .args(app.user_database_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn user_commands_list_change_and_delete_accounts() {
+    let app = TestApp::spawn().await;
+    app.add_user("ann@example.com", false);
+    app.add_user("bob@example.com", true);
+    let list = |app: &TestApp| text(&user(app, &["list"], "").stdout);
+    assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  user\nbob@example.com  admin\n");
+
+    let changed = user(&app, &["passwd", "ann@example.com", "--password-stdin"], "a new long password\n");
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    app.login("ann@example.com", "a new long password").await;
+    let old = app.client.post(app.url("/login")).basic_auth("ann@example.com", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!(old.status(), 401);
+
+    assert!(user(&app, &["set-admin", "ann@example.com"], "").status.success());
+    assert!(user(&app, &["set-admin", "bob@example.com", "--revoke"], "").status.success());
+    assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  admin\nbob@example.com  user\n");
+
+    assert!(user(&app, &["delete", "bob@example.com"], "").status.success());
+    assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  admin\n");
+    let gone = app.client.post(app.url("/login")).basic_auth("bob@example.com", Some(PASSWORD)).send().await.unwrap();
+    assert_eq!(gone.status(), 401);
+
+    // Errors are precise, and printed once.
+    for args in [
+        &["delete", "bob@example.com"][..],
+        &["set-admin", "nobody@example.com"],
+        &["passwd", "nobody@example.com", "--password-stdin"],
+    ] {
+        let output = user(&app, args, "long enough password\n");
+        let stderr = text(&output.stderr);
+        assert!(!output.status.success());
+        assert_eq!(stderr.lines().collect::<Vec<_>>(), [format!("error: there is no user {}", args[1])], "{args:?}");
+    }
+    // Without --password-stdin and without a terminal, no password is guessed from stdin.
+    let no_terminal = user(&app, &["add", "cat@example.com"], "long enough password\n");
+    assert!(text(&no_terminal.stderr).contains("--password-stdin"), "{}", text(&no_terminal.stderr));
+}
+
+#[test]
+fn user_add_help_lists_only_what_adding_a_user_needs() {
+    let output = Command::new(binary()).args(["user", "add", "--help"]).output().unwrap();
+    let help = text(&output.stdout);
+    for flag in ["--admin", "--password-stdin", "--data-dir", "--mysql-url", "--profile", "[default: ./data]"] {
+        assert!(help.contains(flag), "no {flag} in:\n{help}");
+    }
+    for flag in ["--listen", "--amqp-url", "--converters", "--smtp-url"] {
+        assert!(!help.contains(flag), "{flag} in:\n{help}");
+    }
+}
+
+#[tokio::test]
+async fn login_asks_for_the_password_on_a_terminal_without_echo_and_says_why_it_was_refused() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let shell = Shell::new();
+    // A terminal: `script` runs the command on a pseudo-terminal fed from our pipe.
+    let command = format!("{} login --server {}", binary(), app.url("/"));
+    let mut script = Command::new("script");
+    script.args(["-qec", &command, "/dev/null"]).env("HOME", shell.home.path()).env("MP3C_EMAIL", EMAIL);
+    let mut child = script.env_remove("XDG_CONFIG_HOME").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 256];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buffer) {
+                seen.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        })
+    };
+    let prompt = format!("password for {EMAIL}: ");
+    eventually(Duration::from_secs(30), "the password prompt", || async {
+        text(&seen.lock().unwrap()).contains(&prompt).then_some(())
+    })
+    .await;
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let terminal = text(&seen.lock().unwrap());
+    assert!(terminal.contains("logged in to"), "{terminal}");
+    assert!(!terminal.contains(PASSWORD), "the password was echoed: {terminal}");
+    assert!(shell.home.path().join(".config/mp3converter/tokens.json").exists(), "cached under ~/.config");
+
+    let mut refused = shell.command(&app, &["login", "--password-stdin"]).stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(refused.stdin.take().unwrap(), "not the password").unwrap();
+    let refused = refused.wait_with_output().unwrap();
+    assert!(!refused.status.success());
+    assert_eq!(
+        text(&refused.stderr),
+        "error: login refused: invalid credentials (401 Unauthorized, invalid_credentials)\n"
+    );
+}
+
+#[test]
+fn a_node_that_cannot_start_says_why_once() {
+    let data = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = Command::new(binary())
+        .args(["up", "--listen", &taken.local_addr().unwrap().to_string(), "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches("in use").count(), 1, "the error once, after logging began:\n{stderr}");
+    assert!(stderr.lines().last().unwrap().starts_with("error: "), "{stderr}");
+}
+
+#[tokio::test]
+async fn convert_polls_the_job_when_the_server_has_no_event_stream() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let proxy = Proxy::start(&app, Twist::NoEvents).await;
+    let shell = Shell::new();
+    let output = exit_of(start_converting_holiday(&shell, &proxy.url())).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_plays_as_mp3(&shell.videos.path().join("holiday.mp3"), 10.0);
+    assert_eq!(proxy.count(|line| line.ends_with("/events")), 1, "asked for the events once");
+    let polls = proxy.count(|line| line.starts_with("GET /jobs/") && !line.ends_with("/events"));
+    assert!(polls >= 1, "the job was polled");
+}
+
+#[tokio::test]
+async fn ctrl_c_mid_download_leaves_neither_the_mp3_nor_its_temporary_file() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let proxy = Proxy::start(&app, Twist::StalledDownloads).await;
+    let shell = Shell::new();
+    let child = start_converting_holiday(&shell, &proxy.url());
+    eventually(Duration::from_secs(30), "the download to begin", || async {
+        shell.files().iter().any(|name| name.starts_with(".holiday.mp3.") && name.ends_with(".part")).then_some(())
+    })
+    .await;
+    let output = interrupt(child).await;
+    assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
+    assert_eq!(shell.files(), ["holiday.mp4"]);
+}
