@@ -12,7 +12,7 @@ use crate::storage::Job;
 /// ready!`), which scripts written against the seed's emails look for.
 pub fn ready(job: &Job, mp3_fid: Id, public_url: Option<&Url>) -> Email {
     let about = format!("Your video {} (job {}) is now an MP3.", job.filename, job.id);
-    compose(&job.owner, format!("MP3 ready: {}", job.filename), &about, mp3_fid, public_url)
+    compose(&job.owner, format!("MP3 ready: {}", one_line(&job.filename)), &about, mp3_fid, public_url)
 }
 
 /// The email for an MP3 that no job of ours tracks (a seed converter's result for a video a
@@ -32,7 +32,8 @@ pub fn failed(job: &Job) -> Email {
         job.id,
         escape(reason)
     );
-    Email { to: job.owner.clone(), subject: format!("MP3 conversion failed: {}", job.filename), text, html }
+    let subject = format!("MP3 conversion failed: {}", one_line(&job.filename));
+    Email { to: job.owner.clone(), subject, text, html }
 }
 
 fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Option<&Url>) -> Email {
@@ -73,6 +74,12 @@ fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Opti
         text: format!("{about}\n\n{seed_line}\n\n{how_text}"),
         html: format!("<p>{}</p>\n<p>{seed_line}</p>\n{how_html}", escape(about)),
     }
+}
+
+/// A file name fit for a subject line: control characters (a name may hold line breaks) become
+/// spaces, so that no name can end the header or start another.
+fn one_line(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 fn with_trailing_slash(url: &str) -> String {
@@ -128,6 +135,15 @@ mod tests {
         let email = ready(&job("a.mp4"), mp3, Some(&base));
         assert!(email.text.contains(&format!("\"https://mp3.example.com/app/download?fid={mp3}\"")), "{}", email.text);
         assert!(email.html.contains("<a href=\"https://mp3.example.com/app\">"), "{}", email.html);
+    }
+
+    #[test]
+    fn a_file_name_with_line_breaks_stays_on_the_subject_line() {
+        let email = ready(&job("clip\r\nBcc: someone@example.com.mp4"), Id::generate(), None);
+        assert_eq!(email.subject, "MP3 ready: clip  Bcc: someone@example.com.mp4");
+        let mut failed_job = job("a\nb.mp4");
+        failed_job.state = JobState::Failed;
+        assert_eq!(failed(&failed_job).subject, "MP3 conversion failed: a b.mp4");
     }
 
     #[test]
