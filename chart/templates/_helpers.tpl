@@ -90,10 +90,68 @@ app.kubernetes.io/component: {{ .name }}
 {{- if has "gateway" .roles }}true{{ end -}}
 {{- end -}}
 
+{{/* A Deployment's shutdown grace in seconds: its own `shutdownGraceSeconds`, else
+config.shutdownGraceSeconds. Context: dict "root" $ "deployment" the entry. */}}
+{{- define "mp3c.shutdownGraceSeconds" -}}
+{{- $grace := .root.Values.config.shutdownGraceSeconds -}}
+{{- if and (hasKey .deployment "shutdownGraceSeconds") (not (kindIs "invalid" .deployment.shutdownGraceSeconds)) -}}
+{{- $grace = .deployment.shutdownGraceSeconds -}}
+{{- end -}}
+{{- int64 $grace -}}
+{{- end -}}
+
 {{/* Seconds Kubernetes waits between the pre-stop hook's start and SIGKILL: the pre-stop wait,
-the shutdown grace (in-flight conversions finish or are released) and a margin. */}}
+the Deployment's shutdown grace (requests and conversions in flight finish, are cut or are
+released) and a margin. Context: dict "root" $ "deployment" the entry. */}}
 {{- define "mp3c.terminationGracePeriodSeconds" -}}
-{{- add .Values.lifecycle.preStopSleepSeconds .Values.config.shutdownGraceSeconds .Values.lifecycle.terminationMarginSeconds -}}
+{{- $lifecycle := .root.Values.lifecycle -}}
+{{- add $lifecycle.preStopSleepSeconds (include "mp3c.shutdownGraceSeconds" .) $lifecycle.terminationMarginSeconds -}}
+{{- end -}}
+
+{{/* Bytes in a Kubernetes quantity (`4Gi`, `500M`, `1.5Gi`, `1073741824`); context: dict
+"value" the quantity "name" the value's name (for the error). */}}
+{{- define "mp3c.bytes" -}}
+{{- $q := toString .value -}}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?([KMGTP]i|[kMGTP])?$" $q) -}}
+{{- fail (printf "%s: %q is not a size (e.g. 20Gi, 500M or a number of bytes)" .name $q) -}}
+{{- end -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "P" 1000000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 -}}
+{{- $number := regexReplaceAll "[A-Za-z]+$" $q "" -}}
+{{- $unit := regexReplaceAll "^[0-9.]+" $q "" -}}
+{{- printf "%d" (mulf (float64 $number) (index $units $unit) | int64) -}}
+{{- end -}}
+
+{{/* Bytes a Deployment's data folder needs: dataVolume.baseSize, and on gateway nodes room for
+config.maxConcurrentUploads uploads of config.maxUploadBytes, each spooled whole and then
+copied audio-only beside it (a tenth more for the copy of a video). Context: dict "root" $
+"deployment" the entry. */}}
+{{- define "mp3c.dataBytesNeeded" -}}
+{{- $values := .root.Values -}}
+{{- $bytes := include "mp3c.bytes" (dict "value" $values.dataVolume.baseSize "name" "dataVolume.baseSize") | int64 -}}
+{{- if include "mp3c.isGateway" .deployment -}}
+{{- $uploads := mul (int64 $values.config.maxConcurrentUploads) (int64 $values.config.maxUploadBytes) -}}
+{{- $bytes = add $bytes (div (mul $uploads 11) 10) -}}
+{{- end -}}
+{{- printf "%d" $bytes -}}
+{{- end -}}
+
+{{/* The size limit of a Deployment's data folder: dataVolume.sizeLimit, which must hold what
+the Deployment needs, else that need in bytes. Context: dict "root" $ "deployment" the entry
+"name" its key. */}}
+{{- define "mp3c.dataSizeLimit" -}}
+{{- $needed := include "mp3c.dataBytesNeeded" . | int64 -}}
+{{- $values := .root.Values -}}
+{{- with $values.dataVolume.sizeLimit -}}
+{{- $given := include "mp3c.bytes" (dict "value" . "name" "dataVolume.sizeLimit") | int64 -}}
+{{- if and (lt $given $needed) (include "mp3c.isGateway" $.deployment) -}}
+{{- fail (printf "dataVolume.sizeLimit %v (%d bytes) is too small for deployments.%s, whose gateway nodes spool uploads there: it needs dataVolume.baseSize %v + config.maxConcurrentUploads %d x config.maxUploadBytes %d x 1.1 = %d bytes, or the pods are evicted by their own uploads. Raise it, lower those, or leave it empty to have it computed" . $given $.name $values.dataVolume.baseSize (int64 $values.config.maxConcurrentUploads) (int64 $values.config.maxUploadBytes) $needed) -}}
+{{- else if lt $given $needed -}}
+{{- fail (printf "dataVolume.sizeLimit %v is under dataVolume.baseSize %v" . $values.dataVolume.baseSize) -}}
+{{- end -}}
+{{- . -}}
+{{- else -}}
+{{- $needed -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The security context of the trial backends' containers. */}}

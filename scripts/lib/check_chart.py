@@ -6,7 +6,9 @@ Subcommands:
   crds SCHEMAS OBJECT...  each custom resource is valid by SCHEMAS/<group>_<kind>_<version>.json
   assert RENDERS BINARY   the chart's promises, over every render (a folder of <values>.yaml)
   dashboards RENDER DIR   each dashboard file in DIR is one ConfigMap in RENDER, byte for byte
-  rules RENDER FILE       the PrometheusRule's groups in RENDER are FILE's groups
+  rules RENDER FILE [VALUES]
+                          the PrometheusRule's groups in RENDER are FILE's groups (with VALUES'
+                          monitoring.prometheusRule.runbookBaseUrl in place of chart/README.md)
   image DOCKERFILE BINARY the runtime stage's packages provide what `ldd BINARY` needs
 """
 
@@ -29,6 +31,12 @@ URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]+:[^/@\s]+@")
 BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1"}
 # Runtime packages that provide no linked library, and why they are there.
 NON_LIBRARY_PACKAGES = {"ca-certificates": "CA roots for TLS to the backends and SMTP"}
+QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGTP]i|[kMGTP])?$")
+UNITS = {None: 1, **{u: 1000 ** (n + 1) for n, u in enumerate("kMGTP")},
+         **{f"{u}i": 1024 ** (n + 1) for n, u in enumerate("KMGTP")}}
+# The relative runbook links of the rule file, and the annotation Stakater Reloader acts on.
+RUNBOOK_PREFIX = "chart/README.md#"
+RELOADER = "secret.reloader.stakater.com/reload"
 
 failures = []
 
@@ -89,6 +97,19 @@ def selects(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def quantity_bytes(value):
+    match = QUANTITY.match(str(value))
+    if not match:
+        raise SystemExit(f"not a size: {value!r}")
+    return int(float(match[1]) * UNITS[match[2]])
+
+
+def smtp_port(url):
+    """The port an SMTP URL names, if it names one."""
+    match = re.match(r"^[a-z]+://(\[[^]]*\]|[^/?#:]*)(?::([0-9]+))?(?:[/?#].*)?$", url or "")
+    return int(match[2]) if match and match[2] else None
+
+
 def known_env(binary):
     help_text = subprocess.run([binary, "up", "--help"], check=True, capture_output=True, text=True).stdout
     return set(re.findall(r"\[env: (MP3C_[A-Z0-9_]+)=", help_text)) | ENV_NOT_IN_HELP
@@ -117,11 +138,25 @@ def assert_deployment(name, dep, docs, known):
     settings = {}
     for source in container.get("envFrom", []):
         settings.update(config_maps(docs)[source["configMapRef"]["name"]]["data"])
-    grace = int(settings["MP3C_SHUTDOWN_GRACE_SECONDS"])
+    roles = env["MP3C_ROLES"]["value"].split(",") if "MP3C_ROLES" in env else []
+    check("MP3C_SHUTDOWN_GRACE_SECONDS" in env and "MP3C_SHUTDOWN_GRACE_SECONDS" not in settings,
+          f"{where}: the shutdown grace is not the Deployment's own (env, not the ConfigMap)")
+    grace = int(env.get("MP3C_SHUTDOWN_GRACE_SECONDS", {}).get("value", settings.get("MP3C_SHUTDOWN_GRACE_SECONDS", 0)))
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     check(spec["terminationGracePeriodSeconds"] > grace + pre_stop,
           f"{where}: terminationGracePeriodSeconds {spec['terminationGracePeriodSeconds']} is not past the "
           f"pre-stop wait {pre_stop} plus the shutdown grace {grace}")
+    (data,) = [v for v in spec["volumes"] if v["name"] == "data"]
+    if "gateway" in roles:
+        uploads, upload_bytes = int(settings["MP3C_MAX_CONCURRENT_UPLOADS"]), int(settings["MP3C_MAX_UPLOAD_BYTES"])
+        limit = quantity_bytes(data["emptyDir"]["sizeLimit"])
+        check(limit >= uploads * upload_bytes * 1.1,
+              f"{where}: the data folder's sizeLimit {data['emptyDir']['sizeLimit']} is under {uploads} uploads "
+              f"(--max-concurrent-uploads) of {upload_bytes} bytes, each spooled with its audio-only copy")
+    reload = dep["metadata"].get("annotations", {}).get(RELOADER)
+    if reload is not None:
+        tls = [v["secret"]["secretName"] for v in spec["volumes"] if v["name"] == "cluster-tls"]
+        check(tls == [reload], f"{where}: Reloader watches {reload}, not the cluster certificate's Secret {tls}")
     check(env.get("MP3C_NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
           f"{where}: the node name is not the pod's name")
     check("MP3C_ROLES" in env, f"{where}: no roles")
@@ -138,6 +173,10 @@ def assert_deployment(name, dep, docs, known):
     return settings
 
 
+def egress_ports(policy):
+    return {p["port"] for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
+
+
 def assert_render(name, docs, known):
     for doc in docs:
         check(doc["metadata"].get("namespace"), f"{name}: {doc['kind']} {doc['metadata']['name']} has no namespace")
@@ -150,6 +189,7 @@ def assert_render(name, docs, known):
     settings = {}
     for dep in deployments:
         settings = assert_deployment(name, dep, docs, known)
+        check("MP3C_MAX_CONCURRENT_UPLOADS" in settings, f"{name}: --max-concurrent-uploads is left at the service's default")
         roles |= set(env_of(dep["spec"]["template"]["spec"]["containers"][0])["MP3C_ROLES"]["value"].split(","))
     check(roles == {"gateway", "auth", "converter", "notifier"}, f"{name}: roles carried: {sorted(roles)}")
     headless = [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"
@@ -172,6 +212,19 @@ def assert_render(name, docs, known):
               and meta.get("queueName") == "video" and "host" not in meta and "authenticationRef" in trigger,
               f"{name}: the ScaledObject's trigger is not rabbitmq/QueueLength/http on video with a TriggerAuthentication")
         check(not any(d["kind"] == "HorizontalPodAutoscaler" for d in docs), f"{name}: both KEDA and an HPA")
+    port = smtp_port(settings.get("MP3C_SMTP_URL"))
+    node_policies = [d for d in docs if d["kind"] == "NetworkPolicy" and any(
+        selects(d["spec"]["podSelector"].get("matchLabels", {}), dep["spec"]["template"]["metadata"]["labels"])
+        for dep in deployments)]
+    for policy in (p for p in node_policies if port):
+        check(port in egress_ports(policy), f"{name}: NetworkPolicy {policy['metadata']['name']} does not let the "
+                                            f"nodes reach the SMTP port {port} of --smtp-url")
+    for scaler in (d for d in docs if d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")):
+        least = scaler["spec"].get("minReplicaCount", scaler["spec"].get("minReplicas", 1))
+        (target,) = [d for d in deployments if d["metadata"]["name"] == scaler["spec"]["scaleTargetRef"]["name"]]
+        carried = env_of(target["spec"]["template"]["spec"]["containers"][0])["MP3C_ROLES"]["value"].split(",")
+        check(least > 0 or "notifier" not in carried,
+              f"{name}: {scaler['kind']} may scale {target['metadata']['name']}, which carries the notifier, to zero")
     for dep in deployments:
         scaled = any(d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler") and
                      d["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"] for d in docs)
@@ -193,6 +246,7 @@ def assert_renders(folder, binary):
         "keda-values": ({"ScaledObject", "TriggerAuthentication"}, {"Secret", "HorizontalPodAutoscaler"}),
         "monitoring-values": ({"ServiceMonitor", "PrometheusRule", "StatefulSet"}, set()),
         "tls-values": ({"Certificate"}, {"HorizontalPodAutoscaler", "ScaledObject"}),
+        "runbook-values": ({"PrometheusRule"}, set()),
         # The same values as monitoring-values, without the Prometheus Operator's API.
         "monitoring-values-no-crds": (set(), {"ServiceMonitor", "PrometheusRule"}),
     }
@@ -203,6 +257,8 @@ def assert_renders(folder, binary):
     sets = [d for d in renders.get("trial-values", []) if d["kind"] == "StatefulSet"]
     check(len(sets) == 3 and all(d["spec"].get("volumeClaimTemplates") for d in sets),
           "trial: not three StatefulSets with a PersistentVolumeClaim each")
+    check(all(RELOADER in d["metadata"].get("annotations", {}) for d in renders.get("tls-values", [])
+              if d["kind"] == "Deployment"), "tls-values: cluster.tls.reloader does not annotate every Deployment")
 
 
 def dashboards(render, folder):
@@ -216,10 +272,19 @@ def dashboards(render, folder):
     check(len(maps) == len(files), f"{len(maps)} dashboard ConfigMaps for {len(files)} files")
 
 
-def rules(render, path):
+def rules(render, path, values=None):
+    """With VALUES, the rule file's relative runbook links are expected at its runbookBaseUrl."""
     (rule,) = [d for d in load(render) if d["kind"] == "PrometheusRule"]
-    check(rule["spec"]["groups"] == yaml.safe_load(pathlib.Path(path).read_text())["groups"],
-          f"the PrometheusRule's groups differ from {path}")
+    groups = yaml.safe_load(pathlib.Path(path).read_text())["groups"]
+    base = values and yaml.safe_load(pathlib.Path(values).read_text())["monitoring"]["prometheusRule"]["runbookBaseUrl"]
+    links = [r["annotations"] for g in groups for r in g["rules"] if "runbook_url" in r.get("annotations", {})]
+    check(links and all(a["runbook_url"].startswith(RUNBOOK_PREFIX) for a in links),
+          f"{path}: not every runbook_url is {RUNBOOK_PREFIX}<alert>")
+    if base:
+        for annotations in links:
+            annotations["runbook_url"] = base + "#" + annotations["runbook_url"].removeprefix(RUNBOOK_PREFIX)
+    check(rule["spec"]["groups"] == groups, f"the PrometheusRule's groups differ from {path}"
+                                            + (f" with runbook links at {base}" if base else ""))
 
 
 def runtime_packages(dockerfile):
