@@ -13,6 +13,7 @@ Subcommands:
 """
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -361,9 +362,33 @@ def image(dockerfile, binary):
               f"runtime package {package} provides no library the binary links")
 
 
+def build_context(dockerfile, dockerignore):
+    """Every folder of the checkout the compiler reads for the binary (the sources, the
+    migrations `sqlx::migrate!` embeds, the web page `include_str!` embeds) is copied into the
+    build stage and let through .dockerignore, so that the image builds from what the tests built."""
+    tops = {"src"}
+    for source in pathlib.Path("src").rglob("*.rs"):
+        text = source.read_text()
+        for embedded in re.findall(r'include_(?:str|bytes)!\(\s*"([^"]+)"', text):
+            tops.add(os.path.relpath(source.parent / embedded).split(os.sep)[0])
+        for folder in re.findall(r'migrate!\(\s*"([^"]+)"', text):
+            tops.add(pathlib.Path(folder).parts[0])
+    copied = set()
+    for line in re.findall(r"^COPY (?!--from)(.+)$", pathlib.Path(dockerfile).read_text(), re.M):
+        copied.update(source.rstrip("/") for source in line.split()[:-1])
+    let_through = {line[1:].strip().rstrip("/") for line in pathlib.Path(dockerignore).read_text().splitlines()
+                   if line.startswith("!")}
+    for top in sorted(tops):
+        check(top in copied, f"the build stage does not COPY {top}/, which the compiler reads")
+        check(top in let_through, f".dockerignore keeps out {top}/, which the compiler reads")
+    print(f"  the compiler reads {', '.join(f'{t}/' for t in sorted(tops))}: all copied into the build stage")
+
+
 def main():
     command, *args = sys.argv[1:]
-    {"split": split, "crds": crds, "assert": assert_renders, "dashboards": dashboards, "rules": rules, "image": image}[command](*args)
+    commands = {"split": split, "crds": crds, "assert": assert_renders, "dashboards": dashboards, "rules": rules,
+                "image": image, "build-context": build_context}
+    commands[command](*args)
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
     sys.exit(1 if failures else 0)
