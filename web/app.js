@@ -2,14 +2,35 @@
 // The session token lives in sessionStorage (this tab only) and is sent in the Authorization
 // header; it never goes into a URL. Job events are read with fetch() and a stream reader,
 // because EventSource cannot send that header.
+// A browser opens only 6 HTTP/1.1 connections to a host, and each event stream and each upload
+// holds one for long: a few jobs are followed live (the others by polling the list), files are
+// uploaded two at a time (the server also caps uploads per user), and the MP3s' sizes are asked
+// for a couple at a time, so that downloads and the buttons always find a free connection.
 
 const TOKEN_KEY = "mp3converter.token";
 const EMAIL_KEY = "mp3converter.email";
 const FINAL = new Set(["done", "failed"]);
+/** Jobs followed live (an event stream each) at a time. */
+const MAX_FOLLOWERS = 3;
+/** How often the list is asked for when some unfinished job is not followed live. */
+const POLL_MS = 2000;
+/** Uploads at a time. */
+const MAX_UPLOADS = 2;
+/** HEAD requests for MP3 sizes at a time. */
+const MAX_SIZE_REQUESTS = 2;
 
 const $ = (id) => document.getElementById(id);
+/** What is known of each of the user's jobs, by id. */
 const jobs = new Map();
+/** The event streams followed, by job id. */
 const followers = new Map();
+/** The uploads in flight (XMLHttpRequests), aborted on sign-out, and those waiting to start. */
+const uploads = new Set();
+const waitingUploads = [];
+/** Done jobs whose MP3 size is still to be asked for, and how many such requests are in flight. */
+const sizesWanted = [];
+let sizeRequests = 0;
+let pollTimer = null;
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the API
@@ -71,6 +92,11 @@ function clearError() {
   $("error").textContent = "";
 }
 
+/** Tells screen readers (through the one status region) of an upload or a job that ended. */
+function announce(text) {
+  $("status").textContent = text;
+}
+
 function bytes(count) {
   if (count >= 1024 * 1024) return (count / 1024 / 1024).toFixed(1) + " MB";
   if (count >= 1024) return (count / 1024).toFixed(0) + " kB";
@@ -115,7 +141,14 @@ function signOut() {
   sessionStorage.removeItem(EMAIL_KEY);
   for (const controller of followers.values()) controller.abort();
   followers.clear();
+  waitingUploads.length = 0;
+  for (const request of uploads) request.abort();
+  uploads.clear();
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  sizesWanted.length = 0;
   jobs.clear();
+  announce("");
   $("jobs").replaceChildren();
   $("uploads").replaceChildren();
   $("workspace").hidden = true;
@@ -133,33 +166,68 @@ async function enter() {
 // ---------------------------------------------------------------------------------------------
 // The list of jobs
 
+/** Whether news of a job is still wanted: it is on the page, and the user is signed in. */
+function known(jobId) {
+  return jobs.has(jobId) && token() !== null;
+}
+
+/** Reads the list (one request for all jobs) and merges it into the page. */
 async function loadJobs() {
+  // Jobs that arrive while the list is read (an upload that just finished) are not in it, and
+  // jobs forgotten meanwhile (deleted) may still be: only what was known before is compared.
+  const before = new Set(jobs.keys());
   try {
     const response = await api("/jobs?limit=100");
     const body = await response.json();
+    if (!token()) return;
     const listed = new Set(body.jobs.map((job) => job.job_id));
-    for (const jobId of [...jobs.keys()].filter((jobId) => !listed.has(jobId))) {
-      forget(jobId);
+    for (const jobId of before) {
+      if (!listed.has(jobId)) forget(jobId);
     }
     for (const job of body.jobs.reverse()) {
-      update(job);
+      if (jobs.has(job.job_id) || !before.has(job.job_id)) update(job);
     }
   } catch (error) {
     showError(error);
   }
+  keepFollowing();
 }
 
 /** Merges what is known about a job, shows it, and follows it while it is not finished. */
 function update(news) {
-  const job = { ...(jobs.get(news.job_id) || {}), ...news };
+  const before = jobs.get(news.job_id);
+  // A finished job stays finished (a list read before it finished may answer after its event).
+  if (before && FINAL.has(before.state) && news.state && !FINAL.has(news.state)) return;
+  const job = { ...(before || {}), ...news };
   jobs.set(job.job_id, job);
   render(job);
-  if (!FINAL.has(job.state) && !followers.has(job.job_id)) {
-    follow(job.job_id);
+  if (before && !FINAL.has(before.state) && FINAL.has(job.state)) {
+    const label = job.filename || job.job_id;
+    announce(job.state === "done" ? label + " converted" : label + " failed: " + (job.error || "no reason given"));
   }
+  keepFollowing();
   if (job.state === "done" && job.mp3_bytes === undefined && job.mp3_fid) {
     job.mp3_bytes = null;
-    mp3Size(job);
+    sizesWanted.push(job.job_id);
+    askSizes();
+  }
+}
+
+/** Follows unfinished jobs live, MAX_FOLLOWERS at a time, and the others by polling the list. */
+function keepFollowing() {
+  if (!token()) return;
+  // Converting jobs first: their percent is worth watching.
+  const unfollowed = [...jobs.values()]
+    .filter((job) => !FINAL.has(job.state) && !followers.has(job.job_id))
+    .sort((a, b) => (b.state === "converting") - (a.state === "converting"));
+  for (const job of unfollowed.splice(0, MAX_FOLLOWERS - followers.size)) {
+    follow(job.job_id);
+  }
+  if (unfollowed.length > 0 && pollTimer === null) {
+    pollTimer = setTimeout(() => {
+      pollTimer = null;
+      if (token()) loadJobs();
+    }, POLL_MS);
   }
 }
 
@@ -235,13 +303,26 @@ function describe(job) {
   }
 }
 
+/** Asks for the wanted MP3 sizes, MAX_SIZE_REQUESTS at a time. */
+function askSizes() {
+  while (sizeRequests < MAX_SIZE_REQUESTS && sizesWanted.length > 0) {
+    const job = jobs.get(sizesWanted.shift());
+    if (!job || !token()) continue;
+    sizeRequests += 1;
+    mp3Size(job).finally(() => {
+      sizeRequests -= 1;
+      askSizes();
+    });
+  }
+}
+
 /** The MP3's size, from the headers of a HEAD request. */
 async function mp3Size(job) {
   try {
     const response = await api("/download?fid=" + encodeURIComponent(job.mp3_fid), { method: "HEAD" });
-    update({ job_id: job.job_id, mp3_bytes: Number(response.headers.get("Content-Length")) });
+    if (known(job.job_id)) update({ job_id: job.job_id, mp3_bytes: Number(response.headers.get("Content-Length")) });
   } catch (error) {
-    showError(error);
+    if (known(job.job_id)) showError(error);
   }
 }
 
@@ -269,26 +350,25 @@ async function follow(jobId) {
           .filter((line) => line.startsWith("data:"))
           .map((line) => line.slice(5).trim())
           .join("\n");
-        if (data) update(JSON.parse(data));
+        if (data && known(jobId)) update(JSON.parse(data));
       }
     }
   } catch (error) {
-    if (error.name === "AbortError") return;
     if (error instanceof ApiError && error.code === "not_found") {
       forget(jobId);
-    } else {
+    } else if (error.name !== "AbortError") {
       showError(error);
     }
-  } finally {
-    if (followers.get(jobId) === controller) followers.delete(jobId);
   }
-  // The stream ended before the job did (the server restarted, say): follow it again.
-  const job = jobs.get(jobId);
-  if (job && !FINAL.has(job.state) && token() && !controller.signal.aborted) {
-    setTimeout(() => {
-      if (jobs.has(jobId) && !followers.has(jobId)) follow(jobId);
-    }, 2000);
+  // The stream ended before the job did (the server restarted, say): the slot is kept for a
+  // while, so that a server that keeps ending streams is not asked again and again.
+  if (!controller.signal.aborted && known(jobId) && !FINAL.has(jobs.get(jobId).state)) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
+  // Forgotten, or signed out, meanwhile: the slot was freed then.
+  if (followers.get(jobId) !== controller) return;
+  followers.delete(jobId);
+  keepFollowing();
 }
 
 /** Takes a job that is gone off the list, and stops following it. */
@@ -298,6 +378,7 @@ function forget(jobId) {
   jobs.delete(jobId);
   document.querySelector(`li[data-job="${jobId}"]`)?.remove();
   $("no-jobs").hidden = jobs.size > 0;
+  keepFollowing();
 }
 
 async function downloadMp3(jobId) {
@@ -338,6 +419,13 @@ function uploadAll(files) {
   for (const file of files) upload(file);
 }
 
+/** Starts waiting uploads, MAX_UPLOADS at a time. */
+function startUploads() {
+  while (uploads.size < MAX_UPLOADS && waitingUploads.length > 0) {
+    waitingUploads.shift()();
+  }
+}
+
 /** Uploads one file with XMLHttpRequest (whose upload progress fetch() does not report). */
 function upload(file) {
   const item = document.createElement("li");
@@ -350,16 +438,35 @@ function upload(file) {
   progress.setAttribute("aria-label", "Upload of " + file.name);
   const status = document.createElement("span");
   status.className = "state";
-  status.textContent = "Uploading: 0%";
+  status.textContent = "Waiting to upload";
   item.append(name, progress, status);
   $("uploads").append(item);
 
+  const uploadFailed = (message) => {
+    status.className = "state state-failed";
+    status.textContent = message;
+    progress.hidden = true;
+    announce(file.name + ": " + message);
+  };
+
+  waitingUploads.push(() => send(file, { item, progress, status, uploadFailed }));
+  startUploads();
+}
+
+/** Sends one file, showing its progress in its row of the list of uploads. */
+function send(file, { item, progress, status, uploadFailed }) {
+  status.textContent = "Uploading: 0%";
   const form = new FormData();
   form.append("file", file, file.name);
   const request = new XMLHttpRequest();
   request.open("POST", "/upload");
   request.setRequestHeader("Authorization", "Bearer " + token());
   request.responseType = "json";
+  uploads.add(request);
+  request.addEventListener("loadend", () => {
+    uploads.delete(request);
+    startUploads();
+  });
   request.upload.addEventListener("progress", (event) => {
     if (!event.lengthComputable) return;
     const percent = Math.floor((event.loaded / event.total) * 100);
@@ -370,19 +477,14 @@ function upload(file) {
     const body = request.response;
     if (request.status === 202 && body) {
       item.remove();
+      announce(file.name + " uploaded");
       update({ job_id: body.job_id, state: "queued", filename: file.name, video_fid: body.video_fid });
     } else {
-      status.className = "state state-failed";
-      status.textContent = "Upload refused: " + (body && body.error ? body.error.message : request.status);
-      progress.hidden = true;
+      uploadFailed("Upload refused: " + (body && body.error ? body.error.message : request.status));
       if (request.status === 401) signOut();
     }
   });
-  request.addEventListener("error", () => {
-    status.className = "state state-failed";
-    status.textContent = "Upload failed: the connection was lost";
-    progress.hidden = true;
-  });
+  request.addEventListener("error", () => uploadFailed("Upload failed: the connection was lost"));
   request.send(form);
 }
 
@@ -408,6 +510,8 @@ function setUpDropZone() {
 // ---------------------------------------------------------------------------------------------
 
 $("sign-in-form").addEventListener("submit", signIn);
+// Disabled in the page until now, so that the form is never submitted without this script.
+$("sign-in-form").querySelector("button[type=submit]").disabled = false;
 $("sign-out").addEventListener("click", () => {
   signOut();
   $("email").focus();

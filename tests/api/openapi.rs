@@ -103,6 +103,7 @@ async fn provoke(calls: &mut Recorder<'_>, admin: &str, user: &str) {
     let asset = page.as_str().unwrap().split('"').find(|part| part.starts_with("/assets/")).unwrap().to_owned();
     calls.call(get.clone(), &asset, none).await;
     calls.call(get.clone(), "/assets/app.0000000000000000.css", none).await;
+    calls.call(get.clone(), "/assets/other.0000000000000000.css", none).await;
     let etag = calls.app.client.get(calls.app.url("/openapi.json")).send().await.unwrap().headers()["etag"].clone();
     calls.call(get.clone(), "/openapi.json", move |r| r.header("if-none-match", etag)).await;
     assert_eq!(calls.status(), 304);

@@ -70,9 +70,24 @@ async fn the_page_is_served_with_strict_headers_and_cached_by_content_hash() {
         let head = app.client.head(app.url(url)).send().await.unwrap();
         assert_eq!(head.status(), 200);
     }
-    let old = app.client.get(app.url("/assets/app.0000000000000000.js")).send().await.unwrap();
-    assert_eq!(old.status(), 404);
-    assert_eq!(old.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    // The hashed name of another version (a page from a pod of another release, during a rolling
+    // update) gets this version, revalidated, so that the page is never left without its script.
+    let script = assets.iter().find(|url| url.ends_with(".js")).unwrap();
+    let current = app.client.get(app.url(script)).send().await.unwrap();
+    let current_etag = header(&current, "etag").to_owned();
+    let current = current.text().await.unwrap();
+    let other = app.client.get(app.url("/assets/app.0000000000000000.js")).send().await.unwrap();
+    assert_eq!(other.status(), 200);
+    assert_secure_headers(&other);
+    assert_eq!(header(&other, "cache-control"), "no-cache");
+    assert_eq!(header(&other, "etag"), current_etag);
+    assert!(header(&other, "content-type").starts_with("text/javascript"));
+    assert_eq!(other.text().await.unwrap(), current);
+    for unknown in ["/assets/other.0000000000000000.js", "/assets/app.js", "/assets/app.0000.js"] {
+        let missing = app.client.get(app.url(unknown)).send().await.unwrap();
+        assert_eq!(missing.status(), 404, "{unknown}");
+        assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    }
 
     let document = app.client.get(app.url("/openapi.json")).send().await.unwrap();
     assert_eq!(document.status(), 200);
@@ -152,6 +167,27 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// A Chrome DevTools Protocol command, through chromedriver's `goog/cdp/execute` endpoint.
+#[derive(Debug)]
+struct DevTools(Value);
+
+impl WebDriverCompatibleCommand for DevTools {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (hyper::Method, Option<String>) {
+        (hyper::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Makes the browser fail every request for a URL that matches one of `patterns`.
+async fn block_urls(browser: &Client, patterns: &[&str]) {
+    browser.issue_cmd(DevTools(json!({ "cmd": "Network.enable", "params": {} }))).await.unwrap();
+    let block = json!({ "cmd": "Network.setBlockedURLs", "params": { "urls": patterns } });
+    browser.issue_cmd(DevTools(block)).await.unwrap();
+}
+
 /// Saves screenshots, numbered in order, under `target/test-artefacts/web-page/`.
 struct Screenshots {
     dir: PathBuf,
@@ -199,11 +235,55 @@ async fn serious_violations(browser: &Client) -> Vec<Value> {
     found.as_array().cloned().unwrap_or_default()
 }
 
-/// Test-only: collects every status text the page shows (uploads and jobs) in `statusesSeen`.
+/// Test-only: collects every status text the page shows (uploads and jobs) in `statusesSeen`,
+/// and every announcement of its status region in `announced`.
 const STATUS_OBSERVER: &str = "window.statusesSeen = new Set();
-    const collect = () => document.querySelectorAll('.state')
-        .forEach((state) => window.statusesSeen.add(state.textContent));
+    window.announced = [];
+    const collect = () => {
+        document.querySelectorAll('.state').forEach((state) => window.statusesSeen.add(state.textContent));
+        const said = document.getElementById('status').textContent;
+        if (said && window.announced[window.announced.length - 1] !== said) window.announced.push(said);
+    };
     new MutationObserver(collect).observe(document.body, { subtree: true, childList: true, characterData: true });";
+
+/// Test-only: counts the page's requests in `traffic`: the event streams and the HEAD requests
+/// open at a time (and their peaks), and the answers of the list of jobs.
+const TRAFFIC_SPY: &str =
+    "const traffic = window.traffic = { streams: 0, maxStreams: 0, heads: 0, maxHeads: 0, lists: 0 };
+    const fetch = window.fetch;
+    const open = (kind) => {
+        traffic[kind] += 1;
+        const peak = 'max' + kind[0].toUpperCase() + kind.slice(1);
+        traffic[peak] = Math.max(traffic[peak], traffic[kind]);
+        let closed = false;
+        return () => { if (!closed) traffic[kind] -= 1; closed = true; };
+    };
+    window.fetch = async (input, init = {}) => {
+        const url = String(input);
+        const close = url.includes('/events') ? open('streams') : init.method === 'HEAD' ? open('heads') : null;
+        try {
+            const response = await fetch(input, init);
+            if (url.startsWith('/jobs?')) traffic.lists += 1;
+            if (close && url.includes('/events')) {
+                // Closed before the page reads the stream's end (so a follower that takes the
+                // freed slot is not counted with the one it replaces).
+                const { readable, writable } = new TransformStream({ flush: close });
+                response.body.pipeTo(writable).catch(close);
+                return new Response(readable, response);
+            }
+            if (close) close();
+            return response;
+        } catch (error) {
+            if (close) close();
+            throw error;
+        }
+    };";
+
+/// A number in the page's `traffic` (see [`TRAFFIC_SPY`]).
+async fn traffic(browser: &Client, counter: &str) -> u64 {
+    let value = browser.execute(&format!("return window.traffic.{counter};"), Vec::new()).await.unwrap();
+    value.as_u64().unwrap()
+}
 
 /// The row of the job of `filename` in the live list, as a CSS selector.
 async fn row_of(browser: &Client, filename: &str) -> String {
@@ -223,21 +303,55 @@ async fn the_page_converts_videos_in_a_real_browser() {
     let work = tempfile::tempdir().unwrap();
     let downloads = work.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    // The second is long enough (8 minutes of audio) for its conversion to be watched.
-    let videos: Vec<PathBuf> = [("first.mp4", "clip.mp4"), ("second.mp4", "eight-minutes-audio.mp4")]
-        .iter()
-        .map(|(name, source)| {
-            let path = work.path().join(name);
-            std::fs::copy(fixture(source), &path).unwrap();
-            path
-        })
-        .collect();
+    // The second is long enough (8 minutes of audio) for its conversion to be watched; with six
+    // more short ones there are more unfinished jobs than a browser has connections to a host.
+    let short =
+        ["third", "fourth", "fifth", "sixth", "seventh", "eighth"].map(|name| (format!("{name}.mp4"), "clip.mp4"));
+    let videos: Vec<PathBuf> =
+        [("first.mp4".to_owned(), "clip.mp4"), ("second.mp4".to_owned(), "eight-minutes-audio.mp4")]
+            .into_iter()
+            .chain(short)
+            .map(|(name, source)| {
+                let path = work.path().join(name);
+                std::fs::copy(fixture(source), &path).unwrap();
+                path
+            })
+            .collect();
     let mut shots = Screenshots::new();
     let driver = ChromeDriver::start(&shots.dir.join("chromedriver.log")).await;
     let browser = driver.session(&downloads).await;
 
+    // Without its script (blocked here, as a 404 would), the form cannot be submitted: its button
+    // is disabled, which also blocks submitting with Enter; and it would POST, never putting the
+    // password in a URL.
+    block_urls(&browser, &["*/assets/app.*.js"]).await;
     browser.goto(&app.url("/")).await.unwrap();
     until(&browser, "the sign-in form", "document.getElementById('email')").await;
+    let form = "document.getElementById('sign-in-form')";
+    // (The page has loaded: had the script run, it would have enabled the button.)
+    let inert = format!("{form}.method === 'post' && {form}.querySelector('button[type=submit]').disabled");
+    until(&browser, "a form that cannot be sent without the script", &inert).await;
+    browser.find(Locator::Id("email")).await.unwrap().send_keys(email).await.unwrap();
+    let password = browser.find(Locator::Id("password")).await.unwrap();
+    password.send_keys(&format!("secret{}", &*fantoccini::key::Key::Enter)).await.unwrap();
+    let stayed = "location.search === '' && performance.getEntriesByType('navigation').length === 1 \
+        && document.getElementById('password').value === 'secret'";
+    until(&browser, "no submission", stayed).await;
+    assert_eq!(browser.current_url().await.unwrap().as_str(), app.url("/"));
+    let log = browser.issue_cmd(BrowserLog).await.unwrap();
+    let blocked = |entry: &Value| entry["message"].as_str().unwrap_or_default().contains("/assets/app.");
+    let other: Vec<&Value> = log.as_array().unwrap().iter().filter(|e| e["level"] == "SEVERE" && !blocked(e)).collect();
+    assert!(other.is_empty(), "browser errors: {other:?}");
+    shots.take(&browser, "no-script").await;
+    block_urls(&browser, &[]).await;
+
+    browser.goto(&app.url("/")).await.unwrap();
+    until(&browser, "the sign-in form with its script", &format!("!{form}.querySelector('button').disabled")).await;
+    // One status region is the page's only live region (with the alert of errors): lists whose
+    // text changes several times a second are not read out.
+    let live = "Array.from(document.querySelectorAll('[aria-live], [role=status], [role=alert], [role=log]'))
+        .map((e) => e.id).sort().join(' ')";
+    assert_eq!(browser.execute(&format!("return {live};"), Vec::new()).await.unwrap(), "error status");
     assert!(serious_violations(&browser).await.is_empty(), "{:?}", serious_violations(&browser).await);
     shots.take(&browser, "sign-in").await;
 
@@ -262,23 +376,42 @@ async fn the_page_converts_videos_in_a_real_browser() {
     );
     shots.take(&browser, "signed-in").await;
 
-    // Two files at once through the file picker; both reach done in the live list, which shows
+    // Eight files at once through the file picker; all reach done in the live list, which shows
     // the upload's progress and the conversion's percent on the way (every status text the
-    // page shows is collected by an observer this test adds).
+    // page shows is collected by an observer this test adds, and its requests are counted).
     browser.execute(STATUS_OBSERVER, Vec::new()).await.unwrap();
+    browser.execute(TRAFFIC_SPY, Vec::new()).await.unwrap();
     let picked = videos.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join("\n");
     browser.find(Locator::Id("files")).await.unwrap().send_keys(&picked).await.unwrap();
-    until(&browser, "two jobs listed", "document.querySelectorAll('#jobs li').length === 2").await;
+    until(&browser, "eight jobs listed", "document.querySelectorAll('#jobs li').length === 8").await;
     shots.take(&browser, "uploaded").await;
+    // While they convert the page still has connections to spare: Refresh is answered.
+    let lists = traffic(&browser, "lists").await;
+    let refresh_clicked = std::time::Instant::now();
+    browser.find(Locator::Id("refresh")).await.unwrap().click().await.unwrap();
+    until(&browser, "the refreshed list", &format!("window.traffic.lists > {lists}")).await;
+    assert!(refresh_clicked.elapsed() < Duration::from_secs(10), "{:?}", refresh_clicked.elapsed());
     let converting = "Array.from(document.querySelectorAll('#jobs .state'))
         .some((state) => /^Converting: \\d+%$/.test(state.textContent))";
     until(&browser, "a conversion's percent", converting).await;
     shots.take(&browser, "converting").await;
-    until(&browser, "both jobs done", "document.querySelectorAll('#jobs .state-done').length === 2").await;
+    until(&browser, "all jobs done", "document.querySelectorAll('#jobs .state-done').length === 8").await;
     let seen = browser.execute("return Array.from(window.statusesSeen);", Vec::new()).await.unwrap();
     let seen: Vec<&str> = seen.as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(seen.iter().any(|text| text.starts_with("Uploading: 100% of")), "{seen:?}");
     assert!(seen.contains(&"Queued"), "{seen:?}");
+    // At most three event streams and two size requests were open at a time.
+    let max_streams = traffic(&browser, "maxStreams").await;
+    assert!((1..=3).contains(&max_streams), "{max_streams} event streams at once");
+    until(&browser, "every MP3's size asked for", "window.traffic.heads === 0").await;
+    let max_heads = traffic(&browser, "maxHeads").await;
+    assert!((1..=2).contains(&max_heads), "{max_heads} HEAD requests at once");
+    // The status region said when each upload and each conversion finished, never a percent.
+    let announced = browser.execute("return window.announced;", Vec::new()).await.unwrap();
+    let announced: Vec<&str> = announced.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(announced.iter().any(|said| said.ends_with(" uploaded")), "{announced:?}");
+    assert!(announced.iter().any(|said| said.ends_with(" converted")), "{announced:?}");
+    assert!(announced.iter().all(|said| !said.contains('%')), "{announced:?}");
     let first = row_of(&browser, "first.mp4").await;
     let second = row_of(&browser, "second.mp4").await;
     for (row, length) in [(&first, "0:10"), (&second, "8:00")] {
@@ -301,8 +434,10 @@ async fn the_page_converts_videos_in_a_real_browser() {
     until(&browser, "the deleted row gone", &format!("!document.querySelector('{second}')")).await;
     let token = app.login(email, PASSWORD).await;
     let listed = app.get_json(&token, "/jobs").await;
-    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
-    assert_eq!(listed["jobs"][0]["filename"], "first.mp4");
+    let names: Vec<&str> =
+        listed["jobs"].as_array().unwrap().iter().filter_map(|job| job["filename"].as_str()).collect();
+    assert_eq!(names.len(), 7, "{listed}");
+    assert!(names.contains(&"first.mp4") && !names.contains(&"second.mp4"), "{listed}");
     shots.take(&browser, "deleted").await;
     assert!(serious_violations(&browser).await.is_empty(), "{:?}", serious_violations(&browser).await);
 

@@ -4,6 +4,9 @@
 //!
 //! The page's style sheet and script are served under names that carry a hash of their content
 //! and may be cached for good; the page and the document are revalidated (`no-cache`) by ETag.
+//! A hashed name of another version of an asset (a page from an older or newer pod, during a
+//! rolling update) gets this version's file, revalidated, rather than a 404 that would leave the
+//! page without its script.
 //! Every answer carries a strict Content-Security-Policy (scripts and styles only from files of
 //! this origin, nothing inline), `X-Content-Type-Options: nosniff` and `Referrer-Policy`.
 
@@ -48,8 +51,12 @@ impl StaticFile {
 
 /// An asset and the hashed name it is served under.
 struct Asset {
+    /// The name `web/index.html` uses, e.g. `app.js`.
+    plain: &'static str,
     name: String,
     file: StaticFile,
+    /// The same content, revalidated: for the hashed names of other versions.
+    other_version: StaticFile,
 }
 
 struct Site {
@@ -72,11 +79,11 @@ static SITE: LazyLock<Site> = LazyLock::new(|| {
     let assets: Vec<Asset> = ASSETS
         .iter()
         .map(|(plain, content, content_type)| {
-            let file = StaticFile::new(Bytes::from_static(content.as_bytes()), content_type, IMMUTABLE);
-            let (stem, extension) = plain.rsplit_once('.').expect("asset names have an extension");
-            let name = format!("{stem}.{}.{extension}", file.etag.trim_matches('"'));
+            let body = Bytes::from_static(content.as_bytes());
+            let file = StaticFile::new(body.clone(), content_type, IMMUTABLE);
+            let name = hashed_name(plain, file.etag.trim_matches('"'));
             page = page.replace(&format!("/assets/{plain}"), &format!("/assets/{name}"));
-            Asset { name, file }
+            Asset { plain, name, file, other_version: StaticFile::new(body, content_type, REVALIDATE) }
         })
         .collect();
     Site {
@@ -91,6 +98,20 @@ fn content_hash(content: &[u8]) -> String {
     Sha256::digest(content).iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// `app.js` with hash `0123` is `app.0123.js`.
+fn hashed_name(plain: &str, hash: &str) -> String {
+    let (stem, extension) = plain.rsplit_once('.').expect("asset names have an extension");
+    format!("{stem}.{hash}.{extension}")
+}
+
+/// The plain name of a content-hashed one (`app.0123456789abcdef.js` is `app.js`), whatever the hash.
+fn plain_name(name: &str) -> Option<String> {
+    let (rest, extension) = name.rsplit_once('.')?;
+    let (stem, hash) = rest.rsplit_once('.')?;
+    let is_hash = hash.len() == 16 && hash.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+    is_hash.then(|| format!("{stem}.{extension}"))
+}
+
 pub fn page(request: &Request<Incoming>) -> Response {
     serve(&SITE.page, request)
 }
@@ -101,9 +122,13 @@ pub fn openapi(request: &Request<Incoming>) -> Response {
 
 pub fn asset(request: &Request<Incoming>) -> Result<Response, ApiError> {
     let name = request.uri().path().trim_start_matches("/assets/");
+    if let Some(asset) = SITE.assets.iter().find(|asset| asset.name == name) {
+        return Ok(serve(&asset.file, request));
+    }
+    let plain = plain_name(name).ok_or_else(|| ApiError::not_found("no such file"))?;
     let asset =
-        SITE.assets.iter().find(|asset| asset.name == name).ok_or_else(|| ApiError::not_found("no such file"))?;
-    Ok(serve(&asset.file, request))
+        SITE.assets.iter().find(|asset| asset.plain == plain).ok_or_else(|| ApiError::not_found("no such file"))?;
+    Ok(serve(&asset.other_version, request))
 }
 
 /// The file, or 304 when the client's copy (`If-None-Match`) is current.
@@ -149,6 +174,14 @@ mod tests {
             assert!(std::str::from_utf8(&SITE.page.body).unwrap().contains(&format!("/assets/{}", asset.name)));
         }
         assert!(!std::str::from_utf8(&SITE.page.body).unwrap().contains("/assets/app.js\""));
+    }
+
+    #[test]
+    fn a_hashed_name_is_read_back_to_its_plain_name() {
+        assert_eq!(plain_name(&hashed_name("app.js", "0123456789abcdef")).as_deref(), Some("app.js"));
+        assert_eq!(plain_name("app.0123456789ABCDEF.js"), None);
+        assert_eq!(plain_name("app.0123.js"), None);
+        assert_eq!(plain_name("app.js"), None);
     }
 
     #[test]
