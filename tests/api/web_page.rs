@@ -102,21 +102,26 @@ async fn the_page_is_served_with_strict_headers_and_cached_by_content_hash() {
 struct ChromeDriver {
     process: Child,
     port: u16,
+    /// Its and the browser's temporary folder (profiles, downloads in progress): a killed browser
+    /// cannot clean up after itself, so the folder goes when this is dropped, after the kill.
+    _tmp: tempfile::TempDir,
 }
 
 impl ChromeDriver {
     async fn start(log: &Path) -> ChromeDriver {
         let port = free_port();
         let log = std::fs::File::create(log).unwrap();
+        let tmp = tempfile::tempdir().expect("a temporary folder for the browser");
         let process = Command::new("chromedriver")
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".to_owned()])
+            .env("TMPDIR", tmp.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0)
             .spawn()
             .expect("chromedriver runs (scripts/install-deps --test installs it)");
-        let driver = ChromeDriver { process, port };
+        let driver = ChromeDriver { process, port, _tmp: tmp };
         eventually(Duration::from_secs(20), "chromedriver to listen", || async {
             tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
         })
