@@ -149,8 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert { videos, output, jobs, force, server } => {
             let options = ConvertOptions { output, jobs: jobs.into(), force };
             let plan = convert::plan(&videos, &options)?;
-            let client = server.client().await?;
-            return Ok(match interruptible(convert::run(&client, plan, &options)).await {
+            return Ok(match interruptible(convert::run(plan, &options, async || server.client().await)).await {
                 Some(Ok(summary)) if summary.all_done() => ExitCode::SUCCESS,
                 Some(Ok(_)) => ExitCode::FAILURE,
                 Some(Err(error)) => return Err(error),

@@ -1,6 +1,8 @@
 //! `convert VIDEO...`: each video uploaded, followed and its MP3 downloaded next to it (or into
-//! `--output`), `--jobs` at a time; then one line per file. A file whose MP3 exists (without
-//! `--force`) fails before anything is uploaded, so no work is wasted on it.
+//! `--output`), `--jobs` at a time; then one line per file. The files are checked before anything
+//! is uploaded (and before logging in, when none is left): a video named twice (however its path
+//! is written) is converted once, and a video whose MP3 exists (without `--force`), or would be
+//! the video itself, fails at once.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,8 @@ pub struct ConvertOptions {
     pub force: bool,
 }
 
-/// One video and where its MP3 goes, or why it will not be converted.
+/// One video (as named on the command line) and where its MP3 goes, or why it will not be
+/// converted.
 pub struct Planned {
     video: PathBuf,
     mp3: PathBuf,
@@ -47,24 +50,50 @@ impl Summary {
 }
 
 /// Where each video's MP3 goes (`holiday.mp4` -> `holiday.mp3`), and which videos are refused
-/// now: missing, or whose MP3 exists, or the same MP3 as an earlier video's.
+/// now: missing, or whose MP3 exists, or is the video itself, or is an earlier video's. A video
+/// named again (`./a.mp4` after `a.mp4`, or through a link) is left out.
 pub fn plan(videos: &[PathBuf], options: &ConvertOptions) -> anyhow::Result<Vec<Planned>> {
     if let Some(folder) = &options.output {
         std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
     }
-    let mut taken = HashSet::new();
-    let planned = videos.iter().map(|video| {
+    let (mut seen, mut taken) = (HashSet::new(), HashSet::new());
+    let mut planned = Vec::new();
+    for video in videos {
         let mp3 = mp3_path(video, options.output.as_deref());
-        let refused = if !video.is_file() {
-            Some(format!("{} is not a file", video.display()))
-        } else if !taken.insert(mp3.clone()) {
-            Some(format!("another video's MP3 is {} too", mp3.display()))
-        } else {
-            refuse_existing(&mp3, options.force).err().map(|error| error.to_string())
+        let refused = match video.canonicalize() {
+            Ok(canonical) if !seen.insert(canonical.clone()) => continue,
+            Ok(canonical) if canonical.is_file() => refusal(&canonical, &mp3, &mut taken, options.force),
+            _ => Some(format!("{} is not a file", video.display())),
         };
-        Planned { video: video.clone(), mp3, refused }
-    });
-    Ok(planned.collect())
+        planned.push(Planned { video: video.clone(), mp3, refused });
+    }
+    Ok(planned)
+}
+
+/// Why the video at `canonical` cannot have its MP3 at `mp3`, if it cannot: the MP3 would be
+/// the video itself (even with `force`), or another video's MP3 (noted in `taken`), or exists.
+fn refusal(canonical: &Path, mp3: &Path, taken: &mut HashSet<PathBuf>, force: bool) -> Option<String> {
+    let target = canonical_target(mp3);
+    if target.as_deref() == Some(canonical) {
+        Some(format!(
+            "its MP3 would be written over the video itself, {}: choose another folder with --output",
+            mp3.display()
+        ))
+    } else if !taken.insert(target.unwrap_or_else(|| mp3.to_owned())) {
+        Some(format!("another video's MP3 is {} too", mp3.display()))
+    } else {
+        refuse_existing(mp3, force).err().map(|error| error.to_string())
+    }
+}
+
+/// The canonical path a file written at `path` would have (its folder's canonical path and its
+/// name, or the file's own when it exists: a link is written through); None if the folder is
+/// missing.
+fn canonical_target(path: &Path) -> Option<PathBuf> {
+    path.canonicalize().ok().or_else(|| {
+        let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(folder.canonicalize().ok()?.join(path.file_name()?))
+    })
 }
 
 fn mp3_path(video: &Path, output: Option<&Path>) -> PathBuf {
@@ -75,20 +104,24 @@ fn mp3_path(video: &Path, output: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Converts every planned video, `options.jobs` at a time, and prints one line per file.
-pub async fn run(client: &ApiClient, plan: Vec<Planned>, options: &ConvertOptions) -> anyhow::Result<Summary> {
-    let board = Board::new();
-    let mut outcomes: Vec<(usize, PathBuf, Outcome)> = futures_util::stream::iter(plan.into_iter().enumerate())
-        .map(|(index, planned)| {
-            let board = &board;
-            async move {
-                let outcome = convert_one(client, board, &planned, options.force).await;
-                (index, planned.video, outcome)
-            }
-        })
-        .buffer_unordered(options.jobs.max(1))
-        .collect()
-        .await;
+/// Converts every planned video that was not refused, `options.jobs` at a time, with the
+/// client that `connect` gives (only called when there is such a video), and prints one line
+/// per file.
+pub async fn run(
+    plan: Vec<Planned>,
+    options: &ConvertOptions,
+    connect: impl AsyncFnOnce() -> anyhow::Result<ApiClient>,
+) -> anyhow::Result<Summary> {
+    let (work, refused): (Vec<_>, Vec<_>) =
+        plan.into_iter().enumerate().partition(|(_, planned)| planned.refused.is_none());
+    let mut outcomes: Vec<(usize, PathBuf, Outcome)> = refused
+        .into_iter()
+        .map(|(index, planned)| (index, planned.video, Outcome::Failed(planned.refused.unwrap_or_default())))
+        .collect();
+    if !work.is_empty() {
+        let client = connect().await?;
+        outcomes.extend(convert_all(&client, work, options).await);
+    }
     outcomes.sort_by_key(|(index, _, _)| *index);
     let summary = Summary { outcomes: outcomes.into_iter().map(|(_, video, outcome)| (video, outcome)).collect() };
     for (video, outcome) in &summary.outcomes {
@@ -100,10 +133,27 @@ pub async fn run(client: &ApiClient, plan: Vec<Planned>, options: &ConvertOption
     Ok(summary)
 }
 
+/// Converts the numbered videos, `options.jobs` at a time; their outcomes in any order.
+async fn convert_all(
+    client: &ApiClient,
+    work: Vec<(usize, Planned)>,
+    options: &ConvertOptions,
+) -> Vec<(usize, PathBuf, Outcome)> {
+    let board = Board::new();
+    futures_util::stream::iter(work)
+        .map(|(index, planned)| {
+            let board = &board;
+            async move {
+                let outcome = convert_one(client, board, &planned, options.force).await;
+                (index, planned.video, outcome)
+            }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await
+}
+
 async fn convert_one(client: &ApiClient, board: &Board, planned: &Planned, force: bool) -> Outcome {
-    if let Some(reason) = &planned.refused {
-        return Outcome::Failed(reason.clone());
-    }
     let name = planned.video.file_name().unwrap_or(planned.video.as_os_str()).to_string_lossy();
     let progress = Arc::new(board.file(&name));
     let converted = async {

@@ -1,6 +1,6 @@
 //! Following one job to its end: its live events (`GET /jobs/{id}/events`, server-sent
-//! events) when the server has them, else polling `GET /jobs/{id}`; each step shown on the
-//! file's progress bar.
+//! events) when the server gives them, else polling `GET /jobs/{id}` (through a server that is
+//! briefly away: [`retry`](super::retry)); each step shown on the file's progress bar.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use reqwest::header::ACCEPT;
 use serde::Deserialize;
 
 use super::progress::FileProgress;
-use super::{ApiClient, CALL_TIMEOUT, success};
+use super::{ApiClient, CALL_TIMEOUT, ServerError, retry, success};
 use crate::storage::JobState;
 
 /// How often a job is read again when the server has no event stream.
@@ -38,16 +38,28 @@ impl ApiClient {
         }
     }
 
-    /// The job's events until its last; None if the server has no event stream, or the stream
-    /// ended early (the server stopping), so that polling takes over.
+    /// The job's events until its last; None when the server gives no event stream (an older
+    /// one, too many followers, away) or the stream ended early (the server stopping), so that
+    /// polling takes over. Only a refused token is an error here (a job that is not the
+    /// caller's fails at the first poll, with the server's reason).
     async fn follow_events(&self, job_id: &str, progress: &FileProgress) -> anyhow::Result<Option<JobStatus>> {
         let request = self.get(&format!("/jobs/{job_id}/events"))?.header(ACCEPT, "text/event-stream");
-        let response = request.send().await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            tracing::debug!(job_id, "no event stream: polling");
-            return Ok(None);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(job_id, %error, "no event stream: polling");
+                return Ok(None);
+            }
+        };
+        match response.status() {
+            status if status.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(ServerError::read(response).await.into()),
+            status => {
+                tracing::debug!(job_id, %status, "no event stream: polling");
+                return Ok(None);
+            }
         }
-        let mut events = EventStream::new(success(response).await?.bytes_stream());
+        let mut events = EventStream::new(response.bytes_stream());
         while let Some(event) = events.next().await {
             let event = match event {
                 Ok(event) => event,
@@ -67,7 +79,7 @@ impl ApiClient {
 
     async fn poll(&self, job_id: &str, progress: &FileProgress) -> anyhow::Result<JobStatus> {
         loop {
-            let response = self.get(&format!("/jobs/{job_id}"))?.timeout(CALL_TIMEOUT).send().await?;
+            let response = retry::send(self.get(&format!("/jobs/{job_id}"))?.timeout(CALL_TIMEOUT), progress).await?;
             let status: JobStatus = success(response).await?.json().await?;
             show(progress, &status);
             if status.state.is_finished() {

@@ -1,12 +1,13 @@
 //! A thin client of the HTTP API for the command line, never bypassing it: a session
 //! ([`session`]: login and the token cache), JSON calls and the server's error messages (here),
 //! uploads and downloads with progress ([`upload`], [`download`]), following a job
-//! ([`follow`]), and the `convert` command that puts them together ([`convert`]).
+//! ([`follow`], riding out a server that is briefly away: [`retry`]), and the `convert` command that puts them together ([`convert`]).
 
 pub mod convert;
 pub mod download;
 mod follow;
 mod progress;
+mod retry;
 mod session;
 mod upload;
 
@@ -77,26 +78,38 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
     builder.read_timeout(READ_TIMEOUT).build().context("building the HTTP client")
 }
 
-/// An error the server answered with: its status, code and message.
+/// An error the server answered with: its status, code and message (and what to do about a
+/// login that ran out).
 #[derive(Debug, thiserror::Error)]
-#[error("{message} ({status}, {code})")]
+#[error("{message} ({status}, {code}){}", login_hint(.status, .code))]
 pub struct ServerError {
     pub status: reqwest::StatusCode,
     pub code: String,
     pub message: String,
 }
 
-/// The response if it is a success, else the server's error (`{"error":{"code","message"}}`).
-async fn success(response: reqwest::Response) -> Result<reqwest::Response, ServerError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
+impl ServerError {
+    /// The error in an unsuccessful response (`{"error":{"code","message"}}`).
+    async fn read(response: reqwest::Response) -> ServerError {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        let text = |value: &Value, otherwise: &str| value.as_str().unwrap_or(otherwise).to_owned();
+        ServerError {
+            status,
+            code: text(&body["error"]["code"], "unknown"),
+            message: text(&body["error"]["message"], status.canonical_reason().unwrap_or("error")),
+        }
     }
-    let body: Value = response.json().await.unwrap_or_default();
-    let text = |value: &Value, otherwise: &str| value.as_str().unwrap_or(otherwise).to_owned();
-    Err(ServerError {
-        status,
-        code: text(&body["error"]["code"], "unknown"),
-        message: text(&body["error"]["message"], status.canonical_reason().unwrap_or("error")),
-    })
+}
+
+/// What to do when the server no longer takes the token (it expired during a long run, or the
+/// server has a new secret).
+fn login_hint(status: &reqwest::StatusCode, code: &str) -> &'static str {
+    let login_lost = *status == reqwest::StatusCode::UNAUTHORIZED && matches!(code, "token_expired" | "invalid_token");
+    if login_lost { ": run `mp3converter login`, then run this command again for what failed" } else { "" }
+}
+
+/// The response if it is a success, else the server's error.
+async fn success(response: reqwest::Response) -> Result<reqwest::Response, ServerError> {
+    if response.status().is_success() { Ok(response) } else { Err(ServerError::read(response).await) }
 }

@@ -75,6 +75,16 @@ impl FileProgress {
         }
     }
 
+    /// The file waits for the server, for the reason `why` (told above the bars, or on a line).
+    pub fn waiting(&self, why: &str) {
+        self.bar.set_message("waiting");
+        if self.plain {
+            self.line(why);
+        } else {
+            self.bar.println(format!("{}: {why}", self.name));
+        }
+    }
+
     /// The file is finished: the bar goes away.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

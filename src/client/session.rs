@@ -1,6 +1,7 @@
 //! Logging in once: a token per server, cached in the user's config folder
 //! (`$XDG_CONFIG_HOME/mp3converter/tokens.json`, else `~/.config/...`; owner-only) and reused
-//! while its `exp` claim is ahead and the server's `/validate` takes it. `MP3C_TOKEN` beats it.
+//! while it is the asked user's (its `username` claim, when an email is given), has long
+//! enough to run (its `exp` claim) and the server's `/validate` takes it. `MP3C_TOKEN` beats it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,14 +10,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use base64::Engine;
 use reqwest::header::ACCEPT;
+use serde::Deserialize;
 use url::Url;
 
 use super::{CALL_TIMEOUT, success};
 use crate::prompt::{self, PasswordSource};
 use crate::security::private_files::owner_only_dir;
 
-/// A cached token that expires sooner than this is not used (a conversion takes a while).
-const EXPIRY_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// A cached token with less time left than this is not used: a batch of conversions takes a
+/// while, and a token expiring in the middle fails the files after it. (Less for a server whose
+/// tokens live under two hours: half their life.)
+const EXPIRY_MARGIN: Duration = Duration::from_secs(3600);
 
 /// How to log in when there is no usable token.
 #[derive(Clone, Debug)]
@@ -37,7 +41,7 @@ pub async fn token(http: &reqwest::Client, base: &Url, login: &Login) -> anyhow:
         return Ok(token);
     }
     if let Some(token) = read_cache()?.remove(base.as_str())
-        && expires_after(&token, SystemTime::now() + EXPIRY_MARGIN)
+        && Claims::of(&token).is_some_and(|claims| claims.reusable(login.email.as_deref(), SystemTime::now()))
         && still_valid(http, base, &token).await?
     {
         tracing::debug!(server = %base, "using the cached token");
@@ -72,15 +76,30 @@ async fn still_valid(http: &reqwest::Client, base: &Url, token: &str) -> anyhow:
     Ok(response.status().is_success())
 }
 
-/// Whether the token's `exp` claim (read, not verified: the server verifies) is after `at`.
-fn expires_after(token: &str, at: SystemTime) -> bool {
-    let exp = token
-        .split('.')
-        .nth(1)
-        .and_then(|payload| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok())
-        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
-        .and_then(|claims| claims["exp"].as_u64());
-    exp.is_some_and(|exp| UNIX_EPOCH + Duration::from_secs(exp) > at)
+/// What the client reads of a token's claims (not verified: the server verifies).
+#[derive(Debug, Deserialize)]
+struct Claims {
+    username: String,
+    exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
+}
+
+impl Claims {
+    /// The claims of a JWT, if it has readable ones.
+    fn of(token: &str) -> Option<Claims> {
+        let payload = token.split('.').nth(1)?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// Whether a cached token with these claims may be used `now` by whoever asks as `email`
+    /// (anyone when None): it is theirs, and it has long enough left.
+    fn reusable(&self, email: Option<&str>, now: SystemTime) -> bool {
+        let theirs = email.is_none_or(|email| email.is_empty() || email.eq_ignore_ascii_case(&self.username));
+        let life = self.iat.map_or(EXPIRY_MARGIN * 2, |iat| Duration::from_secs(self.exp.saturating_sub(iat)));
+        theirs && UNIX_EPOCH + Duration::from_secs(self.exp) > now + EXPIRY_MARGIN.min(life / 2)
+    }
 }
 
 /// The folder of the cache: `$XDG_CONFIG_HOME/mp3converter`, else `$HOME/.config/mp3converter`.
@@ -117,17 +136,37 @@ fn write_cache(tokens: &Tokens) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn token_expiring(exp: u64) -> String {
-        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{{\"exp\":{exp}}}"));
-        format!("header.{claims}.signature")
+    const DAY: u64 = 24 * 3600;
+
+    fn token(username: &str, iat: u64, exp: u64) -> String {
+        let json = format!("{{\"username\":\"{username}\",\"iat\":{iat},\"exp\":{exp}}}");
+        format!("header.{}.signature", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+    }
+
+    fn reusable(token: &str, email: Option<&str>, now: u64) -> bool {
+        Claims::of(token).is_some_and(|claims| claims.reusable(email, UNIX_EPOCH + Duration::from_secs(now)))
     }
 
     #[test]
-    fn a_token_is_used_only_until_its_expiry() {
-        let at = UNIX_EPOCH + Duration::from_secs(1_000);
-        assert!(expires_after(&token_expiring(1_001), at));
-        assert!(!expires_after(&token_expiring(1_000), at));
-        assert!(!expires_after("not a token", at));
-        assert!(!expires_after("a.bm90IGpzb24.c", at));
+    fn a_token_is_reused_only_with_an_hour_left() {
+        let day_token = token("a@b.c", 0, DAY);
+        assert!(reusable(&day_token, None, DAY - 3601));
+        assert!(!reusable(&day_token, None, DAY - 3600));
+        assert!(!reusable(&day_token, None, DAY - 60), "a token with a minute left fails a long batch");
+        // A server whose tokens live 20 minutes: reused for their first half.
+        let short = token("a@b.c", 0, 1200);
+        assert!(reusable(&short, None, 599));
+        assert!(!reusable(&short, None, 600));
+        assert!(!reusable("not a token", None, 0));
+        assert!(!reusable("a.bm90IGpzb24.c", None, 0));
+    }
+
+    #[test]
+    fn a_token_is_reused_only_by_its_user() {
+        let alices = token("alice@example.com", 0, DAY);
+        assert!(reusable(&alices, Some("alice@example.com"), 0));
+        assert!(reusable(&alices, Some("Alice@Example.com"), 0));
+        assert!(reusable(&alices, None, 0), "no email asked: whoever logged in last");
+        assert!(!reusable(&alices, Some("bob@example.com"), 0));
     }
 }

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{JWT_SECRET, PASSWORD, TestApp};
 
-fn forge(claims: &Value, secret: &str) -> String {
+pub fn forge(claims: &Value, secret: &str) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 

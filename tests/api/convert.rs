@@ -5,12 +5,20 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::helpers::{PASSWORD, TestApp, binary, eventually, fixture, probe_audio, service_log};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::auth::{forge, now};
+use crate::helpers::{JWT_SECRET, PASSWORD, TestApp, binary, eventually, fixture, probe_audio, service_log};
 use crate::proxy::{Proxy, Twist};
 
 const EMAIL: &str = "cli@example.com";
+const BOB: &str = "bob@example.com";
+/// Conversions held up by a fault hook (followed by the delay flag).
+const SLOW: [&str; 4] = ["--fault-hooks", "true", "--fault-convert-delay-ms", "3000"];
 const LOGINS: &str = "mp3c_http_requests_total{route=\"/login\"";
 const UPLOADS: &str = "mp3c_uploads_total";
 
@@ -100,6 +108,43 @@ async fn interrupt(child: Child) -> Output {
     exit_of(child).await
 }
 
+/// Everything a command writes to one of its pipes, gathered in the background while it runs.
+struct Gathered {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Gathered {
+    fn start(mut pipe: impl std::io::Read + Send + 'static) -> Gathered {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let gathered = bytes.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 256];
+            while let Ok(n @ 1..) = pipe.read(&mut buffer) {
+                gathered.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        Gathered { bytes, reader }
+    }
+
+    /// What was written so far.
+    fn text(&self) -> String {
+        text(&self.bytes.lock().unwrap())
+    }
+
+    /// Waits until `needle` was written, for up to 30 s.
+    async fn wait_for(&self, needle: &str) {
+        eventually(Duration::from_secs(30), needle, || async { self.text().contains(needle).then_some(()) }).await;
+    }
+
+    /// Everything written, once the pipe closed.
+    fn finish(self) -> String {
+        let Gathered { bytes, reader } = self;
+        reader.join().unwrap();
+        text(&bytes.lock().unwrap())
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -167,17 +212,82 @@ async fn convert_never_overwrites_an_mp3_without_force_and_wastes_no_upload_on_i
     std::fs::write(&existing, "my own recording").unwrap();
     let output_dir = out.path().to_str().unwrap();
 
-    let output = shell.run_with_password(&app, &["convert", "holiday.mp4", "--output", output_dir]);
-    assert_eq!(output.status.code(), Some(1));
+    // Refused before logging in: no password needed.
+    let output = shell.run(&app, &["convert", "holiday.mp4", "--output", output_dir]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("exists (--force overwrites it)"), "{}", text(&output.stdout));
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "my own recording");
     assert_eq!(app.metric(UPLOADS).await, 0.0, "nothing was uploaded");
 
-    let output = shell.run(&app, &["convert", "holiday.mp4", "--output", output_dir, "--force"]);
+    let output = shell.run_with_password(&app, &["convert", "holiday.mp4", "--output", output_dir, "--force"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_plays_as_mp3(&existing, 10.0);
     let leftovers = std::fs::read_dir(out.path()).unwrap().count();
     assert_eq!(leftovers, 1, "only the MP3 is in --output");
+}
+
+#[tokio::test]
+async fn another_email_logs_in_again_instead_of_using_the_last_users_token() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    app.add_user(BOB, false);
+    let shell = Shell::new();
+    shell.video("alices.mp4", Some("clip.mp4"));
+    shell.video("bobs.mp4", Some("clip.mp4"));
+    assert!(shell.run_with_password(&app, &["convert", "alices.mp4"]).status.success());
+
+    let mut as_bob = shell.command(&app, &["convert", "bobs.mp4", "--password-stdin"]);
+    let mut child = as_bob.env("MP3C_EMAIL", BOB).stdin(Stdio::piped()).spawn().unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let filenames = |jobs: Value| -> Vec<Value> {
+        jobs["jobs"].as_array().unwrap().iter().map(|job| job["filename"].clone()).collect()
+    };
+    let bobs_token = app.login(BOB, PASSWORD).await;
+    assert_eq!(filenames(app.get_json(&bobs_token, "/jobs").await), ["bobs.mp4"]);
+    let alices_token = app.login(EMAIL, PASSWORD).await;
+    assert_eq!(filenames(app.get_json(&alices_token, "/jobs").await), ["alices.mp4"]);
+
+    // Bob's token is cached now: `jobs` as Bob uses it; as Alice it asks for her password.
+    let bobs_jobs = shell.command(&app, &["jobs"]).env("MP3C_EMAIL", BOB).stdin(Stdio::null()).output().unwrap();
+    let table = text(&bobs_jobs.stdout);
+    assert!(table.contains("bobs.mp4") && !table.contains("alices.mp4"), "{table}");
+    let alices_jobs = shell.run(&app, &["jobs"]);
+    assert!(!alices_jobs.status.success(), "{}", text(&alices_jobs.stdout));
+    assert!(text(&alices_jobs.stderr).contains("--password-stdin"), "{}", text(&alices_jobs.stderr));
+}
+
+#[tokio::test]
+async fn convert_refuses_to_write_over_its_input_and_converts_a_video_named_twice_once() {
+    let app = TestApp::spawn().await;
+    app.add_user(EMAIL, false);
+    let shell = Shell::new();
+    let song = shell.video("song.mp3", Some("clip.mp4"));
+    let original = std::fs::read(&song).unwrap();
+
+    // Every file refused: no login (which would ask for a password on a missing terminal).
+    let output = shell.run(&app, &["convert", "song.mp3", "./song.mp3", "--force"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stderr), "", "no login was tried");
+    let stdout = text(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "song.mp3 is named twice, refused once: {stdout}");
+    assert!(stdout.starts_with("song.mp3: failed: its MP3 would be written over the video itself"), "{stdout}");
+    assert_eq!(app.metric(LOGINS).await, 0.0);
+
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let videos = shell.videos.path().to_str().unwrap().to_owned();
+    let named_twice =
+        ["holiday.mp4", "./holiday.mp4", &format!("{videos}/../{}/holiday.mp4", videos.rsplit('/').next().unwrap())];
+    let output = shell.run_with_password(&app, &[&["convert"][..], &named_twice, &["song.mp3", "--force"]].concat());
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0], "holiday.mp4: done -> holiday.mp3");
+    assert!(lines[1].starts_with("song.mp3: failed: its MP3 would be written over"), "{stdout}");
+    assert_eq!(app.metric(UPLOADS).await, 1.0, "one upload for the video named three times");
+    assert_eq!(std::fs::read(&song).unwrap(), original, "the input is untouched");
 }
 
 #[tokio::test]
@@ -303,26 +413,11 @@ async fn login_asks_for_the_password_on_a_terminal_without_echo_and_says_why_it_
     let mut script = Command::new("script");
     script.args(["-qec", &command, "/dev/null"]).env("HOME", shell.home.path()).env("MP3C_EMAIL", EMAIL);
     let mut child = script.env_remove("XDG_CONFIG_HOME").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let reader = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 256];
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buffer) {
-                seen.lock().unwrap().extend_from_slice(&buffer[..n]);
-            }
-        })
-    };
-    let prompt = format!("password for {EMAIL}: ");
-    eventually(Duration::from_secs(30), "the password prompt", || async {
-        text(&seen.lock().unwrap()).contains(&prompt).then_some(())
-    })
-    .await;
+    let terminal = Gathered::start(child.stdout.take().unwrap());
+    terminal.wait_for(&format!("password for {EMAIL}: ")).await;
     writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
     assert!(child.wait().unwrap().success());
-    reader.join().unwrap();
-    let terminal = text(&seen.lock().unwrap());
+    let terminal = terminal.finish();
     assert!(terminal.contains("logged in to"), "{terminal}");
     assert!(!terminal.contains(PASSWORD), "the password was echoed: {terminal}");
     assert!(shell.home.path().join(".config/mp3converter/tokens.json").exists(), "cached under ~/.config");
@@ -354,17 +449,61 @@ fn a_node_that_cannot_start_says_why_once() {
 }
 
 #[tokio::test]
-async fn convert_polls_the_job_when_the_server_has_no_event_stream() {
+async fn convert_polls_the_job_when_the_server_gives_no_event_stream() {
     let app = TestApp::spawn().await;
     app.add_user(EMAIL, false);
-    let proxy = Proxy::start(&app, Twist::NoEvents).await;
+    // An older server without streams, and one with as many followers as it takes.
+    for refusal in [StatusCode::NOT_FOUND, StatusCode::SERVICE_UNAVAILABLE] {
+        let proxy = Proxy::start(&app, Twist::RefusedEvents(refusal)).await;
+        let shell = Shell::new();
+        let output = exit_of(start_converting_holiday(&shell, &proxy.url())).await;
+        assert!(output.status.success(), "{refusal}: {}", text(&output.stderr));
+        assert_plays_as_mp3(&shell.videos.path().join("holiday.mp3"), 10.0);
+        assert_eq!(proxy.count(|line| line.ends_with("/events")), 1, "{refusal}: asked for the events once");
+        let polls = proxy.count(|line| line.starts_with("GET /jobs/") && !line.ends_with("/events"));
+        assert!(polls >= 1, "{refusal}: the job was polled");
+    }
+}
+
+#[tokio::test]
+async fn convert_rides_out_a_gateway_restart_while_following_a_job() {
+    let grace = ["--shutdown-grace-seconds", "1"];
+    let mut app =
+        TestApp::spawn_with(&[&SLOW[..2], &["--fault-convert-delay-ms", "120000"], &grace[..]].concat()).await;
+    let token = app.user_token(EMAIL, false).await;
     let shell = Shell::new();
-    let output = exit_of(start_converting_holiday(&shell, &proxy.url())).await;
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut child = start_converting_holiday(&shell, &app.url("/"));
+    let stderr = Gathered::start(child.stderr.take().unwrap());
+    stderr.wait_for("holiday.mp4: converting").await;
+
+    assert!(app.terminate().success());
+    stderr.wait_for("holiday.mp4: the server is away").await;
+    app.restart_at_same_address(&SLOW);
+    let output = exit_of(child).await;
+    let stderr = stderr.finish();
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(text(&output.stdout), "holiday.mp4: done -> holiday.mp3\n");
     assert_plays_as_mp3(&shell.videos.path().join("holiday.mp3"), 10.0);
-    assert_eq!(proxy.count(|line| line.ends_with("/events")), 1, "asked for the events once");
-    let polls = proxy.count(|line| line.starts_with("GET /jobs/") && !line.ends_with("/events"));
-    assert!(polls >= 1, "the job was polled");
+    let jobs = app.get_json(&token, "/jobs").await;
+    assert_eq!(jobs["jobs"][0]["state"], "done", "{jobs}");
+}
+
+#[tokio::test]
+async fn a_token_that_expires_mid_run_fails_the_file_saying_how_to_log_in_again() {
+    let app = TestApp::spawn_with(&[&SLOW[..2], &["--fault-convert-delay-ms", "10000"]].concat()).await;
+    app.add_user(EMAIL, false);
+    // Valid for the upload, expired (with the server's 5 s leeway) before the download.
+    let token = forge(&json!({ "username": EMAIL, "iat": now(), "exp": now() + 2, "admin": false }), JWT_SECRET);
+    let shell = Shell::new();
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let output = shell.command(&app, &["convert", "holiday.mp4"]).env("MP3C_TOKEN", token).output().unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("holiday.mp4: failed: "), "{stdout}");
+    for part in ["token_expired", "run `mp3converter login`, then run this command again"] {
+        assert!(stdout.contains(part), "no {part:?} in {stdout}");
+    }
+    assert_eq!(shell.files(), ["holiday.mp4"]);
 }
 
 #[tokio::test]

@@ -324,6 +324,16 @@ impl TestApp {
         self.address = address;
     }
 
+    /// Starts the service again on the same data folder and the same address, with other extra
+    /// arguments (after it stopped: else it is killed first).
+    pub fn restart_at_same_address(&mut self, args: &[&str]) {
+        self.kill();
+        self.extra_args = args.iter().map(|s| s.to_string()).collect();
+        let (process, address) = start_at(&self.address, &self.data_dir, &self.extra_args);
+        assert_eq!(address, self.address);
+        self.process = process;
+    }
+
     /// Waits for the process to exit by itself, and returns its status.
     pub async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
@@ -527,9 +537,14 @@ pub fn service_log(data_dir: &Path) -> String {
 
 /// Starts `up` on a free port and waits for the line that names it.
 fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
+    start_at("127.0.0.1:0", data_dir, extra_args)
+}
+
+/// Starts the service listening on `listen`; returns it and the address it listens on.
+fn start_at(listen: &str, data_dir: &Path, extra_args: &[String]) -> (Child, String) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("service.log")).unwrap();
     let mut process = Command::new(binary())
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["up", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .args(extra_args)
         .env("MP3C_JWT_SECRET", JWT_SECRET)

@@ -6,8 +6,9 @@ use crate::helpers::TestApp;
 /// What a [`Proxy`] changes in the answers it passes on.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Twist {
-    /// No job-event stream, as an older server: 404 to `/jobs/{id}/events`.
-    NoEvents,
+    /// No job-event stream: `/jobs/{id}/events` answered with this status (404 as an older
+    /// server, 503 with `Retry-After` as a server with too many followers).
+    RefusedEvents(hyper::StatusCode),
     /// Downloads send their first bytes, then nothing more.
     StalledDownloads,
 }
@@ -59,11 +60,12 @@ async fn pass(
     use http_body_util::{BodyExt, StreamBody};
     let path = request.uri().path_and_query().map(ToString::to_string).unwrap_or_default();
     log.lock().unwrap().push(format!("{} {path}", request.method()));
-    if twist == Twist::NoEvents && request.uri().path().ends_with("/events") {
-        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"{\"error\":{\"code\":\"not_found\"}}"));
-        let mut response = hyper::Response::new(body.map_err(|never| match never {}).boxed());
-        *response.status_mut() = hyper::StatusCode::NOT_FOUND;
-        return Ok(response);
+    if let Twist::RefusedEvents(status) = twist
+        && request.uri().path().ends_with("/events")
+    {
+        let body = format!("{{\"error\":{{\"code\":\"refused\",\"message\":\"{status}\"}}}}");
+        let body = http_body_util::Full::new(bytes::Bytes::from(body)).map_err(|never| match never {}).boxed();
+        return Ok(hyper::Response::builder().status(status).header("retry-after", "1").body(body).unwrap());
     }
     let (parts, body) = request.into_parts();
     let mut forwarded = reqwest::Client::new().request(parts.method, format!("{upstream}{path}"));
