@@ -38,6 +38,7 @@ pub fn failed(job: &Job) -> Email {
 
 fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Option<&Url>) -> Email {
     let seed_line = format!("mp3 file_id: {mp3_fid} is now ready!");
+    // Short lines: an email whose lines fit in 76 characters travels as plain 7-bit text.
     let (how_text, how_html) = match public_url {
         Some(base) => {
             let page = base.as_str();
@@ -45,12 +46,12 @@ fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Opti
             (
                 format!(
                     "Download it on {page} (sign in), or with your token:\n  \
-                     curl -OJ -H \"Authorization: Bearer $TOKEN\" \"{download}\"\n  \
-                     mp3converter download {mp3_fid} --server {page}\n"
+                     mp3converter download {mp3_fid} \\\n    --server {page}\n  \
+                     curl -OJ -H \"Authorization: Bearer $TOKEN\" \\\n    \"{download}\"\n"
                 ),
                 format!(
-                    "<p><a href=\"{}\">Sign in to download it</a>, or with your token: \
-                     <code>mp3converter download {mp3_fid} --server {}</code></p>\n",
+                    "<p><a href=\"{}\">Sign in to download it</a>,\nor with your token:\n\
+                     <code>mp3converter download {mp3_fid}\n--server {}</code></p>\n",
                     escape(page),
                     escape(page)
                 ),
@@ -60,10 +61,11 @@ fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Opti
             format!(
                 "Download it on the service's web page (sign in), or with your token:\n  \
                  mp3converter download {mp3_fid}\n  \
-                 GET /download?fid={mp3_fid} with the header \"Authorization: Bearer <token>\"\n"
+                 GET /download?fid={mp3_fid}\n    \
+                 with the header \"Authorization: Bearer <token>\"\n"
             ),
             format!(
-                "<p>Download it on the service's web page (sign in), or with your token: \
+                "<p>Download it on the service's web page (sign in),\nor with your token:\n\
                  <code>mp3converter download {mp3_fid}</code></p>\n"
             ),
         ),
@@ -144,6 +146,17 @@ mod tests {
         let mut failed_job = job("a\nb.mp4");
         failed_job.state = JobState::Failed;
         assert_eq!(failed(&failed_job).subject, "MP3 conversion failed: a b.mp4");
+    }
+
+    #[test]
+    fn lines_fit_in_76_characters_so_the_email_travels_as_plain_text() {
+        let base = Url::parse("https://mp3.example.com/").unwrap();
+        for public_url in [None, Some(&base)] {
+            let email = ready(&job("holiday.mp4"), Id::generate(), public_url);
+            for line in email.text.lines().chain(email.html.lines()) {
+                assert!(line.len() <= 76, "{} characters: {line}", line.len());
+            }
+        }
     }
 
     #[test]

@@ -170,8 +170,10 @@ async fn convert_one(client: &ApiClient, board: &Board, planned: &Planned, force
         Err(error) => Outcome::Failed(format!("{error:#}")),
     };
     progress.finish();
+    // As it happens, on the progress side (standard error); the summary on standard output
+    // says it again at the end, in the order the files were given.
     board.println(&match &outcome {
-        Outcome::Done(mp3) => format!("{name}: done -> {}", mp3.display()),
+        Outcome::Done(mp3) => format!("{name}: saved {}", mp3.display()),
         Outcome::Failed(reason) => format!("{name}: failed: {reason}"),
     });
     outcome

@@ -183,7 +183,12 @@ async fn convert_makes_mp3s_beside_the_videos_and_reports_the_one_that_failed() 
     assert_eq!(lines[2], format!("notes.mp4: failed: {reason}"));
 
     // Not on a terminal: plain progress lines, no bar drawing.
-    for line in ["holiday.mp4: uploading (", "holiday.mp4: downloading (", "notes.mp4: failed: "] {
+    for line in [
+        "holiday.mp4: uploading (",
+        "holiday.mp4: downloading (",
+        "holiday.mp4: saved holiday.mp3",
+        "notes.mp4: failed: ",
+    ] {
         assert!(stderr.contains(line), "no {line:?} in:\n{stderr}");
     }
     assert!(!stderr.contains('\u{1b}'), "no terminal escapes when not on a terminal:\n{stderr}");
