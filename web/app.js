@@ -94,7 +94,9 @@ function clearError() {
 
 /** Tells screen readers (through the one status region) of an upload or a job that ended. */
 function announce(text) {
-  $("status").textContent = text;
+  // A page from an older version (served this script during a rolling update) has no region.
+  const region = $("status");
+  if (region) region.textContent = text;
 }
 
 function bytes(count) {
@@ -176,10 +178,12 @@ async function loadJobs() {
   // Jobs that arrive while the list is read (an upload that just finished) are not in it, and
   // jobs forgotten meanwhile (deleted) may still be: only what was known before is compared.
   const before = new Set(jobs.keys());
+  const asked = token();
   try {
     const response = await api("/jobs?limit=100");
     const body = await response.json();
-    if (!token()) return;
+    // Signed out (or in as someone else) meanwhile: the answer is not about this page's user.
+    if (!asked || token() !== asked) return;
     const listed = new Set(body.jobs.map((job) => job.job_id));
     for (const jobId of before) {
       if (!listed.has(jobId)) forget(jobId);

@@ -221,11 +221,14 @@ def assert_render(name, docs, known):
         check(port in egress_ports(policy), f"{name}: NetworkPolicy {policy['metadata']['name']} does not let the "
                                             f"nodes reach the SMTP port {port} of --smtp-url")
     for scaler in (d for d in docs if d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")):
-        least = scaler["spec"].get("minReplicaCount", scaler["spec"].get("minReplicas", 1))
+        # KEDA's own default is zero, an HPA's one.
+        keda = scaler["kind"] == "ScaledObject"
+        least = scaler["spec"].get("minReplicaCount" if keda else "minReplicas", 0 if keda else 1)
         (target,) = [d for d in deployments if d["metadata"]["name"] == scaler["spec"]["scaleTargetRef"]["name"]]
         carried = env_of(target["spec"]["template"]["spec"]["containers"][0])["MP3C_ROLES"]["value"].split(",")
-        check(least > 0 or "notifier" not in carried,
-              f"{name}: {scaler['kind']} may scale {target['metadata']['name']}, which carries the notifier, to zero")
+        for role in sorted(set(carried) - {"converter"} if least == 0 else []):
+            check(False, f"{name}: {scaler['kind']} may scale {target['metadata']['name']}, which carries the "
+                         f"{role}, to zero")
     for dep in deployments:
         scaled = any(d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler") and
                      d["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"] for d in docs)

@@ -27,7 +27,7 @@ pub(super) async fn send(request: RequestBuilder, progress: &FileProgress) -> an
         let outcome = attempt.send().await;
         let (wait, why) = match &outcome {
             Ok(response) if transient(response.status()) => {
-                (retry_after(response).unwrap_or(pause), response.status().to_string())
+                (retry_after(response).unwrap_or(pause).max(FIRST_PAUSE), response.status().to_string())
             }
             Err(error) if error.is_connect() || error.is_timeout() || error.is_request() => (pause, error.to_string()),
             _ => return Ok(outcome?),
