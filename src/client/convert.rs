@@ -56,13 +56,16 @@ pub fn plan(videos: &[PathBuf], options: &ConvertOptions) -> anyhow::Result<Vec<
     if let Some(folder) = &options.output {
         std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
     }
+    // Every video given, so that no MP3 is written over one of them (with --force) while it may
+    // be uploading.
+    let inputs: HashSet<PathBuf> = videos.iter().filter_map(|video| video.canonicalize().ok()).collect();
     let (mut seen, mut taken) = (HashSet::new(), HashSet::new());
     let mut planned = Vec::new();
     for video in videos {
         let mp3 = mp3_path(video, options.output.as_deref());
         let refused = match video.canonicalize() {
             Ok(canonical) if !seen.insert(canonical.clone()) => continue,
-            Ok(canonical) if canonical.is_file() => refusal(&canonical, &mp3, &mut taken, options.force),
+            Ok(canonical) if canonical.is_file() => refusal(&canonical, &mp3, &inputs, &mut taken, options.force),
             _ => Some(format!("{} is not a file", video.display())),
         };
         planned.push(Planned { video: video.clone(), mp3, refused });
@@ -71,12 +74,24 @@ pub fn plan(videos: &[PathBuf], options: &ConvertOptions) -> anyhow::Result<Vec<
 }
 
 /// Why the video at `canonical` cannot have its MP3 at `mp3`, if it cannot: the MP3 would be
-/// the video itself (even with `force`), or another video's MP3 (noted in `taken`), or exists.
-fn refusal(canonical: &Path, mp3: &Path, taken: &mut HashSet<PathBuf>, force: bool) -> Option<String> {
+/// the video itself or another of the `inputs` (even with `force`), or another video's MP3
+/// (noted in `taken`), or exists.
+fn refusal(
+    canonical: &Path,
+    mp3: &Path,
+    inputs: &HashSet<PathBuf>,
+    taken: &mut HashSet<PathBuf>,
+    force: bool,
+) -> Option<String> {
     let target = canonical_target(mp3);
     if target.as_deref() == Some(canonical) {
         Some(format!(
             "its MP3 would be written over the video itself, {}: choose another folder with --output",
+            mp3.display()
+        ))
+    } else if target.as_ref().is_some_and(|target| inputs.contains(target)) {
+        Some(format!(
+            "its MP3 would be written over {}, which is also being converted: choose another folder with --output",
             mp3.display()
         ))
     } else if !taken.insert(target.unwrap_or_else(|| mp3.to_owned())) {
@@ -177,4 +192,22 @@ async fn convert_one(client: &ApiClient, board: &Board, planned: &Planned, force
         Outcome::Failed(reason) => format!("{name}: failed: {reason}"),
     });
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_mp3_is_planned_over_any_video_given_even_with_force() {
+        let folder = tempfile::tempdir().unwrap();
+        let (song, clip) = (folder.path().join("clip.mp3"), folder.path().join("clip.mp4"));
+        std::fs::write(&song, b"an mp3 given as a video").unwrap();
+        std::fs::write(&clip, b"a video").unwrap();
+        let options = ConvertOptions { output: None, jobs: 1, force: true };
+        let planned = plan(&[clip, song], &options).unwrap();
+        let reasons: Vec<&str> = planned.iter().map(|p| p.refused.as_deref().unwrap_or("-")).collect();
+        assert!(reasons[0].contains("which is also being converted"), "{reasons:?}");
+        assert!(reasons[1].contains("over the video itself"), "{reasons:?}");
+    }
 }
