@@ -181,6 +181,7 @@ async fn logins_fail_over_between_auth_nodes_and_come_back() {
     assert!(refused.headers().contains_key("retry-after"));
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "auth_unavailable");
+    crate::openapi::assert_documented_error("POST", "/login", 503, "auth_unavailable");
 
     // An auth node comes back: logins work again, the gateway untouched.
     let port = second.port;

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, fixture};
+use crate::openapi::assert_documented_error;
 
 async fn error_code(response: reqwest::Response, status: u16) -> String {
     assert_eq!(response.status(), status);
@@ -227,12 +228,14 @@ async fn a_user_over_the_job_cap_gets_429_and_a_queued_job_can_be_cancelled() {
     let refused = app.upload_file(&token, &fixture("clip.mp4")).await;
     assert!(refused.headers().contains_key("retry-after"));
     assert_eq!(error_code(refused, 429).await, "too_many_jobs");
+    assert_documented_error("POST", "/upload", 429, "too_many_jobs");
     let other = app.user_token("idle@example.com", false).await;
     assert_eq!(app.upload_file(&other, &fixture("clip.mp4")).await.status(), 202, "the cap is per user");
 
     // A job being converted cannot be deleted; a queued one can, and frees its place.
     let delete = |id: &str| app.client.delete(app.url(&format!("/jobs/{id}"))).bearer_auth(&token).send();
     assert_eq!(error_code(delete(&converting).await.unwrap(), 409).await, "job_in_progress");
+    assert_documented_error("DELETE", &format!("/jobs/{converting}"), 409, "job_in_progress");
     assert_eq!(delete(&queued).await.unwrap().status(), 204);
     let gone = app.client.get(app.url(&format!("/jobs/{queued}"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(gone.status(), 404);

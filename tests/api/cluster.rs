@@ -188,7 +188,14 @@ async fn a_broker_restart_loses_no_accepted_upload_and_the_gap_gets_503() {
     let refused = app.upload_file(&token, &fixture("clip.mp4")).await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
-    assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 503);
+    let code = refused.json::<Value>().await.unwrap()["error"]["code"].as_str().unwrap().to_owned();
+    crate::openapi::assert_documented_error("POST", "/upload", 503, &code);
+    let not_ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body: Value = not_ready.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_ready", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("mailbox"), "names the broker's part: {body}");
+    crate::openapi::assert_documented_error("GET", "/readyz", 503, "not_ready");
 
     broker.start_again().await;
     accepted.push(upload_until_accepted(&app, &token).await);
@@ -209,6 +216,9 @@ async fn a_database_restart_fails_uploads_cleanly_and_processing_resumes() {
     mongo.stop();
     let refused = app.upload_file(&token, &fixture("clip.mp4")).await;
     assert_eq!(refused.status(), 503);
+    let code = refused.json::<Value>().await.unwrap()["error"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(code, "unavailable");
+    crate::openapi::assert_documented_error("POST", "/upload", 503, &code);
 
     mongo.start_again().await;
     let after = upload_until_accepted(&app, &token).await;

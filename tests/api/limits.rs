@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{PASSWORD, TestApp, binary, client_from, eventually, service_log};
+use crate::openapi::assert_documented_error;
 
 /// The `Retry-After` of a refusal, in seconds (panics when it is missing or not a number).
 fn retry_after(response: &reqwest::Response) -> u64 {
@@ -93,6 +94,7 @@ async fn past_the_password_check_queue_a_login_is_told_busy_and_the_pool_recover
     assert!(unexpected.is_empty(), "{unexpected:?}");
     let busy = answers.iter().filter(|(status, code)| *status == 503 && code == "busy").count();
     assert!((1..=18).contains(&busy), "{answers:?}");
+    assert_documented_error("POST", "/login", 503, "busy");
     app.login("real@example.com", PASSWORD).await;
 }
 
@@ -144,6 +146,7 @@ async fn a_stalled_upload_is_cut_off_and_leaves_no_file() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("upload_stalled"), "{answer}");
+    assert_documented_error("POST", "/upload", 408, "upload_stalled");
     assert!(waited >= stall, "cut off after {waited:?}, before the stall time");
     eventually(Duration::from_secs(5), "the partial upload to be removed", || async {
         (files_in(&scratch) == 0 && files_in(&videos) == 0).then_some(())
@@ -174,11 +177,13 @@ async fn uploads_past_a_users_cap_get_429_and_past_the_nodes_cap_503() {
     in_progress(4).await;
     let refused = app.upload_bytes(&ann, "fifth.mp4", vec![1; 1024]).await;
     assert_eq!(status_and_code(refused).await, (429, "too_many_uploads".to_owned()));
+    assert_documented_error("POST", "/upload", 429, "too_many_uploads");
 
     let _bobs = start_upload(&app, &bob, 1024).await;
     in_progress(5).await;
     let refused = app.upload_bytes(&cid, "first.mp4", vec![1; 1024]).await;
     assert_eq!(status_and_code(refused).await, (503, "busy".to_owned()));
+    assert_documented_error("POST", "/upload", 503, "busy");
 
     // An upload that ends, however, frees its slot.
     drop(anns.pop());

@@ -1,11 +1,14 @@
 //! The OpenAPI document (`GET /openapi.json`) stays true: it validates as OpenAPI 3.1 (PyPI's
 //! `openapi-spec-validator`), lists exactly the router's routes, and real responses (every
 //! error code the other tests provoke, and the successes) are documented statuses whose bodies
-//! validate against its schemas (`tests/support/openapi_check.py`).
+//! validate against its schemas (`tests/support/openapi_check.py`). Error codes that only other
+//! tests can provoke (outages, limits, timing) are checked where they are provoked, with
+//! [`assert_documented_error`].
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use mp3converter::http::routes::{ROUTES, Route, Scope};
 use reqwest::multipart::{Form, Part};
@@ -33,6 +36,34 @@ fn documented_routes(document: &Value) -> BTreeSet<(String, String)> {
             methods.iter().filter(|m| item.contains_key(**m)).map(move |m| (m.to_string(), path.clone()))
         })
         .collect()
+}
+
+/// Asserts that the document names `code` among the error codes of `method path`'s `status`
+/// answer (`path` as sent, e.g. `/jobs/6b0…`; its query is ignored).
+pub fn assert_documented_error(method: &str, path: &str, status: u16, code: &str) {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| serde_json::from_str(mp3converter::http::handlers::web::OPENAPI).unwrap());
+    let method: Method = method.parse().unwrap();
+    let route = Route::of(&method, path.split('?').next().unwrap(), true, false);
+    let entry = ROUTES.iter().find(|entry| entry.route == route).unwrap_or_else(|| panic!("no route {method} {path}"));
+    let operation = &document["paths"][entry.template][method.as_str().to_lowercase()];
+    let mut response = &operation["responses"][status.to_string()];
+    if let Some(reference) = response["$ref"].as_str() {
+        response = document.pointer(reference.trim_start_matches('#')).unwrap();
+    }
+    let codes = response.pointer("/content/application~1json/schema/allOf/1/properties/error/properties/code/enum");
+    let listed = codes.and_then(Value::as_array).is_some_and(|codes| codes.iter().any(|c| c == code));
+    assert!(listed, "the OpenAPI document does not list {code} for {status} of {method} {}", entry.template);
+}
+
+#[test]
+fn an_undocumented_error_code_is_noticed() {
+    assert_documented_error("POST", "/upload", 429, "too_many_jobs");
+    assert_documented_error("DELETE", "/jobs/0123456789abcdef01234567", 409, "job_in_progress");
+    let undocumented = std::panic::catch_unwind(|| assert_documented_error("POST", "/upload", 429, "too_many_logins"));
+    assert!(undocumented.is_err(), "a code the route does not give");
+    let unknown_status = std::panic::catch_unwind(|| assert_documented_error("POST", "/login", 418, "teapot"));
+    assert!(unknown_status.is_err(), "a status the route does not give");
 }
 
 /// Sends requests and records their responses, as the checker reads them.
