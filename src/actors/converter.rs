@@ -93,7 +93,7 @@ async fn job_for_seed_upload(ctx: &NodeContext, upload: &SeedUpload) -> StorageR
 
 /// Steps 1 and 2, then the conversion; a lost race reads the record again (a few times).
 async fn take_and_convert(ctx: &NodeContext, mut job: Job, delivery: u32) -> StorageResult<Answer> {
-    for _ in 0..3 {
+    for _ in 0..super::record::RACES {
         let next = job.next_attempt(now_millis(), Id::generate(), ctx.config.lease(), ctx.config.max_attempts);
         let (written, stale_output) = match &next {
             NextAttempt::Finished => {
@@ -329,12 +329,7 @@ async fn convert_and_store(
     let transcoded = run_transcode(ctx, source, output.path().to_owned(), stop.clone()).await?;
     ctx.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
 
-    let meta = BlobMeta {
-        owner: job.owner.clone(),
-        filename: mp3_filename(&job.filename),
-        content_type: "audio/mpeg".into(),
-        job_id: Some(job.id),
-    };
+    let meta = mp3_meta(job);
     // Stored patiently: a blob store outage must not throw the conversion away. A try that
     // failed half-way may have left chunks: every try after the first starts from a clean slate.
     let (mut retry, meta, output) = (false, &meta, &output);
@@ -405,8 +400,18 @@ fn fault_delay(delay: Duration, stop: &StopSignal) -> Result<(), TranscodeError>
     Ok(())
 }
 
+/// What a job's MP3 is labelled with: its owner (who alone may download it), its name and job.
+pub(super) fn mp3_meta(job: &Job) -> BlobMeta {
+    BlobMeta {
+        owner: job.owner.clone(),
+        filename: mp3_filename(&job.filename),
+        content_type: "audio/mpeg".into(),
+        job_id: Some(job.id),
+    }
+}
+
 /// `holiday video.mp4` becomes `holiday video.mp3`.
-pub(super) fn mp3_filename(original: &str) -> String {
+fn mp3_filename(original: &str) -> String {
     let stem = std::path::Path::new(original).file_stem().and_then(|s| s.to_str()).unwrap_or("");
     let stem = if stem.is_empty() { "audio" } else { stem };
     format!("{stem}.mp3")

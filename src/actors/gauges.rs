@@ -1,11 +1,14 @@
 //! The gauge refresher: reads the gauges that come from the stores (jobs by state, queue
 //! depths and the age of their oldest waiting message, which backends answer) on a timer, so
-//! that a scrape of `/metrics` only renders and never waits on a backend.
+//! that a scrape of `/metrics` only renders and never waits on a backend. Every node says which
+//! backends it reaches and its process groups; the shared stores' numbers are the same from
+//! every node, so only gateway nodes read them (a converter node added does not add queries).
 
 use std::time::Duration;
 
 use super::NodeContext;
 use super::periodic::Periodic;
+use crate::config::Role;
 use crate::storage::{JobState, Queue, StorageResult, now_millis};
 
 pub struct Gauges;
@@ -45,21 +48,28 @@ impl Periodic for Gauges {
         for (backend, up) in backend_health(ctx).await {
             ctx.metrics.set_backend_up(backend, up);
         }
-        if let Ok(counts) = ctx.backends.jobs.count_by_state().await {
-            counts.into_iter().for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
-        }
         for group in crate::cluster::protocol::groups::ALL {
             ctx.metrics.set_group_members(group, ractor::pg::get_members(&group.to_owned()).len());
         }
-        for queue in Queue::ALL {
-            if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
-                ctx.metrics.set_queue_depth(queue, depth);
-            }
+        if ctx.config.has_role(Role::Gateway) {
+            read_shared_stores(ctx).await;
         }
-        for (queue, state) in WAITING {
-            if let Ok(published_at) = ctx.backends.jobs.oldest_waiting(state).await {
-                ctx.metrics.set_oldest_waiting(queue, published_at, now_millis());
-            }
+    }
+}
+
+/// Jobs by state, queue depths and the oldest waiting message's age.
+async fn read_shared_stores(ctx: &NodeContext) {
+    if let Ok(counts) = ctx.backends.jobs.count_by_state().await {
+        counts.into_iter().for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
+    }
+    for queue in Queue::ALL {
+        if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
+            ctx.metrics.set_queue_depth(queue, depth);
+        }
+    }
+    for (queue, state) in WAITING {
+        if let Ok(published_at) = ctx.backends.jobs.oldest_waiting(state).await {
+            ctx.metrics.set_oldest_waiting(queue, published_at, now_millis());
         }
     }
 }

@@ -95,7 +95,29 @@ pub struct NodeContext {
     pub cluster: Option<crate::cluster::node::ClusterLink>,
 }
 
-/// Backoff before retry number `attempt` (from 1): 2 s doubling to at most 5 minutes.
+/// The wait before try number `attempt` (from 1) of something that keeps failing: `first`,
+/// doubling each try, at most `cap`. Every backoff of the actors is one of these.
+pub fn backoff(attempt: u32, first: Duration, cap: Duration) -> Duration {
+    first.saturating_mul(1 << attempt.saturating_sub(1).min(20)).min(cap)
+}
+
+/// Backoff before retry number `attempt` (from 1) of a job's message: 2 s doubling to at most
+/// 5 minutes.
 pub fn retry_backoff(attempt: u32) -> Duration {
-    Duration::from_secs(2u64.saturating_pow(attempt.clamp(1, 9))).min(Duration::from_secs(300))
+    backoff(attempt, Duration::from_secs(2), Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backoff_doubles_from_its_first_wait_to_its_cap() {
+        let (first, cap) = (Duration::from_millis(250), Duration::from_secs(5));
+        let millis: Vec<u128> = (1..=7).map(|try_number| backoff(try_number, first, cap).as_millis()).collect();
+        assert_eq!(millis, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(backoff(u32::MAX, first, cap), cap, "no overflow, however long it lasts");
+        assert_eq!(retry_backoff(1), Duration::from_secs(2));
+        assert_eq!(retry_backoff(9), Duration::from_secs(300));
+    }
 }

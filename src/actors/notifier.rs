@@ -18,7 +18,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::NodeContext;
-use super::converter::mp3_filename;
+use super::converter::mp3_meta;
 use super::record::{Outcome, Written, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode};
 use crate::emails;
@@ -26,12 +26,7 @@ use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
 use crate::mailer::{Email, MailError};
 use crate::messages::{Mp3Notice, SeedResult};
-use crate::storage::{
-    BlobMeta, Bucket, Delivery, Job, JobState, Notification, StorageError, StorageResult, now_millis,
-};
-
-/// Longest wait between tries while the mail server is down.
-const MAX_SEND_BACKOFF: Duration = Duration::from_secs(300);
+use crate::storage::{Bucket, Delivery, Job, JobState, Notification, StorageError, StorageResult, now_millis};
 
 pub struct Notifier;
 
@@ -95,7 +90,7 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
         }
         Err(MailError::Transient(error)) => {
             ctx.metrics.notification("failed");
-            let backoff = super::retry_backoff(attempt).min(MAX_SEND_BACKOFF);
+            let backoff = super::retry_backoff(attempt);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
             // Its next message is this delivery, back after the backoff: not overdue before.
             (Notification::Pending, now + backoff.as_millis() as i64, Answer::Retry(backoff))
@@ -142,12 +137,7 @@ async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) 
     }
     // Labelled after the job took it (and again on a redelivery, in case that failed), so that
     // an MP3 no job took is never labelled for its owner.
-    let meta = BlobMeta {
-        owner: job.owner.clone(),
-        filename: mp3_filename(&job.filename),
-        content_type: "audio/mpeg".into(),
-        job_id: Some(job.id),
-    };
+    let meta = mp3_meta(&job);
     ctx.backends.blobs.set_meta(Bucket::Mp3s, result.mp3_fid, &meta).await?;
     notify(ctx, job.id, attempt).await
 }
@@ -186,7 +176,7 @@ async fn send_unrecorded(ctx: &NodeContext, email: &Email, attempt: u32) -> Stor
         }
         Err(MailError::Transient(error)) => {
             ctx.metrics.notification("failed");
-            let backoff = super::retry_backoff(attempt).min(MAX_SEND_BACKOFF);
+            let backoff = super::retry_backoff(attempt);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
             Ok(Answer::Retry(backoff))
         }

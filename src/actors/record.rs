@@ -16,7 +16,7 @@ use super::NodeContext;
 use crate::storage::{Job, JobStore, StorageResult};
 
 /// Tries of one write against a record that keeps changing under it.
-const RACES: usize = 5;
+pub(super) const RACES: usize = 5;
 
 /// What became of a transition. (Short-lived values: boxing the record would only add noise.)
 #[derive(Debug)]
@@ -84,14 +84,15 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = StorageResult<T>>,
 {
-    let mut wait = Duration::from_millis(250);
+    let mut tries: u32 = 0;
     loop {
+        tries = tries.saturating_add(1);
         match call().await {
             Ok(value) => return Ok(value),
             Err(error) if !ctx.shutdown.is_cancelled() => {
+                let wait = super::backoff(tries, Duration::from_millis(250), Duration::from_secs(5));
                 tracing::warn!(%error, ?wait, "cannot {what} yet; trying again");
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
             }
             Err(error) => {
                 tracing::error!(%error, "stopping before being able to {what}");

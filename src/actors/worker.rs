@@ -60,7 +60,7 @@ impl Answer {
 /// Backoff before delivery number `attempt` comes back after a storage failure: 1 s doubling
 /// to [`OUTAGE_BACKOFF_CAP`].
 pub fn outage_backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(OUTAGE_BACKOFF_CAP)
+    super::backoff(attempt, Duration::from_secs(1), OUTAGE_BACKOFF_CAP)
 }
 
 pub struct WorkerActor<W>(PhantomData<fn() -> W>);

@@ -46,7 +46,7 @@ impl JobEvent {
             state: job.state,
             percent: None,
             // As `GET /jobs/{id}` shows it: an MP3 only once the job is done.
-            mp3_fid: job.mp3_fid.filter(|_| job.state == JobState::Done),
+            mp3_fid: job.mp3_if_done(),
             media_seconds: job.media_seconds,
             error: job.error.clone(),
         }

@@ -93,14 +93,18 @@ impl RateLimiter {
         }
     }
 
-    /// Forgets the buckets that have refilled; if none has, the fullest one.
+    /// Forgets the buckets that have refilled; if none has, the fullest eighth of them. A
+    /// whole eighth at once: the scan, under the lock every login takes, is then paid once per
+    /// many new keys, not for each of a flood of made-up ones.
     fn make_room(&self, buckets: &mut HashMap<u64, Bucket>, now: Instant) {
         buckets.values_mut().for_each(|bucket| bucket.refill(self.rate, now));
         buckets.retain(|_, bucket| !bucket.is_full(self.rate));
         if buckets.len() >= self.capacity {
-            let fullest = buckets.iter().max_by(|a, b| a.1.tokens.total_cmp(&b.1.tokens)).map(|(digest, _)| *digest);
-            if let Some(digest) = fullest {
-                buckets.remove(&digest);
+            let mut by_tokens: Vec<(f64, u64)> = buckets.iter().map(|(digest, b)| (b.tokens, *digest)).collect();
+            let evicted = (self.capacity / 8).max(1);
+            by_tokens.select_nth_unstable_by(evicted - 1, |a, b| b.0.total_cmp(&a.0));
+            for (_, digest) in &by_tokens[..evicted] {
+                buckets.remove(digest);
             }
         }
     }
@@ -167,5 +171,22 @@ mod tests {
         let later = now + Duration::from_secs(60);
         limiter.try_take(&"newcomer", later).unwrap();
         assert_eq!(limiter.remembered(), 1);
+    }
+
+    #[test]
+    fn a_full_table_forgets_an_eighth_at_once_keeping_busy_keys() {
+        let limiter = RateLimiter::new(RATE, 64);
+        let now = Instant::now();
+        for _ in 0..3 {
+            limiter.try_take(&"flooder", now).unwrap();
+        }
+        for n in 0..63 {
+            limiter.try_take(&n, now).unwrap();
+        }
+        assert_eq!(limiter.remembered(), 64);
+        // The next new key makes room for the next seven as well.
+        limiter.try_take(&"one more", now).unwrap();
+        assert_eq!(limiter.remembered(), 64 - 8 + 1);
+        assert!(limiter.try_take(&"flooder", now).is_err(), "the busy key was forgotten");
     }
 }

@@ -157,6 +157,12 @@ pub enum NextAttempt {
 }
 
 impl Job {
+    /// The MP3 to show for the job: only once it is done (a record from before every attempt
+    /// had its own output may hold an id reserved early).
+    pub fn mp3_if_done(&self) -> Option<Id> {
+        self.mp3_fid.filter(|_| self.state == JobState::Done)
+    }
+
     /// A new job waiting for its first attempt.
     pub fn queued(id: Id, owner: &str, video_fid: Id, filename: &str, now: i64) -> Job {
         Job {

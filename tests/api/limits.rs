@@ -130,8 +130,8 @@ async fn a_stalled_upload_is_cut_off_and_leaves_no_file() {
     let token = app.user_token("slow@example.com", false).await;
     let (videos, scratch) = (app.data_dir.join("blobs/videos"), app.data_dir.join("blobs/tmp"));
 
-    let last_byte_sent = Instant::now();
     let mut upload = start_upload(&app, &token, 64 * 1024).await;
+    let last_byte_sent = Instant::now();
     eventually(Duration::from_secs(5), "the upload to reach the blob store", || async {
         (files_in(&scratch) == 1).then_some(())
     })

@@ -227,7 +227,7 @@ const PROBES: [(&str, &str); 8] = [
     ("Mp3cActorRestarts", "sum by (node, actor) (increase(mp3c_actor_restarts_total[15m]))"),
     (
         "Mp3cNodeUnreachable",
-        r#"up * on (job, instance) group_left (node) group by (job, instance, node) (last_over_time(mp3c_jobs{state="queued"}[10m])) and on () sum(increase(mp3c_cluster_session_events_total{event="heartbeat_timeout"}[10m]))"#,
+        r#"up * on (job, instance) group_left (node) group by (job, instance, node) (last_over_time(mp3c_backend_up{backend="jobs"}[10m])) and on () sum(increase(mp3c_cluster_session_events_total{event="heartbeat_timeout"}[10m]))"#,
     ),
     ("Mp3cUploadsRefused", r#"sum by (node) (rate(mp3c_http_requests_total{route="/upload",status="503"}[5m]))"#),
     (

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, eventually, fixture};
+use crate::helpers::{TestApp, eventually, fixture, settled_count};
 
 /// A service whose conversions each take `delay_ms` (test hook), with one job converting.
 async fn converting_job(delay_ms: &str, extra: &[&str]) -> (TestApp, String, String) {
@@ -106,6 +106,9 @@ async fn a_storage_failure_is_retried_without_using_up_attempts() {
     let job = app.finished_job(&token, &job_id).await;
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(job["attempts"], 1, "only the attempt that worked counts");
+    // Every email, after a quiet period: the retries sent none of their own.
+    let emails = || async { app.outbox().len() };
+    assert_eq!(settled_count(Duration::from_secs(30), Duration::from_secs(2), emails).await, 1);
     app.emails_about(job["mp3_fid"].as_str().unwrap(), 1).await;
 }
 

@@ -96,8 +96,7 @@ fn job_json(job: &Job) -> Value {
         "job_id": job.id,
         "state": job.state.as_str(),
         "video_fid": job.video_fid,
-        // Records from before every attempt had its own output held an id reserved early.
-        "mp3_fid": job.mp3_fid.filter(|_| job.state == JobState::Done),
+        "mp3_fid": job.mp3_if_done(),
         "filename": job.filename,
         "error": job.error,
         "attempts": job.attempts,

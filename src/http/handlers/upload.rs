@@ -41,16 +41,19 @@ struct StoredVideo {
 
 pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let claims = credentials::bearer(ctx, request.headers())?;
-    let over_job_cap = check_job_cap(ctx, &claims).await;
     let limit = ctx.config.max_upload_bytes;
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
     let body = SharedBody::new(request.into_body());
     // Refused before a byte of the body is read; read and dropped then, so the client sees why.
-    let admitted = match (declared_too_large, over_job_cap) {
-        (true, _) => Err(ApiError::too_large(limit)),
-        (false, Err(refused)) => Err(refused),
-        (false, Ok(())) => ctx.limits.uploads.take(&claims.username),
+    // The cheap checks first: the job count asks the database.
+    let admitted = if declared_too_large {
+        Err(ApiError::too_large(limit))
+    } else {
+        match ctx.limits.uploads.take(&claims.username) {
+            Ok(slot) => check_job_cap(ctx, &claims).await.map(|()| slot),
+            Err(refused) => Err(refused),
+        }
     };
     let _slot = match admitted {
         Ok(slot) => slot,
