@@ -26,7 +26,6 @@ use crate::metrics::Metrics;
 use crate::security::token::TokenKeys;
 use crate::storage::instrumented::{InstrumentedIntake, InstrumentedMailbox};
 use crate::storage::{cluster, embedded};
-use crate::transcode::transcode;
 
 pub struct Application {
     address: SocketAddr,
@@ -65,13 +64,14 @@ impl Application {
         let limits = GatewayLimits::new(&config);
         let cluster = crate::cluster::node::start(&config).await?;
         let job_events = Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone()));
+        let media = Arc::new(config.sandbox());
         let ctx = Arc::new(NodeContext {
             config,
             backends,
             tokens,
             mailer,
             metrics,
-            transcode,
+            media,
             limits,
             job_events,
             shutdown: CancellationToken::new(),

@@ -3,32 +3,32 @@
 //! becomes about 1 MB, which is all a conversion needs; the gateway stores this copy instead
 //! of the video when `--store-audio-only` is on.
 //!
-//! Blocking code (FFmpeg): run it on a blocking thread. It reads packets as the converter
-//! does ([`crate::transcode`]), with the same cap on read errors and the same stop signal.
-
-use std::path::Path;
+//! Blocking code (FFmpeg) on user data: it runs only inside the sandboxed worker process
+//! ([`crate::sandbox`]). It opens and reads its input as the converter does
+//! ([`crate::transcode`]: accepted formats only, no nested opens, the same cap on read errors
+//! and the same stop signal).
 
 use ffmpeg::{codec, encoder, format};
 use ffmpeg_next as ffmpeg;
 
-use crate::storage::Media;
-use crate::transcode::{StopSignal, TranscodeError, open_audio};
+use crate::transcode::{Input, Output, StopSignal, TranscodeError, open_audio};
 
 /// The copy's container: Matroska takes nearly every audio codec as it is.
 const CONTAINER: &str = "matroska";
 /// The content type of the stored copy.
 pub const CONTENT_TYPE: &str = "audio/x-matroska";
 
-/// Copies the best audio stream of the file at `input` into a new Matroska file at `output`.
-/// An error means no usable copy (no audio, an unreadable file, a codec Matroska cannot hold).
-pub fn copy_audio(input: &Path, output: &Path, stop: &StopSignal) -> Result<(), TranscodeError> {
-    let mut input = open_audio(Media::File(input.to_owned()), stop)?;
+/// Copies the best audio stream of `input` into Matroska, written to `output`. An error means
+/// no usable copy (no audio, an unreadable or refused file, a codec Matroska cannot hold).
+pub fn copy_audio(input: Input, output: Output, stop: &StopSignal) -> Result<(), TranscodeError> {
+    let mut input = open_audio(input)?;
     let (parameters, in_time_base) = {
         let stream = input.stream();
         (stream.parameters(), stream.time_base())
     };
     let failed = |e: ffmpeg::Error| TranscodeError::Output(e.to_string());
-    let mut octx = format::output_as(output, CONTAINER).map_err(failed)?;
+    let io = format::context::StreamIo::from_write_seek(output).map_err(failed)?;
+    let mut octx = format::output_to_stream(io, None, Some(CONTAINER)).map_err(failed)?;
     {
         let mut stream = octx.add_stream(encoder::find(codec::Id::None)).map_err(failed)?;
         stream.set_parameters(parameters);
@@ -54,10 +54,17 @@ pub fn copy_audio(input: &Path, output: &Path, stop: &StopSignal) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+    use std::path::Path;
     use std::process::Command;
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    fn remux(input: &Path, output: &Path) -> Result<(), TranscodeError> {
+        let input = Box::new(File::open(input).unwrap());
+        copy_audio(input, Box::new(File::create(output).unwrap()), &stop())
+    }
 
     fn ffmpeg(args: &[&str], output: &Path) {
         let status = Command::new("ffmpeg")
@@ -102,7 +109,7 @@ mod tests {
             &video,
         );
         let copy = dir.path().join("out.mka");
-        copy_audio(&video, &copy, &stop()).unwrap();
+        remux(&video, &copy).unwrap();
         let (audio, video_streams, duration) = probe(&copy);
         assert_eq!((audio, video_streams), (1, 0), "audio only");
         assert!((duration - 5.0).abs() < 0.1, "{duration} s");
@@ -117,7 +124,7 @@ mod tests {
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, b"not a video").unwrap();
         let copy = dir.path().join("out.mka");
-        assert!(matches!(copy_audio(&silent, &copy, &stop()), Err(TranscodeError::NoAudio)));
-        assert!(matches!(copy_audio(&text, &copy, &stop()), Err(TranscodeError::Unreadable(_))));
+        assert!(matches!(remux(&silent, &copy), Err(TranscodeError::NoAudio)));
+        assert!(matches!(remux(&text, &copy), Err(TranscodeError::Unreadable(_))));
     }
 }

@@ -14,6 +14,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::sandbox::Sandbox;
+use crate::sandbox::wire::WorkerFault;
+use crate::transcode::TranscodeOptions;
+
 /// Which backends the process uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +162,15 @@ pub struct Settings {
     #[arg(long, env = "MP3C_BITRATE_KBPS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bitrate_kbps: Option<u32>,
+    /// Longest audio converted, in seconds: a job whose audio is declared or found longer
+    /// fails with `too_long` (a small file can decode to hours of silence).
+    #[arg(long, env = "MP3C_MAX_MEDIA_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_media_seconds: Option<u64>,
+    /// Address space of each sandboxed FFmpeg worker process, in MiB.
+    #[arg(long, env = "MP3C_WORKER_MEMORY_MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_memory_mib: Option<u64>,
     /// Longest one conversion may run, in seconds.
     #[arg(long, env = "MP3C_CONVERSION_TIMEOUT_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,6 +268,12 @@ pub struct Settings {
     #[arg(long, env = "MP3C_FAULT_CRASH_ON", hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_crash_on: Option<String>,
+    /// Test-only (needs --fault-hooks): the FFmpeg worker converting a file of this name
+    /// misbehaves, as `NAME=FAULT[,NAME=FAULT...]` with FAULT one of segfault, abort,
+    /// stack-overflow, spin, allocate, garbage.
+    #[arg(long, env = "MP3C_FAULT_WORKER", hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_worker: Option<String>,
     /// Test-only (needs --fault-hooks): the actor cluster protocol version this node announces,
     /// as a node of another release would.
     #[arg(long, env = "MP3C_FAULT_PROTOCOL_VERSION", hide = true)]
@@ -292,6 +311,8 @@ pub struct Config {
     pub store_audio_only: Option<bool>,
     pub seed_compatible: bool,
     pub bitrate_kbps: u32,
+    pub max_media_seconds: u64,
+    pub worker_memory_mib: u64,
     pub conversion_timeout_seconds: u64,
     pub max_attempts: u32,
     pub max_jobs_per_user: u64,
@@ -315,6 +336,7 @@ pub struct Config {
     pub fault_hooks: bool,
     pub fault_convert_delay_ms: u64,
     pub fault_crash_on: Option<String>,
+    pub fault_worker: Option<String>,
     pub fault_protocol_version: Option<u32>,
 }
 
@@ -346,6 +368,8 @@ impl Default for Config {
             store_audio_only: None,
             seed_compatible: false,
             bitrate_kbps: 192,
+            max_media_seconds: 4 * 60 * 60,
+            worker_memory_mib: 1024,
             conversion_timeout_seconds: 30 * 60,
             max_attempts: 3,
             max_jobs_per_user: 100,
@@ -362,6 +386,7 @@ impl Default for Config {
             fault_hooks: false,
             fault_convert_delay_ms: 0,
             fault_crash_on: None,
+            fault_worker: None,
             fault_protocol_version: None,
             cluster_listen: None,
             cluster_advertise: None,
@@ -420,6 +445,11 @@ impl Config {
         anyhow::ensure!(self.max_attempts >= 1, "max_attempts must be at least 1");
         anyhow::ensure!(self.lease_seconds >= 1, "lease_seconds must be at least 1");
         anyhow::ensure!(matches!(self.bitrate_kbps, 32..=320), "bitrate_kbps must be between 32 and 320");
+        anyhow::ensure!(self.max_media_seconds >= 1, "max_media_seconds must be at least 1");
+        anyhow::ensure!(self.worker_memory_mib >= 256, "worker_memory_mib must be at least 256");
+        if let Some(faults) = &self.fault_worker {
+            worker_faults(faults)?;
+        }
         for (name, value) in [
             ("login_concurrency", u64::from(self.login_concurrency)),
             ("address_logins_per_minute", self.address_logins_per_minute.into()),
@@ -489,6 +519,26 @@ impl Config {
         self.fault_crash_on.as_deref().filter(|_| self.fault_hooks)
     }
 
+    /// The test-only misbehaviour of the FFmpeg worker converting a file named `filename`
+    /// (None unless fault hooks are on).
+    pub fn worker_fault(&self, filename: &str) -> Option<WorkerFault> {
+        let faults = self.fault_worker.as_deref().filter(|_| self.fault_hooks)?;
+        worker_faults(faults).ok()?.into_iter().find(|(name, _)| name == filename).map(|(_, fault)| fault)
+    }
+
+    /// What each conversion is asked for.
+    pub fn transcode_options(&self) -> TranscodeOptions {
+        TranscodeOptions {
+            bit_rate: self.bitrate_kbps as usize * 1000,
+            max_media_seconds: self.max_media_seconds as f64,
+        }
+    }
+
+    /// The sandbox the node's FFmpeg workers run in: processes of this very binary.
+    pub fn sandbox(&self) -> Sandbox {
+        Sandbox::new("/proc/self/exe", self.worker_memory_mib << 20)
+    }
+
     /// The actor cluster protocol version this node speaks (another only under fault hooks).
     pub fn protocol_version(&self) -> u32 {
         self.fault_protocol_version.filter(|_| self.fault_hooks).unwrap_or(crate::cluster::protocol::PROTOCOL_VERSION)
@@ -513,6 +563,17 @@ impl Config {
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
+}
+
+/// `NAME=FAULT[,NAME=FAULT...]` as pairs.
+fn worker_faults(text: &str) -> anyhow::Result<Vec<(String, WorkerFault)>> {
+    text.split(',')
+        .map(|pair| {
+            let (name, fault) = pair.split_once('=').context("--fault-worker takes NAME=FAULT pairs")?;
+            let fault = WorkerFault::parse(fault).with_context(|| format!("no worker fault is called '{fault}'"))?;
+            Ok((name.to_owned(), fault))
+        })
+        .collect()
 }
 
 /// The number of cores this process may use (at least 1): the default for CPU-bound pools.

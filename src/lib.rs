@@ -19,8 +19,10 @@
 //! - [`http`]: the hyper server, routing, handlers and error responses.
 //! - [`storage`]: the storage traits; the embedded profile's SQLite and file backends and the
 //!   cluster profile's MySQL, GridFS, MongoDB and RabbitMQ backends.
-//! - [`transcode`]: in-process video-to-MP3 conversion with FFmpeg's libraries;
-//!   [`audio_copy`]: the audio-only copy of an upload that the cluster profile stores.
+//! - [`transcode`]: video-to-MP3 conversion with FFmpeg's libraries; [`audio_copy`]: the
+//!   audio-only copy of an upload that the cluster profile stores; [`media_formats`]: the
+//!   demuxers an upload may be opened with; [`sandbox`]: the worker process in which all of
+//!   these run on user data, locked down, one per call.
 //! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
 //!   tokens, rate limits and owner-only files.
 //! - [`job_events`]: live job events, from the converters to the clients following a job.
@@ -49,9 +51,11 @@ pub mod http;
 pub mod ids;
 pub mod job_events;
 pub mod mailer;
+pub mod media_formats;
 pub mod messages;
 pub mod metrics;
 pub mod prompt;
+pub mod sandbox;
 pub mod scratch;
 pub mod security;
 pub mod storage;

@@ -1,30 +1,37 @@
-//! In-process transcoding of a video's audio to MP3 with FFmpeg's libraries (`ffmpeg-next`).
+//! Transcoding of a video's audio to MP3 with FFmpeg's libraries (`ffmpeg-next`).
 //!
 //! Demux only the best audio stream (every other stream is discarded in the demuxer, so video
 //! is never decoded), decode, resample to a format libmp3lame takes (planar s16/s32/float,
 //! mono or stereo, a rate MP3 allows), cut into the encoder's frames of 1152 samples, encode at
 //! a constant bit rate and mux MP3.
 //!
-//! This is blocking, CPU-bound code: run it on a blocking thread. It stops early when its
-//! [`StopSignal`] says so (time limit or shutdown), also while FFmpeg is inside a blocking
-//! read. The source is a local file or a seekable stream ([`Media`], FFmpeg's custom I/O):
-//! through a non-seekable stream an MP4 whose index sits at the end makes FFmpeg retry
-//! forever, which is also why packets are read one by one with a cap on consecutive errors
+//! Uploads are hostile: this code only ever runs inside the sandboxed worker process
+//! ([`crate::sandbox`]), and it opens its input only as one of the accepted media formats
+//! ([`crate::media_formats`]), through custom I/O on the one stream it was given, with every
+//! nested open (a playlist entry, a referenced file or URL) refused. The decoded length is
+//! bounded ([`TranscodeOptions::max_media_seconds`]): a small file that decodes to hours fails
+//! as [`TranscodeError::TooLong`] before its first packet, or as soon as it passes the limit.
+//!
+//! This is blocking, CPU-bound code. It stops early when its [`StopSignal`] says so. Through a
+//! non-seekable stream an MP4 whose index sits at the end makes FFmpeg retry forever, which is
+//! why inputs are seekable and packets are read one by one with a cap on consecutive errors
 //! instead of through FFmpeg's packet iterator.
 //!
 //! It reports its progress through the same signal: the media time read so far.
 
-use std::path::Path;
+use std::ffi::{CStr, c_char, c_int};
+use std::io::{Read, Seek, Write};
 use std::sync::Arc;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
 use ffmpeg::software::resampling;
-use ffmpeg::{ChannelLayout, Packet, codec, format, frame, media};
+use ffmpeg::{ChannelLayout, Packet, codec, ffi, format, frame, media};
 use ffmpeg_next as ffmpeg;
+use serde::{Deserialize, Serialize};
 
-use crate::storage::Media;
+use crate::media_formats;
 
 /// Read errors in a row after which the input is given up as unreadable.
 const MAX_CONSECUTIVE_READ_ERRORS: u32 = 32;
@@ -33,10 +40,21 @@ const MAX_UNDECODABLE_PACKETS: u32 = 256;
 /// Sample rates MPEG audio (layer III, with its 2 and 2.5 extensions) can carry.
 const MP3_RATES: [u32; 9] = [44100, 48000, 32000, 22050, 24000, 16000, 11025, 12000, 8000];
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct TranscodeOptions {
     /// Constant bit rate of the MP3, in bits per second.
     pub bit_rate: usize,
+    /// The longest audio converted, in seconds: a decompression bomb (hours of silence in a
+    /// few megabytes) fails instead of filling the store.
+    pub max_media_seconds: f64,
+}
+
+impl TranscodeOptions {
+    /// The largest MP3 these options can produce (the limit on the worker's output file): the
+    /// longest audio at the bit rate, with room for headers and rounding.
+    pub fn max_output_bytes(&self) -> u64 {
+        (self.max_media_seconds * self.bit_rate as f64 / 8.0 * 1.05) as u64 + (1 << 20)
+    }
 }
 
 /// What a finished conversion reports.
@@ -46,10 +64,29 @@ pub struct Transcoded {
     pub media_seconds: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why a conversion (or an audio copy) did not finish. It crosses from the worker process to
+/// the node ([`crate::sandbox`]), hence serde.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 pub enum TranscodeError {
     #[error("the file is not a readable media file ({0})")]
     Unreadable(String),
+    /// FFmpeg recognised the content as a format that is not accepted (a playlist, a script,
+    /// an image sequence: anything that could name other files): [`crate::media_formats`].
+    #[error(
+        "the file is not an accepted media format: FFmpeg reads it as '{0}', which is refused (playlists, scripts and image sequences are not media files)"
+    )]
+    Refused(String),
+    /// The audio is longer than the limit (declared so, or found so while decoding).
+    #[error("too_long: the audio lasts longer than {0} s, the longest this service converts")]
+    TooLong(u64),
+    /// The worker process died or misbehaved on this file (a crash inside FFmpeg, out of
+    /// memory or CPU time, an unreadable answer). Given once per attempt by the node.
+    #[error("the converter crashed on this file ({0})")]
+    Crashed(String),
+    /// The node could not run FFmpeg at all (no worker process could start): not the file's
+    /// fault, so the attempt does not count.
+    #[error("the FFmpeg worker could not run ({0})")]
+    Unavailable(String),
     #[error("the file has no audio track")]
     NoAudio,
     #[error("the audio track could not be decoded ({0})")]
@@ -68,6 +105,8 @@ impl TranscodeError {
         matches!(
             self,
             TranscodeError::Unreadable(_)
+                | TranscodeError::Refused(_)
+                | TranscodeError::TooLong(_)
                 | TranscodeError::NoAudio
                 | TranscodeError::Undecodable(_)
                 | TranscodeError::TimedOut
@@ -77,13 +116,21 @@ impl TranscodeError {
 
 /// Tells a running conversion to stop: at its deadline, or when cancelled. It also carries the
 /// conversion's progress back, since the conversion checks it all along anyway.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StopSignal {
     deadline: Instant,
     cancelled: Arc<AtomicBool>,
     /// The fraction of the input's media time read so far, in [`PROGRESS_SCALE`] units; it only
     /// grows (stays 0 when the input does not say how long it is).
     done: Arc<AtomicU32>,
+    /// Told of each new percent of progress (the worker process sends it to the node).
+    observer: Option<Arc<dyn Fn(f64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopSignal").field("deadline", &self.deadline).field("done", &self.fraction_done()).finish()
+    }
 }
 
 /// Steps of [`StopSignal`]'s progress from nothing to all.
@@ -91,12 +138,34 @@ const PROGRESS_SCALE: f64 = 10_000.0;
 
 impl StopSignal {
     pub fn new(deadline: Instant) -> Self {
-        StopSignal { deadline, cancelled: Arc::new(AtomicBool::new(false)), done: Arc::new(AtomicU32::new(0)) }
+        StopSignal {
+            deadline,
+            cancelled: Arc::new(AtomicBool::new(false)),
+            done: Arc::new(AtomicU32::new(0)),
+            observer: None,
+        }
+    }
+
+    /// The same signal, also telling `observer` of each new percent of progress.
+    pub fn observed(self, observer: impl Fn(f64) + Send + Sync + 'static) -> Self {
+        StopSignal { observer: Some(Arc::new(observer)), ..self }
+    }
+
+    /// When the conversion must stop.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// Records that `fraction` (0 to 1) of the input is read, unless more was reported before.
     pub fn report_done(&self, fraction: f64) {
-        self.done.fetch_max((fraction.clamp(0.0, 1.0) * PROGRESS_SCALE) as u32, Ordering::Relaxed);
+        let new = (fraction.clamp(0.0, 1.0) * PROGRESS_SCALE) as u32;
+        let old = self.done.fetch_max(new, Ordering::Relaxed);
+        let percent = (PROGRESS_SCALE / 100.0) as u32;
+        if let Some(observer) = &self.observer
+            && new / percent > old / percent
+        {
+            observer(f64::from(new) / PROGRESS_SCALE);
+        }
     }
 
     /// The fraction (0 to 1) of the input read so far.
@@ -130,20 +199,73 @@ fn init() {
     });
 }
 
-/// The shape of [`transcode`], so the actors can be given a stand-in in tests.
-pub type Transcode = fn(Media, &Path, TranscodeOptions, &StopSignal) -> Result<Transcoded, TranscodeError>;
+/// What the transcoder reads: a seekable stream (the worker's input file, or the node's blob
+/// store at the other end of the worker's socket).
+pub type Input = Box<dyn ReadSeek>;
+/// What the transcoder writes: seekable, so that the MP3 muxer can fill in its header last.
+pub type Output = Box<dyn WriteSeek>;
 
-/// Opens `media` for demuxing; FFmpeg's blocking reads give up once `stop` says so.
-fn open_input(media: Media, stop: &StopSignal) -> Result<format::context::Input, TranscodeError> {
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
+pub trait WriteSeek: Write + Seek + Send {}
+impl<T: Write + Seek + Send> WriteSeek for T {}
+
+/// Opens `input` for demuxing: only as one of the accepted formats, with every nested open
+/// refused (custom I/O gets no protocol whitelist of its own from FFmpeg).
+fn open_input(input: Input) -> Result<format::context::Input, TranscodeError> {
     init();
-    let interrupt = stop.clone();
-    let interrupted = move || interrupt.check().is_err();
-    let opened = match media {
-        Media::File(path) => format::input_with_interrupt(&path, interrupted),
-        Media::Stream(stream) => format::context::StreamIo::from_read_seek(stream)
-            .and_then(|io| format::input_from_stream_with_interrupt(io, None, None, interrupted)),
-    };
-    opened.map_err(|e| stop.check().err().unwrap_or_else(|| TranscodeError::Unreadable(e.to_string())))
+    let unreadable = |e: ffmpeg::Error| TranscodeError::Unreadable(e.to_string());
+    let mut io = format::context::StreamIo::from_read_seek(input).map_err(unreadable)?;
+    // SAFETY: a fresh context whose `pb` is our custom I/O (flagged so FFmpeg never frees it);
+    // `avformat_open_input` frees the context itself when it fails, and `io` outlives every
+    // use of it: on success the wrapper owns both and drops the context first.
+    unsafe {
+        let mut context = ffi::avformat_alloc_context();
+        if context.is_null() {
+            return Err(TranscodeError::Output("out of memory".into()));
+        }
+        (*context).pb = io.as_mut_ptr();
+        (*context).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
+        (*context).io_open = Some(refuse_nested_open);
+        let mut probed: *const ffi::AVInputFormat = std::ptr::null();
+        let score = ffi::av_probe_input_buffer2(io.as_mut_ptr(), &mut probed, std::ptr::null(), context.cast(), 0, 0);
+        if score < 0 || probed.is_null() {
+            ffi::avformat_free_context(context);
+            return Err(unreadable(ffmpeg::Error::from(score.min(-1))));
+        }
+        let name = CStr::from_ptr((*probed).name).to_string_lossy().into_owned();
+        if !media_formats::is_accepted(&name) {
+            ffi::avformat_free_context(context);
+            return Err(TranscodeError::Refused(name));
+        }
+        let mut options = ffmpeg::Dictionary::new();
+        options.set("format_whitelist", &media_formats::accepted_list());
+        options.set("protocol_whitelist", media_formats::NO_PROTOCOL);
+        let mut options = options.disown();
+        let opened = ffi::avformat_open_input(&mut context, std::ptr::null(), probed, &mut options);
+        ffmpeg::Dictionary::own(options);
+        if opened < 0 {
+            return Err(unreadable(ffmpeg::Error::from(opened)));
+        }
+        let found = ffi::avformat_find_stream_info(context, std::ptr::null_mut());
+        if found < 0 {
+            ffi::avformat_close_input(&mut context);
+            return Err(unreadable(ffmpeg::Error::from(found)));
+        }
+        Ok(format::context::Input::wrap_with_custom_io(context, io))
+    }
+}
+
+/// FFmpeg's `io_open` callback, set on every input: a demuxer that asks to open anything
+/// beside the input it was given (a playlist's entry, an external reference) is refused.
+unsafe extern "C" fn refuse_nested_open(
+    _: *mut ffi::AVFormatContext,
+    _: *mut *mut ffi::AVIOContext,
+    _: *const c_char,
+    _: c_int,
+    _: *mut *mut ffi::AVDictionary,
+) -> c_int {
+    -libc::EPERM
 }
 
 /// An input opened for its best audio stream alone: the demuxer discards every other stream.
@@ -153,9 +275,9 @@ pub(crate) struct AudioInput {
     pub index: usize,
 }
 
-/// Opens `media` for its best audio stream.
-pub(crate) fn open_audio(media: Media, stop: &StopSignal) -> Result<AudioInput, TranscodeError> {
-    let mut ictx = open_input(media, stop)?;
+/// Opens `input` for its best audio stream.
+pub(crate) fn open_audio(input: Input) -> Result<AudioInput, TranscodeError> {
+    let mut ictx = open_input(input)?;
     let index = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?.index();
     discard_all_but(&mut ictx, index);
     Ok(AudioInput { ictx, index })
@@ -196,15 +318,18 @@ impl AudioInput {
     }
 }
 
-/// Converts the best audio stream of `input` into an MP3 file at `output`.
+/// Converts the best audio stream of `input` into an MP3 written to `output`.
 pub fn transcode(
-    input: Media,
-    output: &Path,
+    input: Input,
+    output: Output,
     options: TranscodeOptions,
     stop: &StopSignal,
 ) -> Result<Transcoded, TranscodeError> {
-    let mut input = open_audio(input, stop)?;
+    let mut input = open_audio(input)?;
     let clock = ProgressClock::of(&input.ictx, &input.stream());
+    if clock.duration.is_some_and(|declared| declared > options.max_media_seconds) {
+        return Err(TranscodeError::TooLong(options.max_media_seconds as u64));
+    }
     let mut decoder = codec::context::Context::from_parameters(input.stream().parameters())
         .and_then(|context| context.decoder().audio())
         .map_err(|e| TranscodeError::Undecodable(e.to_string()))?;
@@ -292,6 +417,9 @@ struct Mp3Sink {
     samples_encoded: i64,
     stream_time_base: ffmpeg::Rational,
     undecodable: u32,
+    /// The most samples the MP3 may hold ([`TranscodeOptions::max_media_seconds`]).
+    max_samples: i64,
+    max_media_seconds: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -302,10 +430,14 @@ struct AudioFormat {
 }
 
 impl AudioFormat {
-    fn of(frame: &frame::Audio) -> Self {
-        let layout = frame.channel_layout();
-        let layout = if layout.is_empty() { ChannelLayout::default(frame.channels() as i32) } else { layout };
-        AudioFormat { sample: frame.format(), layout, rate: frame.rate() }
+    /// The format of a decoded frame, whose channel layout is made explicit first: a decoder
+    /// that leaves it unspecified (PCM in WAV, and others) gets the default layout for its
+    /// channel count, so that the resampler is handed exactly what it was set up for.
+    fn of(frame: &mut frame::Audio) -> Self {
+        if frame.channel_layout().is_empty() {
+            frame.set_channel_layout(ChannelLayout::default(frame.channels() as i32));
+        }
+        AudioFormat { sample: frame.format(), layout: frame.channel_layout(), rate: frame.rate() }
     }
 }
 
@@ -315,7 +447,7 @@ fn output_error(e: impl std::fmt::Display) -> TranscodeError {
 
 impl Mp3Sink {
     fn create(
-        output: &Path,
+        output: Output,
         decoder: &ffmpeg::decoder::Audio,
         options: TranscodeOptions,
     ) -> Result<Self, TranscodeError> {
@@ -324,7 +456,8 @@ impl Mp3Sink {
         let audio_codec = codec.audio().map_err(output_error)?;
         let target = choose_target(decoder, &audio_codec);
 
-        let mut octx = format::output_as(output, "mp3").map_err(output_error)?;
+        let io = format::context::StreamIo::from_write_seek(output).map_err(output_error)?;
+        let mut octx = format::output_to_stream(io, None, Some("mp3")).map_err(output_error)?;
         let mut encoder = codec::context::Context::new_with_codec(codec).encoder().audio().map_err(output_error)?;
         encoder.set_rate(target.rate as i32);
         encoder.set_channel_layout(target.layout);
@@ -354,6 +487,8 @@ impl Mp3Sink {
             samples_encoded: 0,
             stream_time_base,
             undecodable: 0,
+            max_samples: (options.max_media_seconds * f64::from(target.rate)) as i64,
+            max_media_seconds: options.max_media_seconds,
         })
     }
 
@@ -362,7 +497,7 @@ impl Mp3Sink {
         let mut decoded = frame::Audio::empty();
         loop {
             match decoder.receive_frame(&mut decoded) {
-                Ok(()) => self.push(&decoded)?,
+                Ok(()) => self.push(&mut decoded)?,
                 Err(ffmpeg::Error::Eof) => return Ok(()),
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
                     return Ok(());
@@ -379,7 +514,7 @@ impl Mp3Sink {
 
     /// Queues a decoded frame for the encoder: as it is when it is in the target format
     /// already (the usual AAC to MP3 case), else through the resampler.
-    fn push(&mut self, decoded: &frame::Audio) -> Result<(), TranscodeError> {
+    fn push(&mut self, decoded: &mut frame::Audio) -> Result<(), TranscodeError> {
         let source = AudioFormat::of(decoded);
         if self.resampler.is_none() && source == self.target {
             self.queue.write(decoded);
@@ -429,8 +564,12 @@ impl Mp3Sink {
         Ok(())
     }
 
-    /// Sends the queue's next `samples` to the encoder, through the reused frame.
+    /// Sends the queue's next `samples` to the encoder, through the reused frame; fails once
+    /// the MP3 would pass its length limit.
     fn encode(&mut self, samples: usize) -> Result<(), TranscodeError> {
+        if self.samples_encoded + samples as i64 > self.max_samples {
+            return Err(TranscodeError::TooLong(self.max_media_seconds as u64));
+        }
         make_writable(&mut self.frame)?;
         self.frame.set_samples(samples);
         self.queue.read_into(&mut self.frame, samples);

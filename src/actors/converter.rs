@@ -41,7 +41,7 @@ use crate::scratch::ScratchFile;
 use crate::storage::{
     BlobMeta, Bucket, Delivery, Job, JobState, MediaSource, NextAttempt, StorageError, StorageResult, now_millis,
 };
-use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
+use crate::transcode::{StopSignal, TranscodeError, Transcoded};
 
 pub struct Converter;
 
@@ -139,8 +139,9 @@ enum Failure {
     Permanent(String),
     /// Storage or the disk failed; the attempt does not count.
     Transient(anyhow::Error),
-    /// It ran out of time: the attempt counts.
-    TimedOut,
+    /// It ran out of time, or the FFmpeg worker crashed or failed writing: the attempt counts
+    /// ([`Job::attempt_failed`] decides whether another follows).
+    Counted(String),
     /// The node is shutting down, or the attempt lost the job.
     Stopped,
 }
@@ -170,13 +171,10 @@ async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
             (Box::new(move |job: &Job| job.finish(done.media_seconds, now)), Answer::Ack)
         }
         Err(Failure::Permanent(reason)) => (Box::new(move |job: &Job| Some(job.fail(&reason, now))), Answer::Ack),
-        Err(Failure::TimedOut) if current.attempts >= max_attempts => {
-            let reason = format!("{} (attempt {} of {max_attempts})", TranscodeError::TimedOut, current.attempts);
-            (Box::new(move |job: &Job| Some(job.fail(&reason, now))), Answer::Ack)
-        }
-        Err(Failure::TimedOut) => {
-            let reason = TranscodeError::TimedOut.to_string();
-            (Box::new(move |job: &Job| job.give_back(true, Some(&reason), now)), Answer::Retry(Duration::from_secs(1)))
+        Err(Failure::Counted(reason)) => {
+            tracing::warn!(reason, "the attempt failed; it counts");
+            let change = move |job: &Job| job.attempt_failed(&reason, now, max_attempts);
+            (Box::new(change), Answer::Retry(Duration::from_secs(1)))
         }
         Err(Failure::Stopped) => {
             tracing::info!("shutting down: the job goes back to the queue");
@@ -326,7 +324,7 @@ async fn convert_and_store(
         ScratchFile::create(&ctx.config.scratch_dir(), "mp3").await.map_err(|e| Failure::Transient(e.into()))?;
 
     let started = Instant::now();
-    let transcoded = run_transcode(ctx, source, output.path().to_owned(), stop.clone()).await?;
+    let transcoded = run_transcode(ctx, job, source, output.path().to_owned(), stop.clone()).await?;
     ctx.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
 
     let meta = mp3_meta(job);
@@ -347,17 +345,20 @@ async fn convert_and_store(
     Ok(transcoded)
 }
 
-/// Runs the transcoder on a blocking thread under the time limit; once shutdown starts, it
-/// may run for the grace period before it is stopped. A conversion that failed because the
-/// store failed under its input is retried (not counted), whatever FFmpeg made of it.
+/// Runs the transcoder (in its sandboxed worker process) on a blocking thread under the time
+/// limit; once shutdown starts, it may run for the grace period before it is stopped. A
+/// conversion that failed because the store failed under its input is retried (not counted),
+/// whatever FFmpeg made of it; so is one whose worker could not even start.
 async fn run_transcode(
     ctx: &NodeContext,
+    job: &Job,
     source: MediaSource,
     output: PathBuf,
     stop: StopSignal,
 ) -> Result<Transcoded, Failure> {
     let MediaSource { media: input, failure: store_failure } = source;
-    let options = TranscodeOptions { bit_rate: ctx.config.bitrate_kbps as usize * 1000 };
+    let options = ctx.config.transcode_options();
+    let fault = ctx.config.worker_fault(&job.filename);
     let _grace_watch = AbortOnDropHandle::new(tokio::spawn({
         let stop = stop.clone();
         let shutdown = ctx.shutdown.clone();
@@ -368,10 +369,10 @@ async fn run_transcode(
             stop.cancel();
         }
     }));
-    let (delay, transcode) = (ctx.config.convert_delay(), ctx.transcode);
+    let (delay, media) = (ctx.config.convert_delay(), ctx.media.clone());
     let result = tokio::task::spawn_blocking(move || {
         fault_delay(delay, &stop)?;
-        transcode(input, &output, options, &stop)
+        media.transcode(input, &output, options, fault, &stop)
     })
     .await;
     match result {
@@ -381,11 +382,12 @@ async fn run_transcode(
             "reading the video failed ({}): {error}",
             store_failure.get().unwrap_or_default()
         ))),
-        Ok(Err(TranscodeError::TimedOut)) => Err(Failure::TimedOut),
-        Ok(Err(error)) if error.is_permanent() => Err(Failure::Permanent(error.to_string())),
-        Ok(Err(error)) => Err(Failure::Transient(error.into())),
-        // A panic inside FFmpeg's wrapper on this input would recur on every retry.
-        Err(join) => Err(Failure::Permanent(format!("the converter crashed on this file ({join})"))),
+        Ok(Err(error @ TranscodeError::Unavailable(_))) => Err(Failure::Transient(error.into())),
+        Ok(Err(error @ (TranscodeError::TimedOut | TranscodeError::Crashed(_) | TranscodeError::Output(_)))) => {
+            Err(Failure::Counted(error.to_string()))
+        }
+        Ok(Err(error)) => Err(Failure::Permanent(error.to_string())),
+        Err(join) => Err(Failure::Counted(format!("the converter's thread failed ({join})"))),
     }
 }
 

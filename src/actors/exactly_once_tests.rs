@@ -35,6 +35,8 @@ use crate::job_events::JobSubscribers;
 use crate::mailer::{Email, MailError, Mailer};
 use crate::messages::JobMessage;
 use crate::metrics::Metrics;
+use crate::sandbox::MediaWorker;
+use crate::sandbox::wire::WorkerFault;
 use crate::security::token::TokenKeys;
 use crate::storage::files::FileBlobStore;
 use crate::storage::sqlite::{self, SqliteIntake, SqliteJobs, SqliteMailbox, SqliteUsers};
@@ -280,13 +282,28 @@ impl Mailer for FakeMailer {
     }
 }
 
-/// The transcoder's stand-in: copies the video, refuses [`BAD`], takes its time over [`SLOW`].
-fn fake_transcode(
-    input: Media,
-    output: &Path,
-    _: TranscodeOptions,
-    stop: &StopSignal,
-) -> Result<Transcoded, TranscodeError> {
+/// The FFmpeg worker's stand-in: copies the video, refuses [`BAD`], takes its time over
+/// [`SLOW`].
+struct FakeMedia;
+
+impl MediaWorker for FakeMedia {
+    fn transcode(
+        &self,
+        input: Media,
+        output: &Path,
+        _: TranscodeOptions,
+        _: Option<WorkerFault>,
+        stop: &StopSignal,
+    ) -> Result<Transcoded, TranscodeError> {
+        fake_transcode(input, output, stop)
+    }
+
+    fn copy_audio(&self, _: Media, _: &Path, _: &StopSignal) -> Result<(), TranscodeError> {
+        Err(TranscodeError::NoAudio)
+    }
+}
+
+fn fake_transcode(input: Media, output: &Path, stop: &StopSignal) -> Result<Transcoded, TranscodeError> {
     let Media::File(input) = input else { panic!("the file store gives its files in place") };
     let video = std::fs::read(input).map_err(|e| TranscodeError::Output(e.to_string()))?;
     if video == BAD {
@@ -364,7 +381,7 @@ impl World {
             mailer: Arc::new(FakeMailer { sent: self.sent.clone(), faults: faults.clone() }),
             job_events: Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone())),
             metrics,
-            transcode: fake_transcode,
+            media: Arc::new(FakeMedia),
             limits: GatewayLimits::new(&self.config),
             shutdown: faults.shutdown.clone(),
             drain: CancellationToken::new(),

@@ -42,9 +42,9 @@ use crate::http::limits::GatewayLimits;
 use crate::job_events::JobSubscribers;
 use crate::mailer::Mailer;
 use crate::metrics::Metrics;
+use crate::sandbox::MediaWorker;
 use crate::security::token::TokenKeys;
 use crate::storage::Backends;
-use crate::transcode::Transcode;
 
 /// Registered name of the auth actor, through which the gateway finds it.
 pub const AUTH: &str = "auth";
@@ -73,9 +73,9 @@ pub struct NodeContext {
     pub tokens: TokenKeys,
     pub mailer: Arc<dyn Mailer>,
     pub metrics: Arc<Metrics>,
-    /// The conversion itself: [`crate::transcode::transcode`], or a stand-in in tests of the
-    /// actors' logic.
-    pub transcode: Transcode,
+    /// FFmpeg on uploads (conversions, audio-only copies): a [`crate::sandbox::Sandbox`] of
+    /// worker processes, or a stand-in in tests of the actors' logic.
+    pub media: Arc<dyn MediaWorker>,
     /// What the gateway admits (login rates, uploads in progress); node-wide, so that a
     /// restarted gateway does not forget who was being held back.
     pub limits: GatewayLimits,

@@ -3,7 +3,8 @@
 //! - the upload itself, streamed into the store as it arrives (the embedded profile, and the
 //!   cluster profile with `--seed-compatible`, whose converter reads videos from `videos`);
 //! - or an audio-only copy: the upload is spooled to the node's scratch folder as it arrives,
-//!   its audio stream remuxed ([`crate::audio_copy`], nothing decoded) and only that stored,
+//!   its audio stream remuxed ([`crate::audio_copy`], nothing decoded, in a sandboxed FFmpeg
+//!   worker process: [`crate::sandbox`]) and only that stored,
 //!   so a 57 MB video costs the shared store about 1 MB. A file with no audio copy to make (no
 //!   audio, not media) is stored as it is, and its conversion fails with the reason as before.
 
@@ -12,11 +13,11 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use crate::actors::NodeContext;
-use crate::audio_copy::{self, copy_audio};
+use crate::audio_copy;
 use crate::ids::Id;
 use crate::scratch::ScratchFile;
 use crate::storage::files::copy_into;
-use crate::storage::{BlobMeta, Bucket, StorageError, StorageResult};
+use crate::storage::{BlobMeta, Bucket, Media, StorageError, StorageResult};
 use crate::transcode::StopSignal;
 
 /// Stores `body` as video `fid` in the form the configuration asks for; returns the length of
@@ -37,8 +38,8 @@ pub async fn store_upload(
     drop(file);
     let (copy, _) = ScratchFile::create(&scratch, "mka").await.map_err(StorageError::unavailable)?;
     let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
-    let (input, output) = (upload.path().to_owned(), copy.path().to_owned());
-    let copied = match tokio::task::spawn_blocking(move || copy_audio(&input, &output, &stop)).await {
+    let (input, output, media) = (upload.path().to_owned(), copy.path().to_owned(), ctx.media.clone());
+    let copied = match tokio::task::spawn_blocking(move || media.copy_audio(Media::File(input), &output, &stop)).await {
         Ok(result) => result.map_err(|error| error.to_string()),
         Err(join) => Err(join.to_string()),
     };

@@ -264,6 +264,22 @@ impl Job {
         })
     }
 
+    /// The running attempt failed in a way that counts (the time limit, a crash of the FFmpeg
+    /// worker, a failure writing the MP3): the job fails now, with `reason`, when its attempts
+    /// are used up or when the attempt before failed the very same way (a file that crashed
+    /// the converter twice will again: one retry, then the reason); otherwise it goes back to
+    /// the queue with `reason` as its last error.
+    pub fn attempt_failed(&self, reason: &str, now: i64, max_attempts: u32) -> Option<Job> {
+        self.attempt.filter(|_| self.state == JobState::Converting)?;
+        if self.attempts >= max_attempts {
+            return Some(self.fail(&format!("{reason} (attempt {} of {max_attempts})", self.attempts), now));
+        }
+        if self.error.as_deref() == Some(reason) {
+            return Some(self.fail(reason, now));
+        }
+        self.give_back(true, Some(reason), now)
+    }
+
     /// Done with an MP3 that another converter (the seed's) produced; only while unfinished.
     pub fn adopt_result(&self, mp3_fid: Id, now: i64) -> Option<Job> {
         if self.state.is_finished() {
@@ -402,6 +418,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_counted_failure_is_retried_once_then_fails_when_it_recurs_or_attempts_run_out() {
+        const CRASH: &str = "the converter crashed on this file (it died of SIGSEGV)";
+        let first = begun(&queued(), 2_000);
+        let requeued = first.attempt_failed(CRASH, 3_000, 3).unwrap();
+        assert_eq!((requeued.state, requeued.attempts, requeued.error.as_deref()), (JobState::Queued, 1, Some(CRASH)));
+        let second = begun(&requeued, 4_000);
+        let failed = second.attempt_failed(CRASH, 5_000, 3).unwrap();
+        assert_eq!((failed.state, failed.attempts, failed.error.as_deref()), (JobState::Failed, 2, Some(CRASH)));
+        // Another failure than the last is retried, until the attempts are used up.
+        let other = second.attempt_failed("the conversion took longer than its time limit", 5_000, 3).unwrap();
+        assert_eq!(other.state, JobState::Queued);
+        let last = begun(&other, 6_000).attempt_failed(CRASH, 7_000, 3).unwrap();
+        assert_eq!(last.state, JobState::Failed);
+        assert_eq!(last.error.as_deref(), Some(format!("{CRASH} (attempt 3 of 3)").as_str()));
+        assert_eq!(queued().attempt_failed(CRASH, 1, 3), None, "only an attempt that holds the job");
     }
 
     #[test]

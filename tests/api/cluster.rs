@@ -234,7 +234,7 @@ async fn a_database_restart_fails_uploads_cleanly_and_processing_resumes() {
     }
 }
 
-fn flag_value<'a>(flags: &'a [String], flag: &str) -> &'a str {
+pub fn flag_value<'a>(flags: &'a [String], flag: &str) -> &'a str {
     let at = flags.iter().position(|f| f == flag).unwrap();
     &flags[at + 1]
 }
@@ -313,18 +313,19 @@ async fn the_seed_converter_can_work_beside_ours() {
     assert_eq!(mail["to"][0]["address"], "mixed@example.com");
 }
 
-/// Plays the seed's own gateway: stores the video as `fs.put` does (no metadata) and publishes
-/// the seed's `video` message (no `job_id`). Returns the video's id.
-async fn act_as_the_seed_gateway(amqp_url: &str, username: &str) -> String {
+/// Plays the seed's own gateway: stores `bytes` as `fs.put` does (no metadata, and none of our
+/// checks at the door) and publishes the seed's `video` message (no `job_id`). Returns the
+/// video's id.
+pub async fn act_as_the_seed_gateway(amqp_url: &str, username: &str, filename: &str, bytes: &[u8]) -> String {
     use lapin::options::BasicPublishOptions;
     use tokio::io::AsyncWriteExt;
     use tokio_util::compat::FuturesAsyncWriteCompatExt;
 
     let bucket = mongo_client().await.database("videos").gridfs_bucket(None);
-    let mut upload = bucket.open_upload_stream("holiday.mp4").await.unwrap();
+    let mut upload = bucket.open_upload_stream(filename).await.unwrap();
     let video_fid = upload.id().as_object_id().unwrap().to_hex();
     let mut writer = (&mut upload).compat_write();
-    writer.write_all(&std::fs::read(fixture("clip.mp4")).unwrap()).await.unwrap();
+    writer.write_all(bytes).await.unwrap();
     writer.shutdown().await.unwrap();
 
     let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await.unwrap();
@@ -354,7 +355,9 @@ async fn an_upload_from_the_seeds_gateway_becomes_a_done_job_and_one_email() {
     })
     .await;
 
-    let video_fid = act_as_the_seed_gateway(flag_value(&flags, "--amqp-url"), "seedling@example.com").await;
+    let clip = std::fs::read(fixture("clip.mp4")).unwrap();
+    let video_fid =
+        act_as_the_seed_gateway(flag_value(&flags, "--amqp-url"), "seedling@example.com", "holiday.mp4", &clip).await;
     // The job takes the video's id, so a duplicate of the message finds the same job.
     let path = format!("/jobs/{video_fid}");
     eventually(Duration::from_secs(30), "the job to be created", || async {

@@ -59,6 +59,8 @@ const MINUTE_720P: [&str; 14] = [
     "-map",
     "1:a",
 ];
+/// Ten minutes of 8 kHz mono silence, as an input.
+const SILENCE_8K: [&str; 6] = ["-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "600"];
 const H264: [&str; 8] = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "60"];
 
 fn make_fixture(name: &str, out: &Path) {
@@ -232,6 +234,23 @@ fn make_fixture(name: &str, out: &Path) {
             }
             std::fs::write(out, bytes).unwrap();
             std::fs::remove_file(clean).unwrap();
+        }
+        // Three seconds of a tone, as a phone or a voice recorder makes it: PCM s16 mono, 8 kHz.
+        "voice-8k.wav" => {
+            ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:duration=3", "-f", "wav"], out)
+        }
+        // Decompression bombs: ten minutes of silence in about 100 KB of FLAC, with its length
+        // in the header, and without (written to a pipe, the header cannot be filled in).
+        "bomb-declared.flac" => ffmpeg(&[&SILENCE_8K[..], &["-f", "flac"]].concat(), out),
+        "bomb-undeclared.flac" => {
+            let status = Command::new("ffmpeg")
+                .args(["-nostdin", "-loglevel", "error", "-y"])
+                .args(SILENCE_8K)
+                .args(["-f", "flac", "pipe:1"])
+                .stdout(std::fs::File::create(out).unwrap())
+                .status()
+                .expect("ffmpeg runs (the test script installs it)");
+            assert!(status.success(), "ffmpeg failed making {}", out.display());
         }
         other => panic!("no recipe for fixture {other}"),
     }

@@ -10,6 +10,7 @@ mod events;
 mod faults;
 mod flow;
 mod helpers;
+mod hostile;
 mod limits;
 mod monitoring;
 mod openapi;

@@ -6,10 +6,13 @@
 //! Memory does not grow with the file: the body goes through in chunks. Whatever fails, no
 //! half-stored video is left behind. Uploads in progress are capped per user and overall
 //! ([`crate::http::limits::UploadSlots`]), one that stalls is cut off ([`StallGuard`]), and a
-//! user with too many unfinished jobs is refused, all before the body is read.
+//! user with too many unfinished jobs is refused, all before the body is read. A file whose
+//! first bytes are a playlist or script ([`crate::media_formats::playlist_kind`]) is refused
+//! with 415 `unsupported_media` as they arrive.
 
 use std::io;
 
+use bytes::Bytes;
 use futures_util::TryStreamExt;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION};
@@ -25,6 +28,7 @@ use crate::http::response::{Response, json};
 use crate::http::stall::{StallGuard, Stalled};
 use crate::http::stored_upload::store_upload;
 use crate::ids::Id;
+use crate::media_formats;
 use crate::messages::JobMessage;
 use crate::security::token::Claims;
 use crate::storage::{BlobMeta, Bucket, Job, StorageError, now_millis};
@@ -147,7 +151,9 @@ async fn receive_one_file(
                     .map_or_else(|| "application/octet-stream".to_owned(), |m| m.to_string()),
                 job_id: Some(job_id),
             };
-            let mut reader = Box::pin(StreamReader::new(field.map_err(io::Error::other)));
+            let mut door = DoorCheck::default();
+            let checked = field.map_err(io::Error::other).and_then(move |chunk| std::future::ready(door.pass(chunk)));
+            let mut reader = Box::pin(StreamReader::new(checked));
             let length = store_upload(ctx, video_fid, &meta, &mut reader).await.map_err(|e| storage_error(ctx, e))?;
             stored = Some(StoredVideo { filename: meta.filename, length });
         }
@@ -180,13 +186,46 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
     }
 }
 
+/// Looks at a file's first bytes as they stream past, and stops a playlist or script there.
+#[derive(Default)]
+struct DoorCheck {
+    /// The file's first bytes, up to [`media_formats::DOOR_CHECK_BYTES`].
+    head: Vec<u8>,
+}
+
+/// The error a [`DoorCheck`] stops a file with.
+#[derive(Debug, thiserror::Error)]
+#[error("the file is {0}, not media")]
+struct NotMedia(&'static str);
+
+impl DoorCheck {
+    fn pass(&mut self, chunk: Bytes) -> io::Result<Bytes> {
+        if self.head.len() < media_formats::DOOR_CHECK_BYTES {
+            let wanted = (media_formats::DOOR_CHECK_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..wanted]);
+            if let Some(kind) = media_formats::playlist_kind(&self.head) {
+                return Err(io::Error::other(NotMedia(kind)));
+            }
+        }
+        Ok(chunk)
+    }
+}
+
 /// A storage error while streaming the file: the client's stream failing is the client's
 /// problem (4xx), the store failing is ours (503).
 fn storage_error(ctx: &NodeContext, error: StorageError) -> ApiError {
     match error {
         StorageError::Input(io_error) => {
-            match io_error.get_ref().and_then(|inner| inner.downcast_ref::<multer::Error>()) {
-                Some(multipart) => multipart_error(ctx, multipart),
+            let inner = io_error.get_ref();
+            if let Some(multipart) = inner.and_then(|inner| inner.downcast_ref::<multer::Error>()) {
+                return multipart_error(ctx, multipart);
+            }
+            match inner.and_then(|inner| inner.downcast_ref::<NotMedia>()) {
+                Some(not_media) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media",
+                    format!("{not_media}: playlists and scripts are refused; upload the video or audio file itself"),
+                ),
                 None => ApiError::bad_request("bad_body", format!("the upload could not be read: {io_error}")),
             }
         }

@@ -1,0 +1,135 @@
+//! What a node and its FFmpeg worker process say to each other over their socket pair: one
+//! datagram per message (`SOCK_SEQPACKET`: the kernel keeps message boundaries, so there is no
+//! framing to get wrong), each at most a few KiB but the input bytes the node serves.
+//!
+//! - worker to node: [`FromWorker`], JSON;
+//! - node to worker: the job ([`Job`], JSON after the tag [`JOB`], with the input and output
+//!   files as descriptors), then the answers to its reads ([`DATA`] + bytes, or
+//!   [`READ_FAILED`] + a reason).
+//!
+//! The node trusts nothing it receives: a message that does not parse, is too long or comes
+//! out of turn ends the worker (it is killed, and the attempt fails as a crash).
+
+use serde::{Deserialize, Serialize};
+
+use crate::transcode::{TranscodeError, TranscodeOptions};
+
+/// The most input bytes the worker asks for (and the node sends) in one read.
+pub const MAX_READ: u32 = 64 * 1024;
+/// The longest message a worker may send; anything longer is garbage.
+pub const MAX_WORKER_MESSAGE: usize = 4096;
+
+/// Tag of the node's job message.
+pub const JOB: u8 = b'J';
+/// Tag of an answer to a read: the bytes follow (none at the end of the input).
+pub const DATA: u8 = b'D';
+/// Tag of a read the node could not serve (its store failed): a reason follows.
+pub const READ_FAILED: u8 = b'F';
+
+/// One piece of work for a worker process.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Job {
+    pub task: Task,
+    pub input: InputSource,
+    /// Seconds the worker has before it must have finished (the node kills it then anyway).
+    pub seconds_left: f64,
+    /// Test-only (fault hooks): misbehave this way instead of working.
+    pub fault: Option<WorkerFault>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Task {
+    /// Convert the input's best audio stream to MP3 ([`crate::transcode::transcode`]).
+    Transcode(TranscodeOptions),
+    /// Copy the input's best audio stream into Matroska ([`crate::audio_copy::copy_audio`]).
+    CopyAudio,
+}
+
+/// Where the worker's input comes from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum InputSource {
+    /// The first descriptor sent with the job: a file opened read-only.
+    File,
+    /// Reads answered by the node over the socket, of a stream `length` bytes long (a blob
+    /// read in place from its store).
+    Remote { length: u64 },
+}
+
+/// Ways a worker can be told to misbehave (test-only: `--fault-hooks` and `--fault-worker`),
+/// so that tests show how each ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkerFault {
+    /// A memory access fault (SIGSEGV), as a bug in a decoder would cause.
+    Segfault,
+    /// `abort()`, as FFmpeg's own assertions do.
+    Abort,
+    /// Unbounded recursion until the stack overflows.
+    StackOverflow,
+    /// A loop that never ends, at full CPU.
+    Spin,
+    /// Allocates without end.
+    Allocate,
+    /// Sends the node a message that is not one.
+    Garbage,
+    /// Tries to open a file, make a socket and start a process, and fails its job with what
+    /// happened (the sandbox should refuse all three).
+    Escape,
+}
+
+impl WorkerFault {
+    pub fn parse(text: &str) -> Option<WorkerFault> {
+        serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+    }
+}
+
+/// What the worker's sandbox could put in place ([`super::confine`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confinement {
+    /// The system call filter: no files opened, no sockets, no processes, no signals to others.
+    pub seccomp: bool,
+    /// A network namespace of its own, with no interface but a down loopback.
+    pub network_namespace: bool,
+}
+
+/// A worker's messages to its node.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Locked down and waiting for its job; says how far the lockdown went.
+    Ready(Confinement),
+    /// The fraction of the input read so far.
+    Progress(f64),
+    /// Asks for input bytes (a [`InputSource::Remote`] input).
+    Read { offset: u64, length: u32 },
+    /// The end: the media seconds of the MP3 (a conversion) or nothing (an audio copy).
+    Finished(Result<Option<f64>, TranscodeError>),
+}
+
+impl FromWorker {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("plain data serialises")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<FromWorker> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_named_in_kebab_case_and_messages_round_trip() {
+        assert_eq!(WorkerFault::parse("stack-overflow"), Some(WorkerFault::StackOverflow));
+        assert_eq!(WorkerFault::parse("segfault"), Some(WorkerFault::Segfault));
+        assert_eq!(WorkerFault::parse("nonsense"), None);
+        let finished = FromWorker::Finished(Err(TranscodeError::TooLong(60)));
+        match FromWorker::decode(&finished.encode()) {
+            Some(FromWorker::Finished(Err(TranscodeError::TooLong(60)))) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(FromWorker::decode(b"\xff\x00 not a message").is_none());
+        assert!(finished.encode().len() < MAX_WORKER_MESSAGE);
+    }
+}

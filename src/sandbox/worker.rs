@@ -1,0 +1,197 @@
+//! The worker process: `mp3converter sandboxed-ffmpeg --memory-bytes N --cpu-seconds N
+//! --file-bytes N`, started by a node ([`super::Sandbox`]) with its socket as standard input,
+//! an empty environment and nothing else. It locks itself down ([`super::confine`]), says so,
+//! receives one job with its input and output files, runs FFmpeg on it, answers with the
+//! outcome and exits. It never sees a secret, a path or another job.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, IoSliceMut, Read, Seek, SeekFrom};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+
+use super::confine::{self, Limits};
+use super::wire::{self, FromWorker, InputSource, Job, Task, WorkerFault};
+use crate::audio_copy::copy_audio;
+use crate::transcode::{Input, StopSignal, TranscodeError, transcode};
+
+/// The hidden subcommand that runs a worker.
+pub const COMMAND: &str = "sandboxed-ffmpeg";
+
+/// Runs the worker; `args` are the process's arguments after [`COMMAND`].
+pub fn main(args: &[OsString]) -> ExitCode {
+    let Some(limits) = parse_limits(args) else {
+        eprintln!("usage: mp3converter {COMMAND} --memory-bytes N --cpu-seconds N --file-bytes N");
+        return ExitCode::from(2);
+    };
+    let confinement = confine::lock_down(&limits);
+    // SAFETY: the node started this process with its end of the socket pair as descriptor 0,
+    // and nothing else in the process owns it.
+    let socket = Arc::new(UnixDatagram::from(unsafe { OwnedFd::from_raw_fd(0) }));
+    if send(&socket, &FromWorker::Ready(confinement)).is_err() {
+        return ExitCode::FAILURE;
+    }
+    let Some((job, mut files)) = receive_job(&socket) else { return ExitCode::FAILURE };
+    let outcome = match job.fault {
+        Some(fault) => misbehave(fault, &socket),
+        None => run(job, &mut files, &socket),
+    };
+    match send(&socket, &FromWorker::Finished(outcome)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn parse_limits(args: &[OsString]) -> Option<Limits> {
+    let value = |name: &str| -> Option<u64> {
+        let at = args.iter().position(|arg| arg == name)?;
+        args.get(at + 1)?.to_str()?.parse().ok()
+    };
+    Some(Limits {
+        memory_bytes: value("--memory-bytes")?,
+        cpu_seconds: value("--cpu-seconds")?,
+        file_bytes: value("--file-bytes")?,
+    })
+}
+
+fn send(socket: &UnixDatagram, message: &FromWorker) -> io::Result<()> {
+    socket.send(&message.encode()).map(drop)
+}
+
+/// The job and the descriptors that came with it (input first when it is a file, output
+/// last).
+fn receive_job(socket: &UnixDatagram) -> Option<(Job, Vec<File>)> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut control = nix::cmsg_space!([RawFd; 2]);
+    let mut iov = [IoSliceMut::new(&mut buffer)];
+    let fd = std::os::fd::AsRawFd::as_raw_fd(socket);
+    let message = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    let mut files = Vec::new();
+    for control in message.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = control {
+            // SAFETY: descriptors just received from the kernel belong to this process alone.
+            files.extend(fds.into_iter().map(|fd| File::from(unsafe { OwnedFd::from_raw_fd(fd) })));
+        }
+    }
+    let length = message.bytes;
+    let bytes = &buffer[..length];
+    let json = bytes.strip_prefix(&[wire::JOB])?;
+    Some((serde_json::from_slice(json).ok()?, files))
+}
+
+fn run(job: Job, files: &mut Vec<File>, socket: &Arc<UnixDatagram>) -> Result<Option<f64>, TranscodeError> {
+    let missing = || TranscodeError::Output("the worker was given no output".into());
+    let output = files.pop().ok_or_else(missing)?;
+    let input: Input = match job.input {
+        InputSource::File => Box::new(files.pop().ok_or_else(missing)?),
+        InputSource::Remote { length } => Box::new(RemoteInput { socket: socket.clone(), length, position: 0 }),
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(job.seconds_left.max(0.0));
+    let progress = socket.clone();
+    let stop = StopSignal::new(deadline).observed(move |fraction| {
+        let _ = send(&progress, &FromWorker::Progress(fraction));
+    });
+    match job.task {
+        Task::Transcode(options) => {
+            transcode(input, Box::new(output), options, &stop).map(|done| Some(done.media_seconds))
+        }
+        Task::CopyAudio => copy_audio(input, Box::new(output), &stop).map(|()| None),
+    }
+}
+
+/// The input as the node serves it: each read asks for the bytes at the current position.
+struct RemoteInput {
+    socket: Arc<UnixDatagram>,
+    length: u64,
+    position: u64,
+}
+
+impl Read for RemoteInput {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if buffer.is_empty() || self.position >= self.length {
+            return Ok(0);
+        }
+        let wanted = buffer.len().min(wire::MAX_READ as usize) as u32;
+        send(&self.socket, &FromWorker::Read { offset: self.position, length: wanted })?;
+        let mut answer = vec![0u8; wanted as usize + 1];
+        let received = self.socket.recv(&mut answer)?;
+        match answer[..received].split_first() {
+            Some((&wire::DATA, data)) if data.len() <= buffer.len() => {
+                buffer[..data.len()].copy_from_slice(data);
+                self.position += data.len() as u64;
+                Ok(data.len())
+            }
+            Some((&wire::READ_FAILED, reason)) => Err(io::Error::other(String::from_utf8_lossy(reason).into_owned())),
+            _ => Err(io::Error::other("the node's answer to a read is malformed")),
+        }
+    }
+}
+
+impl Seek for RemoteInput {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let position = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => self.length.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        self.position = position.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(self.position)
+    }
+}
+
+/// Test-only: what a decoder taken over by a hostile file would try first.
+fn escape_attempts() -> String {
+    let outcome = |result: io::Result<()>| match result {
+        Ok(()) => "ALLOWED".to_owned(),
+        Err(error) => format!("refused ({error})"),
+    };
+    let open = outcome(File::open("/etc/hostname").map(drop));
+    let socket = outcome(std::net::UdpSocket::bind("127.0.0.1:0").map(drop));
+    let spawn = outcome(std::process::Command::new("/bin/true").status().map(drop));
+    format!("escape attempts: open {open}; socket {socket}; process {spawn}")
+}
+
+/// Test-only: misbehaves as asked; only [`WorkerFault::Escape`] returns, as a failure saying
+/// what its attempts got.
+fn misbehave(fault: WorkerFault, socket: &UnixDatagram) -> Result<Option<f64>, TranscodeError> {
+    match fault {
+        WorkerFault::Escape => Err(TranscodeError::Undecodable(escape_attempts())),
+        // SAFETY: none: this is the fault being injected (a write through a null pointer).
+        WorkerFault::Segfault => unsafe {
+            std::ptr::write_volatile(std::ptr::null_mut::<u64>(), 1);
+            std::process::abort()
+        },
+        WorkerFault::Abort => std::process::abort(),
+        WorkerFault::StackOverflow => {
+            recurse(0);
+            std::process::abort()
+        }
+        WorkerFault::Spin => loop {
+            std::hint::spin_loop();
+        },
+        WorkerFault::Allocate => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 16 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        WorkerFault::Garbage => {
+            let _ = socket.send(b"\x00\xffnot a message at all");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(frame[0] + 1) + frame[1]
+}
