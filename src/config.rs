@@ -175,6 +175,11 @@ pub struct Settings {
     #[arg(long, env = "MP3C_CONVERSION_TIMEOUT_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversion_timeout_seconds: Option<u64>,
+    /// How long a job may be retried without its attempts counting (a store or the broker
+    /// failing under it) while every backend answers, before it fails with the last reason.
+    #[arg(long, env = "MP3C_UNCOUNTED_RETRY_LIMIT_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncounted_retry_limit_seconds: Option<u64>,
     /// Conversion attempts of one job that may crash or time out before it fails for good.
     #[arg(long, env = "MP3C_MAX_ATTEMPTS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -315,6 +320,7 @@ pub struct Config {
     pub worker_memory_mib: u64,
     pub conversion_timeout_seconds: u64,
     pub max_attempts: u32,
+    pub uncounted_retry_limit_seconds: u64,
     pub max_jobs_per_user: u64,
     pub lease_seconds: u64,
     pub shutdown_grace_seconds: u64,
@@ -372,6 +378,7 @@ impl Default for Config {
             worker_memory_mib: 1024,
             conversion_timeout_seconds: 30 * 60,
             max_attempts: 3,
+            uncounted_retry_limit_seconds: 30 * 60,
             max_jobs_per_user: 100,
             lease_seconds: 60,
             shutdown_grace_seconds: 30,
@@ -487,6 +494,10 @@ impl Config {
 
     pub fn conversion_timeout(&self) -> Duration {
         Duration::from_secs(self.conversion_timeout_seconds)
+    }
+
+    pub fn uncounted_retry_limit(&self) -> Duration {
+        Duration::from_secs(self.uncounted_retry_limit_seconds)
     }
 
     pub fn lease(&self) -> Duration {

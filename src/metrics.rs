@@ -45,8 +45,10 @@ pub struct Metrics {
     pub conversion_seconds: Histogram,
     job_end_to_end_seconds: HistogramVec,
     queue_oldest_age: GaugeVec,
+    oldest_retrying: prometheus::Gauge,
     pub media_seconds: prometheus::Counter,
     conversions: IntCounterVec,
+    backend_retries: IntCounterVec,
     notifications: IntCounterVec,
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
@@ -167,10 +169,30 @@ impl Metrics {
                 )
                 .unwrap(),
             ),
+            oldest_retrying: register(
+                r,
+                prometheus::Gauge::new(
+                    "mp3c_job_retrying_seconds",
+                    "How long the unfinished job retried the longest without its attempts counting (a store or the \
+                     broker failing under it) has been so, from the job records (0: none).",
+                )
+                .unwrap(),
+            ),
             media_seconds: register(
                 r,
                 prometheus::Counter::new("mp3c_media_converted_seconds_total", "Seconds of audio converted to MP3.")
                     .unwrap(),
+            ),
+            backend_retries: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "mp3c_backend_call_retries_total",
+                        "Backend calls tried again after a failure, by call (storing an MP3, writing a job record).",
+                    ),
+                    &["call"],
+                )
+                .unwrap(),
             ),
             conversions: register(
                 r,
@@ -406,6 +428,10 @@ impl Metrics {
         self.conversions.with_label_values(&[outcome]).inc();
     }
 
+    pub fn backend_retry(&self, call: &str) {
+        self.backend_retries.with_label_values(&[call]).inc();
+    }
+
     pub fn notification(&self, outcome: &str) {
         self.notifications.with_label_values(&[outcome]).inc();
     }
@@ -433,6 +459,11 @@ impl Metrics {
     pub fn set_oldest_waiting(&self, queue: Queue, published_at: Option<i64>, now: i64) {
         let age = published_at.map_or(0.0, |then| seconds_between(then, now));
         self.queue_oldest_age.with_label_values(&[queue.name()]).set(age);
+    }
+
+    /// How long ago (from `now`) the longest-retrying job began retrying without counting.
+    pub fn set_oldest_retrying(&self, since: Option<i64>, now: i64) {
+        self.oldest_retrying.set(since.map_or(0.0, |then| seconds_between(then, now)));
     }
 
     /// The Prometheus text exposition of every metric.

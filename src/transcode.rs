@@ -275,12 +275,27 @@ pub(crate) struct AudioInput {
     pub index: usize,
 }
 
-/// Opens `input` for its best audio stream.
+/// Opens `input` for its audio stream ([`audio_stream`]).
 pub(crate) fn open_audio(input: Input) -> Result<AudioInput, TranscodeError> {
     let mut ictx = open_input(input)?;
-    let index = ictx.streams().best(media::Type::Audio).ok_or(TranscodeError::NoAudio)?.index();
+    let index = audio_stream(&ictx).ok_or(TranscodeError::NoAudio)?;
     discard_all_but(&mut ictx, index);
     Ok(AudioInput { ictx, index })
+}
+
+/// The audio stream to convert: the one marked default (as a player would play it; FFmpeg's
+/// best among several so marked), else FFmpeg's best.
+fn audio_stream(ictx: &format::context::Input) -> Option<usize> {
+    let best = ictx.streams().best(media::Type::Audio)?.index();
+    let is_default = |stream: &format::stream::Stream| {
+        stream.parameters().medium() == media::Type::Audio
+            && stream.disposition().contains(format::stream::Disposition::DEFAULT)
+    };
+    let defaults: Vec<usize> = ictx.streams().filter(is_default).map(|stream| stream.index()).collect();
+    match defaults.first() {
+        Some(first) if !defaults.contains(&best) => Some(*first),
+        _ => Some(best),
+    }
 }
 
 impl AudioInput {

@@ -13,9 +13,11 @@
 //! 4. `converting` (still this attempt's) to `done` with that MP3, then publish the notice. An
 //!    attempt that lost the job meanwhile deletes its output instead.
 //!
-//! A fault of the input fails the job at once. A conversion that runs out of time counts as an
-//! attempt and is tried again until the attempts are used up. A failure of storage gives the
-//! attempt back uncounted and retries the delivery after a backoff; shutdown gives it back too.
+//! A fault of the input fails the job at once. A conversion that runs out of time, or whose
+//! FFmpeg worker crashes, counts as an attempt and is tried again until the same failure comes
+//! twice or the attempts are used up. A failure of storage gives the attempt back uncounted and
+//! retries the delivery after a backoff, for at most `--uncounted-retry-limit-seconds` while
+//! the backends answer; shutdown gives it back too.
 //! Storing the finished MP3 and the final write wait out an outage (until the node stops)
 //! rather than throw the conversion away; every write is checked against its lost answers
 //! ([`super::record`]).
@@ -182,9 +184,15 @@ async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
         }
         Err(Failure::Transient(error)) => {
             ctx.metrics.conversion("retried");
-            let backoff = outage_backoff(delivery);
-            tracing::warn!(error = format!("{error:#}"), ?backoff, "the attempt failed on storage; it does not count");
-            (Box::new(move |job: &Job| job.give_back(false, None, now)), Answer::Retry(backoff))
+            let (backoff, reason, limit) =
+                (outage_backoff(delivery), format!("{error:#}"), ctx.config.uncounted_retry_limit());
+            tracing::warn!(reason, ?backoff, "the attempt failed on storage; it does not count");
+            // Asked only of a job that has retried for its whole limit: then an outage is waited
+            // out, and anything else ends the job.
+            let backends_answer = current.retrying_longer_than(limit, now) && super::gauges::backends_answer(ctx).await;
+            let next_at = now + backoff.as_millis() as i64;
+            let change = move |job: &Job| job.retry_uncounted(&reason, now, next_at, limit, backends_answer);
+            (Box::new(change), Answer::Retry(backoff))
         }
     };
     let ours = |job: &Job| change(job).filter(|_| job.held_by(output_fid));
@@ -334,14 +342,21 @@ async fn convert_and_store(
     let store = || {
         let clean_first = std::mem::replace(&mut retry, true);
         async move {
-            stop.check().map_err(|_| StorageError::unavailable(anyhow::anyhow!("the attempt stopped")))?;
             if clean_first {
                 ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await?;
             }
             ctx.backends.blobs.put_file(Bucket::Mp3s, output_fid, meta, output.path()).await
         }
     };
-    patiently(ctx, "store the MP3", store).await.map_err(|e| Failure::Transient(e.into()))?;
+    // ... but no longer than the attempt may run: then it is given back, uncounted, and the
+    // job's own limit on such retries applies.
+    let stored = tokio::select! {
+        stored = patiently(ctx, "store the MP3", store) => stored,
+        reason = stopped(stop) => Err(StorageError::unavailable(anyhow::anyhow!(
+            "storing the MP3 did not succeed before the attempt stopped ({reason})"
+        ))),
+    };
+    stored.map_err(|e| Failure::Transient(e.into()))?;
     Ok(transcoded)
 }
 
@@ -388,6 +403,16 @@ async fn run_transcode(
         }
         Ok(Err(error)) => Err(Failure::Permanent(error.to_string())),
         Err(join) => Err(Failure::Counted(format!("the converter's thread failed ({join})"))),
+    }
+}
+
+/// Resolves once `stop` says the attempt must stop (polled: the signal is the blocking code's).
+async fn stopped(stop: &StopSignal) -> TranscodeError {
+    loop {
+        if let Err(reason) = stop.check() {
+            return reason;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -179,6 +179,9 @@ impl JobStore for FaultyJobs {
     async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>> {
         self.0.oldest_waiting(state).await
     }
+    async fn oldest_retrying(&self) -> StorageResult<Option<i64>> {
+        self.0.oldest_retrying().await
+    }
     async fn ping(&self) -> StorageResult<()> {
         self.0.ping().await
     }

@@ -1,5 +1,6 @@
 //! The gauge refresher: reads the gauges that come from the stores (jobs by state, queue
-//! depths and the age of their oldest waiting message, which backends answer) on a timer, so
+//! depths and the age of their oldest waiting message, how long the longest-retrying job has
+//! been retried without counting, which backends answer) on a timer, so
 //! that a scrape of `/metrics` only renders and never waits on a backend. Every node says which
 //! backends it reaches and its process groups; the shared stores' numbers are the same from
 //! every node, so only gateway nodes read them (a converter node added does not add queries).
@@ -26,6 +27,11 @@ pub async fn backend_health(ctx: &NodeContext) -> [(&'static str, bool); 4] {
         answers("mailbox", backends.mailbox.ping())
     );
     [("users", users), ("blobs", blobs), ("jobs", jobs), ("mailbox", mailbox)]
+}
+
+/// Whether every backend answers (what `/readyz` says).
+pub async fn backends_answer(ctx: &NodeContext) -> bool {
+    backend_health(ctx).await.iter().all(|(_, up)| *up)
 }
 
 async fn answers(backend: &str, ping: impl Future<Output = StorageResult<()>>) -> bool {
@@ -71,6 +77,9 @@ async fn read_shared_stores(ctx: &NodeContext) {
         if let Ok(published_at) = ctx.backends.jobs.oldest_waiting(state).await {
             ctx.metrics.set_oldest_waiting(queue, published_at, now_millis());
         }
+    }
+    if let Ok(since) = ctx.backends.jobs.oldest_retrying().await {
+        ctx.metrics.set_oldest_retrying(since, now_millis());
     }
 }
 

@@ -78,7 +78,9 @@ pub async fn write_patiently(
 }
 
 /// Runs `call` until it succeeds, backing off (0.25 s doubling to 5 s) while it fails, until
-/// the node stops; then returns the last error.
+/// the node stops; then returns the last error. Each retry is counted
+/// (`mp3c_backend_call_retries_total{call=what}`); a caller that must not wait without end
+/// races it against its own limit.
 pub async fn patiently<T, F, Fut>(ctx: &NodeContext, what: &str, mut call: F) -> StorageResult<T>
 where
     F: FnMut() -> Fut,
@@ -90,6 +92,7 @@ where
         match call().await {
             Ok(value) => return Ok(value),
             Err(error) if !ctx.shutdown.is_cancelled() => {
+                ctx.metrics.backend_retry(what);
                 let wait = super::backoff(tries, Duration::from_millis(250), Duration::from_secs(5));
                 tracing::warn!(%error, ?wait, "cannot {what} yet; trying again");
                 tokio::time::sleep(wait).await;

@@ -10,9 +10,13 @@
 //! The rules the transitions keep:
 //! - A conversion attempt holds the job with a lease that its converter renews; a redelivery that
 //!   finds a live lease waits, one that finds an expired lease knows the attempt died (its
-//!   process crashed or was killed) and counts it. An attempt that runs out of time gives the
-//!   job back counted. Failures of storage or the broker give the attempt back uncounted, and so
-//!   does a release at shutdown: only a crash or a time-out during conversion uses up an attempt.
+//!   process crashed or was killed) and counts it. An attempt that runs out of time, whose
+//!   FFmpeg worker crashes or whose MP3 cannot be written gives the job back counted, and the
+//!   job fails when the same failure comes twice in a row or the attempts are used up
+//!   (`attempt_failed`). Failures of storage or the broker give the attempt back uncounted
+//!   (`retry_uncounted`), and so does a release at shutdown; but uncounted retries are bounded
+//!   too: a job that has been retried so for longer than its limit while every backend answers
+//!   fails with the last reason, and while it waits its record says why (`retrying`).
 //! - Each attempt writes its MP3 under its own id, and only the attempt that still holds the
 //!   job may publish it (`finish`); a late or duplicate attempt's output is deleted.
 //! - `done` and `failed` are final: nothing moves a job out of them (only `DELETE` removes it).
@@ -115,6 +119,17 @@ impl Notification {
     }
 }
 
+/// Why a job waits to be converted again without its attempts counting (a store or the broker
+/// failed under its last attempt), since when, and when it is tried next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retrying {
+    pub reason: String,
+    /// Unix milliseconds of the first uncounted failure in a row.
+    pub since: i64,
+    /// Unix milliseconds of the next try (about: the message's redelivery time).
+    pub next_at: i64,
+}
+
 /// One conversion job, from upload to MP3 (or to its failure).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
@@ -138,6 +153,8 @@ pub struct Job {
     /// When the job's next message (its video while queued, its notice once finished) was last
     /// published, so that a lost one can be published again.
     pub published_at: i64,
+    /// Set while the job is retried without counting (cleared by any other outcome).
+    pub retrying: Option<Retrying>,
     /// Bumped by every write; a write succeeds only against the version it read.
     pub version: u64,
 }
@@ -180,6 +197,7 @@ impl Job {
             attempt: None,
             notification: Notification::Pending,
             published_at: now,
+            retrying: None,
             version: 0,
         }
     }
@@ -231,6 +249,7 @@ impl Job {
             media_seconds: Some(media_seconds),
             attempt: None,
             published_at: now,
+            retrying: None,
             ..self.changed(now)
         })
     }
@@ -245,6 +264,7 @@ impl Job {
             error: Some(reason.to_owned()),
             attempt: None,
             published_at: now,
+            retrying: None,
             ..self.changed(now)
         }
     }
@@ -277,7 +297,35 @@ impl Job {
         if self.error.as_deref() == Some(reason) {
             return Some(self.fail(reason, now));
         }
-        self.give_back(true, Some(reason), now)
+        let requeued = self.give_back(true, Some(reason), now)?;
+        Some(Job { retrying: None, ..requeued })
+    }
+
+    /// The running attempt failed on a store or the broker (not the file's fault): the job
+    /// goes back to the queue uncounted, to be tried again at `next_at`, and says why. Once it
+    /// has been retried so for `limit` (since the first such failure in a row) and
+    /// `backends_answer` (an outage is waited out, however long), it fails with `reason`.
+    pub fn retry_uncounted(
+        &self,
+        reason: &str,
+        now: i64,
+        next_at: i64,
+        limit: Duration,
+        backends_answer: bool,
+    ) -> Option<Job> {
+        let since = self.retrying.as_ref().map_or(now, |retrying| retrying.since);
+        if self.retrying_longer_than(limit, now) && backends_answer {
+            self.attempt.filter(|_| self.state == JobState::Converting)?;
+            let minutes = (now - since) / 60_000;
+            return Some(self.fail(&format!("{reason} (retried for {minutes} min while the backends answered)"), now));
+        }
+        let requeued = self.give_back(false, None, now)?;
+        Some(Job { retrying: Some(Retrying { reason: reason.to_owned(), since, next_at }), ..requeued })
+    }
+
+    /// Whether the job has been retried without counting for `limit` or longer.
+    pub fn retrying_longer_than(&self, limit: Duration, now: i64) -> bool {
+        self.retrying.as_ref().is_some_and(|retrying| now - retrying.since >= limit.as_millis() as i64)
     }
 
     /// Done with an MP3 that another converter (the seed's) produced; only while unfinished.
@@ -375,6 +423,9 @@ pub trait JobStore: Send + Sync {
     /// converter; for `done` (`failed`), the oldest `mp3` (`failures`) notice waiting for the
     /// notifier. `None` when no such job exists.
     async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>>;
+    /// When the unfinished job retried without counting the longest began so (Unix
+    /// milliseconds); `None` when no job is.
+    async fn oldest_retrying(&self) -> StorageResult<Option<i64>>;
     async fn ping(&self) -> StorageResult<()>;
 }
 
@@ -436,6 +487,29 @@ mod tests {
         assert_eq!(last.state, JobState::Failed);
         assert_eq!(last.error.as_deref(), Some(format!("{CRASH} (attempt 3 of 3)").as_str()));
         assert_eq!(queued().attempt_failed(CRASH, 1, 3), None, "only an attempt that holds the job");
+    }
+
+    #[test]
+    fn uncounted_retries_say_why_and_end_after_their_limit_unless_the_backends_are_down() {
+        const OUTAGE: &str = "storing the MP3 failed: storage unavailable";
+        let limit = Duration::from_secs(60);
+        let first = begun(&queued(), 1_000).retry_uncounted(OUTAGE, 2_000, 4_000, limit, true).unwrap();
+        assert_eq!((first.state, first.attempts), (JobState::Queued, 0), "not counted");
+        let expected = Retrying { reason: OUTAGE.into(), since: 2_000, next_at: 4_000 };
+        assert_eq!(first.retrying, Some(expected));
+        // The streak keeps its start across attempts.
+        let again = begun(&first, 30_000).retry_uncounted(OUTAGE, 31_000, 33_000, limit, true).unwrap();
+        assert_eq!(again.retrying.as_ref().map(|r| (r.since, r.next_at)), Some((2_000, 33_000)));
+        // Past the limit: failed while the backends answer, waited out while they do not.
+        let late = begun(&again, 70_000);
+        assert_eq!(late.retry_uncounted(OUTAGE, 71_000, 73_000, limit, false).unwrap().state, JobState::Queued);
+        let failed = late.retry_uncounted(OUTAGE, 71_000, 73_000, limit, true).unwrap();
+        assert_eq!(failed.state, JobState::Failed);
+        assert!(failed.error.as_deref().unwrap().starts_with(OUTAGE), "{failed:?}");
+        assert_eq!(failed.retrying, None);
+        // Any other outcome ends the streak.
+        let done = begun(&again, 40_000).finish(1.0, 41_000).unwrap();
+        assert_eq!(done.retrying, None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub use blobs::{
     BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, Media, MediaSource, SeekableRead, StoreFailure,
 };
 pub use intake::Intake;
-pub use jobs::{Attempt, Job, JobState, JobStore, NextAttempt, Notification, Overdue};
+pub use jobs::{Attempt, Job, JobState, JobStore, NextAttempt, Notification, Overdue, Retrying};
 pub use mailbox::{DELIVERY_LIMIT, Delivery, Mailbox, Queue};
 pub use users::{User, UserStore};
 

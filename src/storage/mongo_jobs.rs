@@ -8,7 +8,7 @@ use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::gridfs::object_id;
-use super::{Attempt, Job, JobState, JobStore, Notification, Overdue, StorageError, StorageResult, timed};
+use super::{Attempt, Job, JobState, JobStore, Notification, Overdue, Retrying, StorageError, StorageResult, timed};
 use crate::ids::Id;
 
 pub struct MongoJobs {
@@ -31,7 +31,7 @@ impl MongoJobs {
     }
 
     /// Creates the indexes behind `list_by_owner`, `count_unfinished`, `find_by_video`,
-    /// `overdue`, `oldest_waiting` and the state counts (idempotent).
+    /// `overdue`, `oldest_waiting`, `oldest_retrying` and the state counts (idempotent).
     pub async fn create_indexes(&self) -> StorageResult<()> {
         let keys = [
             doc! { "owner": 1, "_id": -1 },
@@ -39,6 +39,7 @@ impl MongoJobs {
             doc! { "video_fid": 1 },
             doc! { "state": 1, "published_at": 1 },
             doc! { "notification": 1, "state": 1, "published_at": 1 },
+            doc! { "state": 1, "retry_since": 1 },
         ];
         let indexes = keys.into_iter().map(|keys| IndexModel::builder().keys(keys).build());
         timed("creating the job indexes", async { self.jobs.create_indexes(indexes).await.map_err(mongo_error) })
@@ -92,6 +93,9 @@ fn to_document(job: &Job) -> Document {
         "notification": job.notification.as_str(),
         "notification_since": job.notification.since(),
         "published_at": job.published_at,
+        "retry_reason": job.retrying.as_ref().map(|r| r.reason.clone()),
+        "retry_since": job.retrying.as_ref().map(|r| r.since),
+        "retry_next_at": job.retrying.as_ref().map(|r| r.next_at),
         "version": job.version as i64,
     }
 }
@@ -131,6 +135,10 @@ fn from_document(document: &Document) -> StorageResult<Job> {
         attempt,
         notification,
         published_at: int("published_at").or_else(|| int("updated_at")).unwrap_or_default(),
+        retrying: match (document.get_str("retry_reason"), int("retry_since"), int("retry_next_at")) {
+            (Ok(reason), Some(since), Some(next_at)) => Some(Retrying { reason: reason.to_owned(), since, next_at }),
+            _ => None,
+        },
         version: int("version").unwrap_or_default() as u64,
     })
 }
@@ -200,6 +208,12 @@ impl JobStore for MongoJobs {
         };
         let filter = doc! { "published_at": { "$lt": before }, "$or": which };
         self.find_many(filter, doc! { "published_at": 1 }, limit).await
+    }
+
+    async fn oldest_retrying(&self) -> StorageResult<Option<i64>> {
+        let filter = doc! { "state": { "$in": UNFINISHED.to_vec() }, "retry_since": { "$type": "long" } };
+        let oldest = self.find_many(filter, doc! { "retry_since": 1 }, 1).await?;
+        Ok(oldest.first().and_then(|job| job.retrying.as_ref()).map(|retrying| retrying.since))
     }
 
     async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>> {

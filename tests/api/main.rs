@@ -9,6 +9,7 @@ mod convert;
 mod events;
 mod faults;
 mod flow;
+mod formats;
 mod helpers;
 mod hostile;
 mod limits;

@@ -213,7 +213,7 @@ fn has_number(samples: &[Value]) -> bool {
 /// For each alert, a query it is built on that must have data after the batch (its expression
 /// without its threshold): an alert whose metrics were misspelt or never exported would
 /// otherwise stay quiet forever.
-const PROBES: [(&str, &str); 8] = [
+const PROBES: [(&str, &str); 9] = [
     ("Mp3cBacklogGrowing", r#"max by (queue) (deriv(mp3c_queue_depth{queue=~"video|mp3|failures"}[5m]))"#),
     ("Mp3cNoVideoConsumer", r#"sum(mp3c_queue_consumers{queue="video"}) and max(mp3c_queue_depth{queue="video"})"#),
     (
@@ -234,6 +234,7 @@ const PROBES: [(&str, &str); 8] = [
         "Mp3cEmailLate",
         r#"max by (queue) (mp3c_queue_oldest_message_age_seconds{queue=~"mp3|failures"}) and on () sum(increase(mp3c_notifications_total{outcome="sent"}[5m])) > 0"#,
     ),
+    ("Mp3cJobRetrying", "max(mp3c_job_retrying_seconds)"),
 ];
 
 /// Uploads `bytes` as `filename` and returns the job's id and video id.
@@ -346,7 +347,8 @@ async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_afte
     assert_eq!(state("Mp3cJobsDeadLettered"), "firing");
     assert_eq!(state("Mp3cFailureRatioHigh"), "pending");
     assert_eq!(state("Mp3cUploadsRefused"), "pending");
-    for quiet in ["Mp3cNoVideoConsumer", "Mp3cNodeUnreachable", "Mp3cActorRestarts", "Mp3cEmailLate"] {
+    for quiet in ["Mp3cNoVideoConsumer", "Mp3cNodeUnreachable", "Mp3cActorRestarts", "Mp3cEmailLate", "Mp3cJobRetrying"]
+    {
         assert_eq!(state(quiet), "inactive", "{quiet}");
     }
 

@@ -162,3 +162,47 @@ pub async fn assert_poison_is_dead_lettered(profile_args: &[&str]) {
 async fn a_file_that_kills_the_converter_every_time_is_dead_lettered_and_fails_its_job() {
     assert_poison_is_dead_lettered(&[]).await;
 }
+
+/// A store that keeps failing under a job's conversions while every backend answers (the MP3
+/// folder replaced by a file, while the store's health check still passes): the job is given
+/// back uncounted, says why in `retrying` (and the gauge shows it), and fails with the reason
+/// once `--uncounted-retry-limit-seconds` have passed, instead of retrying forever.
+#[tokio::test]
+async fn a_job_retried_without_counting_says_why_and_fails_after_its_limit() {
+    let args = [
+        &["--fault-hooks", "true", "--fault-convert-delay-ms", "1500"][..],
+        &["--conversion-timeout-seconds", "3", "--uncounted-retry-limit-seconds", "12"],
+    ]
+    .concat();
+    let app = TestApp::spawn_with(&args).await;
+    let token = app.user_token("patient@example.com", false).await;
+    let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+    let mp3s = app.data_dir.join("blobs/mp3s");
+    let _ = std::fs::remove_dir_all(&mp3s);
+    std::fs::write(&mp3s, b"not a folder").unwrap();
+
+    let waiting = eventually(Duration::from_secs(60), "the job to say why it waits", || async {
+        let job = app.job(&token, &job_id).await;
+        (job["state"] == "queued" && job["retrying"].is_object()).then_some(job)
+    })
+    .await;
+    let retrying = &waiting["retrying"];
+    assert!(retrying["reason"].as_str().unwrap().contains("storing the MP3"), "{waiting}");
+    assert!(retrying["since"].as_str().unwrap() <= retrying["next_at"].as_str().unwrap(), "{waiting}");
+    assert_eq!(waiting["attempts"], 0, "an outage is not an attempt: {waiting}");
+    eventually(Duration::from_secs(30), "the retrying gauge", || async {
+        (app.metric("mp3c_job_retrying_seconds{").await > 0.0).then_some(())
+    })
+    .await;
+
+    let job = eventually(Duration::from_secs(90), "the job to fail after its limit", || async {
+        let job = app.job(&token, &job_id).await;
+        (job["state"] == "failed").then_some(job)
+    })
+    .await;
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("storing the MP3") && error.contains("while the backends answered"), "{error}");
+    assert_eq!(job["retrying"], serde_json::Value::Null, "{job}");
+    assert!(app.metric("mp3c_backend_call_retries_total{call=\"store the MP3\"").await >= 1.0);
+    app.emails_about(&job_id, 1).await;
+}

@@ -5,7 +5,7 @@ use sqlx::{SqliteExecutor, SqlitePool};
 
 use super::{db_error, ping};
 use crate::ids::Id;
-use crate::storage::{Attempt, Job, JobState, JobStore, Notification, Overdue, StorageError, StorageResult};
+use crate::storage::{Attempt, Job, JobState, JobStore, Notification, Overdue, Retrying, StorageError, StorageResult};
 
 pub struct SqliteJobs {
     pool: SqlitePool,
@@ -45,6 +45,9 @@ struct JobRow {
     notification: String,
     notification_since: Option<i64>,
     published_at: i64,
+    retry_reason: Option<String>,
+    retry_since: Option<i64>,
+    retry_next_at: Option<i64>,
     version: i64,
 }
 
@@ -75,18 +78,24 @@ impl TryFrom<JobRow> for Job {
             notification: Notification::parse(&row.notification, row.notification_since)
                 .ok_or_else(|| corrupt("notification"))?,
             published_at: row.published_at,
+            retrying: match (&row.retry_reason, row.retry_since, row.retry_next_at) {
+                (Some(reason), Some(since), Some(next_at)) => Some(Retrying { reason: reason.clone(), since, next_at }),
+                _ => None,
+            },
             version: row.version as u64,
         })
     }
 }
 
 const COLUMNS: &str = "id, owner, state, video_fid, mp3_fid, filename, error, attempts, media_seconds, created_at, \
-                       updated_at, output_fid, lease_until, notification, notification_since, published_at, version";
+                       updated_at, output_fid, lease_until, notification, notification_since, published_at, \
+                       retry_reason, retry_since, retry_next_at, version";
 
 /// The columns a compare-and-set writes (every one but the key and the creation time).
 const MUTABLE: &str = "owner = ?, state = ?, video_fid = ?, mp3_fid = ?, filename = ?, error = ?, attempts = ?, \
                        media_seconds = ?, updated_at = ?, output_fid = ?, lease_until = ?, notification = ?, \
-                       notification_since = ?, published_at = ?";
+                       notification_since = ?, published_at = ?, retry_reason = ?, retry_since = ?, \
+                       retry_next_at = ?";
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
@@ -107,14 +116,17 @@ fn bind_mutable<'q>(query: Query<'q>, job: &'q Job) -> Query<'q> {
         .bind(job.notification.as_str())
         .bind(job.notification.since())
         .bind(job.published_at)
+        .bind(job.retrying.as_ref().map(|r| r.reason.clone()))
+        .bind(job.retrying.as_ref().map(|r| r.since))
+        .bind(job.retrying.as_ref().map(|r| r.next_at))
 }
 
 /// Inserts a new job row (also used inside the intake's transaction).
 pub(super) async fn insert(executor: impl SqliteExecutor<'_>, job: &Job) -> StorageResult<()> {
     let inserted = sqlx::query(
         "INSERT INTO job (id, created_at, version, owner, state, video_fid, mp3_fid, filename, error, attempts, \
-         media_seconds, updated_at, output_fid, lease_until, notification, notification_since, published_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         media_seconds, updated_at, output_fid, lease_until, notification, notification_since, published_at, \
+         retry_reason, retry_since, retry_next_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     let inserted = bind_mutable(inserted.bind(job.id.to_string()).bind(job.created_at).bind(job.version as i64), job)
         .execute(executor)
@@ -214,6 +226,13 @@ impl JobStore for SqliteJobs {
         .await
         .map_err(db_error)?;
         rows.into_iter().map(Job::try_from).collect()
+    }
+
+    async fn oldest_retrying(&self) -> StorageResult<Option<i64>> {
+        sqlx::query_scalar("SELECT MIN(retry_since) FROM job WHERE state IN ('queued', 'converting')")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
     }
 
     async fn oldest_waiting(&self, state: JobState) -> StorageResult<Option<i64>> {
