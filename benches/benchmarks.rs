@@ -49,12 +49,13 @@ fn main() {
     let groups: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with('-')).collect();
     let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let benchmarks: [(&str, Group); 9] = [
+    let benchmarks: [(&str, Group); 10] = [
         ("conversion", |_| conversion()),
         ("pipeline", |runtime| runtime.block_on(pipeline())),
         ("gridfs", |runtime| runtime.block_on(gridfs_throughput())),
         ("token", |_| token_validation()),
         ("memory", |runtime| runtime.block_on(upload_memory())),
+        ("soak", |runtime| runtime.block_on(soak_memory())),
         ("login", |runtime| runtime.block_on(login_flood())),
         ("recovery", |runtime| runtime.block_on(outage_recovery())),
         ("scaling", |runtime| runtime.block_on(scaling())),
@@ -216,10 +217,11 @@ fn cli_batch(input: &Path, cores: usize, jobs: usize) -> Batch {
     Batch { jobs, wall, latencies, service_cpu: cpu_seconds().1 - children_before, database_cpu: 0.0 }
 }
 
-/// CPU seconds (user and system) process `pid` has used so far.
+/// CPU seconds (user and system) process `pid` and its reaped children have used so far: a
+/// node's own and its sandboxed FFmpeg workers'.
 fn process_cpu(pid: u32) -> f64 {
     let fields = stat_fields(&pid.to_string());
-    fields.get(11).zip(fields.get(12)).map_or(0.0, |(user, system)| (user + system) / clock_ticks())
+    fields.get(11..15).map_or(0.0, |times| times.iter().sum::<f64>() / clock_ticks())
 }
 
 /// The batch through a running service: all uploaded, then each followed to `done`.
@@ -440,6 +442,60 @@ async fn upload_memory() -> Vec<Row> {
             baseline: format!("{idle:.1} MiB (idle RSS)"),
             ratio: format!("{:.2}", peak / idle),
             target: "<= 80 MiB",
+        })
+        .collect()
+}
+
+/// Jobs converted before the first memory sample of the soak, and in all.
+const SOAK_FIRST: usize = 100;
+const SOAK_ALL: usize = 1000;
+
+/// Uploads and converts `count` short recordings on `app`, 4 at a time, each downloaded.
+async fn soak_jobs(app: &TestApp, token: &str, count: usize) {
+    use futures_util::StreamExt;
+    let voice = std::fs::read(fixture("voice-8k.wav")).unwrap();
+    let jobs = futures_util::stream::iter(0..count).map(|n| {
+        let voice = voice.clone();
+        async move {
+            let response = app.upload_bytes(token, &format!("voice-{n}.wav"), voice).await;
+            assert_eq!(response.status(), 202);
+            let body: serde_json::Value = response.json().await.unwrap();
+            let job = app.finished_job(token, body["job_id"].as_str().unwrap()).await;
+            let fid = job["mp3_fid"].as_str().unwrap();
+            let download = app.client.get(app.url(&format!("/download?fid={fid}"))).bearer_auth(token);
+            assert!(!download.send().await.unwrap().bytes().await.unwrap().is_empty());
+        }
+    });
+    jobs.buffer_unordered(4).collect::<Vec<()>>().await;
+}
+
+/// A node's RSS after [`SOAK_ALL`] converted jobs and after [`SOAK_FIRST`].
+async fn soak_memory_of(args: &[&str]) -> (f64, f64) {
+    let app = TestApp::spawn_with(&[args, &["--max-jobs-per-user", "10000"]].concat()).await;
+    let token = app.user_token("soak@example.com", false).await;
+    soak_jobs(&app, &token, SOAK_FIRST).await;
+    let first = app.memory_mib("VmRSS");
+    soak_jobs(&app, &token, SOAK_ALL - SOAK_FIRST).await;
+    (app.memory_mib("VmRSS"), first)
+}
+
+async fn soak_memory() -> Vec<Row> {
+    let embedded = soak_memory_of(&[]).await;
+    let own_mongo = servers::OwnMongo::start().await;
+    let args = cluster_args_with(&own_mongo.url()).await;
+    let cluster = soak_memory_of(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let profiles = [
+        ("node RSS after 1,000 converted jobs, less after 100, embedded", embedded),
+        ("node RSS after 1,000 converted jobs, less after 100, cluster", cluster),
+    ];
+    profiles
+        .into_iter()
+        .map(|(name, (last, first))| Row {
+            name,
+            ours: format!("{:.1} MiB", last - first),
+            baseline: format!("{first:.1} MiB (RSS after 100 jobs)"),
+            ratio: format!("{:.2}", last / first),
+            target: "<= 8 MiB",
         })
         .collect()
 }

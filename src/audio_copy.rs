@@ -29,6 +29,11 @@ pub fn copy_audio(input: Input, output: Output, stop: &StopSignal) -> Result<(),
     let failed = |e: ffmpeg::Error| TranscodeError::Output(e.to_string());
     let io = format::context::StreamIo::from_write_seek(output).map_err(failed)?;
     let mut octx = format::output_to_stream(io, None, Some(CONTAINER)).map_err(failed)?;
+    // SAFETY: `octx` owns a valid output context; the flag only tells the muxer to write fixed
+    // values where it would write random ones. Without it, the Matroska muxer asks for a random
+    // seed, which the worker's sandbox lets it read nowhere (no /dev/urandom), and FFmpeg then
+    // makes one by reading the CPU clock in a loop: a quarter of a second per copy.
+    unsafe { (*octx.as_mut_ptr()).flags |= ffmpeg::ffi::AVFMT_FLAG_BITEXACT };
     {
         let mut stream = octx.add_stream(encoder::find(codec::Id::None)).map_err(failed)?;
         stream.set_parameters(parameters);

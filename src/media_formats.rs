@@ -73,16 +73,16 @@ pub fn is_accepted(name: &str) -> bool {
     name.split(',').any(|one| ACCEPTED.iter().any(|(accepted, _)| *accepted == one))
 }
 
-/// Bytes of an upload's start that [`playlist_kind`] needs to see.
-pub const DOOR_CHECK_BYTES: usize = 64;
+/// Bytes of an upload's start that [`playlist_kind`] looks at.
+pub const DOOR_CHECK_BYTES: usize = 4096;
 
 /// What an upload that starts with `head` is, when it is a playlist or script rather than
-/// media (the signatures FFmpeg's own probes look for, after an optional byte-order mark and
-/// white space). Media files never start with any of these.
+/// media: the signatures FFmpeg's own probes look for, after an optional byte-order mark, white
+/// space and ID3v2 tag (FFmpeg skips such a tag before probing), and a DASH manifest's `<MPD`
+/// with its `dash` namespace or profile anywhere (where FFmpeg's DASH probe looks for them).
+/// Media files never start so.
 pub fn playlist_kind(head: &[u8]) -> Option<&'static str> {
-    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
-    let text = &head[start..];
+    let text = skip_id3v2(trim_start(head));
     const SIGNATURES: &[(&[u8], &str)] = &[
         (b"ffconcat", "an FFmpeg concat script"),
         (b"#EXTM3U", "an M3U/HLS playlist"),
@@ -93,7 +93,26 @@ pub fn playlist_kind(head: &[u8]) -> Option<&'static str> {
         (b"v=0", "an SDP session description"),
         (b";FFMETADATA", "an FFmpeg metadata file"),
     ];
-    SIGNATURES.iter().find(|(signature, _)| starts_with_ignoring_case(text, signature)).map(|(_, kind)| *kind)
+    let signature = SIGNATURES.iter().find(|(signature, _)| starts_with_ignoring_case(text, signature));
+    let contains = |needle: &[u8]| head.windows(needle.len()).any(|window| window == needle);
+    let manifest = contains(b"<MPD") && contains(b"dash");
+    signature.map(|(_, kind)| *kind).or(manifest.then_some("a DASH manifest"))
+}
+
+/// `bytes` after a UTF-8 byte-order mark and white space.
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// `bytes` after an ID3v2 tag at their start (its size is four 7-bit bytes), trimmed again; as
+/// they are when there is none, or when the tag is longer than what was seen.
+fn skip_id3v2(bytes: &[u8]) -> &[u8] {
+    let Some(header) = bytes.get(..10).filter(|header| header.starts_with(b"ID3")) else { return bytes };
+    let size = header[6..10].iter().fold(0usize, |size, byte| (size << 7) | usize::from(byte & 0x7f));
+    let footer = if header[5] & 0x10 != 0 { 10 } else { 0 };
+    bytes.get(10 + size + footer..).map_or(bytes, trim_start)
 }
 
 fn starts_with_ignoring_case(text: &[u8], prefix: &[u8]) -> bool {
@@ -123,6 +142,9 @@ mod tests {
         assert_eq!(playlist_kind(b"#ext-x-version:3"), Some("an HLS playlist"));
         assert!(playlist_kind(b"<?xml version=\"1.0\"?><MPD").is_some());
         assert!(playlist_kind(b"v=0\r\no=- 0 0 IN IP4 127.0.0.1").is_some());
+        // Behind an ID3v2 tag (FFmpeg skips it), and a manifest behind anything.
+        assert_eq!(playlist_kind(b"ID3\x04\0\0\0\0\0\x06abcdef#EXTM3U\n"), Some("an M3U/HLS playlist"));
+        assert_eq!(playlist_kind(b"garbage <MPD xmlns=\"urn:mpeg:dash\">"), Some("a DASH manifest"));
         // Real media: an MP4 box, a WAV header, an MP3 with ID3, Matroska's EBML magic.
         for media in [&b"\0\0\0\x20ftypisom"[..], b"RIFF\x24\0\0\0WAVEfmt ", b"ID3\x04\0", b"\x1A\x45\xDF\xA3"] {
             assert_eq!(playlist_kind(media), None);

@@ -118,7 +118,8 @@ impl TranscodeError {
 /// conversion's progress back, since the conversion checks it all along anyway.
 #[derive(Clone)]
 pub struct StopSignal {
-    deadline: Instant,
+    /// None inside the worker process: its node keeps the time, and kills it at the deadline.
+    deadline: Option<Instant>,
     cancelled: Arc<AtomicBool>,
     /// The fraction of the input's media time read so far, in [`PROGRESS_SCALE`] units; it only
     /// grows (stays 0 when the input does not say how long it is).
@@ -138,8 +139,13 @@ const PROGRESS_SCALE: f64 = 10_000.0;
 
 impl StopSignal {
     pub fn new(deadline: Instant) -> Self {
+        StopSignal { deadline: Some(deadline), ..StopSignal::without_deadline() }
+    }
+
+    /// A signal that only cancellation stops (the worker process's: its node keeps the time).
+    pub fn without_deadline() -> Self {
         StopSignal {
-            deadline,
+            deadline: None,
             cancelled: Arc::new(AtomicBool::new(false)),
             done: Arc::new(AtomicU32::new(0)),
             observer: None,
@@ -151,8 +157,8 @@ impl StopSignal {
         StopSignal { observer: Some(Arc::new(observer)), ..self }
     }
 
-    /// When the conversion must stop.
-    pub fn deadline(&self) -> Instant {
+    /// When the conversion must stop, if it has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
@@ -181,7 +187,7 @@ impl StopSignal {
     pub fn check(&self) -> Result<(), TranscodeError> {
         if self.cancelled.load(Ordering::Relaxed) {
             Err(TranscodeError::Cancelled)
-        } else if Instant::now() >= self.deadline {
+        } else if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             Err(TranscodeError::TimedOut)
         } else {
             Ok(())
@@ -191,7 +197,7 @@ impl StopSignal {
 
 /// Initialises FFmpeg once per process and keeps its own logging quiet: every failure reaches
 /// the caller as a [`TranscodeError`], and a broken file must not flood the logs.
-fn init() {
+pub(crate) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let _ = ffmpeg::init();
@@ -588,6 +594,9 @@ impl Mp3Sink {
         make_writable(&mut self.frame)?;
         self.frame.set_samples(samples);
         self.queue.read_into(&mut self.frame, samples);
+        if self.target.sample == format::Sample::F32(format::sample::Type::Planar) {
+            finite_samples(&mut self.frame, samples);
+        }
         self.frame.set_rate(self.target.rate);
         self.frame.set_pts(Some(self.samples_encoded));
         self.samples_encoded += samples as i64;
@@ -647,6 +656,18 @@ fn choose_target(decoder: &ffmpeg::decoder::Audio, codec: &ffmpeg::codec::Audio)
     let rate = if MP3_RATES.contains(&decoder.rate()) { decoder.rate() } else { 44100 };
     let layout = if decoder.channels() == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
     AudioFormat { sample, layout, rate }
+}
+
+/// Replaces what is not a number in a float frame (NaN, infinities: libmp3lame aborts on them)
+/// with silence and full scale, so that such a file converts like any other.
+fn finite_samples(frame: &mut frame::Audio, samples: usize) {
+    for plane in 0..frame.planes() {
+        for sample in frame.plane_mut::<f32>(plane)[..samples].iter_mut() {
+            if !sample.is_finite() {
+                *sample = if sample.is_nan() { 0.0 } else { sample.signum() };
+            }
+        }
+    }
 }
 
 /// Gives `frame` buffers of its own before it is refilled: a copy only if the encoder still

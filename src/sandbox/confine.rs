@@ -8,7 +8,8 @@
 //! 4. a network namespace of its own where the kernel allows (root, or user namespaces);
 //! 5. a seccomp filter that allows only what decoding needs: reading and writing the
 //!    descriptors it has, memory, time, signals to itself, exiting. Everything else (opening
-//!    a file, a socket, a process, a signal to another process, `ptrace`, ...) fails with
+//!    a file, even looking one up by path with `stat`, a socket, a process, a signal to another
+//!    process, `ptrace`, asking the kernel to signal someone through `fcntl`, ...) fails with
 //!    `EPERM`.
 //!
 //! Each step that the kernel or the container refuses is skipped and reported
@@ -27,8 +28,8 @@ use seccompiler::{
 
 use super::wire::Confinement;
 
-/// The worker's resource limits, passed on its command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The worker's resource limits, sent with the request to fork it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Address space (RLIMIT_AS): a decoder that allocates without end fails its allocation.
     pub memory_bytes: u64,
@@ -81,9 +82,6 @@ fn filter() -> Result<BpfProgram, seccompiler::Error> {
         libc::SYS_lseek,
         libc::SYS_close,
         libc::SYS_fstat,
-        libc::SYS_newfstatat,
-        libc::SYS_statx,
-        libc::SYS_fcntl,
         libc::SYS_mmap,
         libc::SYS_munmap,
         libc::SYS_mremap,

@@ -1,6 +1,6 @@
 //! FFmpeg on uploads, in a sandboxed worker process: every call of FFmpeg on user data (the
-//! conversion, the gateway's audio-only copy) runs in a child process of the node, started
-//! from the same binary ([`worker::COMMAND`]) for that one call, and supervised by the thread
+//! conversion, the gateway's audio-only copy) runs in a child process of the node, forked for
+//! that one call from a zygote of the same binary ([`zygote`]), and supervised by the thread
 //! that asked for it, the way Erlang supervises a port.
 //!
 //! The child gets no secret (an empty environment, no descriptor but its socket, input and
@@ -15,24 +15,26 @@
 //!
 //! - [`wire`]: the messages on the socket pair;
 //! - [`worker`]: the child's side;
-//! - [`confine`]: the child's lockdown.
+//! - [`confine`]: the child's lockdown;
+//! - [`zygote`]: the process the workers are forked from.
 
 pub mod confine;
 pub mod wire;
 pub mod worker;
+pub mod zygote;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Read, Seek, SeekFrom};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use nix::sys::socket::{AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 
 use crate::storage::{Media, SeekableRead};
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
@@ -60,9 +62,8 @@ pub trait MediaWorker: Send + Sync {
 /// Starts worker processes: one per call.
 #[derive(Clone, Debug)]
 pub struct Sandbox {
-    /// The binary that runs [`worker::COMMAND`]: the node's own (`/proc/self/exe`, the very
-    /// image that is running, even if the file was replaced by an upgrade since).
-    program: PathBuf,
+    /// Forks the workers; shared by every clone of the sandbox.
+    zygote: Arc<zygote::Zygote>,
     /// The address space a worker may use.
     memory_bytes: u64,
 }
@@ -76,10 +77,11 @@ const CPU_MARGIN_SECONDS: u64 = 5;
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 
 impl Sandbox {
-    /// Workers run by `program` (`/proc/self/exe` for the node's own binary), each with
-    /// `memory_bytes` of address space.
+    /// Workers forked from a zygote run by `program` (`/proc/self/exe` for the node's own
+    /// binary: the very image that is running, even if the file was replaced by an upgrade
+    /// since), each with `memory_bytes` of address space.
     pub fn new(program: impl Into<PathBuf>, memory_bytes: u64) -> Self {
-        Sandbox { program: program.into(), memory_bytes }
+        Sandbox { zygote: Arc::new(zygote::Zygote::new(program.into())), memory_bytes }
     }
 
     /// Runs one task in a fresh worker. `output_limit` caps the output file.
@@ -93,8 +95,8 @@ impl Sandbox {
         stop: &StopSignal,
     ) -> Result<Option<f64>, TranscodeError> {
         stop.check()?;
-        let seconds_left = stop.deadline().saturating_duration_since(Instant::now());
-        let cpu_seconds = seconds_left.as_secs() + CPU_MARGIN_SECONDS;
+        let seconds_left = stop.deadline().map_or(Duration::MAX, |deadline| deadline - Instant::now());
+        let cpu_seconds = seconds_left.as_secs().saturating_add(CPU_MARGIN_SECONDS);
         let not_run = |e: io::Error| TranscodeError::Unavailable(format!("the FFmpeg worker could not run: {e}"));
         let output_file = OpenOptions::new().write(true).truncate(true).open(output).map_err(not_run)?;
         let (input_file, mut stream, source) = match input {
@@ -104,9 +106,10 @@ impl Sandbox {
                 (None, Some(stream), InputSource::Remote { length })
             }
         };
-        let worker =
-            WorkerProcess::start(&self.program, self.memory_bytes, cpu_seconds, output_limit).map_err(not_run)?;
-        let job = Job { task, input: source, seconds_left: seconds_left.as_secs_f64(), fault };
+        let limits = confine::Limits { memory_bytes: self.memory_bytes, cpu_seconds, file_bytes: output_limit };
+        let (pid, socket) = self.zygote.fork_worker(&limits).map_err(not_run)?;
+        let worker = WorkerProcess::watch(pid, socket).map_err(not_run)?;
+        let job = Job { task, input: source, fault };
         let files: Vec<&File> = input_file.iter().chain([&output_file]).collect();
         let mut started = false;
         let mut buffer = vec![0u8; wire::MAX_WORKER_MESSAGE + 1];
@@ -130,7 +133,7 @@ impl Sandbox {
                     let Some(stream) = stream.as_mut() else { return Err(garbage("a read of a file input")) };
                     serve_read(&worker.socket, stream.as_mut(), offset, length);
                 }
-                Some(FromWorker::Finished(outcome)) if started => return outcome,
+                Some(FromWorker::Finished(outcome)) if started => return checked(outcome),
                 _ => return Err(garbage("a message that is not one")),
             }
         }
@@ -149,7 +152,9 @@ impl MediaWorker for Sandbox {
     ) -> Result<Transcoded, TranscodeError> {
         let media_seconds =
             self.run(Task::Transcode(options), input, output, options.max_output_bytes(), fault, stop)?;
-        let media_seconds = media_seconds.ok_or_else(|| garbage("no length for its MP3"))?;
+        let media_seconds = media_seconds
+            .filter(|seconds| (0.0..=options.max_media_seconds + 1.0).contains(seconds))
+            .ok_or_else(|| garbage("no possible length for its MP3"))?;
         check_output(output, &[b"ID3", b"\xFF\xFB", b"\xFF\xF3", b"\xFF\xF2", b"\xFF\xE3"], "an MP3")?;
         Ok(Transcoded { media_seconds })
     }
@@ -163,6 +168,17 @@ impl MediaWorker for Sandbox {
         let output_limit = limit + limit / 10 + (1 << 20);
         self.run(Task::CopyAudio, input, output, output_limit, None, stop)?;
         check_output(output, &[b"\x1A\x45\xDF\xA3"], "a Matroska file")
+    }
+}
+
+/// A worker's outcome as the node may believe it: stopping and being unable to run are the
+/// node's own verdicts (one would requeue the job uncounted), never a worker's.
+fn checked(outcome: Result<Option<f64>, TranscodeError>) -> Result<Option<f64>, TranscodeError> {
+    match outcome {
+        Err(TranscodeError::Cancelled | TranscodeError::Unavailable(_)) => {
+            Err(garbage("an outcome only the node gives"))
+        }
+        other => other,
     }
 }
 
@@ -229,31 +245,20 @@ fn report_confinement(confinement: Confinement) {
     });
 }
 
-/// A running worker: killed and reaped when dropped, so that no path leaves a zombie or a
-/// runaway process.
+/// A running worker (a child of this process): killed and reaped when dropped, so that no path
+/// leaves a zombie or a runaway process.
 struct WorkerProcess {
-    child: Child,
+    pid: Pid,
     socket: UnixDatagram,
+    /// Set once it was waited for: its pid may then belong to another process.
+    reaped: bool,
 }
 
 impl WorkerProcess {
-    fn start(program: &Path, memory_bytes: u64, cpu_seconds: u64, file_bytes: u64) -> io::Result<WorkerProcess> {
-        let (ours, theirs): (OwnedFd, OwnedFd) =
-            socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
-        let child = Command::new(program)
-            .arg(worker::COMMAND)
-            .args(["--memory-bytes", &memory_bytes.to_string()])
-            .args(["--cpu-seconds", &cpu_seconds.to_string()])
-            .args(["--file-bytes", &file_bytes.to_string()])
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::from(theirs))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let socket = UnixDatagram::from(ours);
-        socket.set_read_timeout(Some(POLL))?;
-        Ok(WorkerProcess { child, socket })
+    fn watch(pid: Pid, socket: UnixDatagram) -> io::Result<WorkerProcess> {
+        let worker = WorkerProcess { pid, socket, reaped: false };
+        worker.socket.set_read_timeout(Some(POLL))?;
+        Ok(worker)
     }
 
     /// Sends the job with its descriptors (input first, output last).
@@ -275,9 +280,12 @@ impl WorkerProcess {
     fn died(mut self, stop: &StopSignal) -> TranscodeError {
         let until = Instant::now() + EXIT_WAIT;
         while Instant::now() < until {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return death_reason(status),
-                Ok(None) => {}
+            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => {
+                    self.reaped = true;
+                    return death_reason(status);
+                }
                 Err(e) => return TranscodeError::Crashed(format!("it could not be waited for: {e}")),
             }
             if let Err(stopped) = stop.check() {
@@ -291,23 +299,27 @@ impl WorkerProcess {
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
     }
 }
 
 /// The error for a worker that ended with `status` before answering.
-fn death_reason(status: ExitStatus) -> TranscodeError {
-    match status.signal().map(Signal::try_from) {
-        Some(Ok(Signal::SIGXCPU)) => TranscodeError::TimedOut,
-        Some(Ok(Signal::SIGXFSZ)) => TranscodeError::Crashed("its output grew past its size limit".into()),
-        Some(Ok(Signal::SIGKILL)) => {
+fn death_reason(status: WaitStatus) -> TranscodeError {
+    match status {
+        WaitStatus::Signaled(_, Signal::SIGXCPU, _) => TranscodeError::TimedOut,
+        WaitStatus::Signaled(_, Signal::SIGXFSZ, _) => {
+            TranscodeError::Crashed("its output grew past its size limit".into())
+        }
+        WaitStatus::Signaled(_, Signal::SIGKILL, _) => {
             TranscodeError::Crashed("it was killed (SIGKILL), most likely out of memory".into())
         }
-        Some(Ok(signal)) => TranscodeError::Crashed(format!("it died of {}", signal.as_str())),
-        Some(Err(_)) => TranscodeError::Crashed(format!("it died of signal {}", status.signal().unwrap_or(0))),
-        None => {
-            TranscodeError::Crashed(format!("it exited with status {} without an answer", status.code().unwrap_or(-1)))
+        WaitStatus::Signaled(_, signal, _) => TranscodeError::Crashed(format!("it died of {}", signal.as_str())),
+        WaitStatus::Exited(_, code) => {
+            TranscodeError::Crashed(format!("it exited with status {code} without an answer"))
         }
+        other => TranscodeError::Crashed(format!("it ended unexpectedly ({other:?})")),
     }
 }

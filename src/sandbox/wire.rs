@@ -31,8 +31,6 @@ pub const READ_FAILED: u8 = b'F';
 pub struct Job {
     pub task: Task,
     pub input: InputSource,
-    /// Seconds the worker has before it must have finished (the node kills it then anyway).
-    pub seconds_left: f64,
     /// Test-only (fault hooks): misbehave this way instead of working.
     pub fault: Option<WorkerFault>,
 }

@@ -1,17 +1,15 @@
-//! The worker process: `mp3converter sandboxed-ffmpeg --memory-bytes N --cpu-seconds N
-//! --file-bytes N`, started by a node ([`super::Sandbox`]) with its socket as standard input,
-//! an empty environment and nothing else. It locks itself down ([`super::confine`]), says so,
-//! receives one job with its input and output files, runs FFmpeg on it, answers with the
-//! outcome and exits. It never sees a secret, a path or another job.
+//! The worker process: forked by the zygote ([`super::zygote`]) for one call, with its socket
+//! to the node as standard input and nothing else. It locks itself down
+//! ([`super::confine`]), says so, receives one job with its input and output files, runs
+//! FFmpeg on it, answers with the outcome and exits. It never sees a secret, a path or another
+//! job.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, IoSliceMut, Read, Seek, SeekFrom};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
@@ -20,43 +18,24 @@ use super::wire::{self, FromWorker, InputSource, Job, Task, WorkerFault};
 use crate::audio_copy::copy_audio;
 use crate::transcode::{Input, StopSignal, TranscodeError, transcode};
 
-/// The hidden subcommand that runs a worker.
-pub const COMMAND: &str = "sandboxed-ffmpeg";
-
-/// Runs the worker; `args` are the process's arguments after [`COMMAND`].
-pub fn main(args: &[OsString]) -> ExitCode {
-    let Some(limits) = parse_limits(args) else {
-        eprintln!("usage: mp3converter {COMMAND} --memory-bytes N --cpu-seconds N --file-bytes N");
-        return ExitCode::from(2);
-    };
-    let confinement = confine::lock_down(&limits);
-    // SAFETY: the node started this process with its end of the socket pair as descriptor 0,
-    // and nothing else in the process owns it.
+/// Runs the worker in this (freshly forked) process; returns its exit status.
+pub fn run(limits: &Limits) -> i32 {
+    let confinement = confine::lock_down(limits);
+    // SAFETY: the zygote made the node's end of the worker's socket this process's descriptor
+    // 0, and nothing else in the process owns it.
     let socket = Arc::new(UnixDatagram::from(unsafe { OwnedFd::from_raw_fd(0) }));
     if send(&socket, &FromWorker::Ready(confinement)).is_err() {
-        return ExitCode::FAILURE;
+        return 1;
     }
-    let Some((job, mut files)) = receive_job(&socket) else { return ExitCode::FAILURE };
+    let Some((job, mut files)) = receive_job(&socket) else { return 1 };
     let outcome = match job.fault {
         Some(fault) => misbehave(fault, &socket),
-        None => run(job, &mut files, &socket),
+        None => run_job(job, &mut files, &socket),
     };
     match send(&socket, &FromWorker::Finished(outcome)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
+        Ok(()) => 0,
+        Err(_) => 1,
     }
-}
-
-fn parse_limits(args: &[OsString]) -> Option<Limits> {
-    let value = |name: &str| -> Option<u64> {
-        let at = args.iter().position(|arg| arg == name)?;
-        args.get(at + 1)?.to_str()?.parse().ok()
-    };
-    Some(Limits {
-        memory_bytes: value("--memory-bytes")?,
-        cpu_seconds: value("--cpu-seconds")?,
-        file_bytes: value("--file-bytes")?,
-    })
 }
 
 fn send(socket: &UnixDatagram, message: &FromWorker) -> io::Result<()> {
@@ -84,16 +63,15 @@ fn receive_job(socket: &UnixDatagram) -> Option<(Job, Vec<File>)> {
     Some((serde_json::from_slice(json).ok()?, files))
 }
 
-fn run(job: Job, files: &mut Vec<File>, socket: &Arc<UnixDatagram>) -> Result<Option<f64>, TranscodeError> {
+fn run_job(job: Job, files: &mut Vec<File>, socket: &Arc<UnixDatagram>) -> Result<Option<f64>, TranscodeError> {
     let missing = || TranscodeError::Output("the worker was given no output".into());
     let output = files.pop().ok_or_else(missing)?;
     let input: Input = match job.input {
         InputSource::File => Box::new(files.pop().ok_or_else(missing)?),
         InputSource::Remote { length } => Box::new(RemoteInput { socket: socket.clone(), length, position: 0 }),
     };
-    let deadline = Instant::now() + Duration::from_secs_f64(job.seconds_left.max(0.0));
     let progress = socket.clone();
-    let stop = StopSignal::new(deadline).observed(move |fraction| {
+    let stop = StopSignal::without_deadline().observed(move |fraction| {
         let _ = send(&progress, &FromWorker::Progress(fraction));
     });
     match job.task {
@@ -151,9 +129,16 @@ fn escape_attempts() -> String {
         Err(error) => format!("refused ({error})"),
     };
     let open = outcome(File::open("/etc/hostname").map(drop));
+    let stat = outcome(std::fs::metadata("/etc/hostname").map(drop));
     let socket = outcome(std::net::UdpSocket::bind("127.0.0.1:0").map(drop));
     let spawn = outcome(std::process::Command::new("/bin/true").status().map(drop));
-    format!("escape attempts: open {open}; socket {socket}; process {spawn}")
+    // The first step of having the kernel signal another process (here: itself) for a socket.
+    // SAFETY: fcntl on this process's own socket; F_SETOWN only names who gets its signals.
+    let owner = outcome(match unsafe { libc::fcntl(0, libc::F_SETOWN, libc::getpid()) } {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    });
+    format!("escape attempts: open {open}; stat {stat}; socket {socket}; process {spawn}; signal owner {owner}")
 }
 
 /// Test-only: misbehaves as asked; only [`WorkerFault::Escape`] returns, as a failure saying

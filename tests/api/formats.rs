@@ -254,3 +254,24 @@ fn whatever_the_cli_converts_we_convert() {
     });
     assert!(problems.is_empty(), "{} of {} inputs:\n{}", problems.len(), CASES.len(), problems.join("\n"));
 }
+
+/// A float recording with samples that are not numbers (NaN, infinities) in its second half:
+/// libmp3lame aborts on them (so does the ffmpeg CLI); we convert it, with those samples as
+/// silence and full scale.
+#[test]
+fn float_audio_with_samples_that_are_not_numbers_converts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("nan.wav");
+    let expression = "aevalsrc=exprs='if(lt(t,1),sin(2*PI*440*t),if(lt(t,1.5),log(-1),1/0))':s=44100:d=2";
+    run(Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", expression, "-c:a", "pcm_f32le"])
+        .arg(&input));
+    let output = dir.path().join("nan.mp3");
+    std::fs::write(&output, b"").unwrap();
+    let options = TranscodeOptions { bit_rate: 192_000, max_media_seconds: 3600.0 };
+    let stop = StopSignal::new(Instant::now() + Duration::from_secs(60));
+    let converted = Sandbox::new(binary(), 1 << 30).transcode(Media::File(input), &output, options, None, &stop);
+    let seconds = converted.expect("converted").media_seconds;
+    assert!((seconds - 2.0).abs() < 0.1, "{seconds} s");
+    assert!(mean_volume(&output) > -60.0, "not silent");
+}

@@ -283,6 +283,20 @@ pub fn probe_audio(path: &Path) -> (String, f64) {
     (stream["codec_name"].as_str().unwrap_or_default().to_owned(), duration)
 }
 
+/// How many children of process `pid` are zombies (exited, not yet reaped).
+pub fn zombie_children(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            // After the command name: the state, then the parent's pid.
+            let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .count()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The service under test
 

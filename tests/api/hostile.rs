@@ -17,7 +17,7 @@ use mp3converter::transcode::{StopSignal, TranscodeError, TranscodeOptions};
 use serde_json::Value;
 
 use crate::cluster::{act_as_the_seed_gateway, cluster_flags, flag_value, strs, with};
-use crate::helpers::{MailDev, TestApp, binary, eventually, fixture};
+use crate::helpers::{MailDev, TestApp, binary, eventually, fixture, zombie_children};
 
 // ---------------------------------------------------------------------------------------------
 // The attacks
@@ -61,7 +61,12 @@ fn concat(file: &str) -> Vec<u8> {
 /// (`next_fid`, ids being easy to guess).
 fn attacks(victim_fid: &str, host_file: &Path, tripwire: &Tripwire, next_fid: &str) -> Vec<(&'static str, Vec<u8>)> {
     let host = host_file.display().to_string();
+    // FFmpeg skips an ID3v2 tag before it probes, and finds a DASH manifest anywhere.
+    let behind_id3 = [&b"ID3\x04\0\0\0\0\0\x04tag!"[..], &hls(&host)].concat();
+    let manifest = format!("junk <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\"><BaseURL>{host}</BaseURL></MPD>");
     vec![
+        ("hls-behind-id3.mp3", behind_id3),
+        ("dash-behind-junk.mp4", manifest.into_bytes()),
         ("concat-by-id.mp4", concat(victim_fid)),
         ("concat-by-path.mp4", concat(&format!("../videos/{victim_fid}"))),
         ("concat-itself.mp4", concat(next_fid)),
@@ -99,19 +104,6 @@ async fn assert_nothing_left_behind(app: &TestApp) {
         (zombie_children(pid) == 0 && scratch_files(&app.data_dir) == 0).then_some(())
     })
     .await;
-}
-
-/// Children of `pid` in state Z.
-fn zombie_children(pid: u32) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
-    entries
-        .flatten()
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
-        .filter(|stat| {
-            let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
-        })
-        .count()
 }
 
 /// Files in every scratch folder under `data_dir`.
@@ -187,7 +179,12 @@ fn the_worker_refuses_scripts_that_get_past_the_door() {
             let stop = StopSignal::new(std::time::Instant::now() + Duration::from_secs(60));
             let outcome = sandbox.transcode(media, &output, options, None, &stop);
             match outcome {
-                Err(TranscodeError::Refused(_) | TranscodeError::Unreadable(_)) => {}
+                Err(
+                    TranscodeError::Refused(_)
+                    | TranscodeError::Unreadable(_)
+                    | TranscodeError::NoAudio
+                    | TranscodeError::Undecodable(_),
+                ) => {}
                 other => panic!("{name} through a {how}: {other:?}"),
             }
             assert_eq!(std::fs::metadata(&output).unwrap().len(), 0, "{name} through a {how}: nothing written");
@@ -197,7 +194,8 @@ fn the_worker_refuses_scripts_that_get_past_the_door() {
 }
 
 /// The seed's gateway stores what it is sent and publishes it: a script naming Alice's video
-/// becomes Bob's job, which fails with the refusal; Bob gets no MP3.
+/// becomes Bob's job, which fails with the refusal (or as unreadable, when no demuxer at all
+/// takes it); Bob gets no MP3.
 #[tokio::test]
 async fn scripts_from_the_seeds_gateway_fail_their_jobs_with_the_reason() {
     let maildev = MailDev::start().await;
@@ -222,7 +220,8 @@ async fn scripts_from_the_seeds_gateway_fail_their_jobs_with_the_reason() {
         .await;
         assert_eq!(job["state"], "failed", "{name}: {job}");
         let error = job["error"].as_str().unwrap();
-        assert!(error.contains("not an accepted media format"), "{name}: {error}");
+        let refused = ["not an accepted media format", "not a readable media file"];
+        assert!(refused.iter().any(|reason| error.contains(reason)), "{name}: {error}");
         assert_eq!(job["mp3_fid"], Value::Null);
     }
     tripwire.assert_untouched();
@@ -317,8 +316,8 @@ async fn a_worker_that_dies_on_a_cluster_node_fails_its_job_and_the_node_lives()
     dying_workers_fail_their_jobs(&strs(&with(&flags, &["--seed-compatible"]))).await;
 }
 
-/// The worker's lockdown, tried from inside: opening a file, making a socket and starting a
-/// process are all refused.
+/// The worker's lockdown, tried from inside: opening a file, looking one up, making a socket,
+/// starting a process and making its socket signal someone are all refused.
 #[tokio::test]
 async fn a_worker_cannot_open_a_file_make_a_socket_or_start_a_process() {
     let app = TestApp::spawn_with(&["--fault-hooks", "true", "--fault-worker", "escape.mp4=escape"]).await;
@@ -327,7 +326,7 @@ async fn a_worker_cannot_open_a_file_make_a_socket_or_start_a_process() {
         app.upload_bytes(&token, "escape.mp4", std::fs::read(fixture("clip.mp4")).unwrap()).await.json().await.unwrap();
     let job = app.finished_job(&token, accepted["job_id"].as_str().unwrap()).await;
     let error = job["error"].as_str().unwrap();
-    for attempt in ["open refused", "socket refused", "process refused"] {
+    for attempt in ["open refused", "stat refused", "socket refused", "process refused", "signal owner refused"] {
         assert!(error.contains(attempt), "{attempt}: {error}");
     }
     assert!(!error.contains("ALLOWED"), "{error}");
