@@ -5,12 +5,13 @@
 //!    its own with close-on-exec anyway: this holds even against a library that does not);
 //! 3. resource limits: address space ([`Limits::memory_bytes`]), CPU seconds, the size of any
 //!    file it writes (its output's ceiling), 8 descriptors, no core dumps;
-//! 4. a network namespace of its own where the kernel allows (root, or user namespaces);
-//! 5. a seccomp filter that allows only what decoding needs: reading and writing the
+//! 4. a seccomp filter that allows only what decoding needs: reading and writing the
 //!    descriptors it has, memory, time, signals to itself, exiting. Everything else (opening
 //!    a file, even looking one up by path with `stat`, a socket, a process, a signal to another
 //!    process, `ptrace`, asking the kernel to signal someone through `fcntl`, ...) fails with
-//!    `EPERM`.
+//!    `EPERM`;
+//! 5. only where the filter could not be installed: a network namespace of its own, where the
+//!    kernel allows it (root, or user namespaces).
 //!
 //! Each step that the kernel or the container refuses is skipped and reported
 //! ([`Confinement`]); the node logs what its workers run under. With neither seccomp nor a
@@ -64,9 +65,12 @@ pub fn lock_down(limits: &Limits) -> Confinement {
             eprintln!("could not limit {resource:?}: {error}");
         }
     }
-    let network_namespace = unshare(CloneFlags::CLONE_NEWNET).is_ok()
-        || unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok();
     let seccomp = filter().is_ok_and(|program| seccompiler::apply_filter(&program).is_ok());
+    // The filter refuses sockets; only where it could not be installed is a network namespace
+    // of its own the worker's way off the network.
+    let network_namespace = !seccomp
+        && (unshare(CloneFlags::CLONE_NEWNET).is_ok()
+            || unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok());
     Confinement { seccomp, network_namespace }
 }
 

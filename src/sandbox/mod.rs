@@ -24,7 +24,7 @@ pub mod worker;
 pub mod zygote;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -227,7 +226,8 @@ fn read_up_to(stream: &mut dyn SeekableRead, buffer: &mut [u8]) -> io::Result<us
 }
 
 /// Logs once per process how far the workers' lockdown goes (the same for all of them): a
-/// warning without seccomp, the part that keeps a compromised decoder off files and network.
+/// warning without seccomp, the part that keeps a compromised decoder off files and network
+/// (a network namespace then still keeps it off the network, where the kernel allows one).
 fn report_confinement(confinement: Confinement) {
     static REPORTED: OnceLock<()> = OnceLock::new();
     REPORTED.get_or_init(|| {
@@ -265,14 +265,7 @@ impl WorkerProcess {
     fn send_job(&self, job: &Job, files: &[&File]) -> io::Result<()> {
         let message = [&[wire::JOB][..], &serde_json::to_vec(job).expect("plain data serialises")].concat();
         let fds: Vec<i32> = files.iter().map(|file| file.as_raw_fd()).collect();
-        sendmsg::<()>(
-            self.socket.as_raw_fd(),
-            &[IoSlice::new(&message)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )?;
-        Ok(())
+        wire::send_with_descriptors(&self.socket, &message, &fds)
     }
 
     /// Why a worker that closed its socket without an outcome ended. One that closed it and

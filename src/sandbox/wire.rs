@@ -10,9 +10,37 @@
 //! The node trusts nothing it receives: a message that does not parse, is too long or comes
 //! out of turn ends the worker (it is killed, and the attempt fails as a crash).
 
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
 use crate::transcode::{TranscodeError, TranscodeOptions};
+
+/// Sends one message with open descriptors (the receiver gets its own copies).
+pub fn send_with_descriptors(socket: &UnixDatagram, message: &[u8], descriptors: &[RawFd]) -> io::Result<()> {
+    let rights = [ControlMessage::ScmRights(descriptors)];
+    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(message)], &rights, MsgFlags::empty(), None)?;
+    Ok(())
+}
+
+/// Receives one message into `buffer`, with the descriptors that came with it (at most two);
+/// its length, or None once the other end is gone.
+pub fn receive_with_descriptors(socket: &UnixDatagram, buffer: &mut [u8]) -> Option<(usize, Vec<OwnedFd>)> {
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let mut iov = [IoSliceMut::new(buffer)];
+    let message = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    let mut descriptors = Vec::new();
+    for control in message.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = control {
+            // SAFETY: descriptors just received from the kernel belong to this process alone.
+            descriptors.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    (message.bytes > 0).then_some((message.bytes, descriptors))
+}
 
 /// The most input bytes the worker asks for (and the node sends) in one read.
 pub const MAX_READ: u32 = 64 * 1024;
@@ -86,7 +114,8 @@ impl WorkerFault {
 pub struct Confinement {
     /// The system call filter: no files opened, no sockets, no processes, no signals to others.
     pub seccomp: bool,
-    /// A network namespace of its own, with no interface but a down loopback.
+    /// A network namespace of its own, with no interface but a down loopback (tried only
+    /// without the filter, which refuses sockets anyway).
     pub network_namespace: bool,
 }
 

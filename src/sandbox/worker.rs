@@ -5,13 +5,11 @@
 //! job.
 
 use std::fs::File;
-use std::io::{self, IoSliceMut, Read, Seek, SeekFrom};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::Duration;
-
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
 use super::confine::{self, Limits};
 use super::wire::{self, FromWorker, InputSource, Job, Task, WorkerFault};
@@ -42,25 +40,12 @@ fn send(socket: &UnixDatagram, message: &FromWorker) -> io::Result<()> {
     socket.send(&message.encode()).map(drop)
 }
 
-/// The job and the descriptors that came with it (input first when it is a file, output
-/// last).
+/// The job and the files that came with it (input first when it is a file, output last).
 fn receive_job(socket: &UnixDatagram) -> Option<(Job, Vec<File>)> {
     let mut buffer = vec![0u8; 64 * 1024];
-    let mut control = nix::cmsg_space!([RawFd; 2]);
-    let mut iov = [IoSliceMut::new(&mut buffer)];
-    let fd = std::os::fd::AsRawFd::as_raw_fd(socket);
-    let message = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    let mut files = Vec::new();
-    for control in message.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(fds) = control {
-            // SAFETY: descriptors just received from the kernel belong to this process alone.
-            files.extend(fds.into_iter().map(|fd| File::from(unsafe { OwnedFd::from_raw_fd(fd) })));
-        }
-    }
-    let length = message.bytes;
-    let bytes = &buffer[..length];
-    let json = bytes.strip_prefix(&[wire::JOB])?;
-    Some((serde_json::from_slice(json).ok()?, files))
+    let (length, descriptors) = wire::receive_with_descriptors(socket, &mut buffer)?;
+    let json = buffer[..length].strip_prefix(&[wire::JOB])?;
+    Some((serde_json::from_slice(json).ok()?, descriptors.into_iter().map(File::from).collect()))
 }
 
 fn run_job(job: Job, files: &mut Vec<File>, socket: &Arc<UnixDatagram>) -> Result<Option<f64>, TranscodeError> {

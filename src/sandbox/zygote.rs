@@ -11,21 +11,19 @@
 //! node waits for it and kills it by a pid that cannot be reused under it. The zygote dies
 //! with the node; a zygote that died is started again at the next call.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::Pid;
 
 use super::confine::Limits;
-use super::worker;
+use super::{wire, worker};
 
 /// The hidden subcommand that runs the zygote.
 pub const COMMAND: &str = "sandboxed-ffmpeg-zygote";
@@ -57,19 +55,8 @@ pub fn main() -> ExitCode {
 /// The limits of the worker to fork, and its socket; None once the node is gone.
 fn receive_request(control: &UnixDatagram) -> Option<(Limits, OwnedFd)> {
     let mut buffer = [0u8; 1024];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buffer)];
-    let message = recvmsg::<()>(control.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    let mut sockets = Vec::new();
-    for control in message.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(fds) = control {
-            // SAFETY: descriptors just received from the kernel belong to this process alone.
-            sockets.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
-    }
-    let length = message.bytes;
-    let limits = serde_json::from_slice(&buffer[..length]).ok()?;
-    Some((limits, sockets.pop()?))
+    let (length, mut descriptors) = wire::receive_with_descriptors(control, &mut buffer)?;
+    Some((serde_json::from_slice(&buffer[..length]).ok()?, descriptors.pop()?))
 }
 
 /// Forks a worker as the node's child, with `job_socket` as its standard input.
@@ -155,14 +142,7 @@ impl Running {
     /// Asks for one worker; its pid, or why not.
     fn request(&self, limits: &Limits, job_socket: &OwnedFd) -> io::Result<i32> {
         let message = serde_json::to_vec(limits).expect("plain data serialises");
-        let fds = [job_socket.as_raw_fd()];
-        sendmsg::<()>(
-            self.control.as_raw_fd(),
-            &[IoSlice::new(&message)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )?;
+        wire::send_with_descriptors(&self.control, &message, &[job_socket.as_raw_fd()])?;
         let mut answer = [0u8; 1024];
         let length = self.control.recv(&mut answer)?;
         match serde_json::from_slice::<Result<i32, String>>(&answer[..length]) {

@@ -283,6 +283,28 @@ pub fn probe_audio(path: &Path) -> (String, f64) {
     (stream["codec_name"].as_str().unwrap_or_default().to_owned(), duration)
 }
 
+/// Converts `count` short recordings on `app` as a client would, 4 at a time: each uploaded,
+/// followed to `done`, the job list read and the MP3 downloaded.
+pub async fn convert_recordings(app: &TestApp, token: &str, count: usize) {
+    use futures_util::StreamExt;
+    let voice = std::fs::read(fixture("voice-8k.wav")).unwrap();
+    let jobs = futures_util::stream::iter(0..count).map(|n| {
+        let voice = voice.clone();
+        async move {
+            let response = app.upload_bytes(token, &format!("voice-{n}.wav"), voice).await;
+            assert_eq!(response.status(), 202);
+            let body: Value = response.json().await.unwrap();
+            let job = app.finished_job(token, body["job_id"].as_str().unwrap()).await;
+            assert_eq!(job["state"], "done", "{job}");
+            app.get_json(token, "/jobs?limit=20").await;
+            let fid = job["mp3_fid"].as_str().unwrap();
+            let download = app.client.get(app.url(&format!("/download?fid={fid}"))).bearer_auth(token);
+            assert!(!download.send().await.unwrap().bytes().await.unwrap().is_empty());
+        }
+    });
+    jobs.buffer_unordered(4).collect::<Vec<()>>().await;
+}
+
 /// How many children of process `pid` are zombies (exited, not yet reaped).
 pub fn zombie_children(pid: u32) -> usize {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };

@@ -2,10 +2,7 @@
 //! jobs, each uploaded, converted, listed and downloaded as a client would, with the node's
 //! resident memory sampled after a warm-up and at the end.
 
-use futures_util::StreamExt;
-use serde_json::Value;
-
-use crate::helpers::{TestApp, fixture};
+use crate::helpers::{TestApp, convert_recordings};
 
 /// Jobs before the first sample (caches, pools and arenas reach their working size).
 const WARM_UP: usize = 50;
@@ -15,34 +12,13 @@ const MEASURED: usize = 250;
 /// what a node keeps for good per job (its record in the database's page cache) is far less.
 const MAX_KIB_PER_JOB: f64 = 64.0;
 
-/// Uploads `count` short recordings, 4 at a time, and for each waits until it is done, then
-/// lists the jobs and downloads the MP3.
-async fn convert(app: &TestApp, token: &str, count: usize) {
-    let voice = std::fs::read(fixture("voice-8k.wav")).unwrap();
-    let jobs = futures_util::stream::iter(0..count).map(|n| {
-        let voice = voice.clone();
-        async move {
-            let response = app.upload_bytes(token, &format!("voice-{n}.wav"), voice).await;
-            assert_eq!(response.status(), 202);
-            let body: Value = response.json().await.unwrap();
-            let job = app.finished_job(token, body["job_id"].as_str().unwrap()).await;
-            assert_eq!(job["state"], "done", "{job}");
-            app.get_json(token, "/jobs?limit=20").await;
-            let mp3 = app.client.get(app.url(&format!("/download?fid={}", job["mp3_fid"].as_str().unwrap())));
-            let mp3 = mp3.bearer_auth(token).send().await.unwrap().bytes().await.unwrap();
-            assert!(!mp3.is_empty());
-        }
-    });
-    jobs.buffer_unordered(4).collect::<Vec<()>>().await;
-}
-
 #[tokio::test]
 async fn the_nodes_memory_does_not_grow_with_the_jobs_it_converts() {
     let app = TestApp::spawn_with(&["--max-jobs-per-user", "1000"]).await;
     let token = app.user_token("soak@example.com", false).await;
-    convert(&app, &token, WARM_UP).await;
+    convert_recordings(&app, &token, WARM_UP).await;
     let warm = app.memory_mib("VmRSS");
-    convert(&app, &token, MEASURED).await;
+    convert_recordings(&app, &token, MEASURED).await;
     let after = app.memory_mib("VmRSS");
     let per_job_kib = (after - warm) * 1024.0 / MEASURED as f64;
     println!(
