@@ -316,10 +316,14 @@ impl AudioInput {
         stop: &StopSignal,
         mut each: impl FnMut(&mut Packet) -> Result<(), TranscodeError>,
     ) -> Result<(), TranscodeError> {
-        let mut packet = Packet::empty();
         let mut read_errors = 0;
         loop {
             stop.check()?;
+            // A packet of its own for each read: `Packet::read` (FFmpeg's `av_read_frame`) fills
+            // the packet it is given without letting go of what that packet held, so reusing one
+            // leaked every packet's data (the 0.4 MiB a job the node used to grow by); this one
+            // is released when it goes out of scope.
+            let mut packet = Packet::empty();
             match packet.read(&mut self.ictx) {
                 Ok(()) => read_errors = 0,
                 Err(ffmpeg::Error::Eof) => return Ok(()),

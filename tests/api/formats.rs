@@ -275,3 +275,32 @@ fn float_audio_with_samples_that_are_not_numbers_converts() {
     assert!((seconds - 2.0).abs() < 0.1, "{seconds} s");
     assert!(mean_volume(&output) > -60.0, "not silent");
 }
+
+/// The conversion and the audio copy run many times in one process (as a long-lived worker
+/// would) without growing: each used to leak every packet it read (about 0.4 MiB for a 10 s
+/// clip).
+#[test]
+fn converting_many_files_in_one_process_does_not_grow() {
+    const WARM_UP: usize = 20;
+    const MEASURED: usize = 120;
+    let rss_kib = || -> f64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = crate::helpers::fixture("clip.mp4");
+    let options = TranscodeOptions { bit_rate: 192_000, max_media_seconds: 3600.0 };
+    let convert_and_copy = || {
+        let stop = StopSignal::new(Instant::now() + Duration::from_secs(60));
+        let open = || Box::new(std::fs::File::open(&input).unwrap());
+        let create = |name: &str| Box::new(std::fs::File::create(dir.path().join(name)).unwrap());
+        mp3converter::transcode::transcode(open(), create("out.mp3"), options, &stop).unwrap();
+        mp3converter::audio_copy::copy_audio(open(), create("out.mka"), &stop).unwrap();
+    };
+    (0..WARM_UP).for_each(|_| convert_and_copy());
+    let before = rss_kib();
+    (0..MEASURED).for_each(|_| convert_and_copy());
+    let per_file = (rss_kib() - before) / MEASURED as f64;
+    assert!(per_file < 16.0, "grew {per_file:.1} KiB a file");
+}
