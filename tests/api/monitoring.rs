@@ -250,7 +250,10 @@ async fn upload(app: &TestApp, token: &str, filename: &str, bytes: Vec<u8>) -> (
 async fn refuse_uploads(gateway: &TestApp, token: &str, prometheus: &Prometheus) {
     let held = crate::limits::start_upload(gateway, token, 1024).await;
     let refused = r#"rate(mp3c_http_requests_total{route="/upload",status="503"}[1m]) > 0"#;
-    eventually(Duration::from_secs(30), "uploads refused with 503, as Prometheus sees them", || async {
+    // Prometheus sees a rate once two scrapes (every second, each allowed a second) have come
+    // through around a refusal; on a loaded machine scrapes time out, so the wait is generous
+    // (the held upload keeps the slot for its 60 s stall limit, and the rate covers a minute).
+    eventually(Duration::from_secs(90), "uploads refused with 503, as Prometheus sees them", || async {
         let form = reqwest::multipart::Form::new().text("note", "no file");
         let response = gateway.client.post(gateway.url("/upload")).bearer_auth(token).multipart(form);
         let status = response.send().await.unwrap().status();
