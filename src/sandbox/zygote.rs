@@ -9,14 +9,16 @@
 //!
 //! Each worker is forked with `CLONE_PARENT`: it is the node's child, not the zygote's, so the
 //! node waits for it and kills it by a pid that cannot be reused under it. The zygote dies
-//! with the node; a zygote that died is started again at the next call.
+//! with the node (and the workers with it: the parent-death signal follows the thread that
+//! started the zygote, so one thread that lives as long as the node starts them all); a zygote
+//! that died is started again at the next call.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
@@ -106,7 +108,7 @@ impl Zygote {
         let mut last_error = None;
         for _ in 0..2 {
             if running.is_none() {
-                *running = Some(Running::start(&self.program)?);
+                *running = Some(start_from_keeper(&self.program)?);
             }
             match running.as_ref().map(|zygote| zygote.request(limits, &theirs)) {
                 Some(Ok(pid)) => return Ok((Pid::from_raw(pid), UnixDatagram::from(ours))),
@@ -120,6 +122,28 @@ impl Zygote {
         }
         Err(last_error.unwrap_or_else(|| io::Error::other("the FFmpeg zygote could not start")))
     }
+}
+
+/// A zygote started by one thread that lives as long as the process. The parent-death signal
+/// that the zygote and its workers (forked with `CLONE_PARENT`) ask for follows the *thread*
+/// that started the zygote: started from a pool thread that later ends (tokio retires idle
+/// blocking threads), the zygote and every worker running then would be killed with it.
+fn start_from_keeper(program: &Path) -> io::Result<Running> {
+    type Request = (PathBuf, mpsc::Sender<io::Result<Running>>);
+    static KEEPER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (requests, received) = mpsc::channel::<Request>();
+        let serve =
+            move || received.into_iter().for_each(|(program, answer)| drop(answer.send(Running::start(&program))));
+        std::thread::Builder::new().name("ffmpeg-zygotes".into()).spawn(serve).expect("a thread can start");
+        Mutex::new(requests)
+    });
+    let gone = || io::Error::other("the thread that starts FFmpeg zygotes is gone");
+    let (answer, answered) = mpsc::channel();
+    let requests = keeper.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    requests.send((program.to_owned(), answer)).map_err(|_| gone())?;
+    drop(requests);
+    answered.recv().map_err(|_| gone())?
 }
 
 impl Running {
