@@ -240,6 +240,7 @@ fn check(case: &Case, dir: &Path, sandbox: &Sandbox) -> Option<String> {
 
 #[test]
 fn whatever_the_cli_converts_we_convert() {
+    let _heavy = crate::helpers::HEAVY.blocking_lock();
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::new(binary(), 1 << 30);
     // Two at a time: the machine has two cores.
@@ -285,6 +286,7 @@ const MEASURING: &str = "MP3C_TEST_MEASURE_GROWTH";
 /// clip). Measured in a process of its own (this test binary, running this test alone).
 #[test]
 fn converting_many_files_in_one_process_does_not_grow() {
+    let _heavy = (std::env::var_os(MEASURING).is_none()).then(|| crate::helpers::HEAVY.blocking_lock());
     const NAME: &str = "formats::converting_many_files_in_one_process_does_not_grow";
     if std::env::var_os(MEASURING).is_some() {
         println!("KIB_PER_FILE {}", growth_per_file_kib());

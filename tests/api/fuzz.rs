@@ -346,6 +346,7 @@ fn reason_kind(error: &str) -> String {
 
 #[tokio::test]
 async fn mutated_media_in_every_container_ends_every_job_and_keeps_the_node_up() {
+    let _heavy = crate::helpers::HEAVY.lock().await;
     let seed = run_seed();
     println!("fuzz seed {seed:#018x} (rerun with MP3C_FUZZ_SEED={seed:#018x})");
     let dir = tempfile::tempdir().unwrap();

@@ -283,6 +283,11 @@ pub fn probe_audio(path: &Path) -> (String, f64) {
     (stream["codec_name"].as_str().unwrap_or_default().to_owned(), duration)
 }
 
+/// Taken by the tests that keep both cores busy for long (bulk conversions), so that they run
+/// neither beside each other nor beside the monitoring test, whose Prometheus scrapes (each
+/// allowed one second) time out on a saturated machine.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Converts `count` short recordings on `app` as a client would, 4 at a time: each uploaded,
 /// followed to `done`, the job list read and the MP3 downloaded.
 pub async fn convert_recordings(app: &TestApp, token: &str, count: usize) {

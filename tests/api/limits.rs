@@ -55,8 +55,12 @@ async fn a_login_flood_is_refused_cheaply_while_another_client_logs_in() {
     };
     let (flood, latencies) = tokio::join!(flood, correct_logins);
 
+    // What the limits promise: the flood gets only a burst of password checks (its address's
+    // and the account's), so a correct login waits for a few checks at most, not for 200. A check
+    // takes a fraction of a second alone and several times that beside the suite's conversions on
+    // two cores; 200 checks, two at a time, would take most of a minute.
     for latency in latencies {
-        assert!(latency < Duration::from_secs(5), "a correct login took {latency:?} during the flood");
+        assert!(latency < Duration::from_secs(15), "a correct login took {latency:?} during the flood");
     }
     let unexpected: Vec<_> = flood.iter().filter(|(status, _)| !matches!(status, 401 | 429 | 503)).collect();
     assert!(unexpected.is_empty(), "{unexpected:?}");

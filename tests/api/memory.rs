@@ -14,6 +14,7 @@ const MAX_KIB_PER_JOB: f64 = 64.0;
 
 #[tokio::test]
 async fn the_nodes_memory_does_not_grow_with_the_jobs_it_converts() {
+    let _heavy = crate::helpers::HEAVY.lock().await;
     let app = TestApp::spawn_with(&["--max-jobs-per-user", "1000"]).await;
     let token = app.user_token("soak@example.com", false).await;
     convert_recordings(&app, &token, WARM_UP).await;

@@ -266,6 +266,7 @@ async fn refuse_uploads(gateway: &TestApp, token: &str, prometheus: &Prometheus)
 
 #[tokio::test]
 async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_after_a_batch() {
+    let _heavy = crate::helpers::HEAVY.lock().await;
     let maildev = MailDev::start().await;
     let cluster = Cluster::new(&maildev).await;
     let amqp_url = cluster.flags.iter().skip_while(|flag| *flag != "--amqp-url").nth(1).unwrap().clone();
