@@ -99,21 +99,6 @@ pub enum TranscodeError {
     Output(String),
 }
 
-impl TranscodeError {
-    /// True when trying again cannot help: the input itself is at fault.
-    pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            TranscodeError::Unreadable(_)
-                | TranscodeError::Refused(_)
-                | TranscodeError::TooLong(_)
-                | TranscodeError::NoAudio
-                | TranscodeError::Undecodable(_)
-                | TranscodeError::TimedOut
-        )
-    }
-}
-
 /// Tells a running conversion to stop: at its deadline, or when cancelled. It also carries the
 /// conversion's progress back, since the conversion checks it all along anyway.
 #[derive(Clone)]

@@ -301,7 +301,7 @@ impl MediaWorker for FakeMedia {
         fake_transcode(input, output, stop)
     }
 
-    fn copy_audio(&self, _: Media, _: &Path, _: &StopSignal) -> Result<(), TranscodeError> {
+    fn copy_audio(&self, _: &Path, _: &Path, _: &StopSignal) -> Result<(), TranscodeError> {
         Err(TranscodeError::NoAudio)
     }
 }

@@ -17,7 +17,7 @@ use crate::audio_copy;
 use crate::ids::Id;
 use crate::scratch::ScratchFile;
 use crate::storage::files::copy_into;
-use crate::storage::{BlobMeta, Bucket, Media, StorageError, StorageResult};
+use crate::storage::{BlobMeta, Bucket, StorageError, StorageResult};
 use crate::transcode::StopSignal;
 
 /// Stores `body` as video `fid` in the form the configuration asks for; returns the length of
@@ -39,7 +39,7 @@ pub async fn store_upload(
     let (copy, _) = ScratchFile::create(&scratch, "mka").await.map_err(StorageError::unavailable)?;
     let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
     let (input, output, media) = (upload.path().to_owned(), copy.path().to_owned(), ctx.media.clone());
-    let copied = match tokio::task::spawn_blocking(move || media.copy_audio(Media::File(input), &output, &stop)).await {
+    let copied = match tokio::task::spawn_blocking(move || media.copy_audio(&input, &output, &stop)).await {
         Ok(result) => result.map_err(|error| error.to_string()),
         Err(join) => Err(join.to_string()),
     };

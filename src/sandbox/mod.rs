@@ -4,7 +4,8 @@
 //! that asked for it, the way Erlang supervises a port.
 //!
 //! The child gets no secret (an empty environment, no descriptor but its socket, input and
-//! output), no network and no file system (a seccomp filter, a network namespace), bounded
+//! output), no network and no file system (a seccomp filter; a network namespace where the
+//! filter cannot be had), bounded
 //! memory, CPU time and output size ([`confine`]); its input is a read-only descriptor or
 //! reads the node answers from the blob store, its output a scratch file the node stores.
 //! Whatever the child does, the node survives: a crash (SIGSEGV, `abort()`, a stack
@@ -53,9 +54,9 @@ pub trait MediaWorker: Send + Sync {
         stop: &StopSignal,
     ) -> Result<Transcoded, TranscodeError>;
 
-    /// Copies the best audio stream of `input` into Matroska at `output` (an existing scratch
-    /// file, overwritten).
-    fn copy_audio(&self, input: Media, output: &Path, stop: &StopSignal) -> Result<(), TranscodeError>;
+    /// Copies the best audio stream of the file at `input` (an upload spooled to the node's
+    /// scratch folder) into Matroska at `output` (an existing scratch file, overwritten).
+    fn copy_audio(&self, input: &Path, output: &Path, stop: &StopSignal) -> Result<(), TranscodeError>;
 }
 
 /// Starts worker processes: one per call.
@@ -119,7 +120,7 @@ impl Sandbox {
                 Ok(length) if length > wire::MAX_WORKER_MESSAGE => return Err(garbage("a message too long")),
                 Ok(length) => &buffer[..length],
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
-                Err(e) => return Err(TranscodeError::Unavailable(format!("the worker's socket failed: {e}"))),
+                Err(e) => return Err(TranscodeError::Crashed(format!("its socket failed: {e}"))),
             };
             match FromWorker::decode(received) {
                 Some(FromWorker::Ready(confinement)) if !started => {
@@ -158,14 +159,11 @@ impl MediaWorker for Sandbox {
         Ok(Transcoded { media_seconds })
     }
 
-    fn copy_audio(&self, input: Media, output: &Path, stop: &StopSignal) -> Result<(), TranscodeError> {
-        let limit = match &input {
-            Media::File(path) => std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-            Media::Stream(_) => 0,
-        };
+    fn copy_audio(&self, input: &Path, output: &Path, stop: &StopSignal) -> Result<(), TranscodeError> {
+        let length = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
         // A remux is about as long as its input; Matroska adds a little.
-        let output_limit = limit + limit / 10 + (1 << 20);
-        self.run(Task::CopyAudio, input, output, output_limit, None, stop)?;
+        let output_limit = length + length / 10 + (1 << 20);
+        self.run(Task::CopyAudio, Media::File(input.to_owned()), output, output_limit, None, stop)?;
         check_output(output, &[b"\x1A\x45\xDF\xA3"], "a Matroska file")
     }
 }

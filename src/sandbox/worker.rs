@@ -49,11 +49,11 @@ fn receive_job(socket: &UnixDatagram) -> Option<(Job, Vec<File>)> {
 }
 
 fn run_job(job: Job, files: &mut Vec<File>, socket: &Arc<UnixDatagram>) -> Result<Option<f64>, TranscodeError> {
-    let missing = || TranscodeError::Output("the worker was given no output".into());
-    let output = files.pop().ok_or_else(missing)?;
+    let missing = |what: &str| TranscodeError::Output(format!("the worker was given no {what}"));
+    let output = files.pop().ok_or_else(|| missing("output"))?;
     let input: Input = match job.input {
-        InputSource::File => Box::new(files.pop().ok_or_else(missing)?),
-        InputSource::Remote { length } => Box::new(RemoteInput { socket: socket.clone(), length, position: 0 }),
+        InputSource::File => Box::new(files.pop().ok_or_else(|| missing("input"))?),
+        InputSource::Remote { length } => Box::new(RemoteInput::new(socket.clone(), length)),
     };
     let progress = socket.clone();
     let stop = StopSignal::without_deadline().observed(move |fraction| {
@@ -72,6 +72,14 @@ struct RemoteInput {
     socket: Arc<UnixDatagram>,
     length: u64,
     position: u64,
+    /// The node's answer to a read, reused from read to read.
+    answer: Vec<u8>,
+}
+
+impl RemoteInput {
+    fn new(socket: Arc<UnixDatagram>, length: u64) -> Self {
+        RemoteInput { socket, length, position: 0, answer: vec![0; wire::MAX_READ as usize + 1] }
+    }
 }
 
 impl Read for RemoteInput {
@@ -81,9 +89,8 @@ impl Read for RemoteInput {
         }
         let wanted = buffer.len().min(wire::MAX_READ as usize) as u32;
         send(&self.socket, &FromWorker::Read { offset: self.position, length: wanted })?;
-        let mut answer = vec![0u8; wanted as usize + 1];
-        let received = self.socket.recv(&mut answer)?;
-        match answer[..received].split_first() {
+        let received = self.socket.recv(&mut self.answer[..wanted as usize + 1])?;
+        match self.answer[..received].split_first() {
             Some((&wire::DATA, data)) if data.len() <= buffer.len() => {
                 buffer[..data.len()].copy_from_slice(data);
                 self.position += data.len() as u64;

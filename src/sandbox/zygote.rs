@@ -105,22 +105,26 @@ impl Zygote {
         let (ours, theirs): (OwnedFd, OwnedFd) =
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
         let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut last_error = None;
-        for _ in 0..2 {
-            if running.is_none() {
-                *running = Some(start_from_keeper(&self.program)?);
-            }
-            match running.as_ref().map(|zygote| zygote.request(limits, &theirs)) {
-                Some(Ok(pid)) => return Ok((Pid::from_raw(pid), UnixDatagram::from(ours))),
-                Some(Err(error)) => {
+        // A zygote that died since the last call fails its request: it is started again, once.
+        let mut retried = false;
+        loop {
+            let zygote = match &mut *running {
+                Some(zygote) => zygote,
+                idle => idle.insert(start_from_keeper(&self.program)?),
+            };
+            match zygote.request(limits, &theirs) {
+                Ok(pid) => return Ok((Pid::from_raw(pid), UnixDatagram::from(ours))),
+                Err(error) if retried => {
+                    *running = None;
+                    return Err(error);
+                }
+                Err(error) => {
                     tracing::warn!(%error, "the FFmpeg zygote failed; starting it again");
                     *running = None;
-                    last_error = Some(error);
+                    retried = true;
                 }
-                None => {}
             }
         }
-        Err(last_error.unwrap_or_else(|| io::Error::other("the FFmpeg zygote could not start")))
     }
 }
 
@@ -130,19 +134,17 @@ impl Zygote {
 /// blocking threads), the zygote and every worker running then would be killed with it.
 fn start_from_keeper(program: &Path) -> io::Result<Running> {
     type Request = (PathBuf, mpsc::Sender<io::Result<Running>>);
-    static KEEPER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    static KEEPER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
     let keeper = KEEPER.get_or_init(|| {
         let (requests, received) = mpsc::channel::<Request>();
         let serve =
             move || received.into_iter().for_each(|(program, answer)| drop(answer.send(Running::start(&program))));
         std::thread::Builder::new().name("ffmpeg-zygotes".into()).spawn(serve).expect("a thread can start");
-        Mutex::new(requests)
+        requests
     });
     let gone = || io::Error::other("the thread that starts FFmpeg zygotes is gone");
     let (answer, answered) = mpsc::channel();
-    let requests = keeper.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    requests.send((program.to_owned(), answer)).map_err(|_| gone())?;
-    drop(requests);
+    keeper.send((program.to_owned(), answer)).map_err(|_| gone())?;
     answered.recv().map_err(|_| gone())?
 }
 

@@ -153,7 +153,8 @@ pub struct Job {
     /// When the job's next message (its video while queued, its notice once finished) was last
     /// published, so that a lost one can be published again.
     pub published_at: i64,
-    /// Set while the job is retried without counting (cleared by any other outcome).
+    /// Set while the job is retried without counting; every other outcome clears it, and a
+    /// finished job never has it.
     pub retrying: Option<Retrying>,
     /// Bumped by every write; a write succeeds only against the version it read.
     pub version: u64,
@@ -339,6 +340,7 @@ impl Job {
             error: None,
             attempt: None,
             published_at: now,
+            retrying: None,
             ..self.changed(now)
         })
     }
@@ -510,6 +512,7 @@ mod tests {
         // Any other outcome ends the streak.
         let done = begun(&again, 40_000).finish(1.0, 41_000).unwrap();
         assert_eq!(done.retrying, None);
+        assert_eq!(again.adopt_result(Id::generate(), 41_000).unwrap().retrying, None);
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn job_json(job: &Job) -> Value {
         "media_seconds": job.media_seconds,
         "created_at": rfc3339(job.created_at),
         "updated_at": rfc3339(job.updated_at),
-        "retrying": job.retrying.as_ref().filter(|_| !job.state.is_finished()).map(|retrying| json!({
+        "retrying": job.retrying.as_ref().map(|retrying| json!({
             "reason": retrying.reason,
             "since": rfc3339(retrying.since),
             "next_at": rfc3339(retrying.next_at),
