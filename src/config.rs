@@ -14,6 +14,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::http::client_address::{ForwardingHeader, TrustedProxies};
 use crate::sandbox::Sandbox;
 use crate::sandbox::wire::WorkerFault;
 use crate::transcode::TranscodeOptions;
@@ -140,7 +141,17 @@ pub struct Settings {
     #[arg(long, env = "MP3C_ADDRESS_LOGIN_BURST")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address_login_burst: Option<u32>,
-    /// Failed logins one account may take per minute, on average; past it, 429.
+    /// Failed logins one client address may make on one account per minute, on average; past
+    /// it, that address waits (429) and the account's owner, elsewhere, does not.
+    #[arg(long, env = "MP3C_CLIENT_FAILED_LOGINS_PER_MINUTE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_failed_logins_per_minute: Option<u32>,
+    /// Failed logins one client address may make on one account in a row.
+    #[arg(long, env = "MP3C_CLIENT_FAILED_LOGIN_BURST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_failed_login_burst: Option<u32>,
+    /// Failed logins one account may take per minute from all addresses together, on average;
+    /// past it, addresses that failed on it wait and a new one gets a single guess.
     #[arg(long, env = "MP3C_ACCOUNT_FAILED_LOGINS_PER_MINUTE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_failed_logins_per_minute: Option<u32>,
@@ -148,6 +159,15 @@ pub struct Settings {
     #[arg(long, env = "MP3C_ACCOUNT_FAILED_LOGIN_BURST")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_failed_login_burst: Option<u32>,
+    /// Reverse proxies whose forwarding header names the client, comma-separated CIDRs (e.g.
+    /// the Ingress controller's pod range). Empty: every client is its TCP peer.
+    #[arg(long, env = "MP3C_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    /// The forwarding header the trusted proxies maintain (only that one is read).
+    #[arg(long, env = "MP3C_CLIENT_ADDRESS_HEADER", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_address_header: Option<ForwardingHeader>,
     /// Store an audio-only copy of each upload (remuxed, nothing decoded) instead of the video
     /// (default: on in the cluster profile, off in the embedded one).
     #[arg(long, env = "MP3C_STORE_AUDIO_ONLY", num_args = 0..=1, default_missing_value = "true")]
@@ -312,6 +332,10 @@ pub struct Config {
     pub address_login_burst: u32,
     pub account_failed_logins_per_minute: u32,
     pub account_failed_login_burst: u32,
+    pub client_failed_logins_per_minute: u32,
+    pub client_failed_login_burst: u32,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub client_address_header: ForwardingHeader,
     /// None: the profile's default (see [`Config::stores_audio_only`]).
     pub store_audio_only: Option<bool>,
     pub seed_compatible: bool,
@@ -370,7 +394,11 @@ impl Default for Config {
             address_logins_per_minute: 30,
             address_login_burst: 10,
             account_failed_logins_per_minute: 10,
-            account_failed_login_burst: 5,
+            account_failed_login_burst: 20,
+            client_failed_logins_per_minute: 2,
+            client_failed_login_burst: 5,
+            trusted_proxies: Vec::new(),
+            client_address_header: ForwardingHeader::XForwardedFor,
             store_audio_only: None,
             seed_compatible: false,
             bitrate_kbps: 192,
@@ -463,6 +491,8 @@ impl Config {
             ("address_login_burst", self.address_login_burst.into()),
             ("account_failed_logins_per_minute", self.account_failed_logins_per_minute.into()),
             ("account_failed_login_burst", self.account_failed_login_burst.into()),
+            ("client_failed_logins_per_minute", self.client_failed_logins_per_minute.into()),
+            ("client_failed_login_burst", self.client_failed_login_burst.into()),
             ("upload_stall_seconds", self.upload_stall_seconds),
             ("max_uploads_per_user", self.max_uploads_per_user.into()),
             ("max_concurrent_uploads", self.max_concurrent_uploads.into()),
@@ -486,6 +516,11 @@ impl Config {
     /// The roles by their names, as flags and statuses spell them.
     pub fn role_names(&self) -> Vec<String> {
         self.roles.iter().map(|role| format!("{role:?}").to_lowercase()).collect()
+    }
+
+    /// Who a request's client is, behind the configured proxies.
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies::new(self.trusted_proxies.clone(), self.client_address_header)
     }
 
     pub fn token_ttl(&self) -> Duration {

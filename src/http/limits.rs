@@ -31,11 +31,14 @@ pub struct GatewayLimits {
 impl GatewayLimits {
     pub fn new(config: &Config) -> Self {
         let per_address = Rate { per_minute: config.address_logins_per_minute, burst: config.address_login_burst };
+        let per_client_account =
+            Rate { per_minute: config.client_failed_logins_per_minute, burst: config.client_failed_login_burst };
         let per_account =
             Rate { per_minute: config.account_failed_logins_per_minute, burst: config.account_failed_login_burst };
         GatewayLimits {
             logins: LoginLimits {
                 per_address: RateLimiter::new(per_address, REMEMBERED_KEYS),
+                per_client_account: RateLimiter::new(per_client_account, REMEMBERED_KEYS),
                 per_account: RateLimiter::new(per_account, REMEMBERED_KEYS),
             },
             uploads: UploadSlots::new(config.max_uploads_per_user as usize, config.max_concurrent_uploads as usize),
@@ -43,51 +46,86 @@ impl GatewayLimits {
     }
 }
 
-/// Login rate limits. Every attempt counts against its client address, whatever its outcome:
-/// an address that floods is slowed however it fares. Against the account only failed
-/// guesses count: a correct password proves the caller may log in, so a user (or a script of
-/// theirs) logging in often never locks the account, and an attacker, who only fails, is
-/// slowed all the same. Checks happen before the password is verified, so a refused attempt
-/// costs no argon2 work.
+/// Login rate limits, which slow an attacker without locking the owner out (the policy, with
+/// its numbers, is in the README's "Limits" section):
+///
+/// - every attempt counts against its client address (`per_address`): an address that floods
+///   is slowed however it fares, whichever accounts it tries;
+/// - failed guesses count against the account *and* the client address together
+///   (`per_client_account`): a guesser runs out of tries on that account, and the owner,
+///   from any other address, does not;
+/// - failed guesses from all addresses together count against the account (`per_account`), a
+///   ceiling for guessing from many addresses: over it, an address that has already failed
+///   on the account waits, and a fresh one gets a single guess (the owner's right password
+///   still goes through).
+///
+/// A correct password gives its tokens back, so logging in often never counts. Checks happen
+/// before the password is verified, so a refused attempt costs no argon2 work, and a refusal
+/// says the same whether the account exists or not.
 pub struct LoginLimits {
     per_address: RateLimiter,
+    per_client_account: RateLimiter,
     per_account: RateLimiter,
 }
 
 impl LoginLimits {
-    /// Admits one attempt from `address` on `account`, or refuses it with 429 `too_many_logins`.
-    pub fn admit(&self, address: IpAddr, account: &str) -> Result<LoginAttempt<'_>, ApiError> {
+    /// Admits one attempt from `client` on `account`, or refuses it with 429 `too_many_logins`.
+    pub fn admit(&self, client: IpAddr, account: &str) -> Result<LoginAttempt<'_>, ApiError> {
         let now = Instant::now();
-        self.per_address.try_take(&address_key(address), now).map_err(too_many_logins)?;
+        let client = address_key(client);
+        self.per_address.try_take(&client, now).map_err(too_many_logins)?;
         let account = account.trim().to_lowercase();
-        self.per_account.try_take(&account, now).map_err(too_many_logins)?;
-        Ok(LoginAttempt { limits: self, account, failed_guess: false })
+        let pair = (account.clone(), client);
+        let fresh_client = self.per_client_account.take_noting_untouched(&pair, now).map_err(too_many_logins)?;
+        let over_ceiling = match self.per_account.try_take(&account, now) {
+            Ok(()) => false,
+            Err(limited) if !fresh_client => {
+                self.per_client_account.give_back(&pair, now);
+                return Err(too_many_logins(limited));
+            }
+            Err(_) => true,
+        };
+        Ok(LoginAttempt { limits: self, account, client, over_ceiling, failed_guess: false })
     }
 }
 
-/// An admitted attempt, holding one of its account's tokens until its outcome is known: kept
-/// for a wrong password ([`LoginAttempt::failed_guess`]), given back on drop otherwise (a
-/// success, a login that never reached the password check, or a client that hung up before
-/// it could learn the answer).
+/// An admitted attempt, holding its tokens until its outcome is known: kept for a wrong
+/// password ([`LoginAttempt::failed_guess`]), given back on drop otherwise (a success, a login
+/// that never reached the password check, or a client that hung up before it could learn the
+/// answer).
 pub struct LoginAttempt<'a> {
     limits: &'a LoginLimits,
     /// The account's key (its name, trimmed and lower-cased).
     account: String,
+    /// The client address's key.
+    client: IpAddr,
+    /// Admitted past the account's ceiling, as a fresh client's single guess (it took no
+    /// account token).
+    over_ceiling: bool,
     failed_guess: bool,
 }
 
 impl LoginAttempt<'_> {
-    /// The password was wrong: the account's token stays spent.
+    /// The password was wrong: the tokens stay spent, and past the account's ceiling the
+    /// client has had its one guess.
     pub fn failed_guess(mut self) {
         self.failed_guess = true;
+        if self.over_ceiling {
+            self.limits.per_client_account.exhaust(&(self.account.clone(), self.client), Instant::now());
+        }
     }
 }
 
 impl Drop for LoginAttempt<'_> {
     fn drop(&mut self) {
-        if !self.failed_guess {
-            self.limits.per_account.give_back(&self.account, Instant::now());
+        if self.failed_guess {
+            return;
         }
+        let now = Instant::now();
+        if !self.over_ceiling {
+            self.limits.per_account.give_back(&self.account, now);
+        }
+        self.limits.per_client_account.give_back(&(std::mem::take(&mut self.account), self.client), now);
     }
 }
 
@@ -179,30 +217,59 @@ mod tests {
         assert_eq!(slots.held.lock().unwrap().by_user.len(), 2, "cid's slot went with its drop");
     }
 
-    fn limits(address_burst: u32, account_burst: u32) -> LoginLimits {
+    fn limits(address_burst: u32, client_account_burst: u32, account_burst: u32) -> LoginLimits {
+        let rate = |burst| RateLimiter::new(Rate { per_minute: 1, burst }, 100);
         LoginLimits {
-            per_address: RateLimiter::new(Rate { per_minute: 1, burst: address_burst }, 100),
-            per_account: RateLimiter::new(Rate { per_minute: 1, burst: account_burst }, 100),
+            per_address: rate(address_burst),
+            per_client_account: rate(client_account_burst),
+            per_account: rate(account_burst),
+        }
+    }
+
+    fn is_refused(admitted: Result<LoginAttempt<'_>, ApiError>) -> bool {
+        match admitted {
+            Ok(_) => false,
+            Err(refused) => (refused.status, refused.code) == (StatusCode::TOO_MANY_REQUESTS, "too_many_logins"),
         }
     }
 
     #[test]
-    fn only_failed_guesses_count_against_an_account() {
-        let limits = limits(100, 2);
-        let address: IpAddr = "192.0.2.1".parse().unwrap();
+    fn failed_guesses_count_against_the_account_from_that_client_only() {
+        let limits = limits(100, 2, 100);
+        let (guesser, owner): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "198.51.100.7".parse().unwrap());
         for _ in 0..10 {
-            drop(limits.admit(address, "ann@example.com").unwrap());
+            drop(limits.admit(guesser, "ann@example.com").unwrap());
         }
-        limits.admit(address, "ann@example.com").unwrap().failed_guess();
-        limits.admit(address, " Ann@Example.com").unwrap().failed_guess();
-        let refused = limits.admit(address, "ann@example.com").err().unwrap();
-        assert_eq!((refused.status, refused.code), (StatusCode::TOO_MANY_REQUESTS, "too_many_logins"));
-        assert!(limits.admit(address, "bob@example.com").is_ok());
+        limits.admit(guesser, "ann@example.com").unwrap().failed_guess();
+        limits.admit(guesser, " Ann@Example.com").unwrap().failed_guess();
+        assert!(is_refused(limits.admit(guesser, "ann@example.com")));
+        assert!(limits.admit(guesser, "bob@example.com").is_ok());
+        assert!(limits.admit(owner, "ann@example.com").is_ok(), "the owner was locked out");
+    }
+
+    #[test]
+    fn past_the_accounts_ceiling_a_fresh_client_gets_one_guess_and_the_others_wait() {
+        let limits = limits(100, 5, 3);
+        let address = |n: u8| IpAddr::from([203, 0, 113, n]);
+        // Three guessers use up the account's ceiling, one guess each.
+        for n in 1..=3 {
+            limits.admit(address(n), "ann@example.com").unwrap().failed_guess();
+        }
+        // Each of them waits now, though under its own limit of 5.
+        assert!(is_refused(limits.admit(address(1), "ann@example.com")));
+        // A fresh address has a single guess...
+        limits.admit(address(4), "ann@example.com").unwrap().failed_guess();
+        assert!(is_refused(limits.admit(address(4), "ann@example.com")));
+        // ...which, right, is the owner's: it logs in, and gives nothing away.
+        drop(limits.admit(address(5), "ann@example.com").unwrap());
+        drop(limits.admit(address(5), "ann@example.com").unwrap());
+        // Other accounts are untouched.
+        assert!(limits.admit(address(1), "bob@example.com").is_ok());
     }
 
     #[test]
     fn every_attempt_counts_against_an_address_and_ipv6_by_its_64_bit_prefix() {
-        let limits = limits(2, 100);
+        let limits = limits(2, 100, 100);
         let first: IpAddr = "2001:db8::1".parse().unwrap();
         let same_network: IpAddr = "2001:db8::ffff:2".parse().unwrap();
         drop(limits.admit(first, "a@example.com").unwrap());

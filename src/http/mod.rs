@@ -7,6 +7,7 @@
 //!   measured under;
 //! - [`handlers`]: one module per group of routes;
 //! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
+//! - [`client_address`]: who the client is, behind trusted reverse proxies;
 //! - [`limits`], [`stall`]: bounds on the work clients can cause (login rates, uploads in
 //!   progress, an upload's minimum transfer rate);
 //! - [`stored_upload`]: what of an upload the blob store keeps (the upload, or its audio).
@@ -14,6 +15,7 @@
 //! A panic inside a handler is caught and answered with a 500; it never takes the process down.
 
 pub mod body;
+pub mod client_address;
 pub mod credentials;
 pub mod error;
 pub mod handlers;
@@ -24,7 +26,6 @@ pub mod stall;
 pub mod stored_upload;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,9 +39,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
 use crate::actors::{GATEWAY, NodeContext};
 use crate::config::Role;
 use crate::metrics::ActorMetrics;
+use client_address::ClientAddress;
 use error::ApiError;
 use response::Response;
 
@@ -50,10 +54,6 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 const MAX_BUFFER_BYTES: usize = 256 * 1024;
 /// A client must finish sending its request head within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The client's address (the TCP peer), put in every request's extensions for the handlers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddress(pub SocketAddr);
 
 /// The server's stop signal (cancelled at node shutdown and when its gateway stops), put in
 /// every request's extensions: a response that would run on (an event stream) ends with it, so
@@ -66,6 +66,7 @@ pub struct ServerStop(pub CancellationToken);
 pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: CancellationToken) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
     let metrics = ctx.metrics.actor(GATEWAY);
+    let proxies = Arc::new(ctx.config.trusted_proxies());
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -83,8 +84,10 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
             let ctx = ctx.clone();
             let metrics = metrics.clone();
             let stop = stop.clone();
+            let proxies = proxies.clone();
             move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(PeerAddress(peer));
+                let client = proxies.client_of(peer, request.headers());
+                request.extensions_mut().insert(client);
                 request.extensions_mut().insert(ServerStop(stop.clone()));
                 answer(ctx.clone(), metrics.clone(), request)
             }
@@ -116,6 +119,8 @@ async fn answer(
 ) -> Result<Response, Infallible> {
     let started = Instant::now();
     let _handling = metrics.begin();
+    let client = request.extensions().get::<ClientAddress>().map(|ClientAddress(address)| address.to_string());
+    let span = tracing::info_span!("request", client = %client.unwrap_or_default(), method = %request.method());
     let api = ctx.config.has_role(Role::Gateway);
     let route = routes::Route::of(request.method(), request.uri().path(), api, ctx.config.fault_hooks);
     let handled = if header_bytes(&request) > MAX_HEADER_BYTES {
@@ -125,7 +130,7 @@ async fn answer(
             format!("request headers may take at most {MAX_HEADER_BYTES} bytes"),
         )))
     } else {
-        AssertUnwindSafe(routes::dispatch(&ctx, route, request)).catch_unwind().await
+        AssertUnwindSafe(routes::dispatch(&ctx, route, request)).catch_unwind().instrument(span).await
     };
     let response = match handled {
         Ok(Ok(response)) => response,

@@ -67,6 +67,12 @@ impl RateLimiter {
 
     /// Takes one of `key`'s tokens, or says how long until it has one.
     pub fn try_take(&self, key: &impl Hash, now: Instant) -> Result<(), Limited> {
+        self.take_noting_untouched(key, now).map(drop)
+    }
+
+    /// As [`RateLimiter::try_take`], saying whether `key` had every token of its burst before
+    /// (as a key never seen has): one step, so that two acts at once cannot both be first.
+    pub fn take_noting_untouched(&self, key: &impl Hash, now: Instant) -> Result<bool, Limited> {
         let digest = self.hasher.hash_one(key);
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !buckets.contains_key(&digest) && buckets.len() >= self.capacity {
@@ -75,8 +81,9 @@ impl RateLimiter {
         let bucket = buckets.entry(digest).or_insert(Bucket { tokens: f64::from(self.rate.burst), updated: now });
         bucket.refill(self.rate, now);
         if bucket.tokens >= 1.0 {
+            let untouched = bucket.is_full(self.rate);
             bucket.tokens -= 1.0;
-            Ok(())
+            Ok(untouched)
         } else {
             let wait = (1.0 - bucket.tokens) / self.rate.tokens_per_second();
             Err(Limited { retry_after: Duration::from_secs_f64(wait) })
@@ -90,6 +97,16 @@ impl RateLimiter {
         if let Some(bucket) = buckets.get_mut(&digest) {
             bucket.refill(self.rate, now);
             bucket.tokens = (bucket.tokens + 1.0).min(f64::from(self.rate.burst));
+        }
+    }
+
+    /// Spends every token `key` has left: its next act waits for its rate.
+    pub fn exhaust(&self, key: &impl Hash, now: Instant) {
+        let digest = self.hasher.hash_one(key);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bucket) = buckets.get_mut(&digest) {
+            bucket.tokens = 0.0;
+            bucket.updated = now;
         }
     }
 
@@ -152,6 +169,18 @@ mod tests {
         limiter.give_back(&"alice", now);
         assert_eq!(limiter.try_take(&"alice", now), Ok(()));
         assert!(limiter.try_take(&"alice", now).is_err());
+    }
+
+    #[test]
+    fn a_key_is_untouched_until_it_spends_and_exhausted_it_waits_for_its_rate() {
+        let limiter = RateLimiter::new(RATE, 100);
+        let now = Instant::now();
+        assert_eq!(limiter.take_noting_untouched(&"alice", now), Ok(true));
+        assert_eq!(limiter.take_noting_untouched(&"alice", now), Ok(false));
+        let refilled = now + Duration::from_secs(2);
+        assert_eq!(limiter.take_noting_untouched(&"alice", refilled), Ok(true));
+        limiter.exhaust(&"alice", now);
+        assert_eq!(limiter.try_take(&"alice", now).unwrap_err().retry_after, Duration::from_secs(1));
     }
 
     #[test]

@@ -72,6 +72,71 @@ async fn a_login_flood_is_refused_cheaply_while_another_client_logs_in() {
     assert!(peak < 150.0, "the service peaked at {peak:.0} MiB");
 }
 
+/// Wrong guesses at `account`'s password from `client`, with a forged `X-Forwarded-For` each
+/// (a different address every time); the statuses and error codes.
+async fn forged_guesses(client: &reqwest::Client, url: &str, account: &str, count: u8) -> Vec<(u16, String)> {
+    let guesses = (0..count).map(|n| async move {
+        let forged = format!("203.0.113.{n}, 198.51.100.{n}");
+        let request = client.post(url).basic_auth(account, Some("a wrong guess")).header("x-forwarded-for", forged);
+        status_and_code(request.send().await.unwrap()).await
+    });
+    futures_util::future::join_all(guesses).await
+}
+
+fn verified(answers: &[(u16, String)]) -> usize {
+    let unexpected: Vec<_> = answers.iter().filter(|(status, _)| !matches!(status, 401 | 429)).collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+    answers.iter().filter(|(status, _)| *status == 401).count()
+}
+
+#[tokio::test]
+async fn behind_a_real_reverse_proxy_each_client_is_limited_as_itself_and_the_owner_is_never_locked_out() {
+    // nginx connects from 127.0.0.1, the only trusted proxy; clients use other loopback addresses.
+    let app = TestApp::spawn_with(&["--trusted-proxies", "127.0.0.1/32", "--account-failed-login-burst", "12"]).await;
+    let nginx = crate::servers::Nginx::start(&app.address).await;
+    for user in ["victim@example.com", "other@example.com"] {
+        app.add_user(user, false);
+    }
+    let login = nginx.url("/login");
+
+    // One client behind the proxy, forging a new address in every request: limited as itself,
+    // so only its burst of 5 wrong guesses on the account reaches the password check.
+    let attacker = client_from([127, 0, 0, 2]);
+    let answers = forged_guesses(&attacker, &login, "victim@example.com", 40).await;
+    assert!((1..=5).contains(&verified(&answers)), "{answers:?}");
+    // A direct client cannot choose its address either: the header of a peer that is not a
+    // trusted proxy is ignored.
+    let direct = client_from([127, 0, 0, 3]);
+    let answers = forged_guesses(&direct, &app.url("/login"), "victim@example.com", 40).await;
+    assert!(verified(&answers) <= 5, "{answers:?}");
+    assert!(answers.iter().any(|(_, code)| code == "too_many_logins"), "{answers:?}");
+
+    // Right after the flood, another user and the flooded account's owner, each from an
+    // address of their own behind the proxy, log in at once.
+    for (address, user) in [([127, 0, 0, 4], "other@example.com"), ([127, 0, 0, 5], "victim@example.com")] {
+        let started = Instant::now();
+        let response = client_from(address).post(&login).basic_auth(user, Some(PASSWORD)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{user}: {}", service_log(&app.data_dir));
+        assert!(started.elapsed() < Duration::from_secs(5), "{user} waited {:?}", started.elapsed());
+    }
+
+    // Guessing from many addresses passes the account's ceiling (12 failures): from then on an
+    // address that has failed waits, and a new one has a single guess.
+    for n in 10..16 {
+        forged_guesses(&client_from([127, 0, 0, n]), &login, "victim@example.com", 2).await;
+    }
+    let answers = forged_guesses(&client_from([127, 0, 0, 10]), &login, "victim@example.com", 1).await;
+    assert_eq!(answers[0].1, "too_many_logins", "an address that failed before guessed again past the ceiling");
+    let answers = forged_guesses(&client_from([127, 0, 0, 20]), &login, "victim@example.com", 3).await;
+    assert_eq!(verified(&answers), 1, "{answers:?}");
+    let response = client_from([127, 0, 0, 21]).post(&login).basic_auth("victim@example.com", Some(PASSWORD));
+    assert_eq!(response.send().await.unwrap().status(), 200, "the owner was locked out past the ceiling");
+    // Every refusal was logged with the client's own address, not the proxy's or a forged one.
+    let log = service_log(&app.data_dir);
+    assert!(log.contains("client=127.0.0.20"), "{log}");
+    assert!(!log.contains("client=203.0.113.") && !log.contains("client=198.51.100."), "{log}");
+}
+
 #[tokio::test]
 async fn past_the_password_check_queue_a_login_is_told_busy_and_the_pool_recovers() {
     let app = TestApp::spawn_with(&[

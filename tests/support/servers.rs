@@ -254,3 +254,55 @@ impl Drop for OwnRabbit {
         terminate(&mut self.epmd);
     }
 }
+
+/// nginx as a reverse proxy on 127.0.0.1 in front of `upstream` (`host:port`), appending the
+/// address it sees to `X-Forwarded-For` as deployments configure it. One process (no master,
+/// no daemon), stopped by its pid.
+pub struct Nginx {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    process: std::process::Child,
+}
+
+impl Nginx {
+    pub async fn start(upstream: &str) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let root = dir.path().display();
+        let config = format!(
+            "daemon off; master_process off; worker_processes 1; pid {root}/nginx.pid;
+             error_log {root}/error.log warn;
+             events {{ worker_connections 512; }}
+             http {{
+               access_log off;
+               client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;
+               fastcgi_temp_path {root}/fastcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+               server {{
+                 listen 127.0.0.1:{port};
+                 location / {{
+                   proxy_pass http://{upstream};
+                   proxy_set_header Host $host;
+                   proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                 }}
+               }}
+             }}"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, config).unwrap();
+        let mut command = std::process::Command::new("/usr/sbin/nginx");
+        command.arg("-p").arg(dir.path()).arg("-e").arg(dir.path().join("error.log")).arg("-c").arg(&path);
+        let process = detached(&mut command);
+        eventually(Duration::from_secs(20), "nginx to listen", || port_open(port)).await;
+        Nginx { port, _dir: dir, process }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        terminate(&mut self.process);
+    }
+}

@@ -13,9 +13,10 @@ use crate::actors::NodeContext;
 use crate::actors::auth::{LoginError, LoginReply, LoginRequest};
 use crate::cluster::members;
 use crate::cluster::protocol::{AuthMsg, decode, encode, groups};
+use crate::http::client_address::ClientAddress;
+use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json, text};
-use crate::http::{PeerAddress, credentials};
 
 /// How long a login may wait for this node's auth actor (which may queue it behind others).
 const LOCAL_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,9 +29,11 @@ const LOGIN_TRIES: usize = 2;
 /// then the auth actor, whose bounded password checks may answer busy (503).
 pub async fn login(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
     let (email, password) = credentials::basic(request.headers())?;
-    let PeerAddress(peer) =
-        *request.extensions().get::<PeerAddress>().ok_or_else(|| ApiError::internal("no peer address"))?;
-    let attempt = ctx.limits.logins.admit(peer.ip(), &email)?;
+    let ClientAddress(client) =
+        *request.extensions().get::<ClientAddress>().ok_or_else(|| ApiError::internal("no client address"))?;
+    let attempt = ctx.limits.logins.admit(client, &email).inspect_err(|_| {
+        tracing::info!("a login was refused by the rate limits");
+    })?;
     let outcome = check_credentials(ctx, email, password).await?;
     if matches!(outcome, Err(LoginError::InvalidCredentials)) {
         attempt.failed_guess();
