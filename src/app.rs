@@ -128,7 +128,8 @@ fn leave_groups() {
     }
 }
 
-/// Makes this process's scratch folder, and removes what earlier runs of this node left (only
+/// Makes this process's scratch folder (owner-only: uploads are spooled there), and removes
+/// what earlier runs of this node left (only
 /// this node's: nodes on other hosts may share the folder, and their process ids mean nothing
 /// here).
 fn prepare_scratch(config: &Config) -> anyhow::Result<()> {
@@ -143,8 +144,8 @@ fn prepare_scratch(config: &Config) -> anyhow::Result<()> {
             }
         }
     }
-    let dir = config.scratch_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))
+    crate::security::private_files::owner_only_dir(&config.scratch_root())?;
+    crate::security::private_files::owner_only_dir(&config.scratch_dir())
 }
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {

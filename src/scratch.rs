@@ -15,11 +15,11 @@ pub struct ScratchFile {
 }
 
 impl ScratchFile {
-    /// Creates a new empty file in `dir`, named uniquely with the given extension, and opens it
-    /// for writing.
+    /// Creates a new empty file in `dir`, named uniquely with the given extension, readable by
+    /// this user only (it becomes a user's video or MP3), and opens it for writing.
     pub async fn create(dir: &Path, extension: &str) -> io::Result<(ScratchFile, tokio::fs::File)> {
         let path = dir.join(format!("{}.{extension}", Id::generate()));
-        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
+        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).await?;
         Ok((ScratchFile { path: Some(path) }, file))
     }
 

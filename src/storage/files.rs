@@ -17,18 +17,25 @@ use super::{
 };
 use crate::ids::Id;
 use crate::scratch::ScratchFile;
+use crate::security::private_files::{owner_only_dir, owner_only_tree};
 
 pub struct FileBlobStore {
     root: PathBuf,
 }
 
 impl FileBlobStore {
-    /// Creates the folders under `root` if needed and clears temporaries a crash left behind.
+    /// Creates the folders under `root` if needed, readable by this user only (a folder of an
+    /// older version, open to others, is tightened whole), and clears temporaries a crash left
+    /// behind.
     pub async fn open(root: PathBuf) -> anyhow::Result<Self> {
         let store = FileBlobStore { root };
         let _ = tokio::fs::remove_dir_all(store.scratch_dir()).await;
+        let tightened = owner_only_tree(&store.root)?;
+        if tightened > 0 {
+            tracing::info!(tightened, root = %store.root.display(), "blob files and folders made readable by their owner only");
+        }
         for dir in [store.scratch_dir(), store.bucket_dir(Bucket::Videos), store.bucket_dir(Bucket::Mp3s)] {
-            tokio::fs::create_dir_all(&dir).await?;
+            owner_only_dir(&dir)?;
         }
         Ok(store)
     }

@@ -303,13 +303,33 @@ fn a_jwt_secret_shorter_than_32_bytes_stops_the_start_and_names_the_setting() {
 }
 
 #[tokio::test]
-async fn the_database_and_the_outbox_are_readable_by_the_owner_only() {
-    let app = TestApp::spawn().await;
-    app.user_token("private@example.com", false).await;
-    let mode = |name: &str| std::fs::metadata(app.data_dir.join(name)).unwrap().permissions().mode() & 0o777;
+async fn the_database_the_outbox_and_every_video_and_mp3_are_readable_by_the_owner_only() {
+    let mut app = TestApp::spawn().await;
+    let token = app.user_token("private@example.com", false).await;
+    let clip = std::fs::read(crate::helpers::fixture("clip.mp4")).unwrap();
+    let response = app.upload_bytes(&token, "private.mp4", clip).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let job = app.finished_job(&token, body["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let (video, mp3) = (format!("blobs/videos/{}", job["video_fid"]), format!("blobs/mp3s/{}", job["mp3_fid"]));
+    let (video, mp3) = (video.replace('"', ""), mp3.replace('"', ""));
+    let data_dir = app.data_dir.clone();
+    let mode = |name: &str| std::fs::metadata(data_dir.join(name)).unwrap().permissions().mode() & 0o777;
     // The -wal and -shm files exist while the database is open.
-    for file in ["mp3converter.db", "mp3converter.db-wal", "mp3converter.db-shm"] {
+    for file in ["mp3converter.db", "mp3converter.db-wal", "mp3converter.db-shm", &video, &mp3] {
         assert_eq!(mode(file), 0o600, "{file}");
     }
-    assert_eq!(mode("outbox"), 0o700);
+    for folder in ["outbox", "blobs", "blobs/videos", "blobs/mp3s", "blobs/tmp", "scratch"] {
+        assert_eq!(mode(folder), 0o700, "{folder}");
+    }
+
+    // A data folder an older version left open to everyone is tightened at start, and says so.
+    for (path, open) in [("blobs", 0o755), ("blobs/mp3s", 0o755), (mp3.as_str(), 0o644)] {
+        std::fs::set_permissions(data_dir.join(path), std::fs::Permissions::from_mode(open)).unwrap();
+    }
+    app.restart_with(&[]);
+    assert_eq!((mode("blobs"), mode("blobs/mp3s"), mode(&mp3)), (0o700, 0o700, 0o600));
+    let log = service_log(&data_dir);
+    assert!(log.contains("made readable by their owner only") && log.contains("tightened=3"), "{log}");
 }
