@@ -23,6 +23,7 @@ use crate::http::limits::GatewayLimits;
 use crate::job_events::JobSubscribers;
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
+use crate::security::sessions::Sessions;
 use crate::security::token::TokenKeys;
 use crate::storage::instrumented::{InstrumentedIntake, InstrumentedMailbox};
 use crate::storage::{cluster, embedded};
@@ -62,19 +63,22 @@ impl Application {
         let address = listener.local_addr()?;
 
         let limits = GatewayLimits::new(&config);
-        let cluster = crate::cluster::node::start(&config).await?;
+        let shutdown = CancellationToken::new();
+        let cluster = crate::cluster::node::start(&config, &shutdown).await?;
         let job_events = Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone()));
         let media = Arc::new(config.sandbox());
+        let sessions = Sessions::new(backends.users.clone());
         let ctx = Arc::new(NodeContext {
             config,
             backends,
             tokens,
+            sessions,
             mailer,
             metrics,
             media,
             limits,
             job_events,
-            shutdown: CancellationToken::new(),
+            shutdown,
             drain: CancellationToken::new(),
             started: std::time::Instant::now(),
             activity: Activity::default(),

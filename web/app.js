@@ -138,6 +138,21 @@ async function signIn(event) {
   }
 }
 
+/**
+ * Ends the session on the server, so that its token is refused even if it was copied; the page
+ * forgets it either way (keepalive: the request outlives a tab closed right after).
+ */
+function endSession() {
+  const current = token();
+  if (!current) return;
+  fetch("/logout", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + current },
+    credentials: "omit",
+    keepalive: true,
+  }).catch(() => {});
+}
+
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(EMAIL_KEY);
@@ -517,6 +532,7 @@ $("sign-in-form").addEventListener("submit", signIn);
 // Disabled in the page until now, so that the form is never submitted without this script.
 $("sign-in-form").querySelector("button[type=submit]").disabled = false;
 $("sign-out").addEventListener("click", () => {
+  endSession();
   signOut();
   $("email").focus();
 });

@@ -104,7 +104,9 @@ async fn login(
     let stored = user.as_ref().map(|user| user.password_hash.clone());
     let verified = admitted.verify(password, stored).await.map_err(check_error)?;
     let user = user.filter(|_| verified).ok_or(LoginError::InvalidCredentials)?;
-    ctx.tokens.issue(&user.email, user.admin).map_err(|e| LoginError::Unavailable(e.to_string()))
+    ctx.tokens
+        .issue(&user.email, user.admin, user.session_generation)
+        .map_err(|e| LoginError::Unavailable(e.to_string()))
 }
 
 fn check_error(error: CheckError) -> LoginError {

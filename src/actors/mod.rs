@@ -71,6 +71,8 @@ pub struct NodeContext {
     pub config: Config,
     pub backends: Backends,
     pub tokens: TokenKeys,
+    /// Whether a token's session still stands (cached per user for a moment).
+    pub sessions: crate::security::sessions::Sessions,
     pub mailer: Arc<dyn Mailer>,
     pub metrics: Arc<Metrics>,
     /// FFmpeg on uploads (conversions, audio-only copies): a [`crate::sandbox::Sandbox`] of

@@ -48,6 +48,15 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// End the session kept for --server (its token is refused from then on) and forget it.
+    Logout {
+        /// End every session of the user, on every device.
+        #[arg(long)]
+        all: bool,
+        /// The server's base URL.
+        #[arg(long, env = "MP3C_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: Url,
+    },
     /// Convert videos to MP3s on --server: upload, follow, download next to each video.
     Convert {
         /// The videos.
@@ -146,6 +155,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ApiClient::login_again(base.clone(), server.login()).await?;
             println!("logged in to {base}");
         }
+        Command::Logout { all, server } => match ApiClient::logout(server.clone(), all).await? {
+            true if all => println!("logged out of {server} everywhere"),
+            true => println!("logged out of {server}"),
+            false => println!("not logged in to {server}"),
+        },
         Command::Convert { videos, output, jobs, force, server } => {
             let options = ConvertOptions { output, jobs: jobs.into(), force };
             let plan = convert::plan(&videos, &options)?;

@@ -106,7 +106,12 @@ pub async fn run(command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Add { email, admin, password, database } => {
             email.parse::<lettre::Address>().map_err(|_| anyhow::anyhow!("{email:?} is not an email address"))?;
             let password_hash = new_password_hash(&password)?;
-            match database.open().await?.add(&User { email: email.clone(), password_hash, admin }).await {
+            match database
+                .open()
+                .await?
+                .add(&User { email: email.clone(), password_hash, admin, session_generation: 0 })
+                .await
+            {
                 Ok(()) => println!("added {}{email}", if admin { "admin " } else { "" }),
                 Err(StorageError::Conflict) => anyhow::bail!("a user {email} already exists"),
                 Err(other) => return Err(other.into()),

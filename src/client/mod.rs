@@ -42,6 +42,12 @@ impl ApiClient {
         session::login(&http_client()?, &base, &login).await.map(drop)
     }
 
+    /// Ends the session cached for `base` (`everywhere`: every session of its user); false if
+    /// none was cached.
+    pub async fn logout(base: Url, everywhere: bool) -> anyhow::Result<bool> {
+        session::logout(&http_client()?, &base, everywhere).await
+    }
+
     fn url(&self, path: &str) -> anyhow::Result<Url> {
         self.base.join(path).with_context(|| format!("{path} on {}", self.base))
     }

@@ -69,6 +69,22 @@ pub async fn login(http: &reqwest::Client, base: &Url, login: &Login) -> anyhow:
     Ok(token)
 }
 
+/// Ends the cached session with `base` (`everywhere`: every session of its user) and forgets
+/// the token; true if there was one to end. A token the server no longer takes is forgotten all
+/// the same.
+pub async fn logout(http: &reqwest::Client, base: &Url, everywhere: bool) -> anyhow::Result<bool> {
+    let mut tokens = read_cache()?;
+    let Some(token) = tokens.remove(base.as_str()) else { return Ok(false) };
+    let url = base.join(if everywhere { "/logout?all=true" } else { "/logout" })?;
+    let response = http.post(url).bearer_auth(&token).timeout(CALL_TIMEOUT).send().await;
+    let response = response.with_context(|| format!("reaching {base}"))?;
+    if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+        success(response).await.context("logout refused")?;
+    }
+    write_cache(&tokens)?;
+    Ok(true)
+}
+
 /// Whether the server at `base` still takes `token` (it may have a new secret).
 async fn still_valid(http: &reqwest::Client, base: &Url, token: &str) -> anyhow::Result<bool> {
     let request = http.post(base.join("/validate")?).bearer_auth(token).timeout(CALL_TIMEOUT);

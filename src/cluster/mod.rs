@@ -4,7 +4,8 @@
 //! drain).
 //!
 //! - [`protocol`]: the messages that cross nodes, the process groups, the version rule.
-//! - [`node`]: starting the node server (cookie, optional mutual TLS from [`tls`]).
+//! - [`node`]: starting the node server (cookie, optional mutual TLS from [`tls`], whose
+//!   handshakes [`listener`] completes with a time limit).
 //! - [`membership`]: keeping a full mesh: seeds, dialing ([`dial`]), redialing, heartbeats,
 //!   greetings, and what `/cluster` shows of each peer.
 //! - [`agent`]: the node agent (greetings, pings, status, drain).
@@ -12,6 +13,7 @@
 
 pub mod agent;
 pub mod dial;
+pub mod listener;
 pub mod members;
 pub mod membership;
 pub mod node;

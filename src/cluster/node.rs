@@ -1,5 +1,6 @@
 //! Starting this node's part of the actor cluster: the node server (listening for peers, with
-//! the cookie and optional mutual TLS), run isolated so that every link is dialled by us.
+//! the cookie and optional mutual TLS, whose handshakes [`super::listener`] completes), run
+//! isolated so that every link is dialled by us.
 
 use std::net::SocketAddr;
 
@@ -8,9 +9,11 @@ use ractor::{Actor, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 
+use tokio_util::sync::CancellationToken;
+
 use super::dial::Dialer;
 use super::membership::Hello;
-use super::tls;
+use super::{listener, tls};
 use crate::config::{Config, Secret};
 
 /// What the membership and agents of a cluster node need, made once at start.
@@ -22,30 +25,45 @@ pub struct ClusterLink {
     pub seeds: Vec<String>,
 }
 
-/// Starts the node server if the configuration turns the actor cluster on.
-pub async fn start(config: &Config) -> anyhow::Result<Option<ClusterLink>> {
+/// Starts the node server if the configuration turns the actor cluster on; its port is served
+/// until `stop`.
+pub async fn start(config: &Config, stop: &CancellationToken) -> anyhow::Result<Option<ClusterLink>> {
     let Some(listen) = config.cluster_listen else { return Ok(None) };
     let cookie = Secret::from_env_or_file("MP3C_CLUSTER_COOKIE", config.cluster_cookie_file.as_deref())?
         .context("the actor cluster needs a cookie: MP3C_CLUSTER_COOKIE or --cluster-cookie-file")?;
     let advertise = advertise(config, listen)?;
     let host = advertise.rsplit_once(':').map_or(advertise.as_str(), |(host, _)| host).to_owned();
-    let (encryption, dialer) = match (&config.cluster_tls_cert, &config.cluster_tls_key, &config.cluster_tls_ca) {
-        (Some(cert), Some(key), Some(ca)) => {
-            let tls = tls::load(cert, key, ca)?;
-            (IncomingEncryptionMode::Tls(tls.acceptor), Dialer::Tls(tls.connector))
-        }
-        _ => (IncomingEncryptionMode::Raw, Dialer::Plain),
+    let tls = match (&config.cluster_tls_cert, &config.cluster_tls_key, &config.cluster_tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(tls::load(cert, key, ca)?),
+        _ => None,
+    };
+    // Under TLS the cluster port is ours (handshakes with a time limit); the library's own
+    // listener is then left on a loopback port nobody is told of.
+    let (library_listen, encryption) = match &tls {
+        Some(tls) => (SocketAddr::from(([127, 0, 0, 1], 0)), IncomingEncryptionMode::Tls(tls.acceptor.clone())),
+        None => (listen, IncomingEncryptionMode::Raw),
     };
     let node = NodeServer::new(
-        listen.port(),
+        library_listen.port(),
         cookie.expose().to_owned(),
         config.node_name.clone(),
         host,
         Some(encryption),
         Some(NodeConnectionMode::Isolated),
     )
-    .with_listen_addr(listen.ip());
+    .with_listen_addr(library_listen.ip());
     let (server, _) = Actor::spawn(None, node, ()).await.context("starting the cluster's node server")?;
+    let dialer = match tls {
+        Some(tls) => {
+            // The name this node gives peers carries the real cluster port, not the loopback one.
+            server
+                .cast(NodeServerMessage::PortChanged { port: listen.port() })
+                .map_err(|e| anyhow::anyhow!("telling the node server its port: {e}"))?;
+            listener::serve_tls(listen, tls.acceptor, server.clone(), stop.clone()).await?;
+            Dialer::Tls(tls.connector)
+        }
+        None => Dialer::Plain,
+    };
     let hello = Hello {
         node: config.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -7,6 +7,7 @@ use hyper::header::AUTHORIZATION;
 
 use super::error::ApiError;
 use crate::actors::NodeContext;
+use crate::security::sessions::SessionError;
 use crate::security::token::{Claims, TokenError};
 
 /// The user name and password of an `Authorization: Basic` header.
@@ -19,14 +20,23 @@ pub fn basic(headers: &HeaderMap) -> Result<(String, String), ApiError> {
     Ok((user.to_owned(), password.to_owned()))
 }
 
-/// The claims of a valid `Authorization: Bearer` token, checked locally with the shared key.
-pub fn bearer(ctx: &NodeContext, headers: &HeaderMap) -> Result<Claims, ApiError> {
+/// The claims of a valid `Authorization: Bearer` token whose session still stands: the
+/// signature checked locally with the shared key, the session against the user store (through
+/// a short cache).
+pub async fn bearer(ctx: &NodeContext, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let token = scheme_value(headers, "Bearer")
         .ok_or_else(|| ApiError::unauthorized("Bearer", "missing_token", "a Bearer token is required"))?;
-    ctx.tokens.validate(token).map_err(|error| match error {
+    let claims = ctx.tokens.validate(token).map_err(|error| match error {
         TokenError::Expired => ApiError::unauthorized("Bearer", "token_expired", "the token has expired; log in again"),
         TokenError::Invalid => ApiError::unauthorized("Bearer", "invalid_token", "the token is not valid"),
-    })
+    })?;
+    match ctx.sessions.check(&claims).await {
+        Ok(()) => Ok(claims),
+        Err(SessionError::Ended) => {
+            Err(ApiError::unauthorized("Bearer", "session_ended", "the session has ended; log in again"))
+        }
+        Err(SessionError::Unavailable(error)) => Err(error.into()),
+    }
 }
 
 /// The value after `scheme ` in the Authorization header (the scheme is case-insensitive).

@@ -8,8 +8,9 @@
 //! - [`handlers`]: one module per group of routes;
 //! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
 //! - [`client_address`]: who the client is, behind trusted reverse proxies;
-//! - [`limits`], [`stall`]: bounds on the work clients can cause (login rates, uploads in
-//!   progress, an upload's minimum transfer rate);
+//! - [`limits`], [`stall`], [`preamble`]: bounds on the work clients can cause (login rates,
+//!   uploads in progress, an upload's minimum transfer rate, what a multipart body may send
+//!   besides its file);
 //! - [`stored_upload`]: what of an upload the blob store keeps (the upload, or its audio).
 //!
 //! A panic inside a handler is caught and answered with a 500; it never takes the process down.
@@ -20,6 +21,7 @@ pub mod credentials;
 pub mod error;
 pub mod handlers;
 pub mod limits;
+pub mod preamble;
 pub mod response;
 pub mod routes;
 pub mod stall;

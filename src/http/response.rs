@@ -39,3 +39,10 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
 pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
     with_type(status, content_type, full(body))
 }
+
+/// 204: done, nothing to say.
+pub fn no_content() -> Response {
+    let mut response = hyper::Response::new(full(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}

@@ -11,6 +11,8 @@ use crate::actors::NodeContext;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Login,
+    /// Ends this session, or every session of the user.
+    Logout,
     Validate,
     Upload,
     Download,
@@ -73,7 +75,7 @@ const fn entry(method: Method, template: &'static str, route: Route, scope: Scop
 }
 
 /// Every route. The OpenAPI document ([`web`]) describes exactly the ones in the gateway scope.
-pub static ROUTES: [Entry; 17] = [
+pub static ROUTES: [Entry; 18] = [
     entry(Method::GET, "/healthz", Route::Healthz, Scope::Always),
     entry(Method::GET, "/readyz", Route::Readyz, Scope::Always),
     entry(Method::GET, "/metrics", Route::Metrics, Scope::Always),
@@ -81,6 +83,7 @@ pub static ROUTES: [Entry; 17] = [
     entry(Method::GET, "/assets/{name}", Route::Asset, Scope::Gateway),
     entry(Method::GET, "/openapi.json", Route::OpenApi, Scope::Gateway),
     entry(Method::POST, "/login", Route::Login, Scope::Gateway),
+    entry(Method::POST, "/logout", Route::Logout, Scope::Gateway),
     entry(Method::POST, "/validate", Route::Validate, Scope::Gateway),
     entry(Method::POST, "/upload", Route::Upload, Scope::Gateway),
     entry(Method::GET, "/download", Route::Download, Scope::Gateway),
@@ -135,7 +138,8 @@ fn allowed(template: &str) -> String {
 pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming>) -> Result<Response, ApiError> {
     match route {
         Route::Login => session::login(ctx, request).await,
-        Route::Validate => session::validate(ctx, request),
+        Route::Logout => session::logout(ctx, request).await,
+        Route::Validate => session::validate(ctx, request).await,
         Route::Upload => upload::upload(ctx, request).await,
         Route::Download => download::download(ctx, request).await,
         Route::Jobs => jobs::list(ctx, request).await,
@@ -150,7 +154,7 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::Metrics => Ok(ops::metrics(ctx)),
         Route::Cluster => cluster::show(ctx, request).await,
         Route::DrainNode => cluster::drain(ctx, request).await,
-        Route::Crash => ops::crash(ctx, request),
+        Route::Crash => ops::crash(ctx, request).await,
         Route::WrongMethod(template) => {
             let allowed = allowed(template);
             let mut response =

@@ -1,4 +1,6 @@
-//! Session tokens: HS256 JWTs carrying the seed's claims (`username`, `exp`, `iat`, `admin`).
+//! Session tokens: HS256 JWTs carrying the seed's claims (`username`, `exp`, `iat`, `admin`),
+//! and the session they belong to (`sid`, `gen`), which [`crate::security::sessions`] checks so
+//! that a session can end before its token expires.
 //!
 //! The algorithm is pinned on validation: a token signed any other way, or not signed at all
 //! (`alg: none`), is refused whatever its header claims.
@@ -17,6 +19,13 @@ pub struct Claims {
     pub iat: u64,
     /// True only for admin users (the seed made everyone admin).
     pub admin: bool,
+    /// The session's id (random), by which it can be ended alone. Empty in a token another
+    /// issuer made (the seed's auth service), which only a new generation ends.
+    #[serde(default, rename = "sid", skip_serializing_if = "String::is_empty")]
+    pub session_id: String,
+    /// The user's session generation when the token was issued.
+    #[serde(default, rename = "gen")]
+    pub session_generation: u64,
 }
 
 /// A freshly issued token.
@@ -67,9 +76,17 @@ impl TokenKeys {
         })
     }
 
-    pub fn issue(&self, username: &str, admin: bool) -> anyhow::Result<IssuedToken> {
+    /// A token for a new session of `username`, in the user's current session `generation`.
+    pub fn issue(&self, username: &str, admin: bool, generation: u64) -> anyhow::Result<IssuedToken> {
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims { username: username.to_owned(), iat: now, exp: now + self.ttl.as_secs(), admin };
+        let claims = Claims {
+            username: username.to_owned(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+            admin,
+            session_id: new_session_id()?,
+            session_generation: generation,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(IssuedToken { token, expires_in: self.ttl.as_secs() })
     }
@@ -82,6 +99,13 @@ impl TokenKeys {
             Err(_) => Err(TokenError::Invalid),
         }
     }
+}
+
+/// 128 random bits, in hex.
+fn new_session_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a session id: {e}"))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 #[cfg(test)]
@@ -103,16 +127,21 @@ mod tests {
 
     #[test]
     fn an_issued_token_validates_to_its_claims() {
-        let issued = keys().issue("a@b.c", true).unwrap();
+        let issued = keys().issue("a@b.c", true, 7).unwrap();
         let claims = keys().validate(&issued.token).unwrap();
         assert_eq!(claims.username, "a@b.c");
         assert!(claims.admin);
+        assert_eq!((claims.session_id.len(), claims.session_generation), (32, 7));
+        assert_ne!(
+            keys().validate(&keys().issue("a@b.c", true, 7).unwrap().token).unwrap().session_id,
+            claims.session_id
+        );
         assert_eq!(claims.exp - claims.iat, 60);
     }
 
     #[test]
     fn wrong_key_tampered_and_unsigned_tokens_are_refused() {
-        let token = keys().issue("a@b.c", false).unwrap().token;
+        let token = keys().issue("a@b.c", false, 0).unwrap().token;
         let other = TokenKeys::new(b"another secret of at least 32 bytes", Duration::from_secs(60)).unwrap();
         assert_eq!(other.validate(&token), Err(TokenError::Invalid));
 
@@ -130,7 +159,14 @@ mod tests {
     fn an_expired_token_says_so() {
         let keys = keys();
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = Claims { username: "a@b.c".into(), iat: now - 120, exp: now - 60, admin: false };
+        let claims = Claims {
+            username: "a@b.c".into(),
+            iat: now - 120,
+            exp: now - 60,
+            admin: false,
+            session_id: String::new(),
+            session_generation: 0,
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
         assert_eq!(keys.validate(&token), Err(TokenError::Expired));
     }

@@ -39,7 +39,7 @@ pub use blobs::{
 pub use intake::Intake;
 pub use jobs::{Attempt, Job, JobState, JobStore, NextAttempt, Notification, Overdue, Retrying};
 pub use mailbox::{DELIVERY_LIMIT, Delivery, Mailbox, Queue};
-pub use users::{User, UserStore};
+pub use users::{SessionState, User, UserStore};
 
 /// What a storage operation can fail with, as the callers must tell it apart.
 #[derive(Debug, thiserror::Error)]

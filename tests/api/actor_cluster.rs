@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 
 use crate::cluster::{cluster_flags, strs, with};
 use crate::helpers::{MailDev, PASSWORD, TestApp, eventually, fixture, free_port, service_log, settled_count};
@@ -193,6 +194,43 @@ async fn logins_fail_over_between_auth_nodes_and_come_back() {
 }
 
 #[tokio::test]
+async fn a_session_ended_on_one_gateway_is_refused_by_another_within_seconds() {
+    let maildev = MailDev::start().await;
+    let cluster = Cluster::new(&maildev).await;
+    let east = cluster.start("east", "gateway,auth", &[], &[]).await;
+    let west = cluster.start("west", "gateway,auth", &[east.port], &[]).await;
+    east.app.add_user("roamer@example.com", false);
+    let token = first_login(&east.app, "roamer@example.com").await;
+    let everywhere = first_login(&east.app, "roamer@example.com").await;
+    let status = |node: &Node, token: &str| {
+        let request = node.app.client.get(node.app.url("/jobs")).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Both gateways honour both tokens (and cache that).
+    for token in [&token, &everywhere] {
+        assert_eq!((status(&east, token).await, status(&west, token).await), (200, 200));
+    }
+
+    // Ended on the west gateway: refused there at once, and on the east one within 5 s.
+    let ended = west.app.client.post(west.app.url("/logout")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ended.status(), 204);
+    assert_eq!(status(&west, &token).await, 401);
+    eventually(Duration::from_secs(5), "the east gateway to refuse the ended session", || async {
+        (status(&east, &token).await == 401).then_some(())
+    })
+    .await;
+    assert_eq!(status(&east, &everywhere).await, 200, "another session of the user stands");
+
+    // Every session ended on the east gateway: the west one follows.
+    let all = east.app.client.post(east.app.url("/logout?all=true")).bearer_auth(&everywhere).send().await.unwrap();
+    assert_eq!(all.status(), 204);
+    eventually(Duration::from_secs(5), "the west gateway to refuse every session", || async {
+        (status(&west, &everywhere).await == 401).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_node_with_the_wrong_cookie_joins_nothing_and_both_sides_say_why() {
     let maildev = MailDev::start().await;
     let cluster = Cluster::new(&maildev).await;
@@ -360,11 +398,16 @@ impl TestCa {
 }
 
 #[tokio::test]
-async fn with_mutual_tls_the_cluster_forms_and_a_node_without_a_ca_certificate_is_refused() {
+async fn with_mutual_tls_the_cluster_forms_past_idle_connections_and_a_node_without_a_ca_certificate_is_refused() {
     let maildev = MailDev::start().await;
     let cluster = Cluster::new(&maildev).await;
     let (ca, rogue) = (TestCa::new(), TestCa::new());
     let first = cluster.start("tls-a", "gateway,auth", &[], &strs(&ca.flags("tls-a", &ca))).await;
+    // Connections that never start their TLS handshake hold nothing up: the next node joins.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", first.port)).await.unwrap());
+    }
     let _second = cluster.start("tls-b", "auth", &[first.port], &strs(&ca.flags("tls-b", &ca))).await;
     // Trusts the right CA, but its own certificate comes from another one.
     let intruder = cluster.start("intruder", "auth", &[first.port], &strs(&rogue.flags("intruder", &ca))).await;
@@ -387,6 +430,12 @@ async fn with_mutual_tls_the_cluster_forms_and_a_node_without_a_ca_certificate_i
     })
     .await;
     assert_eq!(state_of(&cluster_view(&first.app, &admin).await, "intruder"), None);
+    // The idle connections were closed once their handshake time was up.
+    for mut connection in idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), connection.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection is still held: {read:?}");
+    }
 }
 
 #[tokio::test]

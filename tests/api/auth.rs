@@ -161,3 +161,45 @@ async fn user_add_refuses_duplicates_short_passwords_and_non_addresses() {
     assert!(stored.contains("$argon2id$v=19$m=19456,t=2,p=1$"));
     assert!(!stored.contains(PASSWORD));
 }
+
+/// The status and error code of `POST /validate` with `token`.
+async fn validate(app: &TestApp, token: &str) -> (u16, String) {
+    let response = app.client.post(app.url("/validate")).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn logout(app: &TestApp, token: &str, path: &str) -> u16 {
+    app.client.post(app.url(path)).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn logout_ends_this_session_or_every_session_of_the_user() {
+    let app = TestApp::spawn().await;
+    app.add_user("lou@example.com", false);
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(app.login("lou@example.com", PASSWORD).await);
+    }
+    // A token of the seed's shape (its auth service's claims, no session): honoured until the
+    // user's sessions all end.
+    let seeds =
+        forge(&json!({ "username": "lou@example.com", "exp": now() + 600, "iat": now(), "admin": false }), JWT_SECRET);
+    assert_eq!(validate(&app, &seeds).await, (200, String::new()));
+
+    assert_eq!(logout(&app, &sessions[0], "/logout").await, 204);
+    assert_eq!(validate(&app, &sessions[0]).await, (401, "session_ended".to_owned()));
+    assert_eq!(logout(&app, &sessions[0], "/logout").await, 401, "an ended session cannot log out again");
+    assert_eq!(validate(&app, &sessions[1]).await, (200, String::new()), "only that session ended");
+
+    assert_eq!(logout(&app, &sessions[1], "/logout?all=true").await, 204);
+    for token in [&sessions[1], &sessions[2], &seeds] {
+        assert_eq!(validate(&app, token).await, (401, "session_ended".to_owned()));
+    }
+    // A new login is a new session.
+    let fresh = app.login("lou@example.com", PASSWORD).await;
+    assert_eq!(validate(&app, &fresh).await, (200, String::new()));
+    let listed = app.client.get(app.url("/jobs")).bearer_auth(&fresh).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+}

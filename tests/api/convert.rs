@@ -325,6 +325,18 @@ async fn jobs_lists_the_callers_jobs_and_download_fetches_an_mp3_once() {
     assert!(!unknown.status.success());
     assert_eq!(text(&unknown.stderr).matches("error:").count(), 1, "one error line: {}", text(&unknown.stderr));
     assert_eq!(shell.files(), ["song.mp3"], "no partial files");
+
+    // Logging out ends the kept session: its token is refused, and it is forgotten.
+    let kept = std::fs::read_to_string(shell.home.path().join("config/mp3converter/tokens.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    let kept = kept.as_object().unwrap().values().next().unwrap().as_str().unwrap().to_owned();
+    let logout = shell.run(&app, &["logout"]);
+    assert!(logout.status.success(), "{}", text(&logout.stderr));
+    assert!(text(&logout.stdout).starts_with("logged out of "), "{}", text(&logout.stdout));
+    let refused = app.client.get(app.url("/jobs")).bearer_auth(&kept).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "the node that ended the session refuses it at once");
+    let again = shell.run(&app, &["logout"]);
+    assert!(again.status.success() && text(&again.stdout).starts_with("not logged in"), "{}", text(&again.stdout));
 }
 
 #[tokio::test]
@@ -357,6 +369,18 @@ fn user(app: &TestApp, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Waits (at most the 5 s the design promises) for `token` to be refused as a session that
+/// ended with `why`.
+async fn session_ends(app: &TestApp, token: &str, why: &str) {
+    eventually(Duration::from_secs(5), &format!("the session to end with {why}"), || async {
+        let response = app.client.post(app.url("/validate")).bearer_auth(token).send().await.unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        (status == 401 && body["error"]["code"] == "session_ended").then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn user_commands_list_change_and_delete_accounts() {
     let app = TestApp::spawn().await;
@@ -365,17 +389,24 @@ async fn user_commands_list_change_and_delete_accounts() {
     let list = |app: &TestApp| text(&user(app, &["list"], "").stdout);
     assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  user\nbob@example.com  admin\n");
 
+    let anns = app.login("ann@example.com", PASSWORD).await;
+    let bobs = app.login("bob@example.com", PASSWORD).await;
     let changed = user(&app, &["passwd", "ann@example.com", "--password-stdin"], "a new long password\n");
     assert!(changed.status.success(), "{}", text(&changed.stderr));
-    app.login("ann@example.com", "a new long password").await;
+    session_ends(&app, &anns, "a password change").await;
+    let anns = app.login("ann@example.com", "a new long password").await;
     let old = app.client.post(app.url("/login")).basic_auth("ann@example.com", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(old.status(), 401);
 
     assert!(user(&app, &["set-admin", "ann@example.com"], "").status.success());
     assert!(user(&app, &["set-admin", "bob@example.com", "--revoke"], "").status.success());
     assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  admin\nbob@example.com  user\n");
+    session_ends(&app, &anns, "a new role").await;
+    session_ends(&app, &bobs, "an admin role revoked").await;
 
+    let bobs = app.login("bob@example.com", PASSWORD).await;
     assert!(user(&app, &["delete", "bob@example.com"], "").status.success());
+    session_ends(&app, &bobs, "the user's deletion").await;
     assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  admin\n");
     let gone = app.client.post(app.url("/login")).basic_auth("bob@example.com", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(gone.status(), 401);

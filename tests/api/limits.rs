@@ -188,6 +188,54 @@ pub async fn start_upload(app: &TestApp, token: &str, sent: usize) -> TcpStream 
     stream
 }
 
+/// Sends a multipart upload whose body is `prefix` and then `junk_mib` MiB of `x` (a header
+/// that never ends, or a body without its boundary), as fast as the server takes it; the
+/// server's answer (status line and body), once it stops reading.
+async fn endless_body(app: &TestApp, token: &str, prefix: &str, junk_mib: usize) -> String {
+    let declared = prefix.len() + junk_mib * 1024 * 1024;
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=endless\r\nContent-Length: {declared}\r\n\r\n{prefix}",
+        app.address
+    );
+    let mut stream = TcpStream::connect(&app.address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let sender = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..junk_mib * 16 {
+            // The server stops reading once it has refused: the rest goes nowhere.
+            if writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), reader.read_to_end(&mut answer)).await;
+    sender.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_part_header_that_never_ends_and_a_body_without_its_boundary_are_refused_with_memory_flat() {
+    let app = TestApp::spawn().await;
+    let token = app.user_token("endless@example.com", false).await;
+    let before = app.memory_mib("VmHWM");
+    let endless_header = "--endless\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\nX-Pad: ";
+    for prefix in [endless_header, ""] {
+        let answer = endless_body(&app, &token, prefix, 64).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{prefix:?}: {answer}");
+        assert!(answer.contains("preamble_too_large"), "{answer}");
+    }
+    assert_documented_error("POST", "/upload", 400, "preamble_too_large");
+    // 128 MiB sent; what the node kept of it is a drain buffer at most.
+    let peak = app.memory_mib("VmHWM");
+    assert!(peak - before < 32.0, "the node's peak grew from {before:.0} MiB to {peak:.0} MiB");
+    // A real upload still goes through, its first headers and file data read together.
+    let clip = std::fs::read(crate::helpers::fixture("clip.mp4")).unwrap();
+    assert_eq!(app.upload_bytes(&token, "after.mp4", clip).await.status(), 202);
+}
+
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
 }

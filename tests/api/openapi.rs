@@ -144,7 +144,8 @@ async fn provoke(calls: &mut Recorder<'_>, admin: &str, user: &str) {
     calls.call(Method::PUT, "/login", none).await;
     calls.call(get.clone(), "/jobs", |r| r.header("x-padding", "a".repeat(100_000))).await;
 
-    // Sessions.
+    // Sessions (one logged in first, before a wrong guess uses up the account's ceiling).
+    let session = calls.app.login("user@example.com", PASSWORD).await;
     calls.call(post.clone(), "/login", none).await;
     calls.call(post.clone(), "/login", |r| r.basic_auth("user@example.com", Some("wrong"))).await;
     calls.call(post.clone(), "/login", |r| r.basic_auth("user@example.com", Some(PASSWORD))).await;
@@ -160,6 +161,12 @@ async fn provoke(calls: &mut Recorder<'_>, admin: &str, user: &str) {
     let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
     calls.call(post.clone(), "/validate", bearer(&expired)).await;
     calls.call(post.clone(), "/validate", bearer(user)).await;
+    // A session of its own ends: a malformed query first, then the logout, then its token again.
+    calls.call(post.clone(), "/logout?all=maybe", bearer(&session)).await;
+    calls.call(post.clone(), "/logout", bearer(&session)).await;
+    assert_eq!(calls.status(), 204);
+    calls.call(post.clone(), "/validate", bearer(&session)).await;
+    assert_eq!(calls.status(), 401);
 
     // The account's burst of failed guesses is 1 here: the second wrong guess is refused.
     for _ in 0..2 {
@@ -226,6 +233,8 @@ async fn the_document_lists_exactly_the_routes_and_matches_real_responses() {
         "1500000",
         "--account-failed-login-burst",
         "1",
+        "--address-login-burst",
+        "100",
         "--fault-hooks",
         "true",
     ])
@@ -239,6 +248,7 @@ async fn the_document_lists_exactly_the_routes_and_matches_real_responses() {
     provoke(&mut calls, &admin, &user).await;
     let expected_codes = [
         "bad_limit",
+        "bad_query",
         "bad_range",
         "empty_file",
         "exactly_one_file",
@@ -255,6 +265,7 @@ async fn the_document_lists_exactly_the_routes_and_matches_real_responses() {
         "missing_token",
         "not_found",
         "not_multipart",
+        "session_ended",
         "too_large",
         "too_many_logins",
         "token_expired",

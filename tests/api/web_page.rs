@@ -458,11 +458,19 @@ async fn the_page_converts_videos_in_a_real_browser() {
     until(&browser, "no horizontal scrolling at phone width", overflow).await;
     shots.take(&browser, "phone-width").await;
 
-    // Signing out forgets the token.
+    // Signing out forgets the token and ends its session: a copy of it is refused.
+    let page_token = browser.execute("return sessionStorage.getItem('mp3converter.token')", vec![]).await.unwrap();
+    let page_token = page_token.as_str().expect("the page holds its token").to_owned();
+    assert_eq!(app.client.get(app.url("/jobs")).bearer_auth(&page_token).send().await.unwrap().status(), 200);
     browser.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
     until(&browser, "the sign-in form again", "!document.getElementById('sign-in').hidden").await;
     let token = browser.execute("return sessionStorage.getItem('mp3converter.token')", vec![]).await.unwrap();
     assert_eq!(token, Value::Null);
+    eventually(Duration::from_secs(5), "the page's session to end", || async {
+        let response = app.client.get(app.url("/jobs")).bearer_auth(&page_token).send().await.unwrap();
+        (response.status() == 401).then_some(())
+    })
+    .await;
 
     // No console errors: the browser's log has no error but the wrong password's 401.
     let log = browser.issue_cmd(BrowserLog).await.unwrap();

@@ -1,14 +1,19 @@
 //! Users in MariaDB.
 
 use mp3converter::storage::mysql::MysqlUsers;
-use mp3converter::storage::{StorageError, User, UserStore};
+use mp3converter::storage::{SessionState, StorageError, User, UserStore};
 
 use crate::servers::mysql_url;
 
 #[tokio::test]
 async fn users_are_added_found_and_unique() {
     let users = MysqlUsers::connect(&mysql_url().await).await.unwrap();
-    let alice = User { email: "alice@example.com".into(), password_hash: "$argon2id$v=19$stub".into(), admin: true };
+    let alice = User {
+        email: "alice@example.com".into(),
+        password_hash: "$argon2id$v=19$stub".into(),
+        admin: true,
+        session_generation: 0,
+    };
     users.add(&alice).await.unwrap();
     let found = users.find("alice@example.com").await.unwrap().unwrap();
     assert_eq!(
@@ -31,7 +36,12 @@ async fn migrating_twice_is_harmless() {
 #[tokio::test]
 async fn users_are_listed_changed_and_deleted() {
     let users = MysqlUsers::connect(&mysql_url().await).await.unwrap();
-    let bob = User { email: "bob@example.com".into(), password_hash: "$argon2id$v=19$old".into(), admin: false };
+    let bob = User {
+        email: "bob@example.com".into(),
+        password_hash: "$argon2id$v=19$old".into(),
+        admin: false,
+        session_generation: 0,
+    };
     users.add(&bob).await.unwrap();
     assert!(users.list().await.unwrap().iter().any(|user| user.email == bob.email && !user.admin));
 
@@ -47,4 +57,37 @@ async fn users_are_listed_changed_and_deleted() {
     assert!(users.delete(&bob.email).await.unwrap());
     assert!(!users.delete(&bob.email).await.unwrap());
     assert!(users.find(&bob.email).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn sessions_end_one_by_one_or_with_every_change_of_the_user() {
+    let users = MysqlUsers::connect(&mysql_url().await).await.unwrap();
+    let cid = User {
+        email: "cid@example.com".into(),
+        password_hash: "$argon2id$v=19$a".into(),
+        admin: false,
+        session_generation: 0,
+    };
+    users.add(&cid).await.unwrap();
+    let state = |generation, ended: &[&str]| {
+        Some(SessionState { generation, ended: ended.iter().map(|id| id.to_string()).collect() })
+    };
+    assert_eq!(users.session_state(&cid.email).await.unwrap(), state(0, &[]));
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    users.end_session(&cid.email, "one", now + 600).await.unwrap();
+    users.end_session(&cid.email, "one", now + 600).await.unwrap();
+    users.end_session(&cid.email, "expired", now - 1).await.unwrap();
+    assert_eq!(users.session_state(&cid.email).await.unwrap(), state(0, &["one"]));
+
+    assert!(users.set_password(&cid.email, "$argon2id$v=19$b").await.unwrap());
+    assert!(users.set_admin(&cid.email, true).await.unwrap());
+    assert!(users.end_all_sessions(&cid.email).await.unwrap());
+    assert_eq!(users.find(&cid.email).await.unwrap().unwrap().session_generation, 3);
+    assert_eq!(users.session_state(&cid.email).await.unwrap(), state(3, &["one"]));
+
+    assert!(!users.end_all_sessions("nobody@example.com").await.unwrap());
+    assert_eq!(users.session_state("nobody@example.com").await.unwrap(), None);
+    assert!(users.delete(&cid.email).await.unwrap());
+    assert_eq!(users.session_state(&cid.email).await.unwrap(), None);
 }

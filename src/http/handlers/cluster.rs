@@ -22,8 +22,8 @@ use crate::http::response::{Response, json as json_response};
 /// How long a node may take to tell its status.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn admin_only(ctx: &NodeContext, request: &Request<Incoming>) -> Result<(), ApiError> {
-    let claims = credentials::bearer(ctx, request.headers())?;
+async fn admin_only(ctx: &NodeContext, request: &Request<Incoming>) -> Result<(), ApiError> {
+    let claims = credentials::bearer(ctx, request.headers()).await?;
     match claims.admin {
         true => Ok(()),
         false => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admins only")),
@@ -31,7 +31,7 @@ fn admin_only(ctx: &NodeContext, request: &Request<Incoming>) -> Result<(), ApiE
 }
 
 pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    admin_only(ctx, &request)?;
+    admin_only(ctx, &request).await?;
     let statuses = remote_statuses(ctx).await;
     let mut nodes = vec![json!({ "node": ctx.config.node_name, "state": "self", "status": local_status(ctx) })];
     for peer in peers().await {
@@ -44,7 +44,7 @@ pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
 }
 
 pub async fn drain(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    admin_only(ctx, &request)?;
+    admin_only(ctx, &request).await?;
     let path = request.uri().path();
     let name = path.strip_prefix("/cluster/nodes/").and_then(|rest| rest.strip_suffix("/drain")).unwrap_or("");
     if name == ctx.config.node_name {

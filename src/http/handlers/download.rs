@@ -26,7 +26,7 @@ enum Wanted {
 }
 
 pub async fn download(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers())?;
+    let claims = credentials::bearer(ctx, request.headers()).await?;
     let fid =
         query_param(request.uri(), "fid").ok_or_else(|| ApiError::bad_request("missing_fid", "fid is required"))?;
     let fid = parse_id(&fid, "fid")?;

@@ -39,7 +39,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &str = ": keep-alive\n\n";
 
 pub async fn follow(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let (claims, job_id) = caller_and_job_id(ctx, &request)?;
+    let (claims, job_id) = caller_and_job_id(ctx, &request).await?;
     let ServerStop(stop) =
         request.extensions().get::<ServerStop>().cloned().ok_or_else(|| ApiError::internal("no server stop signal"))?;
     let subscription = ctx.job_events.subscribe(job_id).map_err(|full| ApiError::busy(full.to_string()))?;

@@ -19,13 +19,16 @@ const MAX_PAGE: u32 = 100;
 
 /// The job named in the path, if the caller may see it (its owner, or an admin).
 async fn requested_job(ctx: &NodeContext, request: &Request<Incoming>) -> Result<Job, ApiError> {
-    let (claims, id) = caller_and_job_id(ctx, request)?;
+    let (claims, id) = caller_and_job_id(ctx, request).await?;
     visible(ctx.backends.jobs.get(id).await?, &claims)
 }
 
 /// The caller's claims and the id of the job named in the path (`/jobs/{id}` and below).
-pub(super) fn caller_and_job_id(ctx: &NodeContext, request: &Request<Incoming>) -> Result<(Claims, Id), ApiError> {
-    let claims = credentials::bearer(ctx, request.headers())?;
+pub(super) async fn caller_and_job_id(
+    ctx: &NodeContext,
+    request: &Request<Incoming>,
+) -> Result<(Claims, Id), ApiError> {
+    let claims = credentials::bearer(ctx, request.headers()).await?;
     let path = request.uri().path().trim_start_matches("/jobs/");
     let id = parse_id(path.split('/').next().unwrap_or_default(), "job_id")?;
     Ok((claims, id))
@@ -66,13 +69,11 @@ pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     }
     blobs.delete(Bucket::Videos, job.video_fid).await?;
     tracing::info!(job_id = %job.id, state = job.state.as_str(), "job deleted");
-    let mut response = hyper::Response::new(crate::http::response::full(bytes::Bytes::new()));
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    Ok(crate::http::response::no_content())
 }
 
 pub async fn list(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers())?;
+    let claims = credentials::bearer(ctx, request.headers()).await?;
     let limit = match query_param(request.uri(), "limit") {
         None => DEFAULT_PAGE,
         Some(text) => text

@@ -37,8 +37,8 @@ pub fn metrics(ctx: &NodeContext) -> Response {
 /// Test-only: makes the named worker actor panic, so supervision can be observed, or with
 /// `actor=gateway` panics in this very handler. Admins only, and the route exists only when the
 /// process runs with `--fault-hooks`.
-pub fn crash(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers())?;
+pub async fn crash(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = credentials::bearer(ctx, request.headers()).await?;
     if !claims.admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admins only"));
     }

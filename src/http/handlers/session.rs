@@ -1,5 +1,5 @@
-//! `POST /login` (HTTP Basic to a JWT, through an auth actor on this node or another) and
-//! `POST /validate`.
+//! `POST /login` (HTTP Basic to a JWT, through an auth actor on this node or another),
+//! `POST /logout` and `POST /validate`.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use crate::cluster::protocol::{AuthMsg, decode, encode, groups};
 use crate::http::client_address::ClientAddress;
 use crate::http::credentials;
 use crate::http::error::ApiError;
-use crate::http::response::{Response, json, text};
+use crate::http::response::{Response, json, no_content, text};
 
 /// How long a login may wait for this node's auth actor (which may queue it behind others).
 const LOCAL_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,7 +83,22 @@ async fn check_credentials(ctx: &NodeContext, email: String, password: String) -
     Err(ApiError::unavailable("no authentication service answers; try again shortly").with_code("auth_unavailable"))
 }
 
-pub fn validate(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers())?;
+pub async fn validate(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = credentials::bearer(ctx, request.headers()).await?;
     Ok(json(StatusCode::OK, &serde_json::to_value(claims).map_err(ApiError::internal)?))
+}
+
+/// Ends the caller's session (`?all=true`: every session of the user, on every node). 204; the
+/// token is refused from then on, here at once and on other nodes within seconds
+/// ([`crate::security::sessions`]).
+pub async fn logout(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = credentials::bearer(ctx, request.headers()).await?;
+    let everywhere = match request.uri().query().unwrap_or_default() {
+        "" | "all=false" => false,
+        "all=true" => true,
+        _ => return Err(ApiError::bad_request("bad_query", "the only parameter is all=true or all=false")),
+    };
+    ctx.sessions.end(&claims, everywhere).await?;
+    tracing::info!(everywhere, "a session was ended by its user");
+    Ok(no_content())
 }

@@ -11,6 +11,7 @@
 //! with 415 `unsupported_media` as they arrive.
 
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -24,6 +25,7 @@ use crate::actors::NodeContext;
 use crate::http::body::SharedBody;
 use crate::http::credentials;
 use crate::http::error::ApiError;
+use crate::http::preamble::{Counted, PREAMBLE_LIMIT, Preamble, PreambleTooLarge};
 use crate::http::response::{Response, json};
 use crate::http::stall::{StallGuard, Stalled};
 use crate::http::stored_upload::store_upload;
@@ -44,7 +46,7 @@ struct StoredVideo {
 }
 
 pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers())?;
+    let claims = credentials::bearer(ctx, request.headers()).await?;
     let limit = ctx.config.max_upload_bytes;
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
@@ -68,11 +70,13 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     };
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
     let guarded = StallGuard::new(body.clone(), ctx.config.upload_stall());
-    let mut multipart = Multipart::with_constraints(guarded, boundary?, constraints);
+    let preamble = Arc::new(Preamble::default());
+    let counted = Counted::new(guarded, preamble.clone());
+    let mut multipart = Multipart::with_constraints(counted, boundary?, constraints);
 
     let job_id = Id::generate();
     let video_fid = Id::generate();
-    let video = match receive_one_file(ctx, &mut multipart, &claims, job_id, video_fid).await {
+    let video = match receive_one_file(ctx, &mut multipart, &preamble, &claims, job_id, video_fid).await {
         Ok(video) => video,
         Err(refused) => {
             if refused.status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -130,13 +134,18 @@ fn boundary(headers: &HeaderMap) -> Result<String, ApiError> {
 async fn receive_one_file(
     ctx: &NodeContext,
     multipart: &mut Multipart<'_>,
+    preamble: &Preamble,
     claims: &Claims,
     job_id: Id,
     video_fid: Id,
 ) -> Result<StoredVideo, ApiError> {
     let mut stored: Option<StoredVideo> = None;
     let outcome = async {
-        while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(ctx, &e))? {
+        loop {
+            preamble.looking(true);
+            let next = multipart.next_field().await.map_err(|e| multipart_error(ctx, &e))?;
+            preamble.looking(false);
+            let Some(field) = next else { break };
             let Some(raw_name) = field.file_name().map(str::to_owned) else {
                 continue;
             };
@@ -177,6 +186,12 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             ApiError::too_large(ctx.config.max_upload_bytes)
         }
+        multer::Error::StreamReadFailed(cause) if cause.is::<PreambleTooLarge>() => ApiError::bad_request(
+            "preamble_too_large",
+            format!(
+                "the multipart body may send at most {PREAMBLE_LIMIT} bytes besides its file (preamble, part headers, other parts)"
+            ),
+        ),
         multer::Error::StreamReadFailed(cause) if cause.is::<Stalled>() => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "upload_stalled",
