@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::http::client_address::{ForwardingHeader, TrustedProxies};
+use crate::http::stall::Pace;
 use crate::sandbox::Sandbox;
 use crate::sandbox::wire::WorkerFault;
 use crate::transcode::TranscodeOptions;
@@ -117,6 +118,19 @@ pub struct Settings {
     #[arg(long, env = "MP3C_UPLOAD_STALL_SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_stall_seconds: Option<u64>,
+    /// An upload that sends less than this on average, once its grace period is over, is cut
+    /// off (408 `upload_too_slow`); 0: no minimum.
+    #[arg(long, env = "MP3C_UPLOAD_MIN_BYTES_PER_SECOND")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_min_bytes_per_second: Option<u64>,
+    /// How long an upload may send below the minimum rate at first, in seconds.
+    #[arg(long, env = "MP3C_UPLOAD_RATE_GRACE_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_rate_grace_seconds: Option<u64>,
+    /// The longest an upload may take, in seconds (of waiting for the client).
+    #[arg(long, env = "MP3C_UPLOAD_MAX_SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_max_seconds: Option<u64>,
     /// Uploads one user may have in progress at once; past it, 429.
     #[arg(long, env = "MP3C_MAX_UPLOADS_PER_USER")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -324,6 +338,9 @@ pub struct Config {
     pub token_ttl_seconds: u64,
     pub max_upload_bytes: u64,
     pub upload_stall_seconds: u64,
+    pub upload_min_bytes_per_second: u64,
+    pub upload_rate_grace_seconds: u64,
+    pub upload_max_seconds: u64,
     pub max_uploads_per_user: u32,
     pub max_concurrent_uploads: u32,
     pub login_concurrency: u32,
@@ -387,6 +404,9 @@ impl Default for Config {
             token_ttl_seconds: 24 * 3600,
             max_upload_bytes: 2 << 30,
             upload_stall_seconds: 60,
+            upload_min_bytes_per_second: 8 * 1024,
+            upload_rate_grace_seconds: 60,
+            upload_max_seconds: 6 * 3600,
             max_uploads_per_user: 4,
             max_concurrent_uploads: 64,
             login_concurrency: cores(),
@@ -494,6 +514,8 @@ impl Config {
             ("client_failed_logins_per_minute", self.client_failed_logins_per_minute.into()),
             ("client_failed_login_burst", self.client_failed_login_burst.into()),
             ("upload_stall_seconds", self.upload_stall_seconds),
+            ("upload_max_seconds", self.upload_max_seconds),
+            ("upload_rate_grace_seconds", self.upload_rate_grace_seconds),
             ("max_uploads_per_user", self.max_uploads_per_user.into()),
             ("max_concurrent_uploads", self.max_concurrent_uploads.into()),
         ] {
@@ -547,8 +569,14 @@ impl Config {
         Duration::from_secs(self.restart_window_seconds)
     }
 
-    pub fn upload_stall(&self) -> Duration {
-        Duration::from_secs(self.upload_stall_seconds)
+    /// How slowly an upload's body may come.
+    pub fn upload_pace(&self) -> Pace {
+        Pace {
+            stall: Duration::from_secs(self.upload_stall_seconds),
+            min_bytes_per_second: self.upload_min_bytes_per_second,
+            grace: Duration::from_secs(self.upload_rate_grace_seconds),
+            total: Duration::from_secs(self.upload_max_seconds),
+        }
     }
 
     /// The test-only delay before each conversion (zero unless fault hooks are on).

@@ -236,6 +236,40 @@ async fn a_part_header_that_never_ends_and_a_body_without_its_boundary_are_refus
     assert_eq!(app.upload_bytes(&token, "after.mp4", clip).await.status(), 202);
 }
 
+#[tokio::test]
+async fn an_upload_that_drips_without_ever_stalling_is_cut_off_for_its_rate_and_frees_its_slot() {
+    let app = TestApp::spawn_with(&[
+        "--upload-stall-seconds",
+        "5",
+        "--upload-rate-grace-seconds",
+        "3",
+        "--upload-min-bytes-per-second",
+        "2000",
+        "--max-uploads-per-user",
+        "1",
+    ])
+    .await;
+    let token = app.user_token("drip@example.com", false).await;
+    let upload = start_upload(&app, &token, 1024).await;
+    let (mut reader, mut writer) = upload.into_split();
+    // A byte every half second: never 5 s without one, but far under 2000 a second.
+    let dripping = tokio::spawn(async move {
+        while writer.write_all(b"z").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), reader.read_to_end(&mut answer)).await;
+    dripping.abort();
+    assert!(read.is_ok(), "the dripping upload was never cut off");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("upload_too_slow"), "{answer}");
+    assert_documented_error("POST", "/upload", 408, "upload_too_slow");
+    // Its slot (the user's only one) is free again.
+    let clip = std::fs::read(crate::helpers::fixture("clip.mp4")).unwrap();
+    assert_eq!(app.upload_bytes(&token, "after.mp4", clip).await.status(), 202);
+}
+
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
 }

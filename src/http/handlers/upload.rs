@@ -27,7 +27,7 @@ use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::preamble::{Counted, PREAMBLE_LIMIT, Preamble, PreambleTooLarge};
 use crate::http::response::{Response, json};
-use crate::http::stall::{StallGuard, Stalled};
+use crate::http::stall::{StallGuard, Stalled, TooSlow};
 use crate::http::stored_upload::store_upload;
 use crate::ids::Id;
 use crate::media_formats;
@@ -69,7 +69,7 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
         }
     };
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
-    let guarded = StallGuard::new(body.clone(), ctx.config.upload_stall());
+    let guarded = StallGuard::new(body.clone(), ctx.config.upload_pace());
     let preamble = Arc::new(Preamble::default());
     let counted = Counted::new(guarded, preamble.clone());
     let mut multipart = Multipart::with_constraints(counted, boundary?, constraints);
@@ -191,6 +191,11 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
             format!(
                 "the multipart body may send at most {PREAMBLE_LIMIT} bytes besides its file (preamble, part headers, other parts)"
             ),
+        ),
+        multer::Error::StreamReadFailed(cause) if cause.is::<TooSlow>() => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "upload_too_slow",
+            format!("{cause}: the upload was cut off; send it again over a faster connection"),
         ),
         multer::Error::StreamReadFailed(cause) if cause.is::<Stalled>() => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
