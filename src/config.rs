@@ -139,6 +139,19 @@ pub struct Settings {
     #[arg(long, env = "MP3C_MAX_CONCURRENT_UPLOADS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_uploads: Option<u32>,
+    /// Job event streams one user may hold open at once; past it, 429.
+    #[arg(long, env = "MP3C_MAX_EVENT_STREAMS_PER_USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_streams_per_user: Option<u32>,
+    /// Job event streams one client address may hold open at once; past it, 429.
+    #[arg(long, env = "MP3C_MAX_EVENT_STREAMS_PER_ADDRESS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_event_streams_per_address: Option<u32>,
+    /// Connections one client address may hold open at once (trusted proxies aside); past it,
+    /// a new one is answered 429 and closed.
+    #[arg(long, env = "MP3C_MAX_CONNECTIONS_PER_ADDRESS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<u32>,
     /// Password checks (argon2id, 19 MiB each) running at once (default: the number of cores).
     #[arg(long, env = "MP3C_LOGIN_CONCURRENCY")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -343,6 +356,9 @@ pub struct Config {
     pub upload_max_seconds: u64,
     pub max_uploads_per_user: u32,
     pub max_concurrent_uploads: u32,
+    pub max_event_streams_per_user: u32,
+    pub max_event_streams_per_address: u32,
+    pub max_connections_per_address: u32,
     pub login_concurrency: u32,
     pub login_queue: u32,
     pub address_logins_per_minute: u32,
@@ -409,6 +425,9 @@ impl Default for Config {
             upload_max_seconds: 6 * 3600,
             max_uploads_per_user: 4,
             max_concurrent_uploads: 64,
+            max_event_streams_per_user: 32,
+            max_event_streams_per_address: 64,
+            max_connections_per_address: 256,
             login_concurrency: cores(),
             login_queue: 64,
             address_logins_per_minute: 30,
@@ -518,6 +537,9 @@ impl Config {
             ("upload_rate_grace_seconds", self.upload_rate_grace_seconds),
             ("max_uploads_per_user", self.max_uploads_per_user.into()),
             ("max_concurrent_uploads", self.max_concurrent_uploads.into()),
+            ("max_event_streams_per_user", self.max_event_streams_per_user.into()),
+            ("max_event_streams_per_address", self.max_event_streams_per_address.into()),
+            ("max_connections_per_address", self.max_connections_per_address.into()),
         ] {
             anyhow::ensure!(value >= 1, "{name} must be at least 1");
         }

@@ -1,14 +1,16 @@
 //! What the gateway admits, so that the work clients can cause stays bounded: logins are
-//! rate-limited per client address and per account ([`LoginLimits`]), and uploads in progress
-//! are capped per user and overall ([`UploadSlots`]).
+//! rate-limited per client address and per account ([`LoginLimits`]); uploads in progress are
+//! capped per user and overall ([`UploadSlots`]), job event streams per user and per client
+//! address ([`StreamSlots`]), connections per client address ([`ConnectionSlots`]).
 //!
 //! Password checks themselves are bounded where they run, in the auth actor's pool
 //! ([`crate::security::password_checks`]); an upload's minimum transfer rate is
 //! [`super::stall`]'s.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::ApiError;
@@ -21,11 +23,15 @@ const REMEMBERED_KEYS: usize = 16_384;
 
 /// What a client over its upload cap is asked to wait: about the time a small upload takes.
 const UPLOAD_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// What a client over its stream cap is asked to wait: streams end as their jobs do.
+const STREAM_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// The gateway's admission limits, shared by every connection of the node.
 pub struct GatewayLimits {
     pub logins: LoginLimits,
     pub uploads: UploadSlots,
+    pub streams: StreamSlots,
+    pub connections: ConnectionSlots,
 }
 
 impl GatewayLimits {
@@ -42,6 +48,11 @@ impl GatewayLimits {
                 per_account: RateLimiter::new(per_account, REMEMBERED_KEYS),
             },
             uploads: UploadSlots::new(config.max_uploads_per_user as usize, config.max_concurrent_uploads as usize),
+            streams: StreamSlots::new(
+                config.max_event_streams_per_user as usize,
+                config.max_event_streams_per_address as usize,
+            ),
+            connections: ConnectionSlots::new(config.max_connections_per_address as usize),
         }
     }
 }
@@ -142,58 +153,136 @@ fn address_key(address: IpAddr) -> IpAddr {
     }
 }
 
+/// Things in progress (uploads, event streams, connections), counted per key (a user, a client
+/// address), at most `limit` a key. Keys with nothing in progress are forgotten, so memory
+/// follows what is in progress.
+pub struct KeyedSlots<K> {
+    limit: usize,
+    held: Mutex<HashMap<K, usize>>,
+}
+
+/// One thing in progress; its slot is freed on drop.
+pub struct KeyedSlot<K: Hash + Eq> {
+    slots: Arc<KeyedSlots<K>>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq + Clone> KeyedSlots<K> {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(KeyedSlots { limit, held: Mutex::new(HashMap::new()) })
+    }
+
+    /// A slot for one more under `key`, unless it has `limit` already.
+    pub fn take(self: &Arc<Self>, key: &K) -> Option<KeyedSlot<K>> {
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = held.entry(key.clone()).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(KeyedSlot { slots: self.clone(), key: Some(key.clone()) })
+    }
+
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        self.held.lock().unwrap().values().filter(|count| **count > 0).count()
+    }
+}
+
+impl<K: Hash + Eq> Drop for KeyedSlot<K> {
+    fn drop(&mut self) {
+        let mut held = self.slots.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(key) = self.key.take()
+            && let Some(count) = held.get_mut(&key)
+        {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&key);
+            }
+        }
+    }
+}
+
 /// Caps on uploads in progress: per user (429 `too_many_uploads`) and on the node (503
 /// `busy`). A slot is taken before the body is read and freed when the upload ends, however.
 pub struct UploadSlots {
-    per_user: usize,
-    overall: usize,
-    held: Mutex<HeldUploads>,
+    per_user: Arc<KeyedSlots<String>>,
+    /// The node's, under one key.
+    overall: Arc<KeyedSlots<()>>,
 }
 
-#[derive(Default)]
-struct HeldUploads {
-    total: usize,
-    /// Users with an upload in progress, by name (so at most `overall` entries).
-    by_user: HashMap<String, usize>,
-}
-
-/// One upload in progress; its slot is freed on drop.
-pub struct UploadSlot<'a> {
-    slots: &'a UploadSlots,
-    user: String,
+/// One upload in progress; its slots are freed on drop.
+pub struct UploadSlot {
+    _user: KeyedSlot<String>,
+    _node: KeyedSlot<()>,
 }
 
 impl UploadSlots {
     pub fn new(per_user: usize, overall: usize) -> Self {
-        UploadSlots { per_user, overall, held: Mutex::new(HeldUploads::default()) }
+        UploadSlots { per_user: KeyedSlots::new(per_user), overall: KeyedSlots::new(overall) }
     }
 
     /// A slot for one more upload by `user`, or the refusal.
-    pub fn take(&self, user: &str) -> Result<UploadSlot<'_>, ApiError> {
-        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if held.by_user.get(user).copied().unwrap_or(0) >= self.per_user {
-            let message = format!("at most {} uploads per user may be in progress at once", self.per_user);
+    pub fn take(&self, user: &str) -> Result<UploadSlot, ApiError> {
+        let Some(user_slot) = self.per_user.take(&user.to_owned()) else {
+            let message = format!("at most {} uploads per user may be in progress at once", self.per_user.limit);
             return Err(ApiError::too_many("too_many_uploads", message, UPLOAD_RETRY_AFTER));
-        }
-        if held.total >= self.overall {
-            return Err(ApiError::busy("the server has as many uploads in progress as it takes; try again shortly"));
-        }
-        held.total += 1;
-        *held.by_user.entry(user.to_owned()).or_default() += 1;
-        Ok(UploadSlot { slots: self, user: user.to_owned() })
+        };
+        let node_slot = self.overall.take(&()).ok_or_else(|| {
+            ApiError::busy("the server has as many uploads in progress as it takes; try again shortly")
+        })?;
+        Ok(UploadSlot { _user: user_slot, _node: node_slot })
     }
 }
 
-impl Drop for UploadSlot<'_> {
-    fn drop(&mut self) {
-        let mut held = self.slots.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        held.total -= 1;
-        if let Some(count) = held.by_user.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                held.by_user.remove(&self.user);
-            }
-        }
+/// Caps on the job event streams one user and one client address may hold open (429
+/// `too_many_streams`), so that nobody takes the node's whole share.
+pub struct StreamSlots {
+    per_user: Arc<KeyedSlots<String>>,
+    per_address: Arc<KeyedSlots<IpAddr>>,
+}
+
+/// One event stream open; its slots are freed on drop (when the stream ends).
+pub struct StreamSlot {
+    _user: KeyedSlot<String>,
+    _address: KeyedSlot<IpAddr>,
+}
+
+impl StreamSlots {
+    pub fn new(per_user: usize, per_address: usize) -> Self {
+        StreamSlots { per_user: KeyedSlots::new(per_user), per_address: KeyedSlots::new(per_address) }
+    }
+
+    /// A slot for one more stream of `user` from `client`, or the refusal.
+    pub fn take(&self, user: &str, client: IpAddr) -> Result<StreamSlot, ApiError> {
+        let refused = |limit: usize, whose: &str| {
+            let message = format!("at most {limit} job event streams may be open at once per {whose}");
+            ApiError::too_many("too_many_streams", message, STREAM_RETRY_AFTER)
+        };
+        let user_slot = self.per_user.take(&user.to_owned()).ok_or_else(|| refused(self.per_user.limit, "user"))?;
+        let address = address_key(client);
+        let address_slot =
+            self.per_address.take(&address).ok_or_else(|| refused(self.per_address.limit, "client address"))?;
+        Ok(StreamSlot { _user: user_slot, _address: address_slot })
+    }
+}
+
+/// Open connections per client address (its TCP peer, trusted proxies aside); past the cap a
+/// new connection is answered 429 `too_many_connections` and closed.
+pub struct ConnectionSlots(Arc<KeyedSlots<IpAddr>>);
+
+impl ConnectionSlots {
+    pub fn new(per_address: usize) -> Self {
+        ConnectionSlots(KeyedSlots::new(per_address))
+    }
+
+    /// A slot for one more connection from `peer`, unless it has the most already.
+    pub fn take(&self, peer: IpAddr) -> Option<KeyedSlot<IpAddr>> {
+        self.0.take(&address_key(peer))
+    }
+
+    pub fn limit(&self) -> usize {
+        self.0.limit
     }
 }
 
@@ -214,7 +303,23 @@ mod tests {
         assert_eq!((refused.status, refused.code), (StatusCode::SERVICE_UNAVAILABLE, "busy"));
         drop(first);
         assert!(slots.take("cid").is_ok());
-        assert_eq!(slots.held.lock().unwrap().by_user.len(), 2, "cid's slot went with its drop");
+        assert_eq!(slots.per_user.keys(), 2, "cid's slot went with its drop");
+    }
+
+    #[test]
+    fn streams_are_capped_per_user_and_per_address_and_freed_when_they_end() {
+        let slots = StreamSlots::new(2, 3);
+        let (here, there): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let first = slots.take("ann", here).unwrap();
+        let _second = slots.take("ann", here).unwrap();
+        let refused = slots.take("ann", there).err().unwrap();
+        assert_eq!((refused.status, refused.code), (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"));
+        let _bob = slots.take("bob", here).unwrap();
+        assert!(slots.take("cid", here).is_err(), "the address has 3");
+        let _cid = slots.take("cid", there).unwrap();
+        drop(first);
+        let _ann_there = slots.take("ann", there).unwrap();
+        assert_eq!((slots.per_user.keys(), slots.per_address.keys()), (3, 2));
     }
 
     fn limits(address_burst: u32, client_account_burst: u32, account_burst: u32) -> LoginLimits {

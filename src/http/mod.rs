@@ -82,6 +82,18 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
             },
             _ = stop.cancelled() => break,
         };
+        // A trusted proxy carries many clients; any other peer is one, with a cap on its
+        // connections.
+        let slot = match proxies.trusts(peer.ip()) {
+            true => None,
+            false => match ctx.limits.connections.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tokio::spawn(refuse_connection(stream, ctx.limits.connections.limit()));
+                    continue;
+                }
+            },
+        };
         let service = service_fn({
             let ctx = ctx.clone();
             let metrics = metrics.clone();
@@ -104,6 +116,7 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -111,6 +124,24 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
         tracing::warn!("requests still running after the grace period");
     }
     Ok(())
+}
+
+/// Answers a connection over its address's cap with 429 `too_many_connections` (whatever it
+/// asked) and closes it, within a few seconds however slowly the client reads.
+async fn refuse_connection(mut stream: tokio::net::TcpStream, limit: usize) {
+    use tokio::io::AsyncWriteExt;
+    let message = format!("at most {limit} connections may be open at once from one address");
+    let body = serde_json::json!({ "error": { "code": "too_many_connections", "message": message } }).to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 5\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// Answers one request, measuring it and turning errors and panics into responses.

@@ -270,6 +270,77 @@ async fn an_upload_that_drips_without_ever_stalling_is_cut_off_for_its_rate_and_
     assert_eq!(app.upload_bytes(&token, "after.mp4", clip).await.status(), 202);
 }
 
+#[tokio::test]
+async fn event_streams_are_capped_per_user_and_per_address() {
+    let app = TestApp::spawn_with(&[
+        "--max-event-streams-per-user",
+        "2",
+        "--max-event-streams-per-address",
+        "3",
+        "--fault-hooks",
+        "true",
+        "--fault-convert-delay-ms",
+        "120000",
+    ])
+    .await;
+    let (ann, bob) = (app.user_token("ann@example.com", false).await, app.user_token("bob@example.com", false).await);
+    // Jobs that stay unfinished, so that their streams stay open.
+    let ann_job = app.submit(&ann, &crate::helpers::fixture("clip.mp4")).await;
+    let bob_job = app.submit(&bob, &crate::helpers::fixture("clip.mp4")).await;
+    let follow = |client: &reqwest::Client, token: &str, job: &str| {
+        client.get(app.url(&format!("/jobs/{job}/events"))).bearer_auth(token).send()
+    };
+    let here = client_from([127, 0, 0, 1]);
+    let mut ann_streams = Vec::new();
+    for _ in 0..2 {
+        let stream = follow(&here, &ann, &ann_job).await.unwrap();
+        assert_eq!(stream.status(), 200);
+        ann_streams.push(stream);
+    }
+    let refused = follow(&here, &ann, &ann_job).await.unwrap();
+    assert_eq!(status_and_code(refused).await, (429, "too_many_streams".to_owned()), "ann's third");
+    assert_documented_error("GET", "/jobs/{id}/events", 429, "too_many_streams");
+    let _bobs = follow(&here, &bob, &bob_job).await.unwrap();
+    let refused = follow(&here, &bob, &bob_job).await.unwrap();
+    assert_eq!(status_and_code(refused).await, (429, "too_many_streams".to_owned()), "the address's fourth");
+    let elsewhere = follow(&client_from([127, 0, 0, 2]), &bob, &bob_job).await.unwrap();
+    assert_eq!(elsewhere.status(), 200, "bob from another address");
+    drop(ann_streams.pop());
+    eventually(Duration::from_secs(10), "ann's ended stream to free its place", || async {
+        (follow(&here, &ann, &ann_job).await.unwrap().status() == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_address() {
+    let app = TestApp::spawn_with(&["--max-connections-per-address", "4"]).await;
+    // Four from one address; the fifth is told why and closed, another address is not.
+    let server: std::net::SocketAddr = app.address.parse().unwrap();
+    let connect_from = |last: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0))).unwrap();
+        socket.connect(server).await.unwrap()
+    };
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from(3).await);
+    }
+    let mut fifth = connect_from(3).await;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), fifth.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 429") && answer.contains("too_many_connections"), "{answer}");
+    let other = client_from([127, 0, 0, 4]).get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(other.status(), 200);
+    drop(held.pop());
+    eventually(Duration::from_secs(10), "a closed connection to free its place", || async {
+        let response = client_from([127, 0, 0, 3]).get(app.url("/healthz")).send().await;
+        response.is_ok_and(|response| response.status() == 200).then_some(())
+    })
+    .await;
+}
+
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
 }

@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use super::jobs::{caller_and_job_id, visible};
 use crate::actors::NodeContext;
 use crate::http::ServerStop;
+use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
+use crate::http::limits::StreamSlot;
 use crate::http::response::Response;
 use crate::ids::Id;
 use crate::job_events::{Cursor, JobEvent, Received, Subscription};
@@ -42,6 +44,9 @@ pub async fn follow(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     let (claims, job_id) = caller_and_job_id(ctx, &request).await?;
     let ServerStop(stop) =
         request.extensions().get::<ServerStop>().cloned().ok_or_else(|| ApiError::internal("no server stop signal"))?;
+    let ClientAddress(client) =
+        *request.extensions().get::<ClientAddress>().ok_or_else(|| ApiError::internal("no client address"))?;
+    let slot = ctx.limits.streams.take(&claims.username, client)?;
     let subscription = ctx.job_events.subscribe(job_id).map_err(|full| ApiError::busy(full.to_string()))?;
     let job = visible(ctx.backends.jobs.get(job_id).await?, &claims)?;
     let first = JobEvent::of(&job);
@@ -55,6 +60,7 @@ pub async fn follow(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
         keep_alive,
         first: Some(first),
         ended: false,
+        _slot: slot,
     };
     Ok(event_stream(follower.chunks()))
 }
@@ -74,6 +80,8 @@ struct Follower {
     first: Option<JobEvent>,
     /// Set once the final event is sent.
     ended: bool,
+    /// The stream's place under its user's and client's caps, freed when it ends.
+    _slot: StreamSlot,
 }
 
 /// What the follower woke up for.
