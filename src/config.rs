@@ -1,6 +1,7 @@
 //! Configuration: command-line flags, then `MP3C_*` environment variables, then an optional TOML
 //! file, then defaults. Secrets never come from flags (they would show in `ps`): only from an
-//! environment variable or a file named by a flag, and they are redacted in every `Debug`.
+//! environment variable or a file named by a flag (a backend URL with a password in a flag is
+//! refused: [`refuse_passwords_in_flags`]), and they are redacted in every `Debug`.
 //!
 //! [`Settings`] is what a layer may say (every field optional); [`Config`] is the resolved whole.
 //! Layers are merged as TOML tables, so a new setting is one field in each struct and nothing else.
@@ -74,14 +75,26 @@ pub struct Settings {
     #[arg(long, env = "MP3C_MYSQL_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mysql_url: Option<Secret>,
+    /// File holding the MySQL/MariaDB URL (else `MP3C_MYSQL_URL`; a password in the flag above is refused).
+    #[arg(long, env = "MP3C_MYSQL_URL_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_url_file: Option<PathBuf>,
     /// Cluster profile: MongoDB URL for GridFS blobs and job records.
     #[arg(long, env = "MP3C_MONGODB_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mongodb_url: Option<Secret>,
+    /// File holding the MongoDB URL (else `MP3C_MONGODB_URL`; a password in the flag above is refused).
+    #[arg(long, env = "MP3C_MONGODB_URL_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mongodb_url_file: Option<PathBuf>,
     /// Cluster profile: RabbitMQ URL for the persistent mailbox (amqp://user:password@host:port/vhost).
     #[arg(long, env = "MP3C_AMQP_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amqp_url: Option<Secret>,
+    /// File holding the RabbitMQ URL (else `MP3C_AMQP_URL`; a password in the flag above is refused).
+    #[arg(long, env = "MP3C_AMQP_URL_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amqp_url_file: Option<PathBuf>,
     /// Cluster profile: messages each consumer may hold unacknowledged (1: fair dispatch).
     #[arg(long, env = "MP3C_PREFETCH")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -342,6 +355,9 @@ pub struct Config {
     pub mysql_url: Option<Secret>,
     pub mongodb_url: Option<Secret>,
     pub amqp_url: Option<Secret>,
+    pub mysql_url_file: Option<PathBuf>,
+    pub mongodb_url_file: Option<PathBuf>,
+    pub amqp_url_file: Option<PathBuf>,
     pub prefetch: u16,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -411,6 +427,9 @@ impl Default for Config {
             mysql_url: None,
             mongodb_url: None,
             amqp_url: None,
+            mysql_url_file: None,
+            mongodb_url_file: None,
+            amqp_url_file: None,
             prefetch: 1,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
@@ -490,7 +509,17 @@ impl Config {
         };
         let given = toml::Table::try_from(settings).context("encoding command-line settings")?;
         merged.extend(given);
-        toml::Value::Table(merged).try_into().context("invalid configuration")
+        let mut config: Config = toml::Value::Table(merged).try_into().context("invalid configuration")?;
+        for (url, file) in [
+            (&mut config.mysql_url, &config.mysql_url_file),
+            (&mut config.mongodb_url, &config.mongodb_url_file),
+            (&mut config.amqp_url, &config.amqp_url_file),
+        ] {
+            if url.is_none() {
+                *url = file.as_deref().map(Secret::from_file).transpose()?;
+            }
+        }
+        Ok(config)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -661,6 +690,31 @@ impl Config {
     }
 }
 
+/// The flags whose URL may carry a password, and the variable to pass it in instead.
+const URL_FLAGS: [(&str, &str); 3] =
+    [("--mysql-url", "MP3C_MYSQL_URL"), ("--mongodb-url", "MP3C_MONGODB_URL"), ("--amqp-url", "MP3C_AMQP_URL")];
+
+/// Refuses a backend URL with a password in a command-line flag, where every user of the
+/// machine can read it (`ps`, `/proc/PID/cmdline`), naming the variable or file to use.
+pub fn refuse_passwords_in_flags(args: &[String]) -> anyhow::Result<()> {
+    for (at, arg) in args.iter().enumerate() {
+        for (flag, variable) in URL_FLAGS {
+            let value = match arg.strip_prefix(flag) {
+                Some("") => args.get(at + 1).map(String::as_str),
+                Some(rest) => rest.strip_prefix('='),
+                None => None,
+            };
+            if value.and_then(|value| Url::parse(value).ok()).is_some_and(|url| url.password().is_some()) {
+                anyhow::bail!(
+                    "{flag} holds a password, which any user of this machine can read in `ps`: \
+                     pass the URL in {variable}, or in a file named by {flag}-file ({variable}_FILE)"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `NAME=FAULT[,NAME=FAULT...]` as pairs.
 fn worker_faults(text: &str) -> anyhow::Result<Vec<(String, WorkerFault)>> {
     text.split(',')
@@ -741,6 +795,26 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backend_url_with_a_password_in_a_flag_is_refused_naming_the_variable() {
+        let args = |list: &[&str]| list.iter().map(|arg| arg.to_string()).collect::<Vec<_>>();
+        for refused in [
+            args(&["mp3converter", "up", "--amqp-url", "amqp://guest:guest@rabbit/"]),
+            args(&["mp3converter", "up", "--mysql-url=mysql://u:secret@db/mp3c"]),
+        ] {
+            let error = refuse_passwords_in_flags(&refused).unwrap_err().to_string();
+            assert!(error.contains("MP3C_AMQP_URL") || error.contains("MP3C_MYSQL_URL"), "{error}");
+            assert!(!error.contains("secret") && !error.contains("guest:guest"), "the password is repeated: {error}");
+        }
+        for allowed in [
+            args(&["mp3converter", "up", "--mongodb-url", "mongodb://mongo:27017/"]),
+            args(&["mp3converter", "up", "--amqp-url-file", "/run/secrets/amqp"]),
+            args(&["mp3converter", "up", "--amqp-url"]),
+        ] {
+            assert!(refuse_passwords_in_flags(&allowed).is_ok(), "{allowed:?}");
+        }
+    }
 
     #[test]
     fn flags_override_the_file_and_the_file_overrides_defaults() {

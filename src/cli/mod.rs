@@ -135,6 +135,11 @@ impl ServerArgs {
 }
 
 pub async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os().map(|arg| arg.to_string_lossy().into_owned()).collect();
+    if let Err(error) = crate::config::refuse_passwords_in_flags(&args) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let matches = defaults::shown_in_help(<Cli as clap::CommandFactory>::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     match run(cli).await {

@@ -82,6 +82,9 @@ pub struct UserDatabase {
     /// Cluster profile: MySQL/MariaDB URL (mysql://user:password@host:port/db).
     #[arg(long, env = "MP3C_MYSQL_URL")]
     mysql_url: Option<Secret>,
+    /// Cluster profile: a file holding the MySQL/MariaDB URL.
+    #[arg(long, env = "MP3C_MYSQL_URL_FILE")]
+    mysql_url_file: Option<PathBuf>,
 }
 
 impl UserDatabase {
@@ -91,6 +94,7 @@ impl UserDatabase {
             profile: self.profile,
             data_dir: self.data_dir,
             mysql_url: self.mysql_url,
+            mysql_url_file: self.mysql_url_file,
             ..Settings::default()
         };
         let config = Config::load_unchecked(&settings)?;

@@ -356,10 +356,9 @@ async fn ctrl_c_mid_conversion_stops_convert_without_leaving_an_mp3_or_a_tempora
 
 /// `mp3converter user ARGS` on `app`'s users, with `stdin` as standard input.
 fn user(app: &TestApp, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(binary())
-        .arg("user")
-        .args(args)
-        .args(app.user_database_args())
+    let mut command = Command::new(binary());
+    command.arg("user").args(args);
+    let mut child = crate::helpers::with_backend_args(&mut command, &app.user_database_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

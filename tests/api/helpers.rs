@@ -431,7 +431,8 @@ impl TestApp {
 
     pub fn add_user(&self, email: &str, admin: bool) {
         let mut command = Command::new(binary());
-        command.args(["user", "add", email, "--password-stdin"]).args(self.user_database_args());
+        command.args(["user", "add", email, "--password-stdin"]);
+        with_backend_args(&mut command, &self.user_database_args());
         if admin {
             command.arg("--admin");
         }
@@ -601,12 +602,26 @@ fn start(data_dir: &Path, extra_args: &[String]) -> (Child, String) {
 }
 
 /// Starts the service listening on `listen`; returns it and the address it listens on.
+/// Adds `args` to `command`, the backend URLs among them as environment variables, as an
+/// operator must (a password in a flag is refused: every user of a machine can read flags).
+pub fn with_backend_args<'a>(command: &'a mut Command, args: &[String]) -> &'a mut Command {
+    let variables =
+        [("--mysql-url", "MP3C_MYSQL_URL"), ("--mongodb-url", "MP3C_MONGODB_URL"), ("--amqp-url", "MP3C_AMQP_URL")];
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match variables.iter().find(|(flag, _)| flag == arg) {
+            Some((_, variable)) => command.env(variable, args.next().expect("a URL after its flag")),
+            None => command.arg(arg),
+        };
+    }
+    command
+}
+
 fn start_at(listen: &str, data_dir: &Path, extra_args: &[String]) -> (Child, String) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("service.log")).unwrap();
-    let mut process = Command::new(binary())
-        .args(["up", "--listen", listen, "--data-dir"])
-        .arg(data_dir)
-        .args(extra_args)
+    let mut command = Command::new(binary());
+    command.args(["up", "--listen", listen, "--data-dir"]).arg(data_dir);
+    let mut process = with_backend_args(&mut command, extra_args)
         .env("MP3C_JWT_SECRET", JWT_SECRET)
         // One converter unless a test says otherwise (flags override the environment).
         .env("MP3C_CONVERTERS", "1")

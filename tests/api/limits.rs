@@ -341,6 +341,31 @@ async fn connections_are_capped_per_address() {
     .await;
 }
 
+#[tokio::test]
+async fn backend_urls_with_passwords_are_refused_as_flags_and_taken_from_files() {
+    let refused = Command::new(binary())
+        .args(["user", "list", "--profile", "cluster", "--mysql-url", "mysql://u:hunter2@127.0.0.1:1/x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("MP3C_MYSQL_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is repeated: {stderr}");
+    let refused = Command::new(binary()).args(["up", "--amqp-url=amqp://a:b@127.0.0.1:1/"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("MP3C_AMQP_URL"));
+
+    // The same URL from a file works.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mysql-url");
+    std::fs::write(&file, format!("{}\n", crate::servers::mysql_url().await)).unwrap();
+    let listed = Command::new(binary())
+        .args(["user", "list", "--profile", "cluster", "--mysql-url-file"])
+        .arg(&file)
+        .env_remove("MP3C_MYSQL_URL")
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+}
+
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
 }
