@@ -19,6 +19,7 @@ use crate::actors::activity::Activity;
 use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::cluster::protocol::groups;
 use crate::config::{Config, Profile, Secret};
+use crate::http::Listeners;
 use crate::http::limits::GatewayLimits;
 use crate::job_events::JobSubscribers;
 use crate::mailer::LettreMailer;
@@ -61,6 +62,14 @@ impl Application {
         let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => {
+                let bound = TcpListener::bind(at).await.with_context(|| format!("binding the metrics address {at}"))?;
+                tracing::info!(address = %bound.local_addr()?, "metrics served on an address of their own");
+                Some(Arc::new(bound))
+            }
+            None => None,
+        };
 
         let limits = GatewayLimits::new(&config);
         let shutdown = CancellationToken::new();
@@ -68,11 +77,13 @@ impl Application {
         let job_events = Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone()));
         let media = Arc::new(config.sandbox());
         let sessions = Sessions::new(backends.users.clone());
+        let metrics_token = Secret::from_env_or_file("MP3C_METRICS_TOKEN", config.metrics_token_file.as_deref())?;
         let ctx = Arc::new(NodeContext {
             config,
             backends,
             tokens,
             sessions,
+            metrics_token,
             mailer,
             metrics,
             media,
@@ -84,7 +95,7 @@ impl Application {
             activity: Activity::default(),
             cluster,
         });
-        let args = SupervisorArgs { ctx: ctx.clone(), listener: Arc::new(listener) };
+        let args = SupervisorArgs { ctx: ctx.clone(), listeners: Listeners { api: Arc::new(listener), metrics: metrics_listener } };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await
             .context("starting the node supervisor")?;

@@ -103,6 +103,15 @@ pub struct Settings {
     #[arg(long, env = "MP3C_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// Serve `/metrics` on this address alone, not on --listen's (e.g. a port only the
+    /// monitoring network reaches).
+    #[arg(long, env = "MP3C_METRICS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// File holding a bearer token `/metrics` requires (else `MP3C_METRICS_TOKEN`; none: open).
+    #[arg(long, env = "MP3C_METRICS_TOKEN_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Folder for the database, blobs, outbox and generated secrets.
     #[arg(long, env = "MP3C_DATA_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -360,6 +369,8 @@ pub struct Config {
     pub amqp_url_file: Option<PathBuf>,
     pub prefetch: u16,
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub converters: u32,
     pub node_name: String,
@@ -432,6 +443,8 @@ impl Default for Config {
             amqp_url_file: None,
             prefetch: 1,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
+            metrics_token_file: None,
             data_dir: PathBuf::from("./data"),
             converters: cores(),
             node_name: "node-1".into(),

@@ -382,6 +382,7 @@ impl World {
             backends,
             tokens: TokenKeys::new(&[7; 32], Duration::from_secs(60)).unwrap(),
             sessions: crate::security::sessions::Sessions::new(self.backends.users.clone()),
+            metrics_token: None,
             mailer: Arc::new(FakeMailer { sent: self.sent.clone(), faults: faults.clone() }),
             job_events: Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone())),
             metrics,

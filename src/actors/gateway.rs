@@ -1,7 +1,7 @@
 //! The gateway actor: owns this node's HTTP server (the seed's API gateway).
 //!
-//! The listening socket is bound once by the application and shared, so a restarted gateway
-//! serves on the same address. Stopping the actor stops accepting and lets the requests in
+//! The listening sockets are bound once by the application and shared, so a restarted gateway
+//! serves on the same addresses. Stopping the actor stops accepting and lets the requests in
 //! flight finish within the shutdown grace period. If the server stops on its own the actor
 //! fails, and its supervisor restarts it.
 
@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +19,7 @@ pub struct GatewayActor;
 
 pub struct GatewayArgs {
     pub ctx: Arc<NodeContext>,
-    pub listener: Arc<TcpListener>,
+    pub listeners: http::Listeners,
 }
 
 #[derive(RactorMessage)]
@@ -50,7 +49,7 @@ impl Actor for GatewayActor {
             let stop = stop.clone();
             let ctx = args.ctx.clone();
             async move {
-                let outcome = http::serve(args.listener, ctx, stop.clone()).await;
+                let outcome = http::serve_all(args.listeners, ctx, stop.clone()).await;
                 if !stop.is_cancelled() {
                     let reason = match outcome {
                         Ok(()) => "the HTTP server stopped".to_owned(),

@@ -71,6 +71,8 @@ pub struct NodeContext {
     pub config: Config,
     pub backends: Backends,
     pub tokens: TokenKeys,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<crate::config::Secret>,
     /// Whether a token's session still stands (cached per user for a moment).
     pub sessions: crate::security::sessions::Sessions,
     pub mailer: Arc<dyn Mailer>,

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorMessage;
-use tokio::net::TcpListener;
 
 use super::auth::AuthActor;
 use super::converter::Converter;
@@ -76,7 +75,7 @@ pub struct NodeSupervisor;
 
 pub struct SupervisorArgs {
     pub ctx: Arc<NodeContext>,
-    pub listener: Arc<TcpListener>,
+    pub listeners: crate::http::Listeners,
 }
 
 #[derive(RactorMessage)]
@@ -104,7 +103,7 @@ impl NodeSupervisor {
         let supervisor = myself.get_cell();
         let cell = match child {
             Child::Gateway => {
-                let args = GatewayArgs { ctx, listener: state.args.listener.clone() };
+                let args = GatewayArgs { ctx, listeners: state.args.listeners.clone() };
                 Actor::spawn_linked(name, GatewayActor, args, supervisor).await?.0.get_cell()
             }
             Child::Auth => Actor::spawn_linked(name, AuthActor, ctx, supervisor).await?.0.get_cell(),

@@ -39,6 +39,11 @@ pub async fn bearer(ctx: &NodeContext, headers: &HeaderMap) -> Result<Claims, Ap
     }
 }
 
+/// The token of an `Authorization: Bearer` header, unchecked.
+pub fn bearer_value(headers: &HeaderMap) -> Option<&str> {
+    scheme_value(headers, "Bearer")
+}
+
 /// The value after `scheme ` in the Authorization header (the scheme is case-insensitive).
 fn scheme_value<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;

@@ -2,7 +2,8 @@
 //! plus job status, health and metrics, and the web page and OpenAPI document that describe
 //! and use them ([`handlers::web`]).
 //!
-//! - [`serve`]: the accept loop, with graceful draining on stop;
+//! - [`serve`]: the accept loop, with graceful draining on stop, on the API's address and on
+//!   the metrics address when there is one ([`serve_all`]);
 //! - [`routes`]: the route table, which handler a request goes to, and the label it is
 //!   measured under;
 //! - [`handlers`]: one module per group of routes;
@@ -57,6 +58,35 @@ const MAX_BUFFER_BYTES: usize = 256 * 1024;
 /// A client must finish sending its request head within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The node's listening sockets, bound once by the application so that a restarted gateway
+/// serves on the same addresses.
+#[derive(Clone)]
+pub struct Listeners {
+    /// The API, the web page and operations.
+    pub api: Arc<TcpListener>,
+    /// `/metrics` alone, when `--metrics-listen` puts it on an address of its own (then the
+    /// API's address does not serve it).
+    pub metrics: Option<Arc<TcpListener>>,
+}
+
+/// Which of the node's listeners a server answers on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    /// `/metrics` only.
+    Metrics,
+}
+
+/// Serves every listener of `listeners` until `stop` (see [`serve`]); ends as soon as one
+/// server does.
+pub async fn serve_all(listeners: Listeners, ctx: Arc<NodeContext>, stop: CancellationToken) -> anyhow::Result<()> {
+    let api = serve(listeners.api, ctx.clone(), stop.clone(), Surface::Api);
+    match listeners.metrics {
+        Some(metrics) => tokio::try_join!(api, serve(metrics, ctx, stop, Surface::Metrics)).map(drop),
+        None => api.await,
+    }
+}
+
 /// The server's stop signal (cancelled at node shutdown and when its gateway stops), put in
 /// every request's extensions: a response that would run on (an event stream) ends with it, so
 /// that draining the server never waits for it.
@@ -65,7 +95,12 @@ pub struct ServerStop(pub CancellationToken);
 
 /// Accepts connections on `listener` until `stop` is cancelled, then waits (up to the shutdown
 /// grace period) for the requests in flight.
-pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: Arc<TcpListener>,
+    ctx: Arc<NodeContext>,
+    stop: CancellationToken,
+    surface: Surface,
+) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
     let metrics = ctx.metrics.actor(GATEWAY);
     let proxies = Arc::new(ctx.config.trusted_proxies());
@@ -103,7 +138,7 @@ pub async fn serve(listener: Arc<TcpListener>, ctx: Arc<NodeContext>, stop: Canc
                 let client = proxies.client_of(peer, request.headers());
                 request.extensions_mut().insert(client);
                 request.extensions_mut().insert(ServerStop(stop.clone()));
-                answer(ctx.clone(), metrics.clone(), request)
+                answer(ctx.clone(), metrics.clone(), request, surface)
             }
         });
         let connection = http1::Builder::new()
@@ -149,13 +184,20 @@ async fn answer(
     ctx: Arc<NodeContext>,
     metrics: ActorMetrics,
     request: hyper::Request<Incoming>,
+    surface: Surface,
 ) -> Result<Response, Infallible> {
     let started = Instant::now();
     let _handling = metrics.begin();
     let client = request.extensions().get::<ClientAddress>().map(|ClientAddress(address)| address.to_string());
     let span = tracing::info_span!("request", client = %client.unwrap_or_default(), method = %request.method());
     let api = ctx.config.has_role(Role::Gateway);
-    let route = routes::Route::of(request.method(), request.uri().path(), api, ctx.config.fault_hooks);
+    let route = match (surface, routes::Route::of(request.method(), request.uri().path(), api, ctx.config.fault_hooks))
+    {
+        (Surface::Metrics, routes::Route::Metrics) => routes::Route::Metrics,
+        (Surface::Metrics, _) => routes::Route::Unknown,
+        (Surface::Api, routes::Route::Metrics) if ctx.config.metrics_listen.is_some() => routes::Route::Unknown,
+        (Surface::Api, route) => route,
+    };
     let handled = if header_bytes(&request) > MAX_HEADER_BYTES {
         Ok(Err(ApiError::new(
             hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -151,7 +151,7 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::OpenApi => Ok(web::openapi(&request)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(ctx).await,
-        Route::Metrics => Ok(ops::metrics(ctx)),
+        Route::Metrics => ops::metrics(ctx, &request),
         Route::Cluster => cluster::show(ctx, request).await,
         Route::DrainNode => cluster::drain(ctx, request).await,
         Route::Crash => ops::crash(ctx, request).await,

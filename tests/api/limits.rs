@@ -366,6 +366,30 @@ async fn backend_urls_with_passwords_are_refused_as_flags_and_taken_from_files()
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
 }
 
+#[tokio::test]
+async fn metrics_can_have_an_address_of_their_own_and_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, "a scraper's token\n").unwrap();
+    let port = crate::helpers::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let app =
+        TestApp::spawn_with(&["--metrics-listen", &listen, "--metrics-token-file", token_file.to_str().unwrap()]).await;
+    let on_api = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(status_and_code(on_api).await, (404, "not_found".to_owned()), "the API's address still serves metrics");
+    let metrics = format!("http://{listen}/metrics");
+    let without = app.client.get(&metrics).send().await.unwrap();
+    assert_eq!(status_and_code(without).await, (401, "missing_token".to_owned()));
+    let wrong = app.client.get(&metrics).bearer_auth("a guess").send().await.unwrap();
+    assert_eq!(status_and_code(wrong).await, (401, "invalid_token".to_owned()));
+    let scraped = app.client.get(&metrics).bearer_auth("a scraper's token").send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("mp3c_http_requests_total"));
+    // Nothing but the metrics there.
+    let other = app.client.get(format!("http://{listen}/healthz")).send().await.unwrap();
+    assert_eq!(other.status(), 404);
+}
+
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| entries.count())
 }

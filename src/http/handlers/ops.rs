@@ -28,10 +28,22 @@ pub async fn readyz(ctx: &NodeContext) -> Result<Response, ApiError> {
     }
 }
 
-/// Renders every metric; the gauges read from the stores are refreshed on a timer
-/// ([`crate::actors::gauges`]), not by the scrape.
-pub fn metrics(ctx: &NodeContext) -> Response {
-    text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", ctx.metrics.render())
+/// Renders every metric, to a scraper with the metrics token when one is set; the gauges read
+/// from the stores are refreshed on a timer ([`crate::actors::gauges`]), not by the scrape.
+pub fn metrics(ctx: &NodeContext, request: &Request<Incoming>) -> Result<Response, ApiError> {
+    if let Some(expected) = &ctx.metrics_token {
+        let given = credentials::bearer_value(request.headers())
+            .ok_or_else(|| ApiError::unauthorized("Bearer", "missing_token", "the metrics token is required"))?;
+        if !constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+            return Err(ApiError::unauthorized("Bearer", "invalid_token", "the metrics token is not valid"));
+        }
+    }
+    Ok(text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", ctx.metrics.render()))
+}
+
+/// Whether `a` and `b` are equal, in a time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0
 }
 
 /// Test-only: makes the named worker actor panic, so supervision can be observed, or with
