@@ -95,7 +95,10 @@ impl Application {
             activity: Activity::default(),
             cluster,
         });
-        let args = SupervisorArgs { ctx: ctx.clone(), listeners: Listeners { api: Arc::new(listener), metrics: metrics_listener } };
+        let args = SupervisorArgs {
+            ctx: ctx.clone(),
+            listeners: Listeners { api: Arc::new(listener), metrics: metrics_listener },
+        };
         let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
             .await
             .context("starting the node supervisor")?;
