@@ -44,22 +44,40 @@ pub struct Pace {
     pub total: Duration,
 }
 
+/// Which of a [`Pace`]'s limits a wait runs into first.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    Stall,
+    Rate,
+    Total,
+}
+
 impl Pace {
     /// How much longer the reader may wait, having waited `waited` for `received` bytes, and
-    /// what it fails with then.
-    fn allowance(&self, waited: Duration, received: u64) -> (Duration, BodyError) {
+    /// the limit it runs into then.
+    fn allowance(&self, waited: Duration, received: u64) -> (Duration, Limit) {
         // The average stays at the minimum until `received / rate` of waiting, never before
         // grace; no minimum (0) never fails.
         let rate_until = match self.min_bytes_per_second {
             0 => Duration::MAX,
             rate => self.grace.max(Duration::from_secs_f64(received as f64 / rate as f64)),
         };
-        let candidates: [(Duration, BodyError); 3] = [
-            (self.stall, Box::new(Stalled(self.stall))),
-            (rate_until.saturating_sub(waited), Box::new(TooSlow::Rate(self.min_bytes_per_second))),
-            (self.total.saturating_sub(waited), Box::new(TooSlow::Total(self.total))),
-        ];
-        candidates.into_iter().min_by_key(|(left, _)| *left).expect("three candidates")
+        [
+            (self.stall, Limit::Stall),
+            (rate_until.saturating_sub(waited), Limit::Rate),
+            (self.total.saturating_sub(waited), Limit::Total),
+        ]
+        .into_iter()
+        .min_by_key(|(left, _)| *left)
+        .expect("three limits")
+    }
+
+    fn failure(&self, limit: Limit) -> BodyError {
+        match limit {
+            Limit::Stall => Box::new(Stalled(self.stall)),
+            Limit::Rate => Box::new(TooSlow::Rate(self.min_bytes_per_second)),
+            Limit::Total => Box::new(TooSlow::Total(self.total)),
+        }
     }
 }
 
@@ -69,8 +87,8 @@ pub struct StallGuard<S> {
     pace: Pace,
     /// Fires when the current wait has used up the allowance.
     deadline: Pin<Box<Sleep>>,
-    /// When the current wait began (None: the reader is not waiting), and what it fails with.
-    waiting: Option<(Instant, BodyError)>,
+    /// When the current wait began (None: the reader is not waiting), and the limit it runs into.
+    waiting: Option<(Instant, Limit)>,
     /// Time spent waiting for the client so far, and the bytes it sent.
     waited: Duration,
     received: u64,
@@ -94,10 +112,10 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.waiting.is_none() {
-            let (left, failure) = this.pace.allowance(this.waited, this.received);
+            let (left, limit) = this.pace.allowance(this.waited, this.received);
             let now = Instant::now();
             this.deadline.as_mut().reset(now + left);
-            this.waiting = Some((now, failure));
+            this.waiting = Some((now, limit));
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(item) => {
@@ -111,8 +129,8 @@ where
             }
             Poll::Pending => match this.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => {
-                    let failure = this.waiting.take().map(|(_, failure)| failure);
-                    Poll::Ready(failure.map(Err))
+                    let limit = this.waiting.take().map_or(Limit::Stall, |(_, limit)| limit);
+                    Poll::Ready(Some(Err(this.pace.failure(limit))))
                 }
                 Poll::Pending => Poll::Pending,
             },
