@@ -56,6 +56,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Test-only: where the notifier aborts the process, to show what a node that dies while it
+/// mails leaves behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyCrash {
+    /// Once the claim to send is stored, before the email goes.
+    Claimed,
+    /// Once the email went, before the record says so.
+    Mailed,
+}
+
 /// One layer of configuration as flags and environment give it; the TOML file uses the same keys.
 #[derive(clap::Args, Serialize, Debug, Default, Clone)]
 pub struct Settings {
@@ -342,6 +353,11 @@ pub struct Settings {
     #[arg(long, env = "MP3C_FAULT_CRASH_ON", hide = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_crash_on: Option<String>,
+    /// Test-only (needs --fault-hooks): the notifier aborts the process at this point of
+    /// mailing each email.
+    #[arg(long, env = "MP3C_FAULT_CRASH_NOTIFYING", hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_crash_notifying: Option<NotifyCrash>,
     /// Test-only (needs --fault-hooks): the FFmpeg worker converting a file of this name
     /// misbehaves, as `NAME=FAULT[,NAME=FAULT...]` with FAULT one of segfault, abort,
     /// stack-overflow, spin, allocate, garbage.
@@ -426,6 +442,7 @@ pub struct Config {
     pub fault_hooks: bool,
     pub fault_convert_delay_ms: u64,
     pub fault_crash_on: Option<String>,
+    pub fault_crash_notifying: Option<NotifyCrash>,
     pub fault_worker: Option<String>,
     pub fault_protocol_version: Option<u32>,
 }
@@ -492,6 +509,7 @@ impl Default for Config {
             fault_hooks: false,
             fault_convert_delay_ms: 0,
             fault_crash_on: None,
+            fault_crash_notifying: None,
             fault_worker: None,
             fault_protocol_version: None,
             cluster_listen: None,
@@ -655,6 +673,11 @@ impl Config {
     /// hooks are on).
     pub fn crash_on(&self) -> Option<&str> {
         self.fault_crash_on.as_deref().filter(|_| self.fault_hooks)
+    }
+
+    /// Whether the notifier aborts the process at `point` (never unless fault hooks are on).
+    pub fn crashes_notifying(&self, point: NotifyCrash) -> bool {
+        self.fault_hooks && self.fault_crash_notifying == Some(point)
     }
 
     /// The test-only misbehaviour of the FFmpeg worker converting a file named `filename`

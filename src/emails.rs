@@ -12,7 +12,8 @@ use crate::storage::Job;
 /// ready!`), which scripts written against the seed's emails look for.
 pub fn ready(job: &Job, mp3_fid: Id, public_url: Option<&Url>) -> Email {
     let about = format!("Your video {} (job {}) is now an MP3.", job.filename, job.id);
-    compose(&job.owner, format!("MP3 ready: {}", one_line(&job.filename)), &about, mp3_fid, public_url)
+    let subject = format!("MP3 ready: {}", one_line(&job.filename));
+    Email { id: Some(format!("job-{}.ready", job.id)), ..compose(&job.owner, subject, &about, mp3_fid, public_url) }
 }
 
 /// The email for an MP3 that no job of ours tracks (a seed converter's result for a video a
@@ -33,7 +34,7 @@ pub fn failed(job: &Job) -> Email {
         escape(reason)
     );
     let subject = format!("MP3 conversion failed: {}", one_line(&job.filename));
-    Email { to: job.owner.clone(), subject, text, html }
+    Email { id: Some(format!("job-{}.failed", job.id)), to: job.owner.clone(), subject, text, html }
 }
 
 fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Option<&Url>) -> Email {
@@ -71,6 +72,7 @@ fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Opti
         ),
     };
     Email {
+        id: None,
         to: to.to_owned(),
         subject,
         text: format!("{about}\n\n{seed_line}\n\n{how_text}"),
@@ -128,6 +130,16 @@ mod tests {
             assert!(part.contains(&format!("mp3converter download {mp3}")), "{part}");
         }
         assert!(email.text.contains(&format!("GET /download?fid={mp3}")), "{}", email.text);
+    }
+
+    #[test]
+    fn a_job_email_keeps_its_identity_when_sent_again_and_an_untracked_one_has_none() {
+        let job = job("a.mp4");
+        let mp3 = Id::generate();
+        assert_eq!(ready(&job, mp3, None).id, Some(format!("job-{}.ready", job.id)));
+        assert_eq!(ready(&job, mp3, None).id, ready(&job, mp3, None).id);
+        assert_eq!(failed(&job).id, Some(format!("job-{}.failed", job.id)));
+        assert_eq!(ready_untracked("owner@example.com", mp3, None).id, None);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! The email is composed from the job record, never from the message. Its right to be sent is
 //! claimed in the record first (`sending`, with the time), and the record says `sent` once the
 //! mail server accepted it. A claim older than its timeout is taken over: a notifier that
-//! crashed between the mail server's answer and the `sent` write makes the owner get the email
-//! twice, which beats never. While the mail server is down, a notice is retried with backoff
+//! crashed between the mail server's answer and the `sent` write sends the email again, which
+//! beats never; the copy carries the same `Message-ID` (and replaces the first in the outbox).
+//! So an email claimed by a node that died goes out once the claim expires: the node's lease
+//! plus the mailer's time limit (30 s for SMTP, 5 s for the outbox) after the claim. While the mail server is down, a notice is retried with backoff
 //! for as long as it takes.
 //!
 //! A result from the seed's own converter running beside ours (no `job_id`) is taken into the
@@ -21,6 +23,7 @@ use super::NodeContext;
 use super::converter::mp3_meta;
 use super::record::{Outcome, Written, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode};
+use crate::config::NotifyCrash;
 use crate::emails;
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
@@ -75,7 +78,11 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
         Outcome::Changed(_) => return Ok(Answer::Retry(Duration::from_millis(200))),
     };
     let our_claim = claimed.notification;
+    crash_if_asked(ctx, NotifyCrash::Claimed);
     let outcome = ctx.mailer.send(&compose(ctx, &claimed)).await;
+    if outcome.is_ok() {
+        crash_if_asked(ctx, NotifyCrash::Mailed);
+    }
     let now = now_millis();
     let (outcome, next_message_at, answer) = match outcome {
         Ok(()) => {
@@ -180,6 +187,14 @@ async fn send_unrecorded(ctx: &NodeContext, email: &Email, attempt: u32) -> Stor
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
             Ok(Answer::Retry(backoff))
         }
+    }
+}
+
+/// Test-only: dies at `point` as a node killed there would (fault hooks).
+fn crash_if_asked(ctx: &NodeContext, point: NotifyCrash) {
+    if ctx.config.crashes_notifying(point) {
+        tracing::error!(?point, "fault injection: aborting the process while mailing");
+        std::process::abort();
     }
 }
 

@@ -1,6 +1,8 @@
 //! Exactly once under faults, end to end: every accepted upload becomes one MP3 that plays for
 //! its source's length and one email, while processes are killed and servers go away. Emails
-//! are counted after a quiet period (all of them, not the first match).
+//! are counted after a quiet period (all of them, not the first match), once every job's record
+//! says its email was sent: an email claimed by a node that died goes out only when the claim
+//! expires (the lease plus the mailer's time limit), so a count taken earlier would guess.
 
 use std::time::Duration;
 
@@ -61,6 +63,41 @@ async fn assert_all_done_and_playable(app: &TestApp, token: &str, jobs: &[String
     mp3s
 }
 
+/// Waits until every job's record says its email was sent: at most one claim's life (the lease
+/// plus the outbox's 5 s) after the node that claimed it died, plus the notice's redelivery.
+async fn wait_until_mailed(app: &TestApp, token: &str, jobs: &[String]) {
+    for job_id in jobs {
+        eventually(Duration::from_secs(60), &format!("job {job_id}'s email to be sent"), || async {
+            job_if_answered(app, token, job_id).await.filter(|job| job["notification"] == "sent")
+        })
+        .await;
+    }
+}
+
+/// A node dies while it mails: once its claim to send is stored (the email must still go, once
+/// the claim expires), or once the email went but before the record says so (it goes again,
+/// and the copy replaces the first in the outbox, with the same Message-ID).
+#[tokio::test]
+async fn an_email_whose_sender_died_goes_out_once_after_its_claim_expires() {
+    for point in ["claimed", "mailed"] {
+        let base = ["--lease-seconds", "1"];
+        let crashing = [&base[..], &["--fault-hooks", "true", "--fault-crash-notifying", point]].concat();
+        let mut app = TestApp::spawn_with(&crashing).await;
+        let token = app.user_token("mailed@example.com", false).await;
+        let job_id = app.submit(&token, &fixture("clip.mp4")).await;
+        assert!(!app.exit_status(Duration::from_secs(60)).await.success(), "{point}: the node died mailing");
+        let mails_before = app.outbox().len();
+        assert_eq!(mails_before, usize::from(point == "mailed"), "{point}: what the outbox held at the crash");
+
+        app.restart_with(&base);
+        wait_until_mailed(&app, &token, std::slice::from_ref(&job_id)).await;
+        let mails = || async { app.outbox().len() };
+        assert_eq!(settled_count(Duration::from_secs(30), Duration::from_secs(3), mails).await, 1, "{point}");
+        let mail = app.outbox().remove(0);
+        assert!(mail.contains(&format!("Message-ID: <job-{job_id}.ready@")), "{point}: {mail}");
+    }
+}
+
 #[tokio::test]
 async fn killed_twice_mid_batch_every_job_is_done_and_mailed_once() {
     let args =
@@ -76,6 +113,7 @@ async fn killed_twice_mid_batch_every_job_is_done_and_mailed_once() {
         app.restart_with(&args); // SIGKILL, then start again on the same data
     }
     let mp3s = assert_all_done_and_playable(&app, &token, &jobs).await;
+    wait_until_mailed(&app, &token, &jobs).await;
 
     for mp3_fid in &mp3s {
         let mails = || async { app.outbox().iter().filter(|mail| mail.contains(mp3_fid.as_str())).count() };

@@ -101,6 +101,7 @@ fn job_json(job: &Job) -> Value {
         "filename": job.filename,
         "error": job.error,
         "attempts": job.attempts,
+        "notification": job.notification.as_str(),
         "media_seconds": job.media_seconds,
         "created_at": rfc3339(job.created_at),
         "updated_at": rfc3339(job.updated_at),
