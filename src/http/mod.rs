@@ -8,6 +8,7 @@
 //!   measured under;
 //! - [`handlers`]: one module per group of routes;
 //! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
+//! - [`malformed`]: JSON answers to requests hyper cannot parse, like every other error;
 //! - [`client_address`]: who the client is, behind trusted reverse proxies;
 //! - [`limits`], [`stall`], [`preamble`]: bounds on the work clients can cause (login rates,
 //!   uploads in progress, an upload's minimum transfer rate, what a multipart body may send
@@ -22,6 +23,7 @@ pub mod credentials;
 pub mod error;
 pub mod handlers;
 pub mod limits;
+pub mod malformed;
 pub mod preamble;
 pub mod response;
 pub mod routes;
@@ -145,7 +147,7 @@ pub async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(HEAD_TIMEOUT)
             .max_buf_size(MAX_BUFFER_BYTES)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(malformed::JsonParseErrors::new(stream)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -166,7 +168,7 @@ pub async fn serve(
 async fn refuse_connection(mut stream: tokio::net::TcpStream, limit: usize) {
     use tokio::io::AsyncWriteExt;
     let message = format!("at most {limit} connections may be open at once from one address");
-    let body = serde_json::json!({ "error": { "code": "too_many_connections", "message": message } }).to_string();
+    let body = format!("{}\n", serde_json::json!({ "error": { "code": "too_many_connections", "message": message } }));
     let answer = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 5\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -32,8 +32,9 @@ fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Resp
     response
 }
 
+/// A JSON answer, ending with a newline (so that a shell prompt after `curl` starts its own line).
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
-    with_type(status, "application/json", full(value.to_string()))
+    with_type(status, "application/json", full(format!("{value}\n")))
 }
 
 pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {

@@ -192,6 +192,42 @@ async fn unknown_routes_and_methods_get_json_errors() {
     assert_eq!(ready.status(), 200);
 }
 
+/// Sends `request` on a connection of its own and reads the whole answer (the server closes it).
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.address.as_str()).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// The JSON error of a raw answer, after checking its status line and that it ends its line.
+fn raw_error_code(answer: &str, status_line: &str) -> String {
+    assert!(answer.starts_with(status_line), "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("content-type: application/json"), "{answer}");
+    assert!(body.ends_with('\n'), "{answer}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    body["error"]["code"].as_str().unwrap().to_owned()
+}
+
+/// What hyper refuses before any handler runs (a path pasted with `<job_id>` in it, a header
+/// without a colon) is a JSON error like every other. (A head past the read buffer, 431, is
+/// covered by `http::malformed`'s unit tests: a client still sending it may be reset first.)
+#[tokio::test]
+async fn requests_that_are_not_valid_http_get_json_errors_too() {
+    let app = TestApp::spawn().await;
+    let pasted = raw_exchange(&app, b"GET /jobs/<job_id> HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    assert_eq!(raw_error_code(&pasted, "HTTP/1.1 400 "), "malformed_request");
+    let no_colon = raw_exchange(&app, b"GET /healthz HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n").await;
+    assert_eq!(raw_error_code(&no_colon, "HTTP/1.1 400 "), "malformed_request");
+    let percent_encoded = app.client.get(app.url("/jobs/%3Cjob_id%3E")).send().await.unwrap();
+    assert_eq!(percent_encoded.status(), 401, "a valid request reaches the handlers");
+    let text = app.client.get(app.url("/nope")).send().await.unwrap().text().await.unwrap();
+    assert!(text.ends_with("}\n"), "JSON answers end their line: {text:?}");
+}
+
 #[tokio::test]
 async fn job_listing_pages_newest_first() {
     let app = TestApp::spawn().await;
