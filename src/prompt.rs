@@ -34,9 +34,10 @@ pub fn password(source: PasswordSource, prompt: &str) -> anyhow::Result<String> 
     }
 }
 
-/// One line typed at the terminal after `prompt` (on standard error).
-pub fn line(prompt: &str, what: &str) -> anyhow::Result<String> {
-    anyhow::ensure!(std::io::stdin().is_terminal(), "no terminal to ask for the {what} on");
+/// One line typed at the terminal after `prompt` (on standard error); without a terminal, an
+/// error that names `what` was asked for and says `how_else` to give it.
+pub fn line(prompt: &str, what: &str, how_else: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(std::io::stdin().is_terminal(), "no terminal to ask for the {what} on: {how_else}");
     eprint!("{prompt}");
     std::io::stderr().flush()?;
     read_line()

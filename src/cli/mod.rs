@@ -169,7 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = ConvertOptions { output, jobs: jobs.into(), force };
             let plan = convert::plan(&videos, &options)?;
             return Ok(match interruptible(convert::run(plan, &options, async || server.client().await)).await {
-                Some(Ok(summary)) if summary.all_done() => ExitCode::SUCCESS,
+                Some(Ok(summary)) if summary.none_failed() => ExitCode::SUCCESS,
                 Some(Ok(_)) => ExitCode::FAILURE,
                 Some(Err(error)) => return Err(error),
                 None => ExitCode::from(INTERRUPTED),
@@ -234,9 +234,11 @@ fn cell(value: &serde_json::Value) -> String {
 /// The caller's jobs as a table: one line per job.
 fn jobs_table(jobs: &[serde_json::Value]) -> String {
     let rows = jobs.iter().map(|job| {
-        let duration = job["media_seconds"].as_f64().map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"));
+        let duration = job["media_seconds"].as_f64().map_or_else(|| "-".to_owned(), table::media_duration);
+        let created = job["created_at"].as_str().map_or_else(|| "-".to_owned(), table::local_time);
         vec![
             cell(&job["job_id"]),
+            created,
             cell(&job["state"]),
             cell(&job["filename"]),
             duration,
@@ -244,7 +246,7 @@ fn jobs_table(jobs: &[serde_json::Value]) -> String {
             cell(&job["error"]),
         ]
     });
-    table(["JOB", "STATE", "FILE", "DURATION", "MP3_FID", "ERROR"], rows)
+    table(["JOB", "CREATED", "STATE", "FILE", "DURATION", "MP3_FID", "ERROR"], rows)
 }
 
 /// `/cluster` as a table: one line per node.

@@ -1,8 +1,9 @@
 //! `convert VIDEO...`: each video uploaded, followed and its MP3 downloaded next to it (or into
 //! `--output`), `--jobs` at a time; then one line per file. The files are checked before anything
 //! is uploaded (and before logging in, when none is left): a video named twice (however its path
-//! is written) is converted once, and a video whose MP3 exists (without `--force`), or would be
-//! the video itself, fails at once.
+//! is written) is converted once, a video whose MP3 exists (without `--force`) is skipped, and
+//! one whose MP3 would be the video itself fails at once. Each file's outcome is printed once, at
+//! the end, in the order the files were given.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,17 +26,19 @@ pub struct ConvertOptions {
     pub force: bool,
 }
 
-/// One video (as named on the command line) and where its MP3 goes, or why it will not be
-/// converted.
+/// One video (as named on the command line) and where its MP3 goes, or how it ends without
+/// being converted.
 pub struct Planned {
     video: PathBuf,
     mp3: PathBuf,
-    refused: Option<String>,
+    refused: Option<Outcome>,
 }
 
 /// How one file ended.
 pub enum Outcome {
     Done(PathBuf),
+    /// Nothing to do: its MP3 is there already (the reason says so).
+    Skipped(String),
     Failed(String),
 }
 
@@ -44,14 +47,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn all_done(&self) -> bool {
-        self.outcomes.iter().all(|(_, outcome)| matches!(outcome, Outcome::Done(_)))
+    /// Whether every file is done or had nothing to do.
+    pub fn none_failed(&self) -> bool {
+        self.outcomes.iter().all(|(_, outcome)| !matches!(outcome, Outcome::Failed(_)))
     }
 }
 
-/// Where each video's MP3 goes (`holiday.mp4` -> `holiday.mp3`), and which videos are refused
-/// now: missing, or whose MP3 exists, or is the video itself, or is an earlier video's. A video
-/// named again (`./a.mp4` after `a.mp4`, or through a link) is left out.
+/// Where each video's MP3 goes (`holiday.mp4` -> `holiday.mp3`), and which videos end now:
+/// skipped when their MP3 exists, failed when missing or when their MP3 would be the video
+/// itself or an earlier video's. A video named again (`./a.mp4` after `a.mp4`, or through a
+/// link) is left out.
 pub fn plan(videos: &[PathBuf], options: &ConvertOptions) -> anyhow::Result<Vec<Planned>> {
     if let Some(folder) = &options.output {
         std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
@@ -66,39 +71,44 @@ pub fn plan(videos: &[PathBuf], options: &ConvertOptions) -> anyhow::Result<Vec<
         let refused = match video.canonicalize() {
             Ok(canonical) if !seen.insert(canonical.clone()) => continue,
             Ok(canonical) if canonical.is_file() => refusal(&canonical, &mp3, &inputs, &mut taken, options.force),
-            _ => Some(format!("{} is not a file", video.display())),
+            Ok(_) => Some(Outcome::Failed(format!("{} is not a file", video.display()))),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Some(Outcome::Failed(format!("no such file: {}", video.display())))
+            }
+            Err(error) => Some(Outcome::Failed(format!("{}: {error}", video.display()))),
         };
         planned.push(Planned { video: video.clone(), mp3, refused });
     }
     Ok(planned)
 }
 
-/// Why the video at `canonical` cannot have its MP3 at `mp3`, if it cannot: the MP3 would be
-/// the video itself or another of the `inputs` (even with `force`), or another video's MP3
-/// (noted in `taken`), or exists.
+/// How the video at `canonical` ends now, if it cannot have its MP3 at `mp3`: failed when the
+/// MP3 would be the video itself or another of the `inputs` (even with `force`), or another
+/// video's MP3 (noted in `taken`); skipped when it exists.
 fn refusal(
     canonical: &Path,
     mp3: &Path,
     inputs: &HashSet<PathBuf>,
     taken: &mut HashSet<PathBuf>,
     force: bool,
-) -> Option<String> {
+) -> Option<Outcome> {
     let target = canonical_target(mp3);
-    if target.as_deref() == Some(canonical) {
-        Some(format!(
+    let failed = if target.as_deref() == Some(canonical) {
+        format!(
             "its MP3 would be written over the video itself, {}: choose another folder with --output",
             mp3.display()
-        ))
+        )
     } else if target.as_ref().is_some_and(|target| inputs.contains(target)) {
-        Some(format!(
+        format!(
             "its MP3 would be written over {}, which is also being converted: choose another folder with --output",
             mp3.display()
-        ))
+        )
     } else if !taken.insert(target.unwrap_or_else(|| mp3.to_owned())) {
-        Some(format!("another video's MP3 is {} too", mp3.display()))
+        format!("another video's MP3 is {} too", mp3.display())
     } else {
-        refuse_existing(mp3, force).err().map(|error| error.to_string())
-    }
+        return refuse_existing(mp3, force).err().map(|error| Outcome::Skipped(error.to_string()));
+    };
+    Some(Outcome::Failed(failed))
 }
 
 /// The canonical path a file written at `path` would have (its folder's canonical path and its
@@ -129,10 +139,8 @@ pub async fn run(
 ) -> anyhow::Result<Summary> {
     let (work, refused): (Vec<_>, Vec<_>) =
         plan.into_iter().enumerate().partition(|(_, planned)| planned.refused.is_none());
-    let mut outcomes: Vec<(usize, PathBuf, Outcome)> = refused
-        .into_iter()
-        .map(|(index, planned)| (index, planned.video, Outcome::Failed(planned.refused.unwrap_or_default())))
-        .collect();
+    let mut outcomes: Vec<(usize, PathBuf, Outcome)> =
+        refused.into_iter().filter_map(|(index, planned)| Some((index, planned.video, planned.refused?))).collect();
     if !work.is_empty() {
         let client = connect().await?;
         outcomes.extend(convert_all(&client, work, options).await);
@@ -142,6 +150,7 @@ pub async fn run(
     for (video, outcome) in &summary.outcomes {
         match outcome {
             Outcome::Done(mp3) => println!("{}: done -> {}", video.display(), mp3.display()),
+            Outcome::Skipped(reason) => println!("{}: skipped: {reason}", video.display()),
             Outcome::Failed(reason) => println!("{}: failed: {reason}", video.display()),
         }
     }
@@ -185,18 +194,24 @@ async fn convert_one(client: &ApiClient, board: &Board, planned: &Planned, force
         Err(error) => Outcome::Failed(format!("{error:#}")),
     };
     progress.finish();
-    // As it happens, on the progress side (standard error); the summary on standard output
-    // says it again at the end, in the order the files were given.
-    board.println(&match &outcome {
-        Outcome::Done(mp3) => format!("{name}: saved {}", mp3.display()),
-        Outcome::Failed(reason) => format!("{name}: failed: {reason}"),
-    });
     outcome
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_mp3_is_a_skip_and_a_missing_video_is_no_such_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let clip = folder.path().join("clip.mp4");
+        std::fs::write(&clip, b"a video").unwrap();
+        std::fs::write(folder.path().join("clip.mp3"), b"its MP3").unwrap();
+        let options = ConvertOptions { output: None, jobs: 1, force: false };
+        let planned = plan(&[clip, folder.path().join("missing.mp4")], &options).unwrap();
+        assert!(matches!(&planned[0].refused, Some(Outcome::Skipped(reason)) if reason.contains("exists")));
+        assert!(matches!(&planned[1].refused, Some(Outcome::Failed(reason)) if reason.starts_with("no such file")));
+    }
 
     #[test]
     fn no_mp3_is_planned_over_any_video_given_even_with_force() {
@@ -206,7 +221,13 @@ mod tests {
         std::fs::write(&clip, b"a video").unwrap();
         let options = ConvertOptions { output: None, jobs: 1, force: true };
         let planned = plan(&[clip, song], &options).unwrap();
-        let reasons: Vec<&str> = planned.iter().map(|p| p.refused.as_deref().unwrap_or("-")).collect();
+        let reasons: Vec<&str> = planned
+            .iter()
+            .map(|p| match &p.refused {
+                Some(Outcome::Failed(reason)) => reason.as_str(),
+                _ => "-",
+            })
+            .collect();
         assert!(reasons[0].contains("which is also being converted"), "{reasons:?}");
         assert!(reasons[1].contains("over the video itself"), "{reasons:?}");
     }

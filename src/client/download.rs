@@ -43,7 +43,12 @@ impl ApiClient {
         let mut url = self.url("/download")?;
         url.query_pairs_mut().append_pair("fid", fid);
         let response = self.http.get(url).bearer_auth(&self.token).send().await.context("downloading")?;
-        Ok(success(response).await?)
+        success(response).await.map_err(|error| match error.status {
+            reqwest::StatusCode::NOT_FOUND => anyhow::anyhow!(
+                "you have no MP3 {fid}: `mp3converter jobs` lists your jobs with the MP3_FID of each done one"
+            ),
+            _ => error.into(),
+        })
     }
 }
 

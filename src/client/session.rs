@@ -52,9 +52,11 @@ pub async fn token(http: &reqwest::Client, base: &Url, login: &Login) -> anyhow:
 
 /// Logs in to `base` and caches the token.
 pub async fn login(http: &reqwest::Client, base: &Url, login: &Login) -> anyhow::Result<String> {
+    // The server first: nobody should type a password for a server that is not there.
+    reachable(http, base).await?;
     let email = match &login.email {
         Some(email) if !email.is_empty() => email.clone(),
-        _ => prompt::line("email: ", "email (set MP3C_EMAIL or pass --email)")?,
+        _ => prompt::line("email: ", "email", "set MP3C_EMAIL or pass --email")?,
     };
     let password = prompt::password(login.password, &format!("password for {email}: "))?;
     let request =
@@ -83,6 +85,14 @@ pub async fn logout(http: &reqwest::Client, base: &Url, everywhere: bool) -> any
     }
     write_cache(&tokens)?;
     Ok(true)
+}
+
+/// An error that says so when nothing answers at `base`.
+async fn reachable(http: &reqwest::Client, base: &Url) -> anyhow::Result<()> {
+    let request = http.get(base.join("/healthz")?).timeout(CALL_TIMEOUT);
+    request.send().await.map(drop).with_context(|| {
+        format!("cannot reach the service at {base} (is it running? --server or MP3C_SERVER says where it is)")
+    })
 }
 
 /// Whether the server at `base` still takes `token` (it may have a new secret).

@@ -182,14 +182,13 @@ async fn convert_makes_mp3s_beside_the_videos_and_reports_the_one_that_failed() 
     assert_eq!(lines[1], "beach.mp4: done -> beach.mp3");
     assert_eq!(lines[2], format!("notes.mp4: failed: {reason}"));
 
-    // Not on a terminal: plain progress lines, no bar drawing.
-    for line in [
-        "holiday.mp4: uploading (",
-        "holiday.mp4: downloading (",
-        "holiday.mp4: saved holiday.mp3",
-        "notes.mp4: failed: ",
-    ] {
+    // Not on a terminal: plain progress lines (decimal sizes, as on the web page), no bar
+    // drawing, and each outcome told once (on standard output, above).
+    for line in ["holiday.mp4: uploading (", "holiday.mp4: downloading (", " kB)"] {
         assert!(stderr.contains(line), "no {line:?} in:\n{stderr}");
+    }
+    for repeated in [": done", ": saved", ": failed", "MiB", "KiB"] {
+        assert!(!stderr.contains(repeated), "{repeated:?} in:\n{stderr}");
     }
     assert!(!stderr.contains('\u{1b}'), "no terminal escapes when not on a terminal:\n{stderr}");
     let log = service_log(&app.data_dir);
@@ -217,10 +216,21 @@ async fn convert_never_overwrites_an_mp3_without_force_and_wastes_no_upload_on_i
     std::fs::write(&existing, "my own recording").unwrap();
     let output_dir = out.path().to_str().unwrap();
 
-    // Refused before logging in: no password needed.
+    // Skipped before logging in (no password needed), which is no failure; a missing video is.
     let output = shell.run(&app, &["convert", "holiday.mp4", "--output", output_dir]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with("holiday.mp4: skipped: ") && stdout.contains("exists (--force overwrites it)"),
+        "{stdout}"
+    );
+    let output = shell.run(&app, &["convert", "holiday.mp4", "missing.mp4", "--output", output_dir]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-    assert!(text(&output.stdout).contains("exists (--force overwrites it)"), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).contains("missing.mp4: failed: no such file: missing.mp4"),
+        "{}",
+        text(&output.stdout)
+    );
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "my own recording");
     assert_eq!(app.metric(UPLOADS).await, 0.0, "nothing was uploaded");
 
@@ -311,9 +321,12 @@ async fn jobs_lists_the_callers_jobs_and_download_fetches_an_mp3_once() {
     let mut lines = table.lines();
     assert!(lines.next().unwrap().starts_with("JOB"), "{table}");
     let row = lines.next().unwrap();
-    for cell in [job_id.as_str(), "done", "clip.mp4", "10.0s", mp3_fid] {
+    // The duration as a player shows it, and when the job was made (local time, to the second).
+    for cell in [job_id.as_str(), "done", "clip.mp4", " 0:10 ", mp3_fid] {
         assert!(row.contains(cell), "no {cell} in {row}");
     }
+    let created = row.split_whitespace().nth(1).unwrap_or_default();
+    assert!(created.len() == 10 && created.starts_with("20"), "a date after the id: {row}");
 
     let output = shell.run(&app, &["download", mp3_fid, "--output", "song.mp3"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -324,6 +337,7 @@ async fn jobs_lists_the_callers_jobs_and_download_fetches_an_mp3_once() {
     let unknown = shell.run(&app, &["download", &job_id]);
     assert!(!unknown.status.success());
     assert_eq!(text(&unknown.stderr).matches("error:").count(), 1, "one error line: {}", text(&unknown.stderr));
+    assert!(text(&unknown.stderr).contains("`mp3converter jobs` lists"), "{}", text(&unknown.stderr));
     assert_eq!(shell.files(), ["song.mp3"], "no partial files");
 
     // Logging out ends the kept session: its token is refused, and it is forgotten.
@@ -555,4 +569,24 @@ async fn ctrl_c_mid_download_leaves_neither_the_mp3_nor_its_temporary_file() {
     let output = interrupt(child).await;
     assert_eq!(output.status.code(), Some(130), "{}", text(&output.stderr));
     assert_eq!(shell.files(), ["holiday.mp4"]);
+}
+
+/// Logging in checks the server first: nothing is asked for a server that is not there, and
+/// without a terminal the email's error says how to give it.
+#[tokio::test]
+async fn a_login_names_an_unreachable_server_before_asking_for_anything() {
+    let shell = Shell::new();
+    shell.video("holiday.mp4", Some("clip.mp4"));
+    let nowhere = format!("http://127.0.0.1:{}/", crate::servers::free_port());
+    let mut command = shell.command_at(&nowhere, &["convert", "holiday.mp4"]);
+    let output = command.env_remove("MP3C_EMAIL").stdin(Stdio::null()).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("cannot reach the service at {nowhere}")), "{stderr}");
+    assert!(!stderr.contains("terminal"), "{stderr}");
+
+    let app = TestApp::spawn().await;
+    let output = shell.command(&app, &["login"]).env_remove("MP3C_EMAIL").stdin(Stdio::null()).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("no terminal to ask for the email on: set MP3C_EMAIL or pass --email"), "{stderr}");
 }
