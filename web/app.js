@@ -18,6 +18,8 @@ const POLL_MS = 2000;
 const MAX_UPLOADS = 2;
 /** HEAD requests for MP3 sizes at a time. */
 const MAX_SIZE_REQUESTS = 2;
+/** How long a deleted job can be brought back before the server is asked to delete it. */
+const UNDO_MS = 8000;
 
 const $ = (id) => document.getElementById(id);
 /** What is known of each of the user's jobs, by id. */
@@ -31,28 +33,33 @@ const waitingUploads = [];
 const sizesWanted = [];
 let sizeRequests = 0;
 let pollTimer = null;
+/** Deletes that can still be undone: their timers, by job id. */
+const pendingDeletes = new Map();
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the API
 
 /** An error the server explained (its JSON `{"error":{"code","message"}}`), or a network one. */
 class ApiError extends Error {
-  constructor(message, code) {
+  constructor(message, code, retryAfter) {
     super(message);
     this.code = code;
+    /** Seconds to wait before trying again, when the server said (Retry-After). */
+    this.retryAfter = retryAfter;
   }
 }
 
 async function apiError(response) {
+  const retryAfter = Number(response.headers.get("Retry-After")) || null;
   try {
     const body = await response.json();
     if (body && body.error) {
-      return new ApiError(body.error.message, body.error.code);
+      return new ApiError(body.error.message, body.error.code, retryAfter);
     }
   } catch {
     // Not JSON: fall through to the status line.
   }
-  return new ApiError(`${response.status} ${response.statusText}`, "http_" + response.status);
+  return new ApiError(`${response.status} ${response.statusText}`, "http_" + response.status, retryAfter);
 }
 
 function token() {
@@ -81,9 +88,32 @@ function base64(text) {
 // ---------------------------------------------------------------------------------------------
 // Messages
 
+/** What the page says for an error: a sentence for the ones people meet, the server's otherwise. */
+function sentence(error) {
+  if (!(error instanceof ApiError)) return "Something went wrong: " + error.message + ".";
+  const later = error.retryAfter ? ` Try again in ${waitText(error.retryAfter)}.` : " Try again later.";
+  switch (error.code) {
+    case "invalid_credentials":
+      return "Wrong email or password.";
+    case "too_many_logins":
+      return "Too many sign-in attempts." + later;
+    case "busy":
+    case "auth_unavailable":
+      return "The service is busy." + later;
+    default: {
+      const text = error.message.charAt(0).toUpperCase() + error.message.slice(1);
+      return /[.!?]$/.test(text) ? text : text + ".";
+    }
+  }
+}
+
+function waitText(seconds) {
+  return seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`;
+}
+
 function showError(error) {
   const box = $("error");
-  box.textContent = error instanceof ApiError ? error.message : "Something went wrong: " + error.message;
+  box.textContent = sentence(error);
   box.hidden = false;
 }
 
@@ -99,15 +129,28 @@ function announce(text) {
   if (region) region.textContent = text;
 }
 
+// Units, the same as the command line's: decimal sizes, durations as a player shows them, local
+// times to the second.
+
 function bytes(count) {
-  if (count >= 1024 * 1024) return (count / 1024 / 1024).toFixed(1) + " MB";
-  if (count >= 1024) return (count / 1024).toFixed(0) + " kB";
+  for (const [unit, size] of [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) {
+    if (count >= size) return (count / size).toFixed(1) + " " + unit;
+  }
   return count + " B";
 }
 
 function duration(seconds) {
   const whole = Math.round(seconds);
-  return Math.floor(whole / 60) + ":" + String(whole % 60).padStart(2, "0");
+  const [hours, minutes, rest] = [Math.floor(whole / 3600), Math.floor(whole / 60) % 60, whole % 60];
+  const two = (n) => String(n).padStart(2, "0");
+  return hours > 0 ? `${hours}:${two(minutes)}:${two(rest)}` : `${minutes}:${two(rest)}`;
+}
+
+function localTime(iso) {
+  const at = new Date(iso);
+  const two = (n) => String(n).padStart(2, "0");
+  const date = `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())}`;
+  return `${date} ${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +207,9 @@ function signOut() {
   clearTimeout(pollTimer);
   pollTimer = null;
   sizesWanted.length = 0;
+  // Deletes not sent yet are dropped: their jobs stay (a sign-out sends them first).
+  for (const timer of pendingDeletes.values()) clearTimeout(timer);
+  pendingDeletes.clear();
   jobs.clear();
   announce("");
   $("jobs").replaceChildren();
@@ -250,14 +296,20 @@ function keepFollowing() {
   }
 }
 
+function rowOf(jobId) {
+  return document.querySelector(`li[data-job="${jobId}"]`);
+}
+
 /** The row of a job, made once and updated in place (so that focus stays where it is). */
 function row(job) {
-  let item = document.querySelector(`li[data-job="${job.job_id}"]`);
+  let item = rowOf(job.job_id);
   if (item) return item;
   item = document.createElement("li");
   item.dataset.job = job.job_id;
   const name = document.createElement("span");
   name.className = "name";
+  const created = document.createElement("time");
+  created.className = "created muted";
   const state = document.createElement("span");
   state.className = "state";
   const progress = document.createElement("progress");
@@ -275,8 +327,13 @@ function row(job) {
   remove.className = "delete secondary";
   remove.textContent = "Delete";
   remove.addEventListener("click", () => deleteJob(job.job_id));
-  actions.append(download, remove);
-  item.append(name, state, progress, actions);
+  const undo = document.createElement("button");
+  undo.type = "button";
+  undo.className = "undo";
+  undo.textContent = "Undo";
+  undo.addEventListener("click", () => undoDelete(job.job_id));
+  actions.append(download, remove, undo);
+  item.append(name, created, state, progress, actions);
   $("jobs").prepend(item);
   return item;
 }
@@ -288,18 +345,27 @@ function render(job) {
   item.querySelector("progress").setAttribute("aria-label", "Conversion of " + label);
   item.querySelector(".download").setAttribute("aria-label", "Download MP3 of " + label);
   item.querySelector(".delete").setAttribute("aria-label", "Delete the job of " + label);
+  item.querySelector(".undo").setAttribute("aria-label", "Undo the delete of " + label);
+  if (job.created_at) {
+    const created = item.querySelector(".created");
+    created.dateTime = job.created_at;
+    created.textContent = localTime(job.created_at);
+  }
+  const deleting = pendingDeletes.has(job.job_id);
+  item.classList.toggle("deleting", deleting);
   const state = item.querySelector(".state");
-  state.className = "state state-" + job.state;
-  state.textContent = describe(job);
+  state.className = "state state-" + (deleting ? "deleted" : job.state);
+  state.textContent = deleting ? "Deleted" : describe(job);
   const progress = item.querySelector("progress");
-  progress.hidden = job.state !== "converting";
+  progress.hidden = deleting || job.state !== "converting";
   if (typeof job.percent === "number") {
     progress.value = job.percent;
   } else {
     progress.removeAttribute("value");
   }
-  item.querySelector(".download").hidden = job.state !== "done";
-  item.querySelector(".delete").hidden = job.state === "converting";
+  item.querySelector(".download").hidden = deleting || job.state !== "done";
+  item.querySelector(".delete").hidden = deleting || job.state === "converting";
+  item.querySelector(".undo").hidden = !deleting;
   $("no-jobs").hidden = jobs.size > 0;
 }
 
@@ -395,7 +461,7 @@ function forget(jobId) {
   followers.get(jobId)?.abort();
   followers.delete(jobId);
   jobs.delete(jobId);
-  document.querySelector(`li[data-job="${jobId}"]`)?.remove();
+  rowOf(jobId)?.remove();
   $("no-jobs").hidden = jobs.size > 0;
   keepFollowing();
 }
@@ -419,15 +485,46 @@ async function downloadMp3(jobId) {
   }
 }
 
-async function deleteJob(jobId) {
+// Deleting: the row says "Deleted" with an Undo button for UNDO_MS; only then (or when the page
+// is left or hidden, or on sign-out) is the server asked to delete the job and its MP3.
+
+function deleteJob(jobId) {
   clearError();
+  const job = jobs.get(jobId);
+  pendingDeletes.set(jobId, setTimeout(() => commitDelete(jobId), UNDO_MS));
+  render(job);
+  announce(`${job.filename || jobId} deleted. Undo within ${UNDO_MS / 1000} seconds.`);
+  rowOf(jobId).querySelector(".undo").focus();
+}
+
+function undoDelete(jobId) {
+  clearTimeout(pendingDeletes.get(jobId));
+  pendingDeletes.delete(jobId);
+  const job = jobs.get(jobId);
+  if (!job) return;
+  render(job);
+  announce(`${job.filename || jobId} kept.`);
+  rowOf(jobId).querySelector(".delete").focus();
+}
+
+/** Asks the server to delete the job (keepalive: the request outlives a page being left). */
+async function commitDelete(jobId) {
+  if (!pendingDeletes.has(jobId)) return;
+  clearTimeout(pendingDeletes.get(jobId));
+  pendingDeletes.delete(jobId);
+  const hadFocus = rowOf(jobId)?.contains(document.activeElement);
   try {
-    await api("/jobs/" + jobId, { method: "DELETE" });
+    await api("/jobs/" + jobId, { method: "DELETE", keepalive: true });
     forget(jobId);
-    $("files").focus();
+    if (hadFocus) $("files").focus();
   } catch (error) {
+    if (known(jobId)) render(jobs.get(jobId));
     showError(error);
   }
+}
+
+function commitAllDeletes() {
+  for (const jobId of [...pendingDeletes.keys()]) commitDelete(jobId);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,7 +594,9 @@ function send(file, { item, progress, status, uploadFailed }) {
     if (request.status === 202 && body) {
       item.remove();
       announce(file.name + " uploaded");
-      update({ job_id: body.job_id, state: "queued", filename: file.name, video_fid: body.video_fid });
+      // Made now, as far as this page knows; the list says exactly when at its next reading.
+      const created_at = new Date().toISOString();
+      update({ job_id: body.job_id, state: "queued", filename: file.name, video_fid: body.video_fid, created_at });
     } else {
       uploadFailed("Upload refused: " + (body && body.error ? body.error.message : request.status));
       if (request.status === 401) signOut();
@@ -532,6 +631,7 @@ $("sign-in-form").addEventListener("submit", signIn);
 // Disabled in the page until now, so that the form is never submitted without this script.
 $("sign-in-form").querySelector("button[type=submit]").disabled = false;
 $("sign-out").addEventListener("click", () => {
+  commitAllDeletes();
   endSession();
   signOut();
   $("email").focus();
@@ -541,6 +641,10 @@ $("refresh").addEventListener("click", () => {
   loadJobs();
 });
 setUpDropZone();
+window.addEventListener("pagehide", commitAllDeletes);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") commitAllDeletes();
+});
 if (token()) {
   enter();
 }

@@ -27,6 +27,8 @@ pub enum Route {
     Asset,
     /// The OpenAPI document of these routes.
     OpenApi,
+    /// The OpenAPI document as a page to read.
+    ApiReference,
     Healthz,
     Readyz,
     Metrics,
@@ -75,13 +77,14 @@ const fn entry(method: Method, template: &'static str, route: Route, scope: Scop
 }
 
 /// Every route. The OpenAPI document ([`web`]) describes exactly the ones in the gateway scope.
-pub static ROUTES: [Entry; 18] = [
+pub static ROUTES: [Entry; 19] = [
     entry(Method::GET, "/healthz", Route::Healthz, Scope::Always),
     entry(Method::GET, "/readyz", Route::Readyz, Scope::Always),
     entry(Method::GET, "/metrics", Route::Metrics, Scope::Always),
     entry(Method::GET, "/", Route::Page, Scope::Gateway),
     entry(Method::GET, "/assets/{name}", Route::Asset, Scope::Gateway),
     entry(Method::GET, "/openapi.json", Route::OpenApi, Scope::Gateway),
+    entry(Method::GET, "/api", Route::ApiReference, Scope::Gateway),
     entry(Method::POST, "/login", Route::Login, Scope::Gateway),
     entry(Method::POST, "/logout", Route::Logout, Scope::Gateway),
     entry(Method::POST, "/validate", Route::Validate, Scope::Gateway),
@@ -149,6 +152,7 @@ pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming
         Route::Page => Ok(web::page(&request)),
         Route::Asset => web::asset(&request),
         Route::OpenApi => Ok(web::openapi(&request)),
+        Route::ApiReference => Ok(web::api_reference(&request)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(ctx).await,
         Route::Metrics => ops::metrics(ctx, &request),

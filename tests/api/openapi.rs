@@ -131,6 +131,7 @@ async fn provoke(calls: &mut Recorder<'_>, admin: &str, user: &str) {
 
     // The web page, the document, operations.
     let page = calls.call(get.clone(), "/", none).await;
+    calls.call(get.clone(), "/api", none).await;
     let asset = page.as_str().unwrap().split('"').find(|part| part.starts_with("/assets/")).unwrap().to_owned();
     calls.call(get.clone(), &asset, none).await;
     calls.call(get.clone(), "/assets/app.0000000000000000.css", none).await;

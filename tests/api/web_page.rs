@@ -93,6 +93,18 @@ async fn the_page_is_served_with_strict_headers_and_cached_by_content_hash() {
     assert_eq!(document.status(), 200);
     assert_secure_headers(&document);
     assert_eq!(header(&document, "content-type"), "application/json");
+
+    // The API reference: a page of its own, as strict, with its script by content hash.
+    let reference = app.client.get(app.url("/api")).send().await.unwrap();
+    assert_eq!(reference.status(), 200);
+    assert_secure_headers(&reference);
+    assert_eq!(header(&reference, "content-type"), "text/html; charset=utf-8");
+    let html = reference.text().await.unwrap();
+    let assets = asset_urls(&html);
+    assert!(assets.iter().any(|url| url.starts_with("/assets/api.") && url.ends_with(".js")), "{html}");
+    for url in &assets {
+        assert_eq!(app.client.get(app.url(url)).send().await.unwrap().status(), 200, "{url}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,14 +376,16 @@ async fn the_page_converts_videos_in_a_real_browser() {
         .map((e) => e.id).sort().join(' ')";
     assert_eq!(browser.execute(&format!("return {live};"), Vec::new()).await.unwrap(), "error status");
     assert!(serious_violations(&browser).await.is_empty(), "{:?}", serious_violations(&browser).await);
+    // How to get an account, for someone who has none.
+    assert!(text_of(&browser, "#sign-in-hint").await.contains("mp3converter user add EMAIL"));
     shots.take(&browser, "sign-in").await;
 
-    // A wrong password: the server's message, and still signed out.
+    // A wrong password: a sentence, and still signed out.
     browser.find(Locator::Id("email")).await.unwrap().send_keys(email).await.unwrap();
     browser.find(Locator::Id("password")).await.unwrap().send_keys("not the password").await.unwrap();
     browser.find(Locator::Css("#sign-in-form button")).await.unwrap().click().await.unwrap();
     until(&browser, "the error message", "!document.getElementById('error').hidden").await;
-    assert_eq!(text_of(&browser, "#error").await, "invalid credentials");
+    assert_eq!(text_of(&browser, "#error").await, "Wrong email or password.");
     shots.take(&browser, "wrong-password").await;
 
     // The right one, submitted from the keyboard (Enter); the focus moves to the file picker.
@@ -380,6 +394,10 @@ async fn the_page_converts_videos_in_a_real_browser() {
     password.send_keys(&format!("{PASSWORD}{}", &*fantoccini::key::Key::Enter)).await.unwrap();
     until(&browser, "the workspace", "!document.getElementById('workspace').hidden").await;
     until(&browser, "the focus on the file picker", "document.activeElement.id === 'files'").await;
+    // Its ring (if the browser shows one) is the page's calm accent colour, not an alarm colour.
+    let calm = "(() => { const zone = getComputedStyle(document.getElementById('drop-zone'));
+        return zone.outlineStyle === 'none' || zone.outlineColor === 'rgb(11, 92, 173)'; })()";
+    until(&browser, "a calm focus ring on the drop zone", calm).await;
     assert!(text_of(&browser, "#who").await.contains(email));
     assert!(
         browser.execute("return sessionStorage.getItem('mp3converter.token') !== null", vec![]).await.unwrap()
@@ -430,6 +448,13 @@ async fn the_page_converts_videos_in_a_real_browser() {
             format!("/^Done · [0-9.]+ [kM]B · {length}$/.test(document.querySelector('{row} .state').textContent)");
         until(&browser, "the MP3's size and duration", &shown).await;
     }
+    // Each row says when its job was made (local time, to the second), so runs of one file
+    // can be told apart.
+    let dated = "Array.from(document.querySelectorAll('#jobs li')).every((li) => {
+        const time = li.querySelector('time.created');
+        return time && time.dateTime && /^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$/.test(time.textContent);
+    })";
+    until(&browser, "a date on every job", dated).await;
     shots.take(&browser, "done").await;
 
     // Download one: an MP3 lands in the download folder.
@@ -440,15 +465,39 @@ async fn the_page_converts_videos_in_a_real_browser() {
     assert_eq!(codec, "mp3");
     assert!((seconds - 10.0).abs() < 0.3, "{seconds}");
 
-    // Delete the other: gone from the page and from the API.
+    // Delete one and undo it: the row says Deleted with an Undo button (focused), and Undo
+    // brings it back as it was.
+    let third = row_of(&browser, "third.mp4").await;
+    browser.find(Locator::Css(&format!("{third} .delete"))).await.unwrap().click().await.unwrap();
+    let deleting = format!(
+        "document.querySelector('{third}').classList.contains('deleting')
+         && document.querySelector('{third} .state').textContent === 'Deleted'
+         && document.activeElement === document.querySelector('{third} .undo')"
+    );
+    until(&browser, "the row marked deleted, with Undo focused", &deleting).await;
+    shots.take(&browser, "deleted-undo-offered").await;
+    browser.find(Locator::Css(&format!("{third} .undo"))).await.unwrap().click().await.unwrap();
+    let kept = format!(
+        "/^Done/.test(document.querySelector('{third} .state').textContent)
+         && document.activeElement === document.querySelector('{third} .delete')"
+    );
+    until(&browser, "the row back as it was", &kept).await;
+    shots.take(&browser, "delete-undone").await;
+
+    // Delete another for good: it is sent once the undo time has passed, then the row goes.
     browser.find(Locator::Css(&format!("{second} .delete"))).await.unwrap().click().await.unwrap();
     until(&browser, "the deleted row gone", &format!("!document.querySelector('{second}')")).await;
     let token = app.login(email, PASSWORD).await;
     let listed = app.get_json(&token, "/jobs").await;
-    let names: Vec<&str> =
-        listed["jobs"].as_array().unwrap().iter().filter_map(|job| job["filename"].as_str()).collect();
+    let jobs = listed["jobs"].as_array().unwrap();
+    let names: Vec<&str> = jobs.iter().filter_map(|job| job["filename"].as_str()).collect();
     assert_eq!(names.len(), 7, "{listed}");
     assert!(names.contains(&"first.mp4") && !names.contains(&"second.mp4"), "{listed}");
+    // The undone one was never sent (its time ran out before the other's, sent after it).
+    let third_job = jobs.iter().find(|job| job["filename"] == "third.mp4").expect("the undone job kept");
+    let third_mp3 = format!("/download?fid={}", third_job["mp3_fid"].as_str().unwrap());
+    let download = app.client.get(app.url(&third_mp3)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(download.status(), 200, "the undone job's MP3 still downloads");
     shots.take(&browser, "deleted").await;
     assert!(serious_violations(&browser).await.is_empty(), "{:?}", serious_violations(&browser).await);
 
@@ -471,6 +520,25 @@ async fn the_page_converts_videos_in_a_real_browser() {
         (response.status() == 401).then_some(())
     })
     .await;
+
+    // The API link leads to a page that lists every route of the document, readably.
+    browser.goto(&app.url("/")).await.unwrap();
+    browser.find(Locator::LinkText("API")).await.unwrap().click().await.unwrap();
+    let document: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let operations: usize =
+        document["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    let every_route = format!("document.querySelectorAll('#routes .route').length === {operations}");
+    until(&browser, "the API reference with every route", &every_route).await;
+    let upload = "Array.from(document.querySelectorAll('#routes .route')).some((route) =>
+        route.querySelector('h3').textContent === 'POST /upload'
+        && Array.from(route.querySelectorAll('.status')).some((status) => status.textContent === '413'))";
+    until(&browser, "POST /upload with its responses", upload).await;
+    let linked = "document.querySelector('a[href=\"/openapi.json\"]') !== null
+        && document.querySelectorAll('#contents a').length === document.querySelectorAll('#routes .route').length";
+    until(&browser, "a link to the raw document and a list of contents", linked).await;
+    assert!(serious_violations(&browser).await.is_empty(), "{:?}", serious_violations(&browser).await);
+    browser.set_window_size(1024, 900).await.unwrap();
+    shots.take(&browser, "api-reference").await;
 
     // No console errors: the browser's log has no error but the wrong password's 401.
     let log = browser.issue_cmd(BrowserLog).await.unwrap();

@@ -1,9 +1,9 @@
-//! The web page (`GET /`, `GET /assets/{name}`) and the OpenAPI document (`GET /openapi.json`):
-//! static files built into the binary from `web/`, a thin client of the API (nothing in it
-//! bypasses the routes it documents).
+//! The web page (`GET /`, `GET /assets/{name}`), the OpenAPI document (`GET /openapi.json`) and
+//! a readable view of it (`GET /api`): static files built into the binary from `web/`, a thin
+//! client of the API (nothing in it bypasses the routes it documents).
 //!
-//! The page's style sheet and script are served under names that carry a hash of their content
-//! and may be cached for good; the page and the document are revalidated (`no-cache`) by ETag.
+//! The pages' style sheet and scripts are served under names that carry a hash of their content
+//! and may be cached for good; the pages and the document are revalidated (`no-cache`) by ETag.
 //! A hashed name of another version of an asset (a page from an older or newer pod, during a
 //! rolling update) gets this version's file, revalidated, rather than a 404 that would leave the
 //! page without its script.
@@ -61,37 +61,48 @@ struct Asset {
 
 struct Site {
     page: StaticFile,
+    api_reference: StaticFile,
     assets: Vec<Asset>,
     openapi: StaticFile,
 }
 
-/// The page's assets: their plain name (as `web/index.html` refers to them), content and type.
-const ASSETS: [(&str, &str, &str); 2] = [
+/// The pages' assets: their plain name (as the pages refer to them), content and type.
+const ASSETS: [(&str, &str, &str); 3] = [
     ("app.css", include_str!("../../../web/app.css"), "text/css; charset=utf-8"),
     ("app.js", include_str!("../../../web/app.js"), "text/javascript; charset=utf-8"),
+    ("api.js", include_str!("../../../web/api.js"), "text/javascript; charset=utf-8"),
 ];
 const PAGE: &str = include_str!("../../../web/index.html");
+/// The API reference: `/openapi.json` as a list of routes to read.
+const API_REFERENCE: &str = include_str!("../../../web/api.html");
 /// The OpenAPI 3.1 document of every route.
 pub const OPENAPI: &str = include_str!("../../../web/openapi.json");
 
 static SITE: LazyLock<Site> = LazyLock::new(|| {
-    let mut page = PAGE.to_owned();
     let assets: Vec<Asset> = ASSETS
         .iter()
         .map(|(plain, content, content_type)| {
             let body = Bytes::from_static(content.as_bytes());
             let file = StaticFile::new(body.clone(), content_type, IMMUTABLE);
             let name = hashed_name(plain, file.etag.trim_matches('"'));
-            page = page.replace(&format!("/assets/{plain}"), &format!("/assets/{name}"));
             Asset { plain, name, file, other_version: StaticFile::new(body, content_type, REVALIDATE) }
         })
         .collect();
     Site {
-        page: StaticFile::new(page, "text/html; charset=utf-8", REVALIDATE),
+        page: html_naming_hashes(PAGE, &assets),
+        api_reference: html_naming_hashes(API_REFERENCE, &assets),
         assets,
         openapi: StaticFile::new(Bytes::from_static(OPENAPI.as_bytes()), "application/json", REVALIDATE),
     }
 });
+
+/// A page whose references to the assets (`/assets/app.js`) name their hashed names.
+fn html_naming_hashes(page: &str, assets: &[Asset]) -> StaticFile {
+    let named = assets.iter().fold(page.to_owned(), |page, asset| {
+        page.replace(&format!("/assets/{}\"", asset.plain), &format!("/assets/{}\"", asset.name))
+    });
+    StaticFile::new(named, "text/html; charset=utf-8", REVALIDATE)
+}
 
 /// The first 16 hexadecimal digits of the content's SHA-256.
 fn content_hash(content: &[u8]) -> String {
@@ -114,6 +125,10 @@ fn plain_name(name: &str) -> Option<String> {
 
 pub fn page(request: &Request<Incoming>) -> Response {
     serve(&SITE.page, request)
+}
+
+pub fn api_reference(request: &Request<Incoming>) -> Response {
+    serve(&SITE.api_reference, request)
 }
 
 pub fn openapi(request: &Request<Incoming>) -> Response {
@@ -167,13 +182,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_page_names_every_asset_by_its_hash() {
+    fn the_pages_name_their_assets_by_their_hashes() {
+        let page = std::str::from_utf8(&SITE.page.body).unwrap();
+        let reference = std::str::from_utf8(&SITE.api_reference.body).unwrap();
         for asset in &SITE.assets {
             let hash = content_hash(&asset.file.body);
             assert!(asset.name.contains(&hash), "{}", asset.name);
-            assert!(std::str::from_utf8(&SITE.page.body).unwrap().contains(&format!("/assets/{}", asset.name)));
         }
-        assert!(!std::str::from_utf8(&SITE.page.body).unwrap().contains("/assets/app.js\""));
+        let hashed = |plain: &str| format!("/assets/{}\"", SITE.assets.iter().find(|a| a.plain == plain).unwrap().name);
+        for (html, plains) in [(page, ["app.css", "app.js"]), (reference, ["app.css", "api.js"])] {
+            for plain in plains {
+                assert!(html.contains(&hashed(plain)), "{plain} in {html}");
+                assert!(!html.contains(&format!("/assets/{plain}\"")), "{plain} unhashed in {html}");
+            }
+        }
     }
 
     #[test]
