@@ -1,6 +1,7 @@
 //! A request body that can be handed to a streaming parser and taken back afterwards.
 //!
-//! When an upload is refused part-way (too large), the client is usually still sending. If the
+//! When an upload is refused part-way (too large, malformed, a store that failed), the client
+//! is usually still sending. If the
 //! server answered and closed at once, the client's next write would hit a reset and it would
 //! never read the answer; so before answering, the rest of the body is read and discarded, up
 //! to a budget of bytes and time (the "lingering close" of HTTP servers).

@@ -194,7 +194,11 @@ impl Prometheus {
                 let scrapes: Vec<String> = (targets.as_array().into_iter().flatten())
                     .map(|t| format!("{} {} {}", t["scrapeUrl"], t["health"], t["lastError"]))
                     .collect();
-                panic!("Prometheus never had {expr}; the last scrapes: {scrapes:#?}");
+                let measured = match expr.split_once(" == ") {
+                    Some((left, _)) => format!("{left} is {:?}", self.query(left).await),
+                    None => String::new(),
+                };
+                panic!("Prometheus never had {expr}; {measured}; the last scrapes: {scrapes:#?}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -346,7 +350,9 @@ async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_afte
     refuse_uploads(&beta.app, &token, &prometheus).await;
 
     // Prometheus has scraped the batch's end, and evaluated every rule since.
-    prometheus.has_data(r#"sum(mp3c_notifications_total{outcome="sent"}) == 5"#).await;
+    let emails = maildev.all_emails().await.len();
+    prometheus.has_data(&format!(r#"sum(mp3c_notifications_total{{outcome="sent"}}) == {emails}"#)).await;
+    assert_eq!(emails, 5, "one email per job");
     prometheus.has_data(r#"sum(mp3c_queue_deliveries_total{queue="video.dlq"}) == 1"#).await;
     prometheus.has_data(&format!(r#"rabbitmq_detailed_queue_consumers{{vhost="{vhost}",queue="video"}} == 2"#)).await;
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use mp3converter::ids::Id;
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test, which starts the test servers"))
+    let how = "run the tests with scripts/test (scripts/test NAME... for some), which starts the servers";
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {how}"))
 }
 
 /// A unique name for one test's namespace.

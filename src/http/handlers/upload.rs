@@ -79,13 +79,19 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     let video = match receive_one_file(ctx, &mut multipart, &preamble, &claims, job_id, video_fid).await {
         Ok(video) => video,
         Err(refused) => {
-            if refused.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is read (within bounds), so that the client, still sending,
+            // reads the answer instead of a broken pipe; but not a client too slow to wait for.
+            if refused.status != StatusCode::REQUEST_TIMEOUT {
                 drop(multipart);
                 body.drain().await;
             }
             return Err(refused);
         }
     };
+    // What follows the last part (its closing line) is read too: a connection with unread
+    // request bytes cannot be kept alive, and a client may already be reusing it.
+    drop(multipart);
+    body.clone().drain().await;
     let job = Job::queued(job_id, &claims.username, video_fid, &video.filename, now_millis());
     if let Err(error) = ctx.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await {
         match ctx.backends.jobs.get(job_id).await {
