@@ -61,34 +61,19 @@ pub fn copy_audio(input: Input, output: Output, stop: &StopSignal) -> Result<(),
 mod tests {
     use std::fs::File;
     use std::path::Path;
-    use std::process::Command;
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::test_media::{ffmpeg, ffprobe};
 
     fn remux(input: &Path, output: &Path) -> Result<(), TranscodeError> {
-        let input = Box::new(File::open(input).unwrap());
+        let input = Input::local(File::open(input).unwrap());
         copy_audio(input, Box::new(File::create(output).unwrap()), &stop())
-    }
-
-    fn ffmpeg(args: &[&str], output: &Path) {
-        let status = Command::new("ffmpeg")
-            .args(["-nostdin", "-loglevel", "error", "-y"])
-            .args(args)
-            .arg(output)
-            .status()
-            .expect("the ffmpeg CLI (scripts/install-deps --test) makes the fixture");
-        assert!(status.success());
     }
 
     /// Audio stream count, video stream count and duration, per ffprobe.
     fn probe(path: &Path) -> (usize, usize, f64) {
-        let output = Command::new("ffprobe")
-            .args(["-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of", "json"])
-            .arg(path)
-            .output()
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let json = ffprobe(path, "stream=codec_type:format=duration");
         let streams = json["streams"].as_array().cloned().unwrap_or_default();
         let count = |kind: &str| streams.iter().filter(|s| s["codec_type"] == kind).count();
         let duration = json["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(f64::NAN);

@@ -60,4 +60,6 @@ pub mod scratch;
 pub mod security;
 pub mod storage;
 pub mod telemetry;
+#[cfg(test)]
+mod test_media;
 pub mod transcode;

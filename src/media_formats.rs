@@ -8,6 +8,8 @@
 //! ([`ACCEPTED`], FFmpeg's `format_whitelist`), allows no protocol for nested opens
 //! ([`NO_PROTOCOL`], FFmpeg's `protocol_whitelist`) and refuses every nested open outright
 //! (the transcoder's `io_open` callback). A refused format fails its job with a clear reason.
+//! FFmpeg's stream analysis of an upload is shown its audio streams alone and may open only
+//! audio decoders (the transcoder's `codec_whitelist`): no video decoder ever parses one.
 //!
 //! Left out on purpose (each family with its reason):
 //! - **playlists and scripts** (`concat`, `hls`, `dash`, `imf`, `webm_dash_manifest`,
@@ -58,6 +60,16 @@ pub const ACCEPTED: &[(&str, &str)] = &[
     ("mpc", "Musepack SV7"),
     ("mpc8", "Musepack SV8"),
 ];
+
+/// The accepted demuxers that read each packet where the file's index says it lies, rather
+/// than through the file from start to end: in a local file they can skip the streams they do
+/// not need without reading them (the transcoder reads such inputs unbuffered).
+const READ_BY_INDEX: &[&str] = &["mov"];
+
+/// Whether FFmpeg's demuxer called `name` reads packets by the file's index ([`READ_BY_INDEX`]).
+pub fn reads_by_index(name: &str) -> bool {
+    name.split(',').any(|one| READ_BY_INDEX.contains(&one))
+}
 
 /// A protocol whitelist that names no protocol: nested opens have nothing to open with.
 pub const NO_PROTOCOL: &str = "none";

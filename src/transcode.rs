@@ -22,8 +22,8 @@
 use std::ffi::{CStr, c_char, c_int};
 use std::io::{Read, Seek, Write};
 use std::sync::Arc;
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::Instant;
 
 use ffmpeg::software::resampling;
@@ -191,8 +191,27 @@ pub(crate) fn init() {
 }
 
 /// What the transcoder reads: a seekable stream (the worker's input file, or the node's blob
-/// store at the other end of the worker's socket).
-pub type Input = Box<dyn ReadSeek>;
+/// store at the other end of the worker's socket), and what a seek in it costs.
+pub struct Input {
+    stream: Box<dyn ReadSeek>,
+    /// A local file, where a seek costs no more than a read: a demuxer that jumps from packet
+    /// to packet by its index ([`media_formats::reads_by_index`]) then reads each audio packet
+    /// where it lies, and none of the video between them. Across the worker's socket every read
+    /// is a round trip, so reads stay large and buffered.
+    local: bool,
+}
+
+impl Input {
+    /// A local file (or anything as cheap to seek in).
+    pub fn local(stream: impl ReadSeek + 'static) -> Input {
+        Input { stream: Box::new(stream), local: true }
+    }
+
+    /// A stream whose every read is costly (a round trip), read in large pieces.
+    pub fn remote(stream: impl ReadSeek + 'static) -> Input {
+        Input { stream: Box::new(stream), local: false }
+    }
+}
 /// What the transcoder writes: seekable, so that the MP3 muxer can fill in its header last.
 pub type Output = Box<dyn WriteSeek>;
 
@@ -206,7 +225,7 @@ impl<T: Write + Seek + Send> WriteSeek for T {}
 fn open_input(input: Input) -> Result<format::context::Input, TranscodeError> {
     init();
     let unreadable = |e: ffmpeg::Error| TranscodeError::Unreadable(e.to_string());
-    let mut io = format::context::StreamIo::from_read_seek(input).map_err(unreadable)?;
+    let mut io = format::context::StreamIo::from_read_seek(input.stream).map_err(unreadable)?;
     // SAFETY: a fresh context whose `pb` is our custom I/O (flagged so FFmpeg never frees it);
     // `avformat_open_input` frees the context itself when it fails, and `io` outlives every
     // use of it: on success the wrapper owns both and drops the context first.
@@ -229,21 +248,80 @@ fn open_input(input: Input) -> Result<format::context::Input, TranscodeError> {
             ffi::avformat_free_context(context);
             return Err(TranscodeError::Refused(name));
         }
+        if input.local && media_formats::reads_by_index(&name) {
+            // Unbuffered reads and real seeks: an MP4 of 720p video and its audio is read for its
+            // audio packets alone (a megabyte a minute), not through the video between them.
+            (*io.as_mut_ptr()).direct = 1;
+        }
         let mut options = ffmpeg::Dictionary::new();
         options.set("format_whitelist", &media_formats::accepted_list());
         options.set("protocol_whitelist", media_formats::NO_PROTOCOL);
+        options.set("codec_whitelist", audio_decoders());
         let mut options = options.disown();
         let opened = ffi::avformat_open_input(&mut context, std::ptr::null(), probed, &mut options);
         ffmpeg::Dictionary::own(options);
         if opened < 0 {
             return Err(unreadable(ffmpeg::Error::from(opened)));
         }
+        discard_unless_audio(context);
         let found = ffi::avformat_find_stream_info(context, std::ptr::null_mut());
         if found < 0 {
             ffi::avformat_close_input(&mut context);
             return Err(unreadable(ffmpeg::Error::from(found)));
         }
         Ok(format::context::Input::wrap_with_custom_io(context, io))
+    }
+}
+
+/// Every audio decoder this FFmpeg has, as the input's `codec_whitelist`: the decoders FFmpeg's
+/// stream analysis may open on an upload. No video or subtitle decoder ever runs on one (the
+/// analysis would otherwise decode a few frames of every stream), which is both work saved and
+/// attack surface left out: video decoders are the largest parsers FFmpeg has.
+fn audio_decoders() -> &'static str {
+    static LIST: OnceLock<String> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let mut names = Vec::new();
+        let mut state = std::ptr::null_mut();
+        // SAFETY: av_codec_iterate walks FFmpeg's static codec table with an opaque cursor;
+        // every codec it returns, and its name, live as long as the process.
+        unsafe {
+            loop {
+                let codec = ffi::av_codec_iterate(&mut state);
+                if codec.is_null() {
+                    break;
+                }
+                if ffi::av_codec_is_decoder(codec) != 0 && (*codec).type_ == ffi::AVMediaType::AVMEDIA_TYPE_AUDIO {
+                    names.push(CStr::from_ptr((*codec).name).to_string_lossy().into_owned());
+                }
+            }
+        }
+        names.join(",")
+    })
+}
+
+/// Opens, once per process, the decoders of the commonest audio formats and the MP3 encoder,
+/// with no data: their static tables (built at a decoder's first open, a few milliseconds for
+/// AAC) are then made once in the zygote and shared by every worker forked from it, instead of
+/// built again in each. Nothing of any upload is involved.
+pub(crate) fn warm_up() {
+    init();
+    for name in ["aac", "mp3float", "opus", "libopus", "vorbis", "flac", "ac3", "eac3"] {
+        if let Some(codec) = ffmpeg::decoder::find_by_name(name) {
+            let _ = codec::context::Context::new_with_codec(codec).decoder().open_as(codec);
+        }
+    }
+    if let Some(codec) = ffmpeg::encoder::find_by_name("libmp3lame") {
+        let mut encoder = match codec::context::Context::new_with_codec(codec).encoder().audio() {
+            Ok(encoder) => encoder,
+            Err(_) => return,
+        };
+        encoder.set_rate(44100);
+        encoder.set_channel_layout(ChannelLayout::STEREO);
+        encoder.set_channels(2);
+        encoder.set_format(format::Sample::F32(format::sample::Type::Planar));
+        encoder.set_bit_rate(192_000);
+        encoder.set_time_base((1, 44100));
+        let _ = encoder.open_as(codec);
     }
 }
 
@@ -393,15 +471,44 @@ impl ProgressClock {
 /// Tells the demuxer to drop every stream but `keep`, so their packets are never even read
 /// into memory as far as the container allows (the safe API has no setter for this).
 fn discard_all_but(ictx: &mut format::context::Input, keep: usize) {
-    // SAFETY: `ictx` owns a valid AVFormatContext whose `streams` array holds `nb_streams`
-    // valid stream pointers; we only set each stream's `discard` field, which the demuxer
-    // reads and which may be changed between packet reads.
+    // SAFETY: `ictx` owns a valid, opened AVFormatContext.
+    unsafe { discard_streams(ictx.as_mut_ptr(), |index, _| index != keep) }
+}
+
+/// Before the streams are analysed: tells the demuxer to drop every stream that is not audio,
+/// when the container's header named an audio stream, so that FFmpeg's analysis never decodes
+/// video (it would decode a few frames of every stream) and reads only the audio packets.
+/// Audio streams are all still analysed, since the one to convert is chosen among them.
+///
+/// # Safety
+/// `context` must be a valid, opened AVFormatContext.
+unsafe fn discard_unless_audio(context: *mut ffi::AVFormatContext) {
+    let is_audio = |stream: *mut ffi::AVStream| {
+        // SAFETY: the demuxer gives every stream its codec parameters.
+        unsafe { (*(*stream).codecpar).codec_type == ffi::AVMediaType::AVMEDIA_TYPE_AUDIO }
+    };
+    // SAFETY: as the caller promises; `streams` holds `nb_streams` valid stream pointers (and
+    // may be null when there are none: formats whose streams appear as packets come).
     unsafe {
-        let context = ictx.as_mut_ptr();
+        let count = (*context).nb_streams as usize;
+        if (0..count).any(|index| is_audio(*(*context).streams.add(index))) {
+            discard_streams(context, |_, stream| !is_audio(stream));
+        }
+    }
+}
+
+/// Sets `AVDISCARD_ALL` on each stream of `context` for which `dropped(index, stream)` holds; the
+/// demuxer reads a stream's `discard` before each packet, so it may change between reads.
+///
+/// # Safety
+/// `context` must be a valid, opened AVFormatContext.
+unsafe fn discard_streams(context: *mut ffi::AVFormatContext, dropped: impl Fn(usize, *mut ffi::AVStream) -> bool) {
+    // SAFETY: an opened context's `streams` array holds `nb_streams` valid stream pointers.
+    unsafe {
         for index in 0..(*context).nb_streams as usize {
-            if index != keep {
-                let stream = *(*context).streams.add(index);
-                (*stream).discard = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL;
+            let stream = *(*context).streams.add(index);
+            if dropped(index, stream) {
+                (*stream).discard = ffi::AVDiscard::AVDISCARD_ALL;
             }
         }
     }
@@ -416,6 +523,8 @@ struct Mp3Sink {
     /// parameters can be incomplete until decoding starts), rebuilt if the input format changes
     /// midway, and used for every later frame (its buffered samples must keep their order).
     resampler: Option<(AudioFormat, resampling::Context)>,
+    /// The decoder's output, reused.
+    decoded: frame::Audio,
     /// The resampler's output, reused.
     resampled: frame::Audio,
     queue: SampleQueue,
@@ -490,6 +599,7 @@ impl Mp3Sink {
             encoder,
             target,
             resampler: None,
+            decoded: frame::Audio::empty(),
             resampled: frame::Audio::empty(),
             queue: SampleQueue::new(channels, target.sample.bytes()),
             frame: frame::Audio::new(target.sample, frame_size, target.layout),
@@ -504,10 +614,21 @@ impl Mp3Sink {
 
     /// Takes every frame the decoder has ready through resampling and encoding.
     fn take_decoded(&mut self, decoder: &mut ffmpeg::decoder::Audio) -> Result<(), TranscodeError> {
-        let mut decoded = frame::Audio::empty();
+        // One frame for every decoded one: receiving lets go of what it held first.
+        let mut decoded = std::mem::replace(&mut self.decoded, frame::Audio::empty());
+        let taken = self.receive_all(decoder, &mut decoded);
+        self.decoded = decoded;
+        taken
+    }
+
+    fn receive_all(
+        &mut self,
+        decoder: &mut ffmpeg::decoder::Audio,
+        decoded: &mut frame::Audio,
+    ) -> Result<(), TranscodeError> {
         loop {
-            match decoder.receive_frame(&mut decoded) {
-                Ok(()) => self.push(&mut decoded)?,
+            match decoder.receive_frame(decoded) {
+                Ok(()) => self.push(decoded)?,
                 Err(ffmpeg::Error::Eof) => return Ok(()),
                 Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
                     return Ok(());
@@ -598,7 +719,8 @@ impl Mp3Sink {
         while self.encoder.receive_packet(&mut packet).is_ok() {
             packet.set_stream(0);
             packet.rescale_ts((1, self.target.rate as i32), self.stream_time_base);
-            packet.write_interleaved(&mut self.octx).map_err(output_error)?;
+            // One stream: nothing to interleave, so no interleaving queue either.
+            packet.write(&mut self.octx).map_err(output_error)?;
         }
         Ok(())
     }
@@ -759,6 +881,68 @@ mod tests {
         // Bounded by the biggest frame plus a partial one (growth doubles), not by all written.
         let bound = 2 * (3000 + 1152) * 4;
         assert!(queue.planes[0].capacity() <= bound, "the buffers grew to {}", queue.planes[0].capacity());
+    }
+
+    /// A file that counts the bytes read from it.
+    struct Counted {
+        file: std::fs::File,
+        read: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl Read for Counted {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let read = self.file.read(buffer)?;
+            self.read.fetch_add(read as u64, Ordering::Relaxed);
+            Ok(read)
+        }
+    }
+
+    impl Seek for Counted {
+        fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.file.seek(to)
+        }
+    }
+
+    #[test]
+    fn a_local_mp4_is_read_for_its_audio_alone_and_a_remote_one_in_large_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("in.mp4");
+        let pattern = "testsrc2=size=320x240:rate=25:duration=5";
+        let tone = "sine=frequency=440:sample_rate=48000:duration=5";
+        let encode = ["-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-c:a", "aac", "-b:a", "64k"];
+        let args = [&["-f", "lavfi", "-i", pattern, "-f", "lavfi", "-i", tone][..], &encode, &["-f", "mp4"]].concat();
+        crate::test_media::ffmpeg(&args, &video);
+        let size = std::fs::metadata(&video).unwrap().len();
+        let convert = |input: fn(Counted) -> Input| {
+            let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let counted = Counted { file: std::fs::File::open(&video).unwrap(), read: read.clone() };
+            let output = Box::new(std::fs::File::create(dir.path().join("out.mp3")).unwrap());
+            let options = TranscodeOptions { bit_rate: 128_000, max_media_seconds: 60.0 };
+            let done = transcode(
+                input(counted),
+                output,
+                options,
+                &StopSignal::new(Instant::now() + std::time::Duration::from_secs(60)),
+            );
+            assert!((done.unwrap().media_seconds - 5.0).abs() < 0.1);
+            read.load(Ordering::Relaxed)
+        };
+        let local = convert(Input::local);
+        assert!(local < size / 4, "a local MP4 of {size} bytes was read for {local} bytes: through its video");
+        let remote = convert(Input::remote);
+        assert!(remote > size / 2, "read {remote} of {size} bytes: the remote input is read through, in large reads");
+    }
+
+    #[test]
+    fn the_stream_analysis_may_open_audio_decoders_only() {
+        init();
+        let allowed: Vec<&str> = audio_decoders().split(',').collect();
+        for audio in ["aac", "mp3float", "flac", "pcm_s16le", "vorbis", "ac3"] {
+            assert!(allowed.contains(&audio), "{audio} is missing");
+        }
+        for other in ["h264", "hevc", "vp9", "av1", "mpeg4", "png", "ass", "subrip"] {
+            assert!(!allowed.contains(&other), "{other} is allowed");
+        }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! that one call from a zygote of the same binary ([`zygote`]), and supervised by the thread
 //! that asked for it, the way Erlang supervises a port.
 //!
-//! The child gets no secret (an empty environment, no descriptor but its socket, input and
-//! output), no network and no file system (a seccomp filter; a network namespace where the
+//! The child gets no secret (an environment of one fixed variable, `LD_BIND_NOW=1`, no
+//! descriptor but its socket, input and output), no network and no file system (a seccomp filter; a network namespace where the
 //! filter cannot be had), bounded
 //! memory, CPU time and output size ([`confine`]); its input is a read-only descriptor or
 //! reads the node answers from the blob store, its output a scratch file the node stores.

@@ -1,6 +1,7 @@
 //! The zygote: a process of the node's own binary (`mp3converter sandboxed-ffmpeg-zygote`,
-//! started once, with an empty environment) that has loaded FFmpeg's libraries and does
-//! nothing but fork a fresh worker for each call, on the node's request.
+//! started once, with an environment of nothing but `LD_BIND_NOW=1`) that has loaded FFmpeg's
+//! libraries and bound their symbols, and does nothing but fork a fresh worker for each call,
+//! on the node's request.
 //!
 //! Starting a worker by `exec` costs about as much CPU as a short conversion's tail (the
 //! binary maps some 140 shared libraries); a fork of the zygote costs a millisecond. Every
@@ -41,7 +42,7 @@ pub fn main() -> ExitCode {
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
     }
-    crate::transcode::init();
+    crate::transcode::warm_up();
     // SAFETY: the node started this process with its end of the control socket as descriptor
     // 0, and nothing else in the process owns it.
     let control = UnixDatagram::from(unsafe { OwnedFd::from_raw_fd(0) });
@@ -155,6 +156,9 @@ impl Running {
         let child = Command::new(program)
             .arg(COMMAND)
             .env_clear()
+            // Every symbol of FFmpeg's libraries bound once, here, instead of lazily in each
+            // worker on its first call of each function (a few milliseconds per worker).
+            .env("LD_BIND_NOW", "1")
             .current_dir("/")
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())

@@ -321,7 +321,7 @@ fn growth_per_file_kib() -> f64 {
     let options = TranscodeOptions { bit_rate: 192_000, max_media_seconds: 3600.0 };
     let convert_and_copy = || {
         let stop = StopSignal::new(Instant::now() + Duration::from_secs(60));
-        let open = || Box::new(std::fs::File::open(&input).unwrap());
+        let open = || mp3converter::transcode::Input::local(std::fs::File::open(&input).unwrap());
         let create = |name: &str| Box::new(std::fs::File::create(dir.path().join(name)).unwrap());
         mp3converter::transcode::transcode(open(), create("out.mp3"), options, &stop).unwrap();
         mp3converter::audio_copy::copy_audio(open(), create("out.mka"), &stop).unwrap();
