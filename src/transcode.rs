@@ -773,8 +773,12 @@ fn choose_target(decoder: &ffmpeg::decoder::Audio, codec: &ffmpeg::codec::Audio)
 /// with silence and full scale, so that such a file converts like any other.
 fn finite_samples(frame: &mut frame::Audio, samples: usize) {
     for plane in 0..frame.planes() {
-        for sample in frame.plane_mut::<f32>(plane)[..samples].iter_mut() {
-            if !sample.is_finite() {
+        let plane = &mut frame.plane_mut::<f32>(plane)[..samples];
+        // A branch-free scan first (it vectorises): a float is not finite when its exponent
+        // bits are all ones. Real audio never is, so the fix below almost never runs.
+        let exponent = 0x7f80_0000;
+        if plane.iter().fold(false, |any, sample| any | (sample.to_bits() & exponent == exponent)) {
+            for sample in plane.iter_mut().filter(|sample| !sample.is_finite()) {
                 *sample = if sample.is_nan() { 0.0 } else { sample.signum() };
             }
         }
