@@ -480,7 +480,7 @@ async fn token_validation() -> Vec<Row> {
         session_generation: 0,
     };
     mp3converter::storage::UserStore::add(&users, &user).await.unwrap();
-    let sessions = mp3converter::security::sessions::Sessions::new(std::sync::Arc::new(users));
+    let sessions = mp3converter::http::sessions::Sessions::new(std::sync::Arc::new(users));
     let with_session = median_micros(ROUNDS, || async {
         let claims = keys.validate(std::hint::black_box(&token)).unwrap();
         sessions.check(&claims).await.unwrap();

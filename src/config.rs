@@ -700,11 +700,6 @@ impl Config {
         Sandbox::new("/proc/self/exe", self.worker_memory_mib << 20)
     }
 
-    /// The actor cluster protocol version this node speaks (another only under fault hooks).
-    pub fn protocol_version(&self) -> u32 {
-        self.fault_protocol_version.filter(|_| self.fault_hooks).unwrap_or(crate::cluster::protocol::PROTOCOL_VERSION)
-    }
-
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("mp3converter.db")
     }

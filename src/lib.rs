@@ -42,6 +42,7 @@
 pub mod actors;
 pub mod app;
 pub mod audio_copy;
+pub mod backoff;
 pub mod cli;
 pub mod client;
 pub mod cluster;
@@ -54,6 +55,7 @@ pub mod mailer;
 pub mod media_formats;
 pub mod messages;
 pub mod metrics;
+pub mod node;
 pub mod prompt;
 pub mod sandbox;
 pub mod scratch;

@@ -12,40 +12,28 @@
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde::{Deserialize, Serialize};
 
-use super::NodeContext;
-use crate::cluster::protocol::{AuthMsg, decode, encode, groups};
+use crate::cluster::protocol::{AuthMsg, LoginError, LoginGranted, LoginReply, LoginRequest, decode, encode, groups};
 use crate::metrics::ActorMetrics;
 use crate::security::password_checks::{CheckError, PasswordChecks};
-use crate::security::token::IssuedToken;
+use crate::security::token::TokenKeys;
+use crate::storage::UserStore;
 
 pub struct AuthActor;
 
-/// A login, as it crosses nodes.
-#[derive(Serialize, Deserialize)]
-pub struct LoginRequest {
-    pub email: String,
-    pub password: String,
-}
-
-/// The verdict on a login, as it crosses nodes.
-pub type LoginReply = Result<IssuedToken, LoginError>;
-
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LoginError {
-    #[error("invalid credentials")]
-    InvalidCredentials,
-    /// Every password check place is taken: try again shortly.
-    #[error("too many logins are being checked")]
-    Busy,
-    #[error("the user store is unavailable: {0}")]
-    Unavailable(String),
+/// What the auth actor works with.
+#[derive(Clone)]
+pub struct AuthArgs {
+    pub users: Arc<dyn UserStore>,
+    pub tokens: TokenKeys,
+    /// Password checks running at once, and logins that may wait for one.
+    pub check_threads: usize,
+    pub check_queue: usize,
+    pub metrics: ActorMetrics,
 }
 
 pub struct AuthState {
-    ctx: Arc<NodeContext>,
-    metrics: ActorMetrics,
+    args: AuthArgs,
     /// Shared with the login tasks in flight, which keep it alive across a restart.
     checks: Arc<PasswordChecks>,
 }
@@ -53,18 +41,12 @@ pub struct AuthState {
 impl Actor for AuthActor {
     type Msg = AuthMsg;
     type State = AuthState;
-    type Arguments = Arc<NodeContext>;
+    type Arguments = AuthArgs;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<AuthMsg>,
-        ctx: Arc<NodeContext>,
-    ) -> Result<AuthState, ActorProcessingErr> {
-        let metrics = ctx.metrics.actor(super::AUTH);
-        let threads = ctx.config.login_concurrency as usize;
-        let checks = Arc::new(PasswordChecks::start(threads, ctx.config.login_queue as usize)?);
+    async fn pre_start(&self, myself: ActorRef<AuthMsg>, args: AuthArgs) -> Result<AuthState, ActorProcessingErr> {
+        let checks = Arc::new(PasswordChecks::start(args.check_threads, args.check_queue)?);
         ractor::pg::join(groups::AUTH.to_owned(), vec![myself.get_cell()]);
-        Ok(AuthState { ctx, metrics, checks })
+        Ok(AuthState { args, checks })
     }
 
     async fn handle(
@@ -74,17 +56,15 @@ impl Actor for AuthActor {
         state: &mut AuthState,
     ) -> Result<(), ActorProcessingErr> {
         let AuthMsg::Login(request, reply) = message;
-        let handling = state.metrics.begin();
-        let metrics = state.metrics.clone();
-        let ctx = state.ctx.clone();
-        let checks = state.checks.clone();
+        let handling = state.args.metrics.begin();
+        let (args, checks) = (state.args.clone(), state.checks.clone());
         tokio::spawn(async move {
             let result: LoginReply = match decode::<LoginRequest>(&request) {
-                Ok(request) => login(&ctx, &checks, request.email, request.password).await,
+                Ok(request) => login(&args, &checks, request).await,
                 Err(error) => Err(LoginError::Unavailable(format!("a malformed login request: {error}"))),
             };
             if matches!(result, Err(LoginError::Unavailable(_))) {
-                metrics.failed();
+                args.metrics.failed();
             }
             drop(handling);
             let _ = reply.send(encode(&result));
@@ -93,20 +73,15 @@ impl Actor for AuthActor {
     }
 }
 
-async fn login(
-    ctx: &NodeContext,
-    checks: &PasswordChecks,
-    email: String,
-    password: String,
-) -> Result<IssuedToken, LoginError> {
+async fn login(args: &AuthArgs, checks: &PasswordChecks, request: LoginRequest) -> LoginReply {
+    let unavailable = |error: &dyn std::fmt::Display| LoginError::Unavailable(error.to_string());
     let admitted = checks.admit().map_err(check_error)?;
-    let user = ctx.backends.users.find(&email).await.map_err(|e| LoginError::Unavailable(e.to_string()))?;
+    let user = args.users.find(&request.email).await.map_err(|e| unavailable(&e))?;
     let stored = user.as_ref().map(|user| user.password_hash.clone());
-    let verified = admitted.verify(password, stored).await.map_err(check_error)?;
+    let verified = admitted.verify(request.password, stored).await.map_err(check_error)?;
     let user = user.filter(|_| verified).ok_or(LoginError::InvalidCredentials)?;
-    ctx.tokens
-        .issue(&user.email, user.admin, user.session_generation)
-        .map_err(|e| LoginError::Unavailable(e.to_string()))
+    let issued = args.tokens.issue(&user.email, user.admin, user.session_generation).map_err(|e| unavailable(&e))?;
+    Ok(LoginGranted { token: issued.token, expires_in: issued.expires_in })
 }
 
 fn check_error(error: CheckError) -> LoginError {

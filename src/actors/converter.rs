@@ -33,51 +33,52 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
-use super::NodeContext;
-use super::record::{Outcome, Written, patiently, write, write_once, write_patiently};
-use super::worker::{Answer, Worker, decode, outage_backoff};
+use super::record::{Outcome, Patience, Written, patiently, write, write_once, write_patiently};
+use super::worker::{Answer, OUTAGE_BACKOFF, Worker, decode};
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
 use crate::messages::{JobMessage, SeedUpload, VideoNotice};
+use crate::node::Node;
 use crate::scratch::ScratchFile;
 use crate::storage::{
-    BlobMeta, Bucket, Delivery, Job, JobState, MediaSource, NextAttempt, StorageError, StorageResult, now_millis,
+    BlobMeta, BlobStore, Bucket, Delivery, Job, JobState, JobStore, Mailbox, MediaSource, NextAttempt, StorageError,
+    StorageResult, Stores, now_millis,
 };
 use crate::transcode::{StopSignal, TranscodeError, Transcoded};
 
 pub struct Converter;
 
 impl Worker for Converter {
-    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+    async fn handle(node: &Node, delivery: &dyn Delivery) -> StorageResult<Answer> {
         let Some(notice) = decode::<VideoNotice>(delivery) else {
             return Ok(Answer::Park);
         };
-        let Some(job) = job_of(ctx, notice).await? else {
+        let Some(job) = job_of(&node.stores, notice).await? else {
             tracing::info!("no job for this message (deleted, or its video is gone); acknowledging it");
             return Ok(Answer::Ack);
         };
         let span = tracing::info_span!("convert", job_id = %job.id, delivery = delivery.attempt());
-        take_and_convert(ctx, job, delivery.attempt()).instrument(span).await
+        take_and_convert(node, job, delivery.attempt()).instrument(span).await
     }
 }
 
 /// The job a `video` message is about.
-pub(super) async fn job_of(ctx: &NodeContext, notice: VideoNotice) -> StorageResult<Option<Job>> {
+pub(super) async fn job_of(stores: &Stores, notice: VideoNotice) -> StorageResult<Option<Job>> {
     match notice {
-        VideoNotice::Ours(message) => ctx.backends.jobs.get(message.job_id).await,
-        VideoNotice::Seed(upload) => job_for_seed_upload(ctx, &upload).await,
+        VideoNotice::Ours(message) => stores.jobs.get(message.job_id).await,
+        VideoNotice::Seed(upload) => job_for_seed_upload(stores, &upload).await,
     }
 }
 
 /// The job of an upload that the seed's own gateway published (no `job_id`): found by its
 /// video, or created from the message (owner from `username`, id the video's, so that
 /// duplicates of the message find the same job). None if the video is not in the store.
-async fn job_for_seed_upload(ctx: &NodeContext, upload: &SeedUpload) -> StorageResult<Option<Job>> {
-    let jobs = &ctx.backends.jobs;
+async fn job_for_seed_upload(stores: &Stores, upload: &SeedUpload) -> StorageResult<Option<Job>> {
+    let jobs = &stores.jobs;
     if let Some(job) = jobs.find_by_video(upload.video_fid).await? {
         return Ok(Some(job));
     }
-    let video = match ctx.backends.blobs.stat(Bucket::Videos, upload.video_fid).await {
+    let video = match stores.blobs.stat(Bucket::Videos, upload.video_fid).await {
         Ok(video) => video,
         Err(StorageError::NotFound) => return Ok(None),
         Err(other) => return Err(other),
@@ -94,12 +95,12 @@ async fn job_for_seed_upload(ctx: &NodeContext, upload: &SeedUpload) -> StorageR
 }
 
 /// Steps 1 and 2, then the conversion; a lost race reads the record again (a few times).
-async fn take_and_convert(ctx: &NodeContext, mut job: Job, delivery: u32) -> StorageResult<Answer> {
+async fn take_and_convert(node: &Node, mut job: Job, delivery: u32) -> StorageResult<Answer> {
     for _ in 0..super::record::RACES {
-        let next = job.next_attempt(now_millis(), Id::generate(), ctx.config.lease(), ctx.config.max_attempts);
+        let next = job.next_attempt(now_millis(), Id::generate(), node.config.lease(), node.config.max_attempts);
         let (written, stale_output) = match &next {
             NextAttempt::Finished => {
-                publish_notice(ctx, &job).await?;
+                publish_notice(node.stores.mailbox.as_ref(), &job).await?;
                 return Ok(Answer::Ack);
             }
             NextAttempt::Wait(remaining) => {
@@ -107,7 +108,7 @@ async fn take_and_convert(ctx: &NodeContext, mut job: Job, delivery: u32) -> Sto
                 return Ok(Answer::Retry(*remaining + Duration::from_millis(500)));
             }
             NextAttempt::Begin { job: next, stale_output } | NextAttempt::GiveUp { job: next, stale_output } => {
-                (write_once(ctx.backends.jobs.as_ref(), next).await?, *stale_output)
+                (write_once(node.stores.jobs.as_ref(), next).await?, *stale_output)
             }
         };
         let held = match written {
@@ -122,12 +123,12 @@ async fn take_and_convert(ctx: &NodeContext, mut job: Job, delivery: u32) -> Sto
             Outcome::Changed(None) => return Ok(Answer::Ack),
         };
         if let Some(stale) = stale_output {
-            delete_output(ctx, stale).await;
+            delete_output(node.stores.blobs.as_ref(), stale).await;
         }
         if held.state.is_finished() {
-            return conclude(ctx, held).await;
+            return conclude(node, held).await;
         }
-        return Ok(convert(ctx, held, delivery).await);
+        return Ok(convert(node, held, delivery).await);
     }
     Ok(Answer::Retry(Duration::from_secs(1)))
 }
@@ -149,26 +150,26 @@ enum Failure {
 }
 
 /// Step 3 and 4 for a job this attempt holds (`delivery`: the delivery's number, for backoff).
-async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
+async fn convert(node: &Node, held: Job, delivery: u32) -> Answer {
     let output_fid = held.attempt.expect("a held job has an attempt").output_fid;
     tracing::info!(video_fid = %held.video_fid, %output_fid, attempt = held.attempts, "converting");
-    let _held = ctx.activity.hold(held.id);
-    let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
-    let lease = LeaseKeeper::start(ctx, held.clone(), stop.clone());
+    let _held = node.activity.hold(held.id);
+    let stop = StopSignal::new(Instant::now() + node.config.conversion_timeout());
+    let lease = LeaseKeeper::start(node.stores.jobs.clone(), node.config.lease(), held.clone(), stop.clone());
     let progress = report_progress(lease.current.clone(), stop.clone());
-    let outcome = convert_and_store(ctx, &held, output_fid, &stop).await;
+    let outcome = convert_and_store(node, &held, output_fid, &stop).await;
     drop(progress);
     let Some(current) = lease.stop().await else {
         tracing::warn!("the attempt lost the job to another; discarding its output");
-        delete_output(ctx, output_fid).await;
+        delete_output(node.stores.blobs.as_ref(), output_fid).await;
         return Answer::Ack;
     };
     let now = now_millis();
-    let max_attempts = ctx.config.max_attempts;
+    let max_attempts = node.config.max_attempts;
     let (change, answer): (Transition, Answer) = match outcome {
         Ok(done) => {
-            ctx.metrics.media_seconds.inc_by(done.media_seconds);
-            ctx.metrics.conversion("done");
+            node.services.metrics.media_seconds.inc_by(done.media_seconds);
+            node.services.metrics.conversion("done");
             tracing::info!(media_seconds = done.media_seconds, "converted");
             (Box::new(move |job: &Job| job.finish(done.media_seconds, now)), Answer::Ack)
         }
@@ -183,33 +184,33 @@ async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
             (Box::new(move |job: &Job| job.give_back(false, None, now)), Answer::Release)
         }
         Err(Failure::Transient(error)) => {
-            ctx.metrics.conversion("retried");
+            node.services.metrics.conversion("retried");
             let (backoff, reason, limit) =
-                (outage_backoff(delivery), format!("{error:#}"), ctx.config.uncounted_retry_limit());
+                (OUTAGE_BACKOFF.wait(delivery), format!("{error:#}"), node.config.uncounted_retry_limit());
             tracing::warn!(reason, ?backoff, "the attempt failed on storage; it does not count");
             // Asked only of a job that has retried for its whole limit: then an outage is waited
             // out, and anything else ends the job.
-            let backends_answer = current.retrying_longer_than(limit, now) && super::gauges::backends_answer(ctx).await;
+            let backends_answer = current.retrying_longer_than(limit, now) && node.stores.all_answer().await;
             let next_at = now + backoff.as_millis() as i64;
             let change = move |job: &Job| job.retry_uncounted(&reason, now, next_at, limit, backends_answer);
             (Box::new(change), Answer::Retry(backoff))
         }
     };
     let ours = |job: &Job| change(job).filter(|_| job.held_by(output_fid));
-    match write_patiently(ctx, &current, ours).await {
+    match write_patiently(node, &current, ours).await {
         Ok(Written::Stored(stored)) => {
             job_events::publish(&JobEvent::of(&stored));
             if stored.mp3_fid != Some(output_fid) {
-                delete_output(ctx, output_fid).await;
+                delete_output(node.stores.blobs.as_ref(), output_fid).await;
             }
             if stored.state.is_finished() {
-                return conclude(ctx, stored).await.unwrap_or(Answer::Retry(Duration::from_secs(1)));
+                return conclude(node, stored).await.unwrap_or(Answer::Retry(Duration::from_secs(1)));
             }
             answer
         }
         Ok(Written::Lost) => {
             tracing::warn!("the job changed under the attempt; discarding its output");
-            delete_output(ctx, output_fid).await;
+            delete_output(node.stores.blobs.as_ref(), output_fid).await;
             Answer::Ack
         }
         // Stopping before the outcome could be recorded: the job stays with this attempt until
@@ -219,27 +220,27 @@ async fn convert(ctx: &NodeContext, held: Job, delivery: u32) -> Answer {
 }
 
 /// A finished job: count a failure and publish its notice.
-async fn conclude(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
+async fn conclude(node: &Node, job: Job) -> StorageResult<Answer> {
     if let (JobState::Failed, Some(reason)) = (job.state, &job.error) {
-        ctx.metrics.conversion("failed");
+        node.services.metrics.conversion("failed");
         tracing::warn!(reason, "conversion failed");
     }
-    publish_notice(ctx, &job).await?;
+    publish_notice(node.stores.mailbox.as_ref(), &job).await?;
     Ok(Answer::Ack)
 }
 
 /// Publishes a finished job's notice, unless its owner was mailed already.
-pub(super) async fn publish_notice(ctx: &NodeContext, job: &Job) -> StorageResult<()> {
+pub(super) async fn publish_notice(mailbox: &dyn Mailbox, job: &Job) -> StorageResult<()> {
     if !job.needs_notification() {
         return Ok(());
     }
     let Some((queue, message)) = JobMessage::notice(job) else { return Ok(()) };
-    ctx.backends.mailbox.publish(queue, &message.to_json()).await
+    mailbox.publish(queue, &message.to_json()).await
 }
 
 /// Removes an attempt's output blob; a failure leaves an unreferenced blob, never a wrong MP3.
-pub(super) async fn delete_output(ctx: &NodeContext, output_fid: Id) {
-    if let Err(error) = ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await {
+pub(super) async fn delete_output(blobs: &dyn BlobStore, output_fid: Id) {
+    if let Err(error) = blobs.delete(Bucket::Mp3s, output_fid).await {
         tracing::warn!(%output_fid, %error, "could not delete an attempt's output");
     }
 }
@@ -273,11 +274,10 @@ struct LeaseKeeper {
 }
 
 impl LeaseKeeper {
-    fn start(ctx: &NodeContext, held: Job, conversion: StopSignal) -> LeaseKeeper {
+    fn start(jobs: Arc<dyn JobStore>, lease: Duration, held: Job, conversion: StopSignal) -> LeaseKeeper {
         let output_fid = held.attempt.expect("a held job has an attempt").output_fid;
         let current = Arc::new(tokio::sync::Mutex::new(Some(held)));
         let stop = CancellationToken::new();
-        let (jobs, lease) = (ctx.backends.jobs.clone(), ctx.config.lease());
         let task = tokio::spawn({
             let (current, stop) = (current.clone(), stop.clone());
             async move {
@@ -314,26 +314,21 @@ impl LeaseKeeper {
     }
 }
 
-async fn convert_and_store(
-    ctx: &NodeContext,
-    job: &Job,
-    output_fid: Id,
-    stop: &StopSignal,
-) -> Result<Transcoded, Failure> {
-    if ctx.config.crash_on() == Some(job.filename.as_str()) {
+async fn convert_and_store(node: &Node, job: &Job, output_fid: Id, stop: &StopSignal) -> Result<Transcoded, Failure> {
+    if node.config.crash_on() == Some(job.filename.as_str()) {
         tracing::error!("fault injection: aborting the process on this file");
         std::process::abort();
     }
-    let source = ctx.backends.blobs.media(Bucket::Videos, job.video_fid).await.map_err(|e| match e {
+    let source = node.stores.blobs.media(Bucket::Videos, job.video_fid).await.map_err(|e| match e {
         StorageError::NotFound => Failure::Permanent("the uploaded video is missing".into()),
         other => Failure::Transient(other.into()),
     })?;
     let (output, _) =
-        ScratchFile::create(&ctx.config.scratch_dir(), "mp3").await.map_err(|e| Failure::Transient(e.into()))?;
+        ScratchFile::create(&node.config.scratch_dir(), "mp3").await.map_err(|e| Failure::Transient(e.into()))?;
 
     let started = Instant::now();
-    let transcoded = run_transcode(ctx, job, source, output.path().to_owned(), stop.clone()).await?;
-    ctx.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
+    let transcoded = run_transcode(node, job, source, output.path().to_owned(), stop.clone()).await?;
+    node.services.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
 
     let meta = mp3_meta(job);
     // Stored patiently: a blob store outage must not throw the conversion away. A try that
@@ -343,15 +338,15 @@ async fn convert_and_store(
         let clean_first = std::mem::replace(&mut retry, true);
         async move {
             if clean_first {
-                ctx.backends.blobs.delete(Bucket::Mp3s, output_fid).await?;
+                node.stores.blobs.delete(Bucket::Mp3s, output_fid).await?;
             }
-            ctx.backends.blobs.put_file(Bucket::Mp3s, output_fid, meta, output.path()).await
+            node.stores.blobs.put_file(Bucket::Mp3s, output_fid, meta, output.path()).await
         }
     };
     // ... but no longer than the attempt may run: then it is given back, uncounted, and the
     // job's own limit on such retries applies.
     let stored = tokio::select! {
-        stored = patiently(ctx, "store the MP3", store) => stored,
+        stored = patiently(Patience::of(node), "store the MP3", store) => stored,
         reason = stopped(stop) => Err(StorageError::unavailable(anyhow::anyhow!(
             "storing the MP3 did not succeed before the attempt stopped ({reason})"
         ))),
@@ -365,26 +360,26 @@ async fn convert_and_store(
 /// conversion that failed because the store failed under its input is retried (not counted),
 /// whatever FFmpeg made of it; so is one whose worker could not even start.
 async fn run_transcode(
-    ctx: &NodeContext,
+    node: &Node,
     job: &Job,
     source: MediaSource,
     output: PathBuf,
     stop: StopSignal,
 ) -> Result<Transcoded, Failure> {
     let MediaSource { media: input, failure: store_failure } = source;
-    let options = ctx.config.transcode_options();
-    let fault = ctx.config.worker_fault(&job.filename);
+    let options = node.config.transcode_options();
+    let fault = node.config.worker_fault(&job.filename);
     let _grace_watch = AbortOnDropHandle::new(tokio::spawn({
         let stop = stop.clone();
-        let shutdown = ctx.shutdown.clone();
-        let grace = ctx.config.shutdown_grace();
+        let shutdown = node.lifecycle.shutdown.clone();
+        let grace = node.config.shutdown_grace();
         async move {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
             stop.cancel();
         }
     }));
-    let (delay, media) = (ctx.config.convert_delay(), ctx.media.clone());
+    let (delay, media) = (node.config.convert_delay(), node.services.media.clone());
     let result = tokio::task::spawn_blocking(move || {
         fault_delay(delay, &stop)?;
         media.transcode(input, &output, options, fault, &stop)

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::NodeContext;
 use super::converter::{delete_output, job_of, publish_notice};
 use super::record::{Written, write};
 use super::worker::{Answer, Worker, decode};
 use crate::job_events::{self, JobEvent};
 use crate::messages::{Mp3Notice, VideoNotice};
+use crate::node::Node;
 use crate::storage::{DELIVERY_LIMIT, Delivery, Job, StorageResult, now_millis};
 
 /// How long a dead-lettered notice waits before it goes back to its queue.
@@ -28,21 +28,21 @@ pub const NOTICE_RETRY_DELAY: Duration = Duration::from_secs(60);
 pub struct DeadVideos;
 
 impl Worker for DeadVideos {
-    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+    async fn handle(node: &Node, delivery: &dyn Delivery) -> StorageResult<Answer> {
         let Some(notice) = decode::<VideoNotice>(delivery) else {
             return Ok(Answer::Park);
         };
-        let Some(job) = job_of(ctx, notice).await?.filter(|job| !job.state.is_finished()) else {
+        let Some(job) = job_of(&node.stores, notice).await?.filter(|job| !job.state.is_finished()) else {
             return Ok(Answer::Ack);
         };
         let span = tracing::info_span!("dead_letter", job_id = %job.id);
-        fail_dead_job(ctx, job).instrument(span).await
+        fail_dead_job(node, job).instrument(span).await
     }
 }
 
 /// Fails a dead-lettered job, unless an attempt is converting it right now (a duplicate of its
 /// message was dead-lettered): then looks again when that attempt's lease runs out.
-async fn fail_dead_job(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
+async fn fail_dead_job(node: &Node, job: Job) -> StorageResult<Answer> {
     let now = now_millis();
     if let Some(attempt) = job.attempt.filter(|a| a.lease_until > now) {
         return Ok(Answer::Retry(Duration::from_millis((attempt.lease_until - now) as u64 + 500)));
@@ -52,17 +52,17 @@ async fn fail_dead_job(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
         job.attempts
     );
     let fail = |job: &Job| (!job.state.is_finished()).then(|| job.fail(&reason, now));
-    let failed = match write(ctx.backends.jobs.as_ref(), &job, fail).await? {
+    let failed = match write(node.stores.jobs.as_ref(), &job, fail).await? {
         Written::Stored(failed) => failed,
         Written::Lost => return Ok(Answer::Ack),
     };
     job_events::publish(&JobEvent::of(&failed));
     if let Some(attempt) = job.attempt {
-        delete_output(ctx, attempt.output_fid).await;
+        delete_output(node.stores.blobs.as_ref(), attempt.output_fid).await;
     }
-    ctx.metrics.conversion("failed");
+    node.services.metrics.conversion("failed");
     tracing::warn!(reason, "dead-lettered job failed");
-    publish_notice(ctx, &failed).await?;
+    publish_notice(node.stores.mailbox.as_ref(), &failed).await?;
     Ok(Answer::Ack)
 }
 
@@ -70,14 +70,14 @@ async fn fail_dead_job(ctx: &NodeContext, job: Job) -> StorageResult<Answer> {
 pub struct DeadNotices;
 
 impl Worker for DeadNotices {
-    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+    async fn handle(node: &Node, delivery: &dyn Delivery) -> StorageResult<Answer> {
         let job_id = match decode::<Mp3Notice>(delivery) {
             None => return Ok(Answer::Park),
             Some(Mp3Notice::Ours(message)) => message.job_id,
             // A seed converter's result: the notifier decides it again from scratch.
             Some(Mp3Notice::Seed(_)) => return Ok(Answer::Forward(delivery.queue().work(), NOTICE_RETRY_DELAY)),
         };
-        let waiting = ctx.backends.jobs.get(job_id).await?.is_some_and(|job| job.needs_notification());
+        let waiting = node.stores.jobs.get(job_id).await?.is_some_and(|job| job.needs_notification());
         if !waiting {
             return Ok(Answer::Ack);
         }

@@ -22,27 +22,24 @@ use async_trait::async_trait;
 use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
-use super::NodeContext;
 use super::converter::Converter;
 use super::dead_letters::{DeadNotices, DeadVideos};
 use super::notifier::Notifier;
 use super::sweeper;
 use super::worker::{Worker, process};
 use crate::config::Config;
-use crate::http::limits::GatewayLimits;
 use crate::ids::Id;
-use crate::job_events::JobSubscribers;
 use crate::mailer::{Email, MailError, Mailer};
 use crate::messages::JobMessage;
 use crate::metrics::Metrics;
+use crate::node::{Lifecycle, Node, Services};
 use crate::sandbox::MediaWorker;
 use crate::sandbox::wire::WorkerFault;
-use crate::security::token::TokenKeys;
 use crate::storage::files::FileBlobStore;
 use crate::storage::sqlite::{self, SqliteIntake, SqliteJobs, SqliteMailbox, SqliteUsers};
 use crate::storage::{
-    Backends, BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, DELIVERY_LIMIT, Delivery, Job, JobState,
-    JobStore, Mailbox, Media, MediaSource, Overdue, Queue, StorageError, StorageResult, now_millis,
+    BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, DELIVERY_LIMIT, Delivery, Job, JobState, JobStore,
+    Mailbox, Media, MediaSource, Overdue, Queue, StorageError, StorageResult, Stores, now_millis,
 };
 use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
@@ -331,7 +328,7 @@ struct World {
     jobs: Arc<dyn JobStore>,
     blobs: Arc<dyn BlobStore>,
     mailbox: Arc<dyn Mailbox>,
-    backends: Backends,
+    stores: Stores,
     sent: Arc<Mutex<Vec<Email>>>,
 }
 
@@ -348,7 +345,7 @@ impl World {
         std::fs::create_dir_all(config.scratch_dir()).unwrap();
         let pool = sqlite::open(&dir.path().join("db")).await.unwrap();
         let sqlite_mailbox = Arc::new(SqliteMailbox::new(pool.clone(), config.lease(), DELIVERY_LIMIT));
-        let backends = Backends {
+        let stores = Stores {
             users: Arc::new(SqliteUsers::new(pool.clone())),
             blobs: Arc::new(FileBlobStore::open(dir.path().join("blobs")).await.unwrap()),
             jobs: Arc::new(SqliteJobs::new(pool.clone())),
@@ -357,10 +354,10 @@ impl World {
         };
         World {
             config,
-            jobs: backends.jobs.clone(),
-            blobs: backends.blobs.clone(),
-            mailbox: backends.mailbox.clone(),
-            backends,
+            jobs: stores.jobs.clone(),
+            blobs: stores.blobs.clone(),
+            mailbox: stores.mailbox.clone(),
+            stores,
             sent: Arc::new(Mutex::new(Vec::new())),
             pool,
             _dir: dir,
@@ -368,38 +365,27 @@ impl World {
     }
 
     /// A simulated process over the world's stores, faulted by `faults`.
-    fn node(&self, faults: &Arc<Faults>) -> NodeContext {
-        let backends = Backends {
-            users: self.backends.users.clone(),
+    fn node(&self, faults: &Arc<Faults>) -> Node {
+        let stores = Stores {
+            users: self.stores.users.clone(),
             blobs: Arc::new(FaultyBlobs(self.blobs.clone(), faults.clone())),
             jobs: Arc::new(FaultyJobs(self.jobs.clone(), faults.clone())),
             mailbox: Arc::new(FaultyMailbox(self.mailbox.clone(), faults.clone())),
-            intake: self.backends.intake.clone(),
+            intake: self.stores.intake.clone(),
         };
-        let metrics = Arc::new(Metrics::new("test"));
-        NodeContext {
-            config: self.config.clone(),
-            backends,
-            tokens: TokenKeys::new(&[7; 32], Duration::from_secs(60)).unwrap(),
-            sessions: crate::security::sessions::Sessions::new(self.backends.users.clone()),
-            metrics_token: None,
+        let services = Services {
             mailer: Arc::new(FakeMailer { sent: self.sent.clone(), faults: faults.clone() }),
-            job_events: Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone())),
-            metrics,
             media: Arc::new(FakeMedia),
-            limits: GatewayLimits::new(&self.config),
-            shutdown: faults.shutdown.clone(),
-            drain: CancellationToken::new(),
-            started: Instant::now(),
-            activity: Default::default(),
-            cluster: None,
-        }
+            metrics: Arc::new(Metrics::new("test")),
+        };
+        let lifecycle = Lifecycle { shutdown: faults.shutdown.clone(), ..Lifecycle::new() };
+        Node { config: self.config.clone(), stores, services, lifecycle, activity: Default::default() }
     }
 
     /// Uploads `video` as a new job (not a step: the faults begin after the upload).
     async fn upload(&self, video: &[u8]) -> Job {
         let job = self.store_video(video).await;
-        self.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await.unwrap();
+        self.stores.intake.submit(&job, &JobMessage::video(&job).to_json()).await.unwrap();
         job
     }
 
@@ -434,8 +420,8 @@ impl World {
 }
 
 /// Takes at most one delivery of `queue` and handles it as worker `W` of `node` would.
-async fn handle_one<W: Worker>(node: &NodeContext, queue: Queue) -> bool {
-    match node.backends.mailbox.receive(queue, "test", Duration::from_millis(20)).await {
+async fn handle_one<W: Worker>(node: &Node, queue: Queue) -> bool {
+    match node.stores.mailbox.receive(queue, "test", Duration::from_millis(20)).await {
         Ok(Some(delivery)) => {
             let _ = process::<W>(node, delivery).await;
             true

@@ -7,79 +7,48 @@
 
 use std::time::Duration;
 
-use super::NodeContext;
 use super::periodic::Periodic;
 use crate::config::Role;
-use crate::storage::{JobState, Queue, StorageResult, now_millis};
+use crate::node::Node;
+use crate::storage::{JobState, Queue, now_millis};
 
 pub struct Gauges;
 
-/// Longest a health check waits for one backend.
-const PING_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Whether each backend answers, by the name `/readyz` and `mp3c_backend_up` give it.
-pub async fn backend_health(ctx: &NodeContext) -> [(&'static str, bool); 4] {
-    let backends = &ctx.backends;
-    let (users, blobs, jobs, mailbox) = tokio::join!(
-        answers("users", backends.users.ping()),
-        answers("blobs", backends.blobs.ping()),
-        answers("jobs", backends.jobs.ping()),
-        answers("mailbox", backends.mailbox.ping())
-    );
-    [("users", users), ("blobs", blobs), ("jobs", jobs), ("mailbox", mailbox)]
-}
-
-/// Whether every backend answers (what `/readyz` says).
-pub async fn backends_answer(ctx: &NodeContext) -> bool {
-    backend_health(ctx).await.iter().all(|(_, up)| *up)
-}
-
-async fn answers(backend: &str, ping: impl Future<Output = StorageResult<()>>) -> bool {
-    match tokio::time::timeout(PING_TIMEOUT, ping).await {
-        Ok(Ok(())) => true,
-        Ok(Err(error)) => {
-            tracing::debug!(backend, %error, "backend does not answer");
-            false
-        }
-        Err(_) => false,
-    }
-}
-
 impl Periodic for Gauges {
-    fn period(_ctx: &NodeContext) -> Duration {
+    fn period(_node: &Node) -> Duration {
         Duration::from_secs(5)
     }
 
-    async fn tick(ctx: &NodeContext) {
-        for (backend, up) in backend_health(ctx).await {
-            ctx.metrics.set_backend_up(backend, up);
+    async fn tick(node: &Node) {
+        for (backend, up) in node.stores.health().await {
+            node.services.metrics.set_backend_up(backend, up);
         }
         for group in crate::cluster::protocol::groups::ALL {
-            ctx.metrics.set_group_members(group, ractor::pg::get_members(&group.to_owned()).len());
+            node.services.metrics.set_group_members(group, ractor::pg::get_members(&group.to_owned()).len());
         }
-        if ctx.config.has_role(Role::Gateway) {
-            read_shared_stores(ctx).await;
+        if node.config.has_role(Role::Gateway) {
+            read_shared_stores(node).await;
         }
     }
 }
 
 /// Jobs by state, queue depths and the oldest waiting message's age.
-async fn read_shared_stores(ctx: &NodeContext) {
-    if let Ok(counts) = ctx.backends.jobs.count_by_state().await {
-        counts.into_iter().for_each(|(state, count)| ctx.metrics.set_jobs(state, count));
+async fn read_shared_stores(node: &Node) {
+    if let Ok(counts) = node.stores.jobs.count_by_state().await {
+        counts.into_iter().for_each(|(state, count)| node.services.metrics.set_jobs(state, count));
     }
     for queue in Queue::ALL {
-        if let Ok(depth) = ctx.backends.mailbox.depth(queue).await {
-            ctx.metrics.set_queue_depth(queue, depth);
+        if let Ok(depth) = node.stores.mailbox.depth(queue).await {
+            node.services.metrics.set_queue_depth(queue, depth);
         }
     }
     for (queue, state) in WAITING {
-        if let Ok(published_at) = ctx.backends.jobs.oldest_waiting(state).await {
-            ctx.metrics.set_oldest_waiting(queue, published_at, now_millis());
+        if let Ok(published_at) = node.stores.jobs.oldest_waiting(state).await {
+            node.services.metrics.set_oldest_waiting(queue, published_at, now_millis());
         }
     }
-    if let Ok(since) = ctx.backends.jobs.oldest_retrying().await {
-        ctx.metrics.set_oldest_retrying(since, now_millis());
+    if let Ok(since) = node.stores.jobs.oldest_retrying().await {
+        node.services.metrics.set_oldest_retrying(since, now_millis());
     }
 }
 

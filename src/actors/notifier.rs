@@ -19,33 +19,36 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::NodeContext;
 use super::converter::mp3_meta;
 use super::record::{Outcome, Written, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode};
-use crate::config::NotifyCrash;
+use crate::config::{Config, NotifyCrash};
 use crate::emails;
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
-use crate::mailer::{Email, MailError};
+use crate::mailer::{Email, MailError, Mailer};
 use crate::messages::{Mp3Notice, SeedResult};
-use crate::storage::{Bucket, Delivery, Job, JobState, Notification, StorageError, StorageResult, now_millis};
+use crate::node::Node;
+use crate::storage::{
+    BlobStore, Bucket, Delivery, Job, JobState, Notification, StorageError, StorageResult, now_millis,
+};
+use url::Url;
 
 pub struct Notifier;
 
 impl Worker for Notifier {
-    async fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> StorageResult<Answer> {
+    async fn handle(node: &Node, delivery: &dyn Delivery) -> StorageResult<Answer> {
         let Some(notice) = decode::<Mp3Notice>(delivery) else {
             return Ok(Answer::Park);
         };
         match notice {
             Mp3Notice::Ours(message) => {
                 let span = tracing::info_span!("notify", job_id = %message.job_id);
-                notify(ctx, message.job_id, delivery.attempt()).instrument(span).await
+                notify(node, message.job_id, delivery.attempt()).instrument(span).await
             }
             Mp3Notice::Seed(result) => {
                 let span = tracing::info_span!("notify_seed_result", video_fid = %result.video_fid);
-                adopt_seed_result(ctx, result, delivery.attempt()).instrument(span).await
+                adopt_seed_result(node, result, delivery.attempt()).instrument(span).await
             }
         }
     }
@@ -53,12 +56,12 @@ impl Worker for Notifier {
 
 /// How long a claim to send protects a sender: the node's lease plus the mail server's time
 /// limit, so that only a sender that died loses it.
-pub fn claim_timeout(ctx: &NodeContext) -> Duration {
-    ctx.config.lease() + ctx.mailer.timeout()
+pub fn claim_timeout(lease: Duration, mailer: &dyn Mailer) -> Duration {
+    lease + mailer.timeout()
 }
 
-async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<Answer> {
-    let jobs = &ctx.backends.jobs;
+async fn notify(node: &Node, job_id: Id, attempt: u32) -> StorageResult<Answer> {
+    let jobs = &node.stores.jobs;
     let Some(job) = jobs.get(job_id).await? else {
         tracing::info!("the job is gone; dropping its notice");
         return Ok(Answer::Ack);
@@ -67,9 +70,13 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
         tracing::info!(state = job.state.as_str(), notification = job.notification.as_str(), "nothing to send");
         return Ok(Answer::Ack);
     }
-    let Some(claim) = job.claim_notification(now_millis(), claim_timeout(ctx)) else {
+    let Some(claim) =
+        job.claim_notification(now_millis(), claim_timeout(node.config.lease(), node.services.mailer.as_ref()))
+    else {
         let since = job.notification.since().unwrap_or_default();
-        let left = (since + claim_timeout(ctx).as_millis() as i64 - now_millis()).max(0) as u64;
+        let left = (since + claim_timeout(node.config.lease(), node.services.mailer.as_ref()).as_millis() as i64
+            - now_millis())
+        .max(0) as u64;
         tracing::info!("another notifier is sending it; looking again later");
         return Ok(Answer::Retry(Duration::from_millis(left) + Duration::from_secs(1)));
     };
@@ -78,26 +85,26 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
         Outcome::Changed(_) => return Ok(Answer::Retry(Duration::from_millis(200))),
     };
     let our_claim = claimed.notification;
-    crash_if_asked(ctx, NotifyCrash::Claimed);
-    let outcome = ctx.mailer.send(&compose(ctx, &claimed)).await;
+    crash_if_asked(&node.config, NotifyCrash::Claimed);
+    let outcome = node.services.mailer.send(&compose(node.config.public_url.as_ref(), &claimed)).await;
     if outcome.is_ok() {
-        crash_if_asked(ctx, NotifyCrash::Mailed);
+        crash_if_asked(&node.config, NotifyCrash::Mailed);
     }
     let now = now_millis();
     let (outcome, next_message_at, answer) = match outcome {
         Ok(()) => {
-            ctx.metrics.notification("sent");
+            node.services.metrics.notification("sent");
             tracing::info!("notification sent");
             (Notification::Sent, now, Answer::Ack)
         }
         Err(MailError::BadAddress(address)) => {
-            ctx.metrics.notification("undeliverable");
+            node.services.metrics.notification("undeliverable");
             tracing::warn!(%address, "the owner cannot be mailed; giving up on this notification");
             (Notification::Undeliverable, now, Answer::Ack)
         }
         Err(MailError::Transient(error)) => {
-            ctx.metrics.notification("failed");
-            let backoff = super::retry_backoff(attempt);
+            node.services.metrics.notification("failed");
+            let backoff = super::MAIL_BACKOFF.wait(attempt);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
             // Its next message is this delivery, back after the backoff: not overdue before.
             (Notification::Pending, now + backoff.as_millis() as i64, Answer::Retry(backoff))
@@ -107,10 +114,10 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
     // whatever else changed in it meanwhile, as long as the claim is still ours.
     let record =
         |job: &Job| (job.notification == our_claim).then(|| job.notified(outcome, now).republished(next_message_at));
-    match write_patiently(ctx, &claimed, record).await {
+    match write_patiently(node, &claimed, record).await {
         Ok(Written::Stored(mailed)) => {
             if outcome == Notification::Sent {
-                ctx.metrics.job_mailed(mailed.state, mailed.created_at, now);
+                node.services.metrics.job_mailed(mailed.state, mailed.created_at, now);
             }
             Ok(answer)
         }
@@ -123,20 +130,20 @@ async fn notify(ctx: &NodeContext, job_id: Id, attempt: u32) -> StorageResult<An
     }
 }
 
-async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) -> StorageResult<Answer> {
-    let Some(job) = ctx.backends.jobs.find_by_video(result.video_fid).await? else {
+async fn adopt_seed_result(node: &Node, result: SeedResult, attempt: u32) -> StorageResult<Answer> {
+    let Some(job) = node.stores.jobs.find_by_video(result.video_fid).await? else {
         tracing::info!("a seed converter's result for a video that is not one of our jobs");
-        let email = emails::ready_untracked(&result.username, result.mp3_fid, ctx.config.public_url.as_ref());
-        return send_unrecorded(ctx, &email, attempt).await;
+        let email = emails::ready_untracked(&result.username, result.mp3_fid, node.config.public_url.as_ref());
+        return send_unrecorded(node, &email, attempt).await;
     };
     let adopted = job.state == JobState::Done && job.mp3_fid == Some(result.mp3_fid);
     if !adopted {
-        if let Some(refusal) = refuse_seed_result(ctx, &job, &result).await? {
+        if let Some(refusal) = refuse_seed_result(node.stores.blobs.as_ref(), &job, &result).await? {
             tracing::warn!(job_id = %job.id, mp3_fid = %result.mp3_fid, refusal, "refusing a seed converter's result");
             return Ok(Answer::Park);
         }
         let Some(adoption) = job.adopt_result(result.mp3_fid, now_millis()) else { return Ok(Answer::Ack) };
-        match write_once(ctx.backends.jobs.as_ref(), &adoption).await? {
+        match write_once(node.stores.jobs.as_ref(), &adoption).await? {
             Outcome::Stored(done) => job_events::publish(&JobEvent::of(&done)),
             Outcome::Changed(_) => return Ok(Answer::Retry(Duration::from_millis(200))),
         }
@@ -145,20 +152,24 @@ async fn adopt_seed_result(ctx: &NodeContext, result: SeedResult, attempt: u32) 
     // Labelled after the job took it (and again on a redelivery, in case that failed), so that
     // an MP3 no job took is never labelled for its owner.
     let meta = mp3_meta(&job);
-    ctx.backends.blobs.set_meta(Bucket::Mp3s, result.mp3_fid, &meta).await?;
-    notify(ctx, job.id, attempt).await
+    node.stores.blobs.set_meta(Bucket::Mp3s, result.mp3_fid, &meta).await?;
+    notify(node, job.id, attempt).await
 }
 
 /// Why a seed converter's result may not become this job's MP3, if it may not: the job is
 /// finished, the message names another owner, or the MP3 is missing or belongs to another.
-async fn refuse_seed_result(ctx: &NodeContext, job: &Job, result: &SeedResult) -> StorageResult<Option<&'static str>> {
+async fn refuse_seed_result(
+    blobs: &dyn BlobStore,
+    job: &Job,
+    result: &SeedResult,
+) -> StorageResult<Option<&'static str>> {
     if job.state.is_finished() {
         return Ok(Some("the job is already finished"));
     }
     if result.username != job.owner {
         return Ok(Some("the message names another owner"));
     }
-    let mp3 = match ctx.backends.blobs.stat(Bucket::Mp3s, result.mp3_fid).await {
+    let mp3 = match blobs.stat(Bucket::Mp3s, result.mp3_fid).await {
         Ok(mp3) => mp3,
         Err(StorageError::NotFound) => return Ok(Some("the MP3 does not exist")),
         Err(other) => return Err(other),
@@ -170,20 +181,20 @@ async fn refuse_seed_result(ctx: &NodeContext, job: &Job, result: &SeedResult) -
 
 /// Sends an email that no job record tracks (a seed-only result), retrying while the mail
 /// server is down.
-async fn send_unrecorded(ctx: &NodeContext, email: &Email, attempt: u32) -> StorageResult<Answer> {
-    match ctx.mailer.send(email).await {
+async fn send_unrecorded(node: &Node, email: &Email, attempt: u32) -> StorageResult<Answer> {
+    match node.services.mailer.send(email).await {
         Ok(()) => {
-            ctx.metrics.notification("sent");
+            node.services.metrics.notification("sent");
             Ok(Answer::Ack)
         }
         Err(MailError::BadAddress(address)) => {
-            ctx.metrics.notification("undeliverable");
+            node.services.metrics.notification("undeliverable");
             tracing::warn!(%address, "the recipient cannot be mailed; dropping the notification");
             Ok(Answer::Ack)
         }
         Err(MailError::Transient(error)) => {
-            ctx.metrics.notification("failed");
-            let backoff = super::retry_backoff(attempt);
+            node.services.metrics.notification("failed");
+            let backoff = super::MAIL_BACKOFF.wait(attempt);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
             Ok(Answer::Retry(backoff))
         }
@@ -191,17 +202,17 @@ async fn send_unrecorded(ctx: &NodeContext, email: &Email, attempt: u32) -> Stor
 }
 
 /// Test-only: dies at `point` as a node killed there would (fault hooks).
-fn crash_if_asked(ctx: &NodeContext, point: NotifyCrash) {
-    if ctx.config.crashes_notifying(point) {
+fn crash_if_asked(config: &Config, point: NotifyCrash) {
+    if config.crashes_notifying(point) {
         tracing::error!(?point, "fault injection: aborting the process while mailing");
         std::process::abort();
     }
 }
 
 /// The email for a finished job: its MP3 is ready, or why it failed.
-fn compose(ctx: &NodeContext, job: &Job) -> Email {
+fn compose(public_url: Option<&Url>, job: &Job) -> Email {
     match (job.state, job.mp3_fid) {
-        (JobState::Done, Some(mp3_fid)) => emails::ready(job, mp3_fid, ctx.config.public_url.as_ref()),
+        (JobState::Done, Some(mp3_fid)) => emails::ready(job, mp3_fid, public_url),
         _ => emails::failed(job),
     }
 }

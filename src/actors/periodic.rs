@@ -10,14 +10,14 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
 
-use super::NodeContext;
+use crate::node::Node;
 
 /// One piece of periodic housekeeping.
 pub trait Periodic: Send + Sync + 'static {
     /// The time between ticks.
-    fn period(ctx: &NodeContext) -> Duration;
+    fn period(node: &Node) -> Duration;
     /// One tick; it reports its own failures (the next tick tries again).
-    fn tick(ctx: &NodeContext) -> impl Future<Output = ()> + Send;
+    fn tick(node: &Node) -> impl Future<Output = ()> + Send;
 }
 
 pub struct PeriodicActor<P>(PhantomData<fn() -> P>);
@@ -32,7 +32,7 @@ impl<P> Default for PeriodicActor<P> {
 pub struct Tick;
 
 pub struct PeriodicState {
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
     /// The timer, stopped with the actor.
     timer: JoinHandle<()>,
 }
@@ -40,16 +40,12 @@ pub struct PeriodicState {
 impl<P: Periodic> Actor for PeriodicActor<P> {
     type Msg = Tick;
     type State = PeriodicState;
-    type Arguments = Arc<NodeContext>;
+    type Arguments = Arc<Node>;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Tick>,
-        ctx: Arc<NodeContext>,
-    ) -> Result<PeriodicState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Tick>, node: Arc<Node>) -> Result<PeriodicState, ActorProcessingErr> {
         myself.send_message(Tick)?;
-        let timer = myself.send_interval(P::period(&ctx), || Tick);
-        Ok(PeriodicState { ctx, timer })
+        let timer = myself.send_interval(P::period(&node), || Tick);
+        Ok(PeriodicState { node, timer })
     }
 
     async fn handle(
@@ -58,8 +54,8 @@ impl<P: Periodic> Actor for PeriodicActor<P> {
         _tick: Tick,
         state: &mut PeriodicState,
     ) -> Result<(), ActorProcessingErr> {
-        if !state.ctx.shutdown.is_cancelled() {
-            P::tick(&state.ctx).await;
+        if !state.node.lifecycle.shutdown.is_cancelled() {
+            P::tick(&state.node).await;
         }
         Ok(())
     }

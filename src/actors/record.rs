@@ -12,7 +12,11 @@
 
 use std::time::Duration;
 
-use super::NodeContext;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use crate::node::Node;
 use crate::storage::{Job, JobStore, StorageResult};
 
 /// Tries of one write against a record that keeps changing under it.
@@ -70,18 +74,36 @@ pub async fn write(jobs: &dyn JobStore, current: &Job, change: impl Fn(&Job) -> 
 /// happened (a finished conversion, a sent email) is not lost because the database was briefly
 /// away. An error only once the node is stopping.
 pub async fn write_patiently(
-    ctx: &NodeContext,
+    node: &Node,
     current: &Job,
     change: impl Fn(&Job) -> Option<Job>,
 ) -> StorageResult<Written> {
-    patiently(ctx, "write the job record", || write(ctx.backends.jobs.as_ref(), current, &change)).await
+    let jobs = node.stores.jobs.as_ref();
+    patiently(Patience::of(node), "write the job record", || write(jobs, current, &change)).await
 }
 
-/// Runs `call` until it succeeds, backing off (0.25 s doubling to 5 s) while it fails, until
-/// the node stops; then returns the last error. Each retry is counted
+/// The backoff of [`patiently`]: 0.25 s doubling to 5 s.
+const PATIENCE: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+
+/// What a patient call needs: when to stop trying (the node's shutdown), and where its retries
+/// are counted.
+#[derive(Clone, Copy)]
+pub struct Patience<'a> {
+    pub shutdown: &'a CancellationToken,
+    pub metrics: &'a Metrics,
+}
+
+impl<'a> Patience<'a> {
+    pub fn of(node: &'a Node) -> Patience<'a> {
+        Patience { shutdown: &node.lifecycle.shutdown, metrics: &node.services.metrics }
+    }
+}
+
+/// Runs `call` until it succeeds, backing off ([`PATIENCE`]) while it fails, until the node
+/// stops; then returns the last error. Each retry is counted
 /// (`mp3c_backend_call_retries_total{call=what}`); a caller that must not wait without end
 /// races it against its own limit.
-pub async fn patiently<T, F, Fut>(ctx: &NodeContext, what: &str, mut call: F) -> StorageResult<T>
+pub async fn patiently<T, F, Fut>(patience: Patience<'_>, what: &str, mut call: F) -> StorageResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = StorageResult<T>>,
@@ -91,9 +113,9 @@ where
         tries = tries.saturating_add(1);
         match call().await {
             Ok(value) => return Ok(value),
-            Err(error) if !ctx.shutdown.is_cancelled() => {
-                ctx.metrics.backend_retry(what);
-                let wait = super::backoff(tries, Duration::from_millis(250), Duration::from_secs(5));
+            Err(error) if !patience.shutdown.is_cancelled() => {
+                patience.metrics.backend_retry(what);
+                let wait = PATIENCE.wait(tries);
                 tracing::warn!(%error, ?wait, "cannot {what} yet; trying again");
                 tokio::time::sleep(wait).await;
             }

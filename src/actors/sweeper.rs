@@ -13,10 +13,10 @@
 
 use std::time::Duration;
 
-use super::NodeContext;
 use super::periodic::Periodic;
 use super::record::{Outcome, write_once};
 use crate::messages::JobMessage;
+use crate::node::Node;
 use crate::storage::{Job, Overdue, Queue, StorageResult, now_millis};
 
 /// Jobs looked at in one sweep.
@@ -24,40 +24,40 @@ const BATCH: u32 = 100;
 
 pub struct Sweeper;
 
-/// How old a job's last message must be before it counts as lost: twice the lease (a live
+/// How old a job's last message must be before it counts as lost: twice the `lease` (a live
 /// attempt renews its lease; a waiting delivery comes back within one), and at least 30 s.
-pub fn republish_after(ctx: &NodeContext) -> Duration {
-    (ctx.config.lease() * 2).max(Duration::from_secs(30))
+pub fn republish_after(lease: Duration) -> Duration {
+    (lease * 2).max(Duration::from_secs(30))
 }
 
 impl Periodic for Sweeper {
-    fn period(ctx: &NodeContext) -> Duration {
-        (republish_after(ctx) / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    fn period(node: &Node) -> Duration {
+        (republish_after(node.config.lease()) / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
 
-    async fn tick(ctx: &NodeContext) {
-        if let Err(error) = sweep(ctx, now_millis()).await {
+    async fn tick(node: &Node) {
+        if let Err(error) = sweep(node, now_millis()).await {
             tracing::warn!(%error, "sweep failed; trying again at the next one");
         }
     }
 }
 
 /// One sweep at time `now`; returns how many messages it published again.
-pub async fn sweep(ctx: &NodeContext, now: i64) -> StorageResult<u32> {
-    let (jobs, mailbox) = (&ctx.backends.jobs, &ctx.backends.mailbox);
-    let cutoff = now - republish_after(ctx).as_millis() as i64;
+pub async fn sweep(node: &Node, now: i64) -> StorageResult<u32> {
+    let (jobs, mailbox) = (&node.stores.jobs, &node.stores.mailbox);
+    let cutoff = now - republish_after(node.config.lease()).as_millis() as i64;
     let notices = jobs.overdue(Overdue::Notice, cutoff, BATCH).await?;
-    ctx.metrics.set_notifications_overdue(notices.len() as u64);
+    node.services.metrics.set_notifications_overdue(notices.len() as u64);
     let mut republished = 0;
     if mailbox.depth(Queue::Mp3).await? == 0 && mailbox.depth(Queue::Failures).await? == 0 {
         for job in notices {
-            republished += republish(ctx, job, now, JobMessage::notice).await? as u32;
+            republished += republish(node, job, now, JobMessage::notice).await? as u32;
         }
     }
     if mailbox.depth(Queue::Video).await? == 0 {
         for job in jobs.overdue(Overdue::Work, cutoff, BATCH).await? {
             let video = |job: &Job| Some((Queue::Video, JobMessage::video(job)));
-            republished += republish(ctx, job, now, video).await? as u32;
+            republished += republish(node, job, now, video).await? as u32;
         }
     }
     Ok(republished)
@@ -65,17 +65,17 @@ pub async fn sweep(ctx: &NodeContext, now: i64) -> StorageResult<u32> {
 
 /// Claims the re-publish of `job`'s message (compare-and-set on its record), then publishes it.
 async fn republish(
-    ctx: &NodeContext,
+    node: &Node,
     job: Job,
     now: i64,
     message: impl Fn(&Job) -> Option<(Queue, JobMessage)>,
 ) -> StorageResult<bool> {
     let Some((queue, message)) = message(&job) else { return Ok(false) };
-    if let Outcome::Changed(_) = write_once(ctx.backends.jobs.as_ref(), &job.republished(now)).await? {
+    if let Outcome::Changed(_) = write_once(node.stores.jobs.as_ref(), &job.republished(now)).await? {
         return Ok(false);
     }
-    ctx.backends.mailbox.publish(queue, &message.to_json()).await?;
-    ctx.metrics.republished(queue);
+    node.stores.mailbox.publish(queue, &message.to_json()).await?;
+    node.services.metrics.republished(queue);
     tracing::info!(job_id = %job.id, queue = queue.name(), "published a lost message again");
     Ok(true)
 }

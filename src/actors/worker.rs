@@ -14,20 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorClusterMessage;
 
-use super::{NodeContext, RECEIVE_WAIT};
-use crate::cluster::protocol::groups;
+use super::RECEIVE_WAIT;
+use crate::backoff::Backoff;
+use crate::cluster::protocol::{WorkerMsg, groups};
 use crate::metrics::ActorMetrics;
+use crate::node::Node;
 use crate::storage::{Delivery, Queue, StorageError, StorageResult};
-
-/// Longest backoff of a delivery retried because storage or the broker failed.
-const OUTAGE_BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// What a worker does with one delivery.
 pub trait Worker: Send + Sync + 'static {
     /// Decides the delivery's answer; a storage error retries it after a backoff.
-    fn handle(ctx: &NodeContext, delivery: &dyn Delivery) -> impl Future<Output = StorageResult<Answer>> + Send;
+    fn handle(node: &Node, delivery: &dyn Delivery) -> impl Future<Output = StorageResult<Answer>> + Send;
 }
 
 /// How a delivery is answered.
@@ -57,11 +55,8 @@ impl Answer {
     }
 }
 
-/// Backoff before delivery number `attempt` comes back after a storage failure: 1 s doubling
-/// to [`OUTAGE_BACKOFF_CAP`].
-pub fn outage_backoff(attempt: u32) -> Duration {
-    super::backoff(attempt, Duration::from_secs(1), OUTAGE_BACKOFF_CAP)
-}
+/// Backoff before a delivery comes back after a storage failure: 1 s doubling to 30 s.
+pub const OUTAGE_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 
 pub struct WorkerActor<W>(PhantomData<fn() -> W>);
 
@@ -71,20 +66,8 @@ impl<W> Default for WorkerActor<W> {
     }
 }
 
-/// A worker's messages. They can cross nodes only so that the worker can be a visible member
-/// of its process group on every node (the library shares only such actors); a worker takes no
-/// orders from other nodes: a `Poll` that does not carry the worker's own token is ignored, and
-/// `Crash` works only where fault hooks are on.
-#[derive(RactorClusterMessage)]
-pub enum WorkerMsg {
-    /// Take the next delivery, if one comes within the wait (the worker's token).
-    Poll(Vec<u8>),
-    /// Test-only fault injection: panic, so that the supervisor's restart can be observed.
-    Crash,
-}
-
 pub struct WorkerState {
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
     name: String,
     queue: Queue,
     metrics: ActorMetrics,
@@ -95,21 +78,21 @@ pub struct WorkerState {
 impl<W: Worker> Actor for WorkerActor<W> {
     type Msg = WorkerMsg;
     type State = WorkerState;
-    type Arguments = (Arc<NodeContext>, String, Queue);
+    type Arguments = (Arc<Node>, String, Queue);
 
     async fn pre_start(
         &self,
         myself: ActorRef<WorkerMsg>,
-        (ctx, name, queue): Self::Arguments,
+        (node, name, queue): Self::Arguments,
     ) -> Result<WorkerState, ActorProcessingErr> {
-        let metrics = ctx.metrics.actor(&name);
+        let metrics = node.services.metrics.actor(&name);
         if let Some(group) = group_of(queue) {
             ractor::pg::join(group.to_owned(), vec![myself.get_cell()]);
         }
         let mut token = vec![0u8; 16];
         getrandom::fill(&mut token).map_err(|e| format!("no random source: {e}"))?;
         myself.send_message(WorkerMsg::Poll(token.clone()))?;
-        Ok(WorkerState { ctx, name, queue, metrics, token })
+        Ok(WorkerState { node, name, queue, metrics, token })
     }
 
     async fn handle(
@@ -119,11 +102,11 @@ impl<W: Worker> Actor for WorkerActor<W> {
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            WorkerMsg::Crash if state.ctx.config.fault_hooks => {
+            WorkerMsg::Crash if state.node.config.fault_hooks => {
                 panic!("fault injection: {} was told to crash", state.name)
             }
             WorkerMsg::Poll(token) if token == state.token => {
-                if state.ctx.shutdown.is_cancelled() {
+                if state.node.lifecycle.stopping() {
                     return Ok(());
                 }
                 poll_once::<W>(state).await;
@@ -149,11 +132,11 @@ fn group_of(queue: Queue) -> Option<&'static str> {
 }
 
 async fn poll_once<W: Worker>(state: &WorkerState) {
-    let received = state.ctx.backends.mailbox.receive(state.queue, &state.name, RECEIVE_WAIT).await;
+    let received = state.node.stores.mailbox.receive(state.queue, &state.name, RECEIVE_WAIT).await;
     match received {
         Ok(Some(delivery)) => {
             let _handling = state.metrics.begin();
-            let processed = super::activity::ACTOR.scope(state.name.clone(), process::<W>(&state.ctx, delivery));
+            let processed = crate::node::activity::ACTOR.scope(state.name.clone(), process::<W>(&state.node, delivery));
             if let Err(error) = processed.await {
                 state.metrics.failed();
                 tracing::warn!(actor = %state.name, %error, "delivery left unanswered; it comes back later");
@@ -168,21 +151,21 @@ async fn poll_once<W: Worker>(state: &WorkerState) {
 }
 
 /// Handles one delivery and answers it.
-pub async fn process<W: Worker>(ctx: &NodeContext, delivery: Box<dyn Delivery>) -> StorageResult<()> {
-    let answer = match W::handle(ctx, delivery.as_ref()).await {
+pub async fn process<W: Worker>(node: &Node, delivery: Box<dyn Delivery>) -> StorageResult<()> {
+    let answer = match W::handle(node, delivery.as_ref()).await {
         Ok(answer) => answer,
-        Err(error) => after_storage_failure(ctx, &error, delivery.attempt()),
+        Err(error) => after_storage_failure(node, &error, delivery.attempt()),
     };
     if answer == Answer::Park {
-        ctx.metrics.parked(delivery.queue());
+        node.services.metrics.parked(delivery.queue());
     }
     answer.give(delivery).await
 }
 
-fn after_storage_failure(ctx: &NodeContext, error: &StorageError, attempt: u32) -> Answer {
-    let backoff = outage_backoff(attempt);
+fn after_storage_failure(node: &Node, error: &StorageError, attempt: u32) -> Answer {
+    let backoff = OUTAGE_BACKOFF.wait(attempt);
     tracing::warn!(%error, ?backoff, "storage failed; the delivery is retried without counting an attempt");
-    ctx.metrics.outage_retry();
+    node.services.metrics.outage_retry();
     Answer::Retry(backoff)
 }
 
@@ -195,19 +178,5 @@ pub fn decode<T: serde::de::DeserializeOwned>(delivery: &dyn Delivery) -> Option
             tracing::error!(queue = delivery.queue().name(), %error, body = %preview, "parking a message that cannot be read");
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outage_backoff_doubles_to_its_cap() {
-        assert_eq!(outage_backoff(1), Duration::from_secs(1));
-        assert_eq!(outage_backoff(2), Duration::from_secs(2));
-        assert_eq!(outage_backoff(5), Duration::from_secs(16));
-        assert_eq!(outage_backoff(6), OUTAGE_BACKOFF_CAP);
-        assert_eq!(outage_backoff(1000), OUTAGE_BACKOFF_CAP);
     }
 }

@@ -10,24 +10,26 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::progress::FileProgress;
+use crate::backoff::Backoff;
 
 /// How long a server may be away before the request fails.
 const RETRY_FOR: Duration = Duration::from_secs(120);
-const FIRST_PAUSE: Duration = Duration::from_millis(250);
-/// The longest pause, whatever `Retry-After` says.
-const LONGEST_PAUSE: Duration = Duration::from_secs(10);
+/// The pauses between tries: 0.25 s doubling to 10 s, the longest whatever `Retry-After` says.
+const PAUSES: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
 
 /// Sends `request` until it gets an answer that is not transient, or until [`RETRY_FOR`] has
 /// passed; then returns the last answer (or error). Each retry is told on `progress`.
 pub(super) async fn send(request: RequestBuilder, progress: &FileProgress) -> anyhow::Result<Response> {
     let deadline = Instant::now() + RETRY_FOR;
-    let mut pause = FIRST_PAUSE;
+    let mut tries: u32 = 0;
     loop {
+        tries = tries.saturating_add(1);
+        let pause = PAUSES.wait(tries);
         let attempt = request.try_clone().context("a request with a streamed body cannot be sent again")?;
         let outcome = attempt.send().await;
         let (wait, why) = match &outcome {
             Ok(response) if transient(response.status()) => {
-                (retry_after(response).unwrap_or(pause).max(FIRST_PAUSE), response.status().to_string())
+                (retry_after(response).unwrap_or(pause).max(PAUSES.first), response.status().to_string())
             }
             Err(error) if error.is_connect() || error.is_timeout() || error.is_request() => (pause, error.to_string()),
             _ => return Ok(outcome?),
@@ -37,7 +39,6 @@ pub(super) async fn send(request: RequestBuilder, progress: &FileProgress) -> an
         }
         progress.waiting(&format!("the server is away ({why}); trying again in {:.1}s", wait.as_secs_f64()));
         tokio::time::sleep(wait).await;
-        pause = (pause * 2).min(LONGEST_PAUSE);
     }
 }
 
@@ -46,10 +47,10 @@ fn transient(status: StatusCode) -> bool {
     matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
 }
 
-/// The pause a `Retry-After: SECONDS` header asks for, at most [`LONGEST_PAUSE`].
+/// The pause a `Retry-After: SECONDS` header asks for, at most the longest of [`PAUSES`].
 fn retry_after(response: &Response) -> Option<Duration> {
     let seconds: u64 = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds).min(LONGEST_PAUSE))
+    Some(Duration::from_secs(seconds).min(PAUSES.cap))
 }
 
 #[cfg(test)]

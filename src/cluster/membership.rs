@@ -27,9 +27,10 @@ use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeServerMessage, RactorMessage};
 use serde::{Deserialize, Serialize};
 
-use super::agent::agent_on;
 use super::dial::Dialer;
-use super::protocol::{AgentMsg, decode, encode};
+use super::members::agent_on;
+use super::protocol::{AgentMsg, Hello, decode, encode};
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 
 /// How often the membership looks at its peers (dials, pings, seeds).
@@ -40,9 +41,8 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(6);
 /// How often the seeds are resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(10);
-/// Redial backoff bounds.
-const FIRST_REDIAL: Duration = Duration::from_secs(1);
-const MAX_REDIAL: Duration = Duration::from_secs(30);
+/// The wait before redialling a peer: 1 s doubling to 30 s.
+const REDIAL: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 /// How long a call to a peer's agent may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// A session not authenticated, ready and greeted this long after it opened is closed (the
@@ -57,20 +57,6 @@ const MAX_LEARNT: usize = 256;
 /// it is taken for gone (a scaled-down or replaced pod), so that `/cluster` and the peer gauges
 /// stop counting it; it is welcome again if it ever comes back.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
-
-/// What a node tells a peer about itself when a session is ready.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Hello {
-    pub node: String,
-    pub version: String,
-    pub protocol: u32,
-    /// The address peers dial to reach it.
-    pub advertise: String,
-    pub roles: Vec<String>,
-    /// The advertised addresses of the peers it is connected to (so that the mesh fills in).
-    #[serde(default)]
-    pub peers: Vec<String>,
-}
 
 /// What `/cluster` shows of one peer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,7 +148,8 @@ struct Target {
     /// The node found there, once a session dialled to it was greeted.
     node: Option<String>,
     next_dial: Instant,
-    backoff: Duration,
+    /// Dials since the peer was last connected: each waits longer ([`REDIAL`]).
+    dials_in_a_row: u32,
     dialing: bool,
 }
 
@@ -343,7 +330,7 @@ impl MembershipState {
             host,
             node: None,
             next_dial: Instant::now(),
-            backoff: FIRST_REDIAL,
+            dials_in_a_row: 0,
             dialing: false,
         });
     }
@@ -394,8 +381,8 @@ impl MembershipState {
         target.dialing = false;
         // Whether it works shows in the session events; until then, the next try waits (with a
         // little spread, so that two nodes do not keep dialling each other at the same moment).
-        target.next_dial = Instant::now() + target.backoff + spread();
-        target.backoff = (target.backoff * 2).min(MAX_REDIAL);
+        target.dials_in_a_row = target.dials_in_a_row.saturating_add(1);
+        target.next_dial = Instant::now() + REDIAL.wait(target.dials_in_a_row) + spread();
         if let Err(error) = result {
             self.args.metrics.cluster_session_event("dial_failed");
             tracing::debug!(%address, error, "could not reach a peer; trying again later");
@@ -459,8 +446,8 @@ impl MembershipState {
             if let Ok(address) = hello.advertise.parse::<SocketAddr>()
                 && let Some(target) = self.targets.get_mut(&address)
             {
-                target.next_dial = Instant::now() + FIRST_REDIAL;
-                target.backoff = FIRST_REDIAL;
+                target.next_dial = Instant::now() + REDIAL.first;
+                target.dials_in_a_row = 0;
             }
         }
     }

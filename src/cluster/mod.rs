@@ -9,7 +9,7 @@
 //! - [`membership`]: keeping a full mesh: seeds, dialing ([`dial`]), redialing, heartbeats,
 //!   greetings, and what `/cluster` shows of each peer.
 //! - [`agent`]: the node agent (greetings, pings, status, drain).
-//! - [`members`]: finding a group's actors, this node's first.
+//! - [`members`]: finding a group's actors, this node's first, and other nodes' agents.
 
 pub mod agent;
 pub mod dial;
@@ -19,3 +19,11 @@ pub mod membership;
 pub mod node;
 pub mod protocol;
 pub mod tls;
+
+use crate::config::Config;
+
+/// The actor cluster protocol version this node speaks: [`protocol::PROTOCOL_VERSION`] (another
+/// only under fault hooks, as a node of another release would).
+pub fn protocol_version(config: &Config) -> u32 {
+    config.fault_protocol_version.filter(|_| config.fault_hooks).unwrap_or(protocol::PROTOCOL_VERSION)
+}

@@ -12,7 +12,7 @@ use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 use tokio_util::sync::CancellationToken;
 
 use super::dial::Dialer;
-use super::membership::Hello;
+use super::protocol::Hello;
 use super::{listener, tls};
 use crate::config::{Config, Secret};
 
@@ -67,7 +67,7 @@ pub async fn start(config: &Config, stop: &CancellationToken) -> anyhow::Result<
     let hello = Hello {
         node: config.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        protocol: config.protocol_version(),
+        protocol: super::protocol_version(config),
         advertise,
         roles: config.role_names(),
         peers: Vec::new(),

@@ -6,9 +6,8 @@ use hyper::HeaderMap;
 use hyper::header::AUTHORIZATION;
 
 use super::error::ApiError;
-use crate::actors::NodeContext;
-use crate::security::sessions::SessionError;
-use crate::security::token::{Claims, TokenError};
+use super::sessions::{SessionError, Sessions};
+use crate::security::token::{Claims, TokenError, TokenKeys};
 
 /// The user name and password of an `Authorization: Basic` header.
 pub fn basic(headers: &HeaderMap) -> Result<(String, String), ApiError> {
@@ -20,22 +19,42 @@ pub fn basic(headers: &HeaderMap) -> Result<(String, String), ApiError> {
     Ok((user.to_owned(), password.to_owned()))
 }
 
-/// The claims of a valid `Authorization: Bearer` token whose session still stands: the
-/// signature checked locally with the shared key, the session against the user store (through
-/// a short cache).
-pub async fn bearer(ctx: &NodeContext, headers: &HeaderMap) -> Result<Claims, ApiError> {
-    let token = scheme_value(headers, "Bearer")
-        .ok_or_else(|| ApiError::unauthorized("Bearer", "missing_token", "a Bearer token is required"))?;
-    let claims = ctx.tokens.validate(token).map_err(|error| match error {
-        TokenError::Expired => ApiError::unauthorized("Bearer", "token_expired", "the token has expired; log in again"),
-        TokenError::Invalid => ApiError::unauthorized("Bearer", "invalid_token", "the token is not valid"),
-    })?;
-    match ctx.sessions.check(&claims).await {
-        Ok(()) => Ok(claims),
-        Err(SessionError::Ended) => {
-            Err(ApiError::unauthorized("Bearer", "session_ended", "the session has ended; log in again"))
+/// Who a request's bearer is: the keys that check a token's signature, and the check that its
+/// session still stands.
+pub struct Identity {
+    pub tokens: TokenKeys,
+    pub sessions: Sessions,
+}
+
+impl Identity {
+    /// The claims of a valid `Authorization: Bearer` token whose session still stands: the
+    /// signature checked locally with the shared key, the session against the user store
+    /// (through a short cache).
+    pub async fn bearer(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
+        let token = scheme_value(headers, "Bearer")
+            .ok_or_else(|| ApiError::unauthorized("Bearer", "missing_token", "a Bearer token is required"))?;
+        let claims = self.tokens.validate(token).map_err(|error| match error {
+            TokenError::Expired => {
+                ApiError::unauthorized("Bearer", "token_expired", "the token has expired; log in again")
+            }
+            TokenError::Invalid => ApiError::unauthorized("Bearer", "invalid_token", "the token is not valid"),
+        })?;
+        match self.sessions.check(&claims).await {
+            Ok(()) => Ok(claims),
+            Err(SessionError::Ended) => {
+                Err(ApiError::unauthorized("Bearer", "session_ended", "the session has ended; log in again"))
+            }
+            Err(SessionError::Unavailable(error)) => Err(error.into()),
         }
-        Err(SessionError::Unavailable(error)) => Err(error.into()),
+    }
+
+    /// The claims of an admin's bearer token; 403 for anyone else.
+    pub async fn admin(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
+        let claims = self.bearer(headers).await?;
+        match claims.admin {
+            true => Ok(claims),
+            false => Err(ApiError::new(hyper::StatusCode::FORBIDDEN, "forbidden", "admins only")),
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! - [`routes`]: the route table, which handler a request goes to, and the label it is
 //!   measured under;
 //! - [`handlers`]: one module per group of routes;
+//! - [`gateway`]: the actor that owns the server, and the gateway's own state ([`Gateway`]);
 //! - [`error`], [`response`], [`credentials`], [`body`]: what the handlers share;
+//! - [`sessions`]: whether a token's session still stands;
 //! - [`malformed`]: JSON answers to requests hyper cannot parse, like every other error;
 //! - [`client_address`]: who the client is, behind trusted reverse proxies;
 //! - [`limits`], [`stall`], [`preamble`]: bounds on the work clients can cause (login rates,
@@ -21,12 +23,14 @@ pub mod body;
 pub mod client_address;
 pub mod credentials;
 pub mod error;
+pub mod gateway;
 pub mod handlers;
 pub mod limits;
 pub mod malformed;
 pub mod preamble;
 pub mod response;
 pub mod routes;
+pub mod sessions;
 pub mod stall;
 pub mod stored_upload;
 
@@ -46,11 +50,12 @@ use tokio_util::sync::CancellationToken;
 
 use tracing::Instrument;
 
-use crate::actors::{GATEWAY, NodeContext};
 use crate::config::Role;
 use crate::metrics::ActorMetrics;
+use crate::node::{Node, names};
 use client_address::ClientAddress;
 use error::ApiError;
+pub use gateway::Gateway;
 use response::Response;
 
 /// Largest request headers accepted, all names and values together; past it the answer is 431.
@@ -81,10 +86,15 @@ pub enum Surface {
 
 /// Serves every listener of `listeners` until `stop` (see [`serve`]); ends as soon as one
 /// server does.
-pub async fn serve_all(listeners: Listeners, ctx: Arc<NodeContext>, stop: CancellationToken) -> anyhow::Result<()> {
-    let api = serve(listeners.api, ctx.clone(), stop.clone(), Surface::Api);
+pub async fn serve_all(
+    listeners: Listeners,
+    node: Arc<Node>,
+    gateway: Arc<Gateway>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let api = serve(listeners.api, node.clone(), gateway.clone(), stop.clone(), Surface::Api);
     match listeners.metrics {
-        Some(metrics) => tokio::try_join!(api, serve(metrics, ctx, stop, Surface::Metrics)).map(drop),
+        Some(metrics) => tokio::try_join!(api, serve(metrics, node, gateway, stop, Surface::Metrics)).map(drop),
         None => api.await,
     }
 }
@@ -99,13 +109,13 @@ pub struct ServerStop(pub CancellationToken);
 /// grace period) for the requests in flight.
 pub async fn serve(
     listener: Arc<TcpListener>,
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
+    gateway: Arc<Gateway>,
     stop: CancellationToken,
     surface: Surface,
 ) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
-    let metrics = ctx.metrics.actor(GATEWAY);
-    let proxies = Arc::new(ctx.config.trusted_proxies());
+    let metrics = node.services.metrics.actor(names::GATEWAY);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -121,26 +131,25 @@ pub async fn serve(
         };
         // A trusted proxy carries many clients; any other peer is one, with a cap on its
         // connections.
-        let slot = match proxies.trusts(peer.ip()) {
+        let slot = match gateway.proxies.trusts(peer.ip()) {
             true => None,
-            false => match ctx.limits.connections.take(peer.ip()) {
+            false => match gateway.limits.connections.take(peer.ip()) {
                 Some(slot) => Some(slot),
                 None => {
-                    tokio::spawn(refuse_connection(stream, ctx.limits.connections.limit()));
+                    tokio::spawn(refuse_connection(stream, gateway.limits.connections.limit()));
                     continue;
                 }
             },
         };
         let service = service_fn({
-            let ctx = ctx.clone();
+            let (node, gateway) = (node.clone(), gateway.clone());
             let metrics = metrics.clone();
             let stop = stop.clone();
-            let proxies = proxies.clone();
             move |mut request: hyper::Request<Incoming>| {
-                let client = proxies.client_of(peer, request.headers());
+                let client = gateway.proxies.client_of(peer, request.headers());
                 request.extensions_mut().insert(client);
                 request.extensions_mut().insert(ServerStop(stop.clone()));
-                answer(ctx.clone(), metrics.clone(), request, surface)
+                answer(node.clone(), gateway.clone(), metrics.clone(), request, surface)
             }
         });
         let connection = http1::Builder::new()
@@ -157,7 +166,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(ctx.config.shutdown_grace(), graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(node.config.shutdown_grace(), graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still running after the grace period");
     }
     Ok(())
@@ -183,7 +192,8 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream, limit: usize) {
 
 /// Answers one request, measuring it and turning errors and panics into responses.
 async fn answer(
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
+    gateway: Arc<Gateway>,
     metrics: ActorMetrics,
     request: hyper::Request<Incoming>,
     surface: Surface,
@@ -192,12 +202,12 @@ async fn answer(
     let _handling = metrics.begin();
     let client = request.extensions().get::<ClientAddress>().map(|ClientAddress(address)| address.to_string());
     let span = tracing::info_span!("request", client = %client.unwrap_or_default(), method = %request.method());
-    let api = ctx.config.has_role(Role::Gateway);
-    let route = match (surface, routes::Route::of(request.method(), request.uri().path(), api, ctx.config.fault_hooks))
+    let api = node.config.has_role(Role::Gateway);
+    let route = match (surface, routes::Route::of(request.method(), request.uri().path(), api, node.config.fault_hooks))
     {
         (Surface::Metrics, routes::Route::Metrics) => routes::Route::Metrics,
         (Surface::Metrics, _) => routes::Route::Unknown,
-        (Surface::Api, routes::Route::Metrics) if ctx.config.metrics_listen.is_some() => routes::Route::Unknown,
+        (Surface::Api, routes::Route::Metrics) if node.config.metrics_listen.is_some() => routes::Route::Unknown,
         (Surface::Api, route) => route,
     };
     let handled = if header_bytes(&request) > MAX_HEADER_BYTES {
@@ -207,7 +217,7 @@ async fn answer(
             format!("request headers may take at most {MAX_HEADER_BYTES} bytes"),
         )))
     } else {
-        AssertUnwindSafe(routes::dispatch(&ctx, route, request)).catch_unwind().instrument(span).await
+        AssertUnwindSafe(routes::dispatch(&node, &gateway, route, request)).catch_unwind().instrument(span).await
     };
     let response = match handled {
         Ok(Ok(response)) => response,
@@ -219,7 +229,7 @@ async fn answer(
             ApiError::internal(format!("handler panicked: {}", what.unwrap_or_default())).into_response()
         }
     };
-    ctx.metrics.http_request(route.label(), response.status(), started);
+    node.services.metrics.http_request(route.label(), response.status(), started);
     Ok(response)
 }
 

@@ -3,10 +3,11 @@
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
+use super::Gateway;
 use super::error::ApiError;
 use super::handlers::{cluster, download, events, jobs, ops, session, upload, web};
 use super::response::Response;
-use crate::actors::NodeContext;
+use crate::node::Node;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -138,27 +139,34 @@ fn allowed(template: &str) -> String {
     methods.join(", ")
 }
 
-pub async fn dispatch(ctx: &NodeContext, route: Route, request: Request<Incoming>) -> Result<Response, ApiError> {
+/// Hands a request to its route's handler, with the parts of the node and the gateway it uses.
+pub async fn dispatch(
+    node: &Node,
+    gateway: &Gateway,
+    route: Route,
+    request: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let (identity, stores) = (&gateway.identity, &node.stores);
     match route {
-        Route::Login => session::login(ctx, request).await,
-        Route::Logout => session::logout(ctx, request).await,
-        Route::Validate => session::validate(ctx, request).await,
-        Route::Upload => upload::upload(ctx, request).await,
-        Route::Download => download::download(ctx, request).await,
-        Route::Jobs => jobs::list(ctx, request).await,
-        Route::Job => jobs::show(ctx, request).await,
-        Route::DeleteJob => jobs::delete(ctx, request).await,
-        Route::JobEvents => events::follow(ctx, request).await,
+        Route::Login => session::login(gateway, &node.services.metrics, request).await,
+        Route::Logout => session::logout(identity, request).await,
+        Route::Validate => session::validate(identity, request).await,
+        Route::Upload => upload::upload(node, gateway, request).await,
+        Route::Download => download::download(identity, stores.blobs.as_ref(), request).await,
+        Route::Jobs => jobs::list(identity, stores.jobs.as_ref(), request).await,
+        Route::Job => jobs::show(identity, stores.jobs.as_ref(), request).await,
+        Route::DeleteJob => jobs::delete(identity, stores, request).await,
+        Route::JobEvents => events::follow(gateway, &stores.jobs, request).await,
         Route::Page => Ok(web::page(&request)),
         Route::Asset => web::asset(&request),
         Route::OpenApi => Ok(web::openapi(&request)),
         Route::ApiReference => Ok(web::api_reference(&request)),
         Route::Healthz => Ok(ops::healthz()),
-        Route::Readyz => ops::readyz(ctx).await,
-        Route::Metrics => ops::metrics(ctx, &request),
-        Route::Cluster => cluster::show(ctx, request).await,
-        Route::DrainNode => cluster::drain(ctx, request).await,
-        Route::Crash => ops::crash(ctx, request).await,
+        Route::Readyz => ops::readyz(stores).await,
+        Route::Metrics => ops::metrics(gateway.metrics_token.as_ref(), &node.services.metrics, &request),
+        Route::Cluster => cluster::show(node, identity, request).await,
+        Route::DrainNode => cluster::drain(node, identity, request).await,
+        Route::Crash => ops::crash(identity, request).await,
         Route::WrongMethod(template) => {
             let allowed = allowed(template);
             let mut response =

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use crate::actors::NodeContext;
 use crate::audio_copy;
 use crate::ids::Id;
+use crate::node::Node;
 use crate::scratch::ScratchFile;
 use crate::storage::files::copy_into;
 use crate::storage::{BlobMeta, Bucket, StorageError, StorageResult};
@@ -23,27 +23,27 @@ use crate::transcode::StopSignal;
 /// Stores `body` as video `fid` in the form the configuration asks for; returns the length of
 /// the upload (what the client sent). A failure of `body` is [`StorageError::Input`].
 pub async fn store_upload(
-    ctx: &NodeContext,
+    node: &Node,
     fid: Id,
     meta: &BlobMeta,
     body: &mut (dyn AsyncRead + Send + Unpin),
 ) -> StorageResult<u64> {
-    if !ctx.config.stores_audio_only() {
-        return ctx.backends.blobs.put(Bucket::Videos, fid, meta, body).await;
+    if !node.config.stores_audio_only() {
+        return node.stores.blobs.put(Bucket::Videos, fid, meta, body).await;
     }
-    let scratch = ctx.config.scratch_dir();
+    let scratch = node.config.scratch_dir();
     let (upload, mut file) = ScratchFile::create(&scratch, "upload").await.map_err(StorageError::unavailable)?;
     let length = copy_into(body, &mut file).await?;
     file.flush().await.map_err(StorageError::unavailable)?;
     drop(file);
     let (copy, _) = ScratchFile::create(&scratch, "mka").await.map_err(StorageError::unavailable)?;
-    let stop = StopSignal::new(Instant::now() + ctx.config.conversion_timeout());
-    let (input, output, media) = (upload.path().to_owned(), copy.path().to_owned(), ctx.media.clone());
+    let stop = StopSignal::new(Instant::now() + node.config.conversion_timeout());
+    let (input, output, media) = (upload.path().to_owned(), copy.path().to_owned(), node.services.media.clone());
     let copied = match tokio::task::spawn_blocking(move || media.copy_audio(&input, &output, &stop)).await {
         Ok(result) => result.map_err(|error| error.to_string()),
         Err(join) => Err(join.to_string()),
     };
-    let blobs = &ctx.backends.blobs;
+    let blobs = &node.stores.blobs;
     match copied {
         Ok(()) => {
             let meta = BlobMeta { content_type: audio_copy::CONTENT_TYPE.into(), ..meta.clone() };

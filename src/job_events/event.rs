@@ -1,4 +1,4 @@
-//! A job event, and the order of one job's events.
+//! Job events made from job records, and the order of one job's events.
 //!
 //! An event reports a job record as it was stored, so its `version` (which every write of the
 //! record bumps) orders a job's events whichever node wrote them, and whatever their clocks
@@ -7,35 +7,8 @@
 //! `(version, percent)` only if its version is higher, or it is the same version further on;
 //! anything else is older than what the client has (or the same), and is not sent after it.
 
-use serde::{Deserialize, Serialize};
-
-use crate::ids::Id;
-use crate::storage::{Job, JobState};
-
-/// One change of a job, as it crosses nodes (JSON) and as a client receives it.
-///
-/// Within a protocol version fields may be added, never renamed or removed
-/// ([`crate::cluster::protocol`]); a field a sender leaves out reads as absent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct JobEvent {
-    pub job_id: Id,
-    /// The version of the job record this event reports: what orders a job's events.
-    pub version: u64,
-    pub state: JobState,
-    /// While converting: how much of the media time is converted, in percent (from the
-    /// converter's progress reports; absent when the report is the record itself).
-    #[serde(default)]
-    pub percent: Option<f64>,
-    /// When done: the MP3 to download.
-    #[serde(default)]
-    pub mp3_fid: Option<Id>,
-    /// When done: the MP3's duration.
-    #[serde(default)]
-    pub media_seconds: Option<f64>,
-    /// When failed: why; when queued again: why the last attempt ended, if it counted.
-    #[serde(default)]
-    pub error: Option<String>,
-}
+pub use crate::cluster::protocol::JobEvent;
+use crate::storage::Job;
 
 impl JobEvent {
     /// The record as stored (no progress known).
@@ -96,6 +69,8 @@ impl Cursor {
 mod tests {
     use super::*;
     use crate::cluster::protocol::{decode, encode};
+    use crate::ids::Id;
+    use crate::storage::JobState;
 
     fn job(state: JobState, version: u64) -> Job {
         let mut job = Job::queued(Id::generate(), "a@b.c", Id::generate(), "clip.mp4", 1_000);

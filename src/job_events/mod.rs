@@ -4,9 +4,8 @@
 //! (`GET /jobs/{id}/events`, [`crate::http::handlers::events`]).
 //!
 //! ```text
-//!  converter (any node) ──publish──► every member of process group `gateway` (cast, JSON)
-//!                                      = the job-event hub of each gateway node
-//!                                        ([`crate::actors::event_hub`])
+//!  converter (any node) ──publish──► every member of the job-event hubs' process group
+//!                                      (cast, JSON) = the hub of each gateway node ([`hub`])
 //!                                          └──► this node's subscribers of that job
 //! ```
 //!
@@ -15,15 +14,19 @@
 //! a job. In the embedded profile the group has the one local hub, and events stay in the
 //! process.
 //!
-//! - [`event`]: the event and the order of a job's events.
+//! - [`event`]: making events from job records, and the order of a job's events (the event
+//!   itself is a wire payload: [`crate::cluster::protocol::JobEvent`]);
+//! - [`hub`]: the actor that receives them on a gateway node;
 //! - [`subscribers`]: this node's clients following jobs, bounded.
 
 pub mod event;
+pub mod hub;
 pub mod subscribers;
 
 use ractor::ActorRef;
 
-pub use event::{Cursor, JobEvent};
+pub use crate::cluster::protocol::JobEvent;
+pub use event::Cursor;
 pub use subscribers::{JobSubscribers, Received, Subscription, TooManySubscribers};
 
 use crate::cluster::protocol::{EventsMsg, encode, groups};
@@ -32,7 +35,7 @@ use crate::cluster::protocol::{EventsMsg, encode, groups};
 /// logged and forgotten.
 pub fn publish(event: &JobEvent) {
     let payload = encode(event);
-    for cell in ractor::pg::get_members(&groups::GATEWAY.to_owned()) {
+    for cell in ractor::pg::get_members(&groups::JOB_EVENT_HUBS.to_owned()) {
         let hub: ActorRef<EventsMsg> = cell.into();
         if let Err(error) = hub.cast(EventsMsg::JobEvent(payload.clone())) {
             tracing::warn!(job_id = %event.job_id, hub = %hub.get_id(), %error, "a job event was not sent");

@@ -1,5 +1,5 @@
 //! Session tokens: HS256 JWTs carrying the seed's claims (`username`, `exp`, `iat`, `admin`),
-//! and the session they belong to (`sid`, `gen`), which [`crate::security::sessions`] checks so
+//! and the session they belong to (`sid`, `gen`), which [`crate::http::sessions`] checks so
 //! that a session can end before its token expires.
 //!
 //! The algorithm is pinned on validation: a token signed any other way, or not signed at all
@@ -29,7 +29,7 @@ pub struct Claims {
 }
 
 /// A freshly issued token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct IssuedToken {
     pub token: String,
     pub expires_in: u64,

@@ -10,7 +10,7 @@ use super::intake::RecordThenPublish;
 use super::mongo_jobs::MongoJobs;
 use super::mysql::MysqlUsers;
 use super::rabbitmq::RabbitMailbox;
-use super::{Backends, JobStore, Mailbox, UserStore};
+use super::{JobStore, Mailbox, Stores, UserStore};
 use crate::config::{Config, Secret};
 use crate::metrics::Metrics;
 
@@ -18,7 +18,7 @@ fn required<'a>(value: &'a Option<Secret>, flag: &str) -> anyhow::Result<&'a str
     value.as_ref().map(Secret::expose).with_context(|| format!("the cluster profile needs --{flag}"))
 }
 
-pub async fn backends(config: &Config, metrics: &Metrics) -> anyhow::Result<Backends> {
+pub async fn stores(config: &Config, metrics: &Metrics) -> anyhow::Result<Stores> {
     let users = users(config).await?;
     let mongo = mongo_client(required(&config.mongodb_url, "mongodb-url")?).await?;
     let amqp_url = required(&config.amqp_url, "amqp-url")?.to_owned();
@@ -29,7 +29,7 @@ pub async fn backends(config: &Config, metrics: &Metrics) -> anyhow::Result<Back
     }
     let jobs: Arc<dyn JobStore> = Arc::new(mongo_jobs);
     let mailbox: Arc<dyn Mailbox> = Arc::new(RabbitMailbox::new(amqp_url, config.prefetch, config.lease()));
-    Ok(Backends {
+    Ok(Stores {
         users,
         blobs: Arc::new(GridFsBlobStore::new(&mongo, metrics.gridfs_bytes.clone())),
         intake: Arc::new(RecordThenPublish { jobs: jobs.clone(), mailbox: mailbox.clone() }),

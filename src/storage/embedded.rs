@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use super::files::FileBlobStore;
 use super::sqlite::{self, SqliteIntake, SqliteJobs, SqliteMailbox, SqliteUsers};
-use super::{Backends, DELIVERY_LIMIT, UserStore};
+use super::{DELIVERY_LIMIT, Stores, UserStore};
 use crate::config::Config;
 
-pub async fn backends(config: &Config) -> anyhow::Result<Backends> {
+pub async fn stores(config: &Config) -> anyhow::Result<Stores> {
     let pool = sqlite::open(&config.database_path()).await?;
     let blobs = FileBlobStore::open(config.data_dir.join("blobs")).await?;
     let mailbox = Arc::new(SqliteMailbox::new(pool.clone(), config.lease(), DELIVERY_LIMIT));
-    Ok(Backends {
+    Ok(Stores {
         users: Arc::new(SqliteUsers::new(pool.clone())),
         blobs: Arc::new(blobs),
         jobs: Arc::new(SqliteJobs::new(pool.clone())),

@@ -64,14 +64,46 @@ impl StorageError {
     }
 }
 
-/// Every backend a node uses, chosen by the profile.
+/// Every store a node uses (the backends behind the storage traits), chosen by the profile.
 #[derive(Clone)]
-pub struct Backends {
+pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub jobs: Arc<dyn JobStore>,
     pub mailbox: Arc<dyn Mailbox>,
     pub intake: Arc<dyn Intake>,
+}
+
+/// Longest a health check waits for one backend.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Stores {
+    /// Whether each backend answers, by the name `/readyz` and `mp3c_backend_up` give it.
+    pub async fn health(&self) -> [(&'static str, bool); 4] {
+        let (users, blobs, jobs, mailbox) = tokio::join!(
+            answers("users", self.users.ping()),
+            answers("blobs", self.blobs.ping()),
+            answers("jobs", self.jobs.ping()),
+            answers("mailbox", self.mailbox.ping())
+        );
+        [("users", users), ("blobs", blobs), ("jobs", jobs), ("mailbox", mailbox)]
+    }
+
+    /// Whether every backend answers (what `/readyz` says).
+    pub async fn all_answer(&self) -> bool {
+        self.health().await.iter().all(|(_, up)| *up)
+    }
+}
+
+async fn answers(backend: &str, ping: impl Future<Output = StorageResult<()>>) -> bool {
+    match tokio::time::timeout(PING_TIMEOUT, ping).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::debug!(backend, %error, "backend does not answer");
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every stored timestamp.

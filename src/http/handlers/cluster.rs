@@ -11,47 +11,41 @@ use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use serde_json::json;
 
-use crate::actors::NodeContext;
-use crate::cluster::agent::{MEMBERSHIP, NodeStatus, local_status, remote_agents};
+use crate::cluster::agent::local_status;
+use crate::cluster::members::remote_agents;
 use crate::cluster::membership::{MembershipMsg, PeerView};
-use crate::cluster::protocol::{AgentMsg, decode};
-use crate::http::credentials;
+use crate::cluster::protocol::{AgentMsg, NodeStatus, decode};
+use crate::http::credentials::Identity;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json as json_response};
+use crate::metrics::Metrics;
+use crate::node::{Node, names};
 
 /// How long a node may take to tell its status.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn admin_only(ctx: &NodeContext, request: &Request<Incoming>) -> Result<(), ApiError> {
-    let claims = credentials::bearer(ctx, request.headers()).await?;
-    match claims.admin {
-        true => Ok(()),
-        false => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admins only")),
-    }
-}
-
-pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    admin_only(ctx, &request).await?;
-    let statuses = remote_statuses(ctx).await;
-    let mut nodes = vec![json!({ "node": ctx.config.node_name, "state": "self", "status": local_status(ctx) })];
+pub async fn show(node: &Node, identity: &Identity, request: Request<Incoming>) -> Result<Response, ApiError> {
+    identity.admin(request.headers()).await?;
+    let statuses = remote_statuses(&node.services.metrics).await;
+    let mut nodes = vec![json!({ "node": node.config.node_name, "state": "self", "status": local_status(node) })];
     for peer in peers().await {
         let status = statuses.iter().find(|(_, status)| status.node == peer.node).map(|(_, status)| status);
         let mut entry = serde_json::to_value(&peer).map_err(ApiError::internal)?;
         entry["status"] = serde_json::to_value(status).map_err(ApiError::internal)?;
         nodes.push(entry);
     }
-    Ok(json_response(StatusCode::OK, &json!({ "node": ctx.config.node_name, "nodes": nodes })))
+    Ok(json_response(StatusCode::OK, &json!({ "node": node.config.node_name, "nodes": nodes })))
 }
 
-pub async fn drain(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    admin_only(ctx, &request).await?;
+pub async fn drain(node: &Node, identity: &Identity, request: Request<Incoming>) -> Result<Response, ApiError> {
+    identity.admin(request.headers()).await?;
     let path = request.uri().path();
     let name = path.strip_prefix("/cluster/nodes/").and_then(|rest| rest.strip_suffix("/drain")).unwrap_or("");
-    if name == ctx.config.node_name {
+    if name == node.config.node_name {
         tracing::warn!("asked to drain through the API: stopping as on SIGTERM");
-        ctx.drain.cancel();
+        node.lifecycle.drain.cancel();
     } else {
-        let statuses = remote_statuses(ctx).await;
+        let statuses = remote_statuses(&node.services.metrics).await;
         let (agent, _) = statuses
             .into_iter()
             .find(|(_, status)| status.node == name)
@@ -62,11 +56,11 @@ pub async fn drain(ctx: &NodeContext, request: Request<Incoming>) -> Result<Resp
 }
 
 /// The status of every other node that answers in time, with its agent.
-async fn remote_statuses(ctx: &NodeContext) -> Vec<(ActorRef<AgentMsg>, NodeStatus)> {
+async fn remote_statuses(metrics: &Metrics) -> Vec<(ActorRef<AgentMsg>, NodeStatus)> {
     let asked = remote_agents().into_iter().map(|agent| async move {
         let started = Instant::now();
         let answer = agent.call(|reply| AgentMsg::Status(Vec::new(), reply), Some(STATUS_TIMEOUT)).await;
-        ctx.metrics.cluster_rpc_seconds.with_label_values(&["nodes"]).observe(started.elapsed().as_secs_f64());
+        metrics.cluster_rpc_seconds.with_label_values(&["nodes"]).observe(started.elapsed().as_secs_f64());
         match answer {
             Ok(CallResult::Success(bytes)) => decode::<NodeStatus>(&bytes).ok().map(|status| (agent, status)),
             _ => None,
@@ -77,7 +71,7 @@ async fn remote_statuses(ctx: &NodeContext) -> Vec<(ActorRef<AgentMsg>, NodeStat
 
 /// The peers as this node's membership sees them (none outside an actor cluster).
 async fn peers() -> Vec<PeerView> {
-    let Some(cell) = ractor::registry::where_is(MEMBERSHIP) else { return Vec::new() };
+    let Some(cell) = ractor::registry::where_is(names::MEMBERSHIP) else { return Vec::new() };
     let membership: ActorRef<MembershipMsg> = cell.into();
     ractor::call_t!(membership, MembershipMsg::Peers, 2_000).unwrap_or_default()
 }

@@ -11,11 +11,10 @@ use hyper::{HeaderMap, Method, Request, StatusCode};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{parse_id, query_param};
-use crate::actors::NodeContext;
-use crate::http::credentials;
+use crate::http::credentials::Identity;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, full, streamed};
-use crate::storage::{Bucket, ByteRange, StorageError};
+use crate::storage::{BlobStore, Bucket, ByteRange, StorageError};
 
 /// What the Range header asks of a file of a given length.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,8 +24,12 @@ enum Wanted {
     Unsatisfiable,
 }
 
-pub async fn download(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers()).await?;
+pub async fn download(
+    identity: &Identity,
+    blobs: &dyn BlobStore,
+    request: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let claims = identity.bearer(request.headers()).await?;
     let fid =
         query_param(request.uri(), "fid").ok_or_else(|| ApiError::bad_request("missing_fid", "fid is required"))?;
     let fid = parse_id(&fid, "fid")?;
@@ -35,7 +38,7 @@ pub async fn download(ctx: &NodeContext, request: Request<Incoming>) -> Result<R
             "no such MP3: fid is the mp3_fid of a done job (GET /jobs/{job_id}), not its job_id or video_fid",
         )
     };
-    let info = ctx.backends.blobs.stat(Bucket::Mp3s, fid).await.map_err(|e| match e {
+    let info = blobs.stat(Bucket::Mp3s, fid).await.map_err(|e| match e {
         StorageError::NotFound => not_found(),
         other => other.into(),
     })?;
@@ -58,7 +61,7 @@ pub async fn download(ctx: &NodeContext, request: Request<Incoming>) -> Result<R
     let body = if request.method() == Method::HEAD {
         full(bytes::Bytes::new())
     } else {
-        streamed(ctx.backends.blobs.open(Bucket::Mp3s, fid, range).await?)
+        streamed(blobs.open(Bucket::Mp3s, fid, range).await?)
     };
     let mut response = hyper::Response::new(body);
     *response.status_mut() = status;

@@ -26,12 +26,11 @@ use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::jobs::{caller_and_job_id, visible};
-use crate::actors::NodeContext;
-use crate::http::ServerStop;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
 use crate::http::limits::StreamSlot;
 use crate::http::response::Response;
+use crate::http::{Gateway, ServerStop};
 use crate::ids::Id;
 use crate::job_events::{Cursor, JobEvent, Received, Subscription};
 use crate::storage::JobStore;
@@ -40,21 +39,25 @@ use crate::storage::JobStore;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const KEEP_ALIVE_COMMENT: &str = ": keep-alive\n\n";
 
-pub async fn follow(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let (claims, job_id) = caller_and_job_id(ctx, &request).await?;
+pub async fn follow(
+    gateway: &Gateway,
+    jobs: &Arc<dyn JobStore>,
+    request: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let (claims, job_id) = caller_and_job_id(&gateway.identity, &request).await?;
     let ServerStop(stop) =
         request.extensions().get::<ServerStop>().cloned().ok_or_else(|| ApiError::internal("no server stop signal"))?;
     let ClientAddress(client) =
         *request.extensions().get::<ClientAddress>().ok_or_else(|| ApiError::internal("no client address"))?;
-    let slot = ctx.limits.streams.take(&claims.username, client)?;
-    let subscription = ctx.job_events.subscribe(job_id).map_err(|full| ApiError::busy(full.to_string()))?;
-    let job = visible(ctx.backends.jobs.get(job_id).await?, &claims)?;
+    let slot = gateway.limits.streams.take(&claims.username, client)?;
+    let subscription = gateway.subscribers.subscribe(job_id).map_err(|full| ApiError::busy(full.to_string()))?;
+    let job = visible(jobs.get(job_id).await?, &claims)?;
     let first = JobEvent::of(&job);
     let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
     let follower = Follower {
         job_id,
         subscription,
-        jobs: ctx.backends.jobs.clone(),
+        jobs: jobs.clone(),
         stop,
         cursor: Cursor::at(&first),
         keep_alive,

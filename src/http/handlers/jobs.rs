@@ -6,29 +6,28 @@ use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 
 use super::{parse_id, query_param};
-use crate::actors::NodeContext;
-use crate::http::credentials;
+use crate::http::credentials::Identity;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json as json_response};
 use crate::ids::Id;
 use crate::security::token::Claims;
-use crate::storage::{Bucket, Job, JobState};
+use crate::storage::{Bucket, Job, JobState, JobStore, Stores};
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
 /// The job named in the path, if the caller may see it (its owner, or an admin).
-async fn requested_job(ctx: &NodeContext, request: &Request<Incoming>) -> Result<Job, ApiError> {
-    let (claims, id) = caller_and_job_id(ctx, request).await?;
-    visible(ctx.backends.jobs.get(id).await?, &claims)
+async fn requested_job(identity: &Identity, jobs: &dyn JobStore, request: &Request<Incoming>) -> Result<Job, ApiError> {
+    let (claims, id) = caller_and_job_id(identity, request).await?;
+    visible(jobs.get(id).await?, &claims)
 }
 
 /// The caller's claims and the id of the job named in the path (`/jobs/{id}` and below).
 pub(super) async fn caller_and_job_id(
-    ctx: &NodeContext,
+    identity: &Identity,
     request: &Request<Incoming>,
 ) -> Result<(Claims, Id), ApiError> {
-    let claims = credentials::bearer(ctx, request.headers()).await?;
+    let claims = identity.bearer(request.headers()).await?;
     let path = request.uri().path().trim_start_matches("/jobs/");
     let id = parse_id(path.split('/').next().unwrap_or_default(), "job_id")?;
     Ok((claims, id))
@@ -39,8 +38,8 @@ pub(super) fn visible(job: Option<Job>, claims: &Claims) -> Result<Job, ApiError
     job.filter(|job| claims.admin || job.owner == claims.username).ok_or_else(|| ApiError::not_found("no such job"))
 }
 
-pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let job = requested_job(ctx, &request).await?;
+pub async fn show(identity: &Identity, jobs: &dyn JobStore, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let job = requested_job(identity, jobs, &request).await?;
     Ok(json_response(StatusCode::OK, &job_json(&job)))
 }
 
@@ -48,8 +47,8 @@ pub async fn show(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
 /// then finds no job). A job being converted cannot be deleted (409). The record goes first,
 /// as a compare-and-set, so that a converter that took the job meanwhile loses the race
 /// cleanly (its final write finds no job, and it deletes its own output).
-pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let mut job = requested_job(ctx, &request).await?;
+pub async fn delete(identity: &Identity, stores: &Stores, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let mut job = requested_job(identity, stores.jobs.as_ref(), &request).await?;
     let in_progress = || ApiError::new(StatusCode::CONFLICT, "job_in_progress", "the job is being converted");
     // A record that changed meanwhile (a sweeper stamped it, say) is read again.
     let mut tries = 0;
@@ -57,13 +56,13 @@ pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
         if job.state == JobState::Converting || tries == 3 {
             return Err(in_progress());
         }
-        if ctx.backends.jobs.delete(&job).await? {
+        if stores.jobs.delete(&job).await? {
             break;
         }
-        job = ctx.backends.jobs.get(job.id).await?.ok_or_else(|| ApiError::not_found("no such job"))?;
+        job = stores.jobs.get(job.id).await?.ok_or_else(|| ApiError::not_found("no such job"))?;
         tries += 1;
     }
-    let blobs = &ctx.backends.blobs;
+    let blobs = &stores.blobs;
     if let Some(mp3_fid) = job.mp3_fid {
         blobs.delete(Bucket::Mp3s, mp3_fid).await?;
     }
@@ -72,8 +71,8 @@ pub async fn delete(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     Ok(crate::http::response::no_content())
 }
 
-pub async fn list(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers()).await?;
+pub async fn list(identity: &Identity, jobs: &dyn JobStore, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = identity.bearer(request.headers()).await?;
     let limit = match query_param(request.uri(), "limit") {
         None => DEFAULT_PAGE,
         Some(text) => text
@@ -84,11 +83,11 @@ pub async fn list(ctx: &NodeContext, request: Request<Incoming>) -> Result<Respo
     };
     let cursor = query_param(request.uri(), "cursor").map(|c| parse_id(&c, "cursor")).transpose()?;
     // One more than the page, to tell whether anything comes after it.
-    let mut jobs = ctx.backends.jobs.list_by_owner(&claims.username, limit + 1, cursor).await?;
-    let more = jobs.len() > limit as usize;
-    jobs.truncate(limit as usize);
-    let next_cursor = more.then(|| jobs.last().map(|job| job.id.to_string())).flatten();
-    let body = json!({ "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(), "next_cursor": next_cursor });
+    let mut page = jobs.list_by_owner(&claims.username, limit + 1, cursor).await?;
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next_cursor = more.then(|| page.last().map(|job| job.id.to_string())).flatten();
+    let body = json!({ "jobs": page.iter().map(job_json).collect::<Vec<_>>(), "next_cursor": next_cursor });
     Ok(json_response(StatusCode::OK, &body))
 }
 

@@ -9,14 +9,14 @@ use hyper::{Request, StatusCode};
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 
-use crate::actors::NodeContext;
-use crate::actors::auth::{LoginError, LoginReply, LoginRequest};
 use crate::cluster::members;
-use crate::cluster::protocol::{AuthMsg, decode, encode, groups};
+use crate::cluster::protocol::{AuthMsg, LoginError, LoginReply, LoginRequest, decode, encode, groups};
+use crate::http::Gateway;
 use crate::http::client_address::ClientAddress;
-use crate::http::credentials;
+use crate::http::credentials::{self, Identity};
 use crate::http::error::ApiError;
 use crate::http::response::{Response, json, no_content, text};
+use crate::metrics::Metrics;
 
 /// How long a login may wait for this node's auth actor (which may queue it behind others).
 const LOCAL_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,14 +27,14 @@ const LOGIN_TRIES: usize = 2;
 
 /// Logs in with HTTP Basic: rate limits first (per client address and per account, 429),
 /// then the auth actor, whose bounded password checks may answer busy (503).
-pub async fn login(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
+pub async fn login(gateway: &Gateway, metrics: &Metrics, request: Request<Incoming>) -> Result<Response, ApiError> {
     let (email, password) = credentials::basic(request.headers())?;
     let ClientAddress(client) =
         *request.extensions().get::<ClientAddress>().ok_or_else(|| ApiError::internal("no client address"))?;
-    let attempt = ctx.limits.logins.admit(client, &email).inspect_err(|_| {
+    let attempt = gateway.limits.logins.admit(client, &email).inspect_err(|_| {
         tracing::info!("a login was refused by the rate limits");
     })?;
-    let outcome = check_credentials(ctx, email, password).await?;
+    let outcome = check_credentials(metrics, email, password).await?;
     if matches!(outcome, Err(LoginError::InvalidCredentials)) {
         attempt.failed_guess();
     }
@@ -64,7 +64,7 @@ pub async fn login(ctx: &NodeContext, request: Request<Incoming>) -> Result<Resp
 
 /// An auth actor's verdict on the credentials: this node's, else another node's in turn, with
 /// one failover; 503 `auth_unavailable` when none answers.
-async fn check_credentials(ctx: &NodeContext, email: String, password: String) -> Result<LoginReply, ApiError> {
+async fn check_credentials(metrics: &Metrics, email: String, password: String) -> Result<LoginReply, ApiError> {
     let request = encode(&LoginRequest { email, password });
     for cell in members::in_order(groups::AUTH).into_iter().take(LOGIN_TRIES) {
         let local = cell.get_id().is_local();
@@ -73,7 +73,7 @@ async fn check_credentials(ctx: &NodeContext, email: String, password: String) -
         let started = std::time::Instant::now();
         let asked = auth.call(|reply| AuthMsg::Login(request.clone(), reply), Some(timeout)).await;
         if !local {
-            ctx.metrics.cluster_rpc_seconds.with_label_values(&["auth"]).observe(started.elapsed().as_secs_f64());
+            metrics.cluster_rpc_seconds.with_label_values(&["auth"]).observe(started.elapsed().as_secs_f64());
         }
         match asked.map(|answer| answer.map(|bytes| decode::<LoginReply>(&bytes))) {
             Ok(CallResult::Success(Ok(reply))) => return Ok(reply),
@@ -83,22 +83,22 @@ async fn check_credentials(ctx: &NodeContext, email: String, password: String) -
     Err(ApiError::unavailable("no authentication service answers; try again shortly").with_code("auth_unavailable"))
 }
 
-pub async fn validate(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers()).await?;
+pub async fn validate(identity: &Identity, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = identity.bearer(request.headers()).await?;
     Ok(json(StatusCode::OK, &serde_json::to_value(claims).map_err(ApiError::internal)?))
 }
 
 /// Ends the caller's session (`?all=true`: every session of the user, on every node). 204; the
 /// token is refused from then on, here at once and on other nodes within seconds
-/// ([`crate::security::sessions`]).
-pub async fn logout(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers()).await?;
+/// ([`crate::http::sessions`]).
+pub async fn logout(identity: &Identity, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = identity.bearer(request.headers()).await?;
     let everywhere = match request.uri().query().unwrap_or_default() {
         "" | "all=false" => false,
         "all=true" => true,
         _ => return Err(ApiError::bad_request("bad_query", "the only parameter is all=true or all=false")),
     };
-    ctx.sessions.end(&claims, everywhere).await?;
+    identity.sessions.end(&claims, everywhere).await?;
     tracing::info!(everywhere, "a session was ended by its user");
     Ok(no_content())
 }

@@ -21,9 +21,9 @@ use hyper::{HeaderMap, Request, StatusCode};
 use multer::{Constraints, Multipart, SizeLimit};
 use tokio_util::io::StreamReader;
 
-use crate::actors::NodeContext;
+use crate::config::Config;
+use crate::http::Gateway;
 use crate::http::body::SharedBody;
-use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::preamble::{Counted, PREAMBLE_LIMIT, Preamble, PreambleTooLarge};
 use crate::http::response::{Response, json};
@@ -32,8 +32,9 @@ use crate::http::stored_upload::store_upload;
 use crate::ids::Id;
 use crate::media_formats;
 use crate::messages::JobMessage;
+use crate::node::Node;
 use crate::security::token::Claims;
-use crate::storage::{BlobMeta, Bucket, Job, StorageError, now_millis};
+use crate::storage::{BlobMeta, Bucket, Job, JobStore, StorageError, now_millis};
 
 /// The longest file name kept from a client.
 const MAX_FILENAME_CHARS: usize = 200;
@@ -45,9 +46,9 @@ struct StoredVideo {
     length: u64,
 }
 
-pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = credentials::bearer(ctx, request.headers()).await?;
-    let limit = ctx.config.max_upload_bytes;
+pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) -> Result<Response, ApiError> {
+    let claims = gateway.identity.bearer(request.headers()).await?;
+    let limit = node.config.max_upload_bytes;
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
     let body = SharedBody::new(request.into_body());
@@ -56,8 +57,10 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     let admitted = if declared_too_large {
         Err(ApiError::too_large(limit))
     } else {
-        match ctx.limits.uploads.take(&claims.username) {
-            Ok(slot) => check_job_cap(ctx, &claims).await.map(|()| slot),
+        match gateway.limits.uploads.take(&claims.username) {
+            Ok(slot) => {
+                check_job_cap(node.stores.jobs.as_ref(), node.config.max_jobs_per_user, &claims).await.map(|()| slot)
+            }
             Err(refused) => Err(refused),
         }
     };
@@ -69,14 +72,14 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
         }
     };
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
-    let guarded = StallGuard::new(body.clone(), ctx.config.upload_pace());
+    let guarded = StallGuard::new(body.clone(), node.config.upload_pace());
     let preamble = Arc::new(Preamble::default());
     let counted = Counted::new(guarded, preamble.clone());
     let mut multipart = Multipart::with_constraints(counted, boundary?, constraints);
 
     let job_id = Id::generate();
     let video_fid = Id::generate();
-    let video = match receive_one_file(ctx, &mut multipart, &preamble, &claims, job_id, video_fid).await {
+    let video = match receive_one_file(node, &mut multipart, &preamble, &claims, job_id, video_fid).await {
         Ok(video) => video,
         Err(refused) => {
             // The rest of the body is read (within bounds), so that the client, still sending,
@@ -93,20 +96,20 @@ pub async fn upload(ctx: &NodeContext, request: Request<Incoming>) -> Result<Res
     drop(multipart);
     body.clone().drain().await;
     let job = Job::queued(job_id, &claims.username, video_fid, &video.filename, now_millis());
-    if let Err(error) = ctx.backends.intake.submit(&job, &JobMessage::video(&job).to_json()).await {
-        match ctx.backends.jobs.get(job_id).await {
+    if let Err(error) = node.stores.intake.submit(&job, &JobMessage::video(&job).to_json()).await {
+        match node.stores.jobs.get(job_id).await {
             // The record stayed behind without its message: the job still runs (the sweeper
             // publishes its message), so it is accepted.
             Ok(Some(_)) => tracing::warn!(%job_id, %error, "the job's message waits for the sweeper"),
             Ok(None) => {
-                let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+                let _ = node.stores.blobs.delete(Bucket::Videos, video_fid).await;
                 return Err(error.into());
             }
             Err(_) => return Err(error.into()),
         }
     }
-    ctx.metrics.uploads.inc();
-    ctx.metrics.upload_bytes.inc_by(video.length);
+    node.services.metrics.uploads.inc();
+    node.services.metrics.upload_bytes.inc_by(video.length);
     tracing::info!(%job_id, %video_fid, bytes = video.length, "upload accepted");
 
     let status_url = format!("/jobs/{job_id}");
@@ -138,7 +141,7 @@ fn boundary(headers: &HeaderMap) -> Result<String, ApiError> {
 /// Stores the body's one file part (parts without a file name are ignored, as the seed's
 /// Flask gateway did). Two files, none, or an empty one are refused, and nothing is kept.
 async fn receive_one_file(
-    ctx: &NodeContext,
+    node: &Node,
     multipart: &mut Multipart<'_>,
     preamble: &Preamble,
     claims: &Claims,
@@ -149,7 +152,7 @@ async fn receive_one_file(
     let outcome = async {
         loop {
             preamble.looking(true);
-            let next = multipart.next_field().await.map_err(|e| multipart_error(ctx, &e))?;
+            let next = multipart.next_field().await.map_err(|e| multipart_error(&node.config, &e))?;
             preamble.looking(false);
             let Some(field) = next else { break };
             let Some(raw_name) = field.file_name().map(str::to_owned) else {
@@ -169,7 +172,8 @@ async fn receive_one_file(
             let mut door = DoorCheck::default();
             let checked = field.map_err(io::Error::other).and_then(move |chunk| std::future::ready(door.pass(chunk)));
             let mut reader = Box::pin(StreamReader::new(checked));
-            let length = store_upload(ctx, video_fid, &meta, &mut reader).await.map_err(|e| storage_error(ctx, e))?;
+            let length =
+                store_upload(node, video_fid, &meta, &mut reader).await.map_err(|e| storage_error(&node.config, e))?;
             stored = Some(StoredVideo { filename: meta.filename, length });
         }
         Ok(())
@@ -183,14 +187,14 @@ async fn receive_one_file(
         (Ok(()), Some(_)) => ApiError::bad_request("empty_file", "the file is empty"),
         (Err(error), _) => error,
     };
-    let _ = ctx.backends.blobs.delete(Bucket::Videos, video_fid).await;
+    let _ = node.stores.blobs.delete(Bucket::Videos, video_fid).await;
     Err(refused)
 }
 
-fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
+fn multipart_error(config: &Config, error: &multer::Error) -> ApiError {
     match error {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
-            ApiError::too_large(ctx.config.max_upload_bytes)
+            ApiError::too_large(config.max_upload_bytes)
         }
         multer::Error::StreamReadFailed(cause) if cause.is::<PreambleTooLarge>() => ApiError::bad_request(
             "preamble_too_large",
@@ -206,7 +210,7 @@ fn multipart_error(ctx: &NodeContext, error: &multer::Error) -> ApiError {
         multer::Error::StreamReadFailed(cause) if cause.is::<Stalled>() => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "upload_stalled",
-            format!("the upload sent nothing for {} s and was cut off", ctx.config.upload_stall_seconds),
+            format!("the upload sent nothing for {} s and was cut off", config.upload_stall_seconds),
         ),
         other => ApiError::bad_request("malformed_multipart", format!("the multipart body is malformed: {other}")),
     }
@@ -239,12 +243,12 @@ impl DoorCheck {
 
 /// A storage error while streaming the file: the client's stream failing is the client's
 /// problem (4xx), the store failing is ours (503).
-fn storage_error(ctx: &NodeContext, error: StorageError) -> ApiError {
+fn storage_error(config: &Config, error: StorageError) -> ApiError {
     match error {
         StorageError::Input(io_error) => {
             let inner = io_error.get_ref();
             if let Some(multipart) = inner.and_then(|inner| inner.downcast_ref::<multer::Error>()) {
-                return multipart_error(ctx, multipart);
+                return multipart_error(config, multipart);
             }
             match inner.and_then(|inner| inner.downcast_ref::<NotMedia>()) {
                 Some(not_media) => ApiError::new(
@@ -260,9 +264,8 @@ fn storage_error(ctx: &NodeContext, error: StorageError) -> ApiError {
 }
 
 /// Refuses (429 `too_many_jobs`) a user whose queued and converting jobs reach the cap.
-async fn check_job_cap(ctx: &NodeContext, claims: &Claims) -> Result<(), ApiError> {
-    let cap = ctx.config.max_jobs_per_user;
-    let unfinished = ctx.backends.jobs.count_unfinished(&claims.username).await?;
+async fn check_job_cap(jobs: &dyn JobStore, cap: u64, claims: &Claims) -> Result<(), ApiError> {
+    let unfinished = jobs.count_unfinished(&claims.username).await?;
     if unfinished >= cap {
         let message = format!("you have {unfinished} unfinished jobs; at most {cap} may wait at once");
         return Err(ApiError::too_many("too_many_jobs", message, RETRY_AFTER_JOB_CAP));

@@ -19,7 +19,7 @@ use prometheus::IntCounter;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use super::{StoredChunk, chunk_fields, mongo_error};
+use super::chunks::{StoredChunk, chunk_fields, mongo_error};
 use crate::storage::{StorageError, StoreFailure, timed};
 
 /// Chunks fetched ahead of the one being read, once reading is sequential.

@@ -9,25 +9,28 @@
 //! - Conversions read a file in place ([`media`]): a seekable stream that fetches chunks as
 //!   FFmpeg reads, never a local copy of the file.
 //!
+//! What both take of a chunk is [`chunks`]'s.
+//!
 //! Every call, every chunk written and every chunk read has a time limit ([`CALL_TIMEOUT`]): a
 //! stalled server fails the operation instead of hanging it. `mp3c_gridfs_bytes_total` counts
 //! the chunk data moved each way.
 
+mod chunks;
 mod media;
 mod upload;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use mongodb::bson::{Binary, Bson, DateTime, Document, doc, oid::ObjectId};
+use mongodb::bson::{Bson, DateTime, Document, doc, oid::ObjectId};
 use mongodb::{Client, Collection, Database, IndexModel};
 use prometheus::{IntCounter, IntCounterVec};
-use serde::Deserialize;
 use tokio::io::AsyncRead;
 use tokio::sync::OnceCell;
 
 pub use upload::CHUNK_SIZE;
 
+use self::chunks::{StoredChunk, chunk_fields, mongo_error};
 use self::media::{ChunkSource, GridFsMedia};
 use self::upload::ChunkUpload;
 use super::{
@@ -49,10 +52,6 @@ pub struct GridFsBlobStore {
 
 pub fn object_id(id: Id) -> ObjectId {
     ObjectId::from_bytes(id.bytes())
-}
-
-fn mongo_error(error: mongodb::error::Error) -> StorageError {
-    StorageError::unavailable(error)
 }
 
 impl GridFsBlobStore {
@@ -166,18 +165,6 @@ fn meta_from(files: &Document) -> BlobMeta {
         content_type: text("content_type"),
         job_id: metadata.get_object_id("job_id").ok().map(|oid| Id::from_bytes(oid.bytes())),
     }
-}
-
-/// A chunk as we read it: its number and its data (owned, so it becomes [`Bytes`] uncopied).
-#[derive(Deserialize)]
-struct StoredChunk {
-    n: i64,
-    data: Binary,
-}
-
-/// The fields of a chunk that [`StoredChunk`] reads.
-fn chunk_fields() -> Document {
-    doc! { "_id": 0, "n": 1, "data": 1 }
 }
 
 fn number(files: &Document, key: &str) -> u64 {

@@ -14,7 +14,7 @@ use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
-use super::mongo_error;
+use super::chunks::mongo_error;
 use crate::storage::{StorageError, StorageResult, timed};
 
 /// Bytes per chunk of the files we write, measured on the MongoDB-wire test server (see

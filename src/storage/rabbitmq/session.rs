@@ -9,6 +9,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
+use crate::backoff::Backoff;
 use crate::storage::{StorageError, StorageResult};
 
 /// Longest a connection, with its channel and queue declarations, may take.
@@ -33,12 +34,12 @@ pub struct Session {
 pub struct Sessions {
     url: String,
     current: tokio::sync::Mutex<Option<Arc<Session>>>,
-    reconnect: Mutex<Backoff>,
+    reconnect: Mutex<Reconnecting>,
 }
 
 impl Sessions {
     pub fn new(url: String) -> Self {
-        Sessions { url, current: tokio::sync::Mutex::new(None), reconnect: Mutex::new(Backoff::default()) }
+        Sessions { url, current: tokio::sync::Mutex::new(None), reconnect: Mutex::new(Reconnecting::default()) }
     }
 
     /// The live session, connecting (and running `setup` on the new connection) if there is
@@ -72,7 +73,7 @@ impl Sessions {
         }
     }
 
-    fn backoff(&self) -> std::sync::MutexGuard<'_, Backoff> {
+    fn backoff(&self) -> std::sync::MutexGuard<'_, Reconnecting> {
         self.reconnect.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -92,26 +93,28 @@ impl Sessions {
     }
 }
 
-/// Reconnection backoff: after a failed attempt, no new one for a while (0.5 s doubling to 10 s).
+/// The wait after a failed connection attempt: 0.5 s doubling to 10 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+
+/// Reconnection backoff: after a failed attempt, no new one for a while ([`RECONNECT`]).
 #[derive(Clone, Debug, Default)]
-struct Backoff {
+struct Reconnecting {
     failures: u32,
     not_before: Option<Instant>,
 }
 
-impl Backoff {
+impl Reconnecting {
     fn remaining(&self) -> Option<Duration> {
         self.not_before.and_then(|at| at.checked_duration_since(Instant::now()))
     }
 
     fn failed(&mut self) {
         self.failures += 1;
-        let wait = Duration::from_millis(250).saturating_mul(1 << self.failures.min(6)).min(Duration::from_secs(10));
-        self.not_before = Some(Instant::now() + wait);
+        self.not_before = Some(Instant::now() + RECONNECT.wait(self.failures));
     }
 
     fn succeeded(&mut self) {
-        *self = Backoff::default();
+        *self = Reconnecting::default();
     }
 }
 
@@ -160,7 +163,7 @@ mod tests {
 
     #[test]
     fn reconnecting_backs_off_and_a_success_resets_it() {
-        let mut backoff = Backoff::default();
+        let mut backoff = Reconnecting::default();
         assert_eq!(backoff.remaining(), None);
         backoff.failed();
         let first = backoff.remaining().unwrap();

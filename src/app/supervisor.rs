@@ -11,21 +11,25 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 
-use super::auth::AuthActor;
-use super::converter::Converter;
-use super::dead_letters::{DeadNotices, DeadVideos};
-use super::event_hub::EventHub;
-use super::gateway::{GatewayActor, GatewayArgs};
-use super::gauges::Gauges;
-use super::notifier::Notifier;
-use super::periodic::{Periodic, PeriodicActor};
 use super::restart::{Decision, RestartHistory, RestartPolicy};
-use super::sweeper::Sweeper;
-use super::worker::{Worker, WorkerActor};
-use super::{AUTH, EVENT_HUB, GATEWAY, GAUGES, NodeContext, SWEEPER, converter_name};
-use crate::cluster::agent::{MEMBERSHIP, NodeAgent};
+use crate::actors::auth::{AuthActor, AuthArgs};
+use crate::actors::converter::Converter;
+use crate::actors::dead_letters::{DeadNotices, DeadVideos};
+use crate::actors::gauges::Gauges;
+use crate::actors::notifier::Notifier;
+use crate::actors::periodic::{Periodic, PeriodicActor};
+use crate::actors::sweeper::Sweeper;
+use crate::actors::worker::{Worker, WorkerActor};
+use crate::backoff::Backoff;
+use crate::cluster::agent::NodeAgent;
 use crate::cluster::membership::{Membership, MembershipArgs};
+use crate::cluster::node::ClusterLink;
 use crate::config::Role;
+use crate::http::gateway::{GatewayActor, GatewayArgs};
+use crate::http::{Gateway, Listeners};
+use crate::job_events::hub::{EventHub, EventHubArgs};
+use crate::node::{Node, names};
+use crate::security::token::TokenKeys;
 use crate::storage::Queue;
 
 /// One kind of child, enough to start it again.
@@ -49,19 +53,20 @@ pub enum Child {
 }
 
 impl Child {
+    /// The name it is registered and measured under ([`names`]).
     pub fn name(self) -> String {
         match self {
-            Child::Gateway => GATEWAY.to_owned(),
-            Child::Auth => AUTH.to_owned(),
-            Child::Converter(n) => converter_name(n),
-            Child::Notifier(Queue::Mp3) => "notifier".to_owned(),
-            Child::Notifier(queue) => format!("notifier-{}", queue.name()),
-            Child::DeadLetters(queue) => format!("dead-letters-{}", queue.work().name()),
-            Child::Sweeper => SWEEPER.to_owned(),
-            Child::Gauges => GAUGES.to_owned(),
-            Child::Membership => MEMBERSHIP.to_owned(),
-            Child::Agent => "node-agent".to_owned(),
-            Child::EventHub => EVENT_HUB.to_owned(),
+            Child::Gateway => names::GATEWAY.to_owned(),
+            Child::Auth => names::AUTH.to_owned(),
+            Child::Converter(n) => names::converter(n),
+            Child::Notifier(Queue::Mp3) => names::NOTIFIER.to_owned(),
+            Child::Notifier(queue) => names::notifier_of(queue.name()),
+            Child::DeadLetters(queue) => names::dead_letters_of(queue.work().name()),
+            Child::Sweeper => names::SWEEPER.to_owned(),
+            Child::Gauges => names::GAUGES.to_owned(),
+            Child::Membership => names::MEMBERSHIP.to_owned(),
+            Child::Agent => names::NODE_AGENT.to_owned(),
+            Child::EventHub => names::EVENT_HUB.to_owned(),
         }
     }
 
@@ -73,9 +78,17 @@ impl Child {
 
 pub struct NodeSupervisor;
 
+/// What the supervisor starts its children with: the node, and what only some of them hold.
 pub struct SupervisorArgs {
-    pub ctx: Arc<NodeContext>,
-    pub listeners: crate::http::Listeners,
+    pub node: Arc<Node>,
+    /// The gateway's own state.
+    pub gateway: Arc<Gateway>,
+    /// The addresses the gateway serves on, bound once.
+    pub listeners: Listeners,
+    /// The keys the auth actor issues tokens with.
+    pub tokens: TokenKeys,
+    /// The actor cluster, when `--cluster-listen` turned it on.
+    pub cluster: Option<ClusterLink>,
 }
 
 #[derive(RactorMessage)]
@@ -98,36 +111,53 @@ impl NodeSupervisor {
         state: &mut SupervisorState,
         child: Child,
     ) -> Result<(), ActorProcessingErr> {
-        let ctx = state.args.ctx.clone();
+        let node = state.args.node.clone();
         let name = Some(child.name());
         let supervisor = myself.get_cell();
+        let metrics = node.services.metrics.clone();
         let cell = match child {
             Child::Gateway => {
-                let args = GatewayArgs { ctx, listeners: state.args.listeners.clone() };
+                let args =
+                    GatewayArgs { node, gateway: state.args.gateway.clone(), listeners: state.args.listeners.clone() };
                 Actor::spawn_linked(name, GatewayActor, args, supervisor).await?.0.get_cell()
             }
-            Child::Auth => Actor::spawn_linked(name, AuthActor, ctx, supervisor).await?.0.get_cell(),
-            Child::Converter(_) => spawn_worker::<Converter>(child, Queue::Video, ctx, supervisor).await?,
-            Child::Notifier(queue) => spawn_worker::<Notifier>(child, queue, ctx, supervisor).await?,
-            Child::DeadLetters(Queue::VideoDead) => {
-                spawn_worker::<DeadVideos>(child, Queue::VideoDead, ctx, supervisor).await?
+            Child::Auth => {
+                let args = AuthArgs {
+                    users: node.stores.users.clone(),
+                    tokens: state.args.tokens.clone(),
+                    check_threads: node.config.login_concurrency as usize,
+                    check_queue: node.config.login_queue as usize,
+                    metrics: metrics.actor(names::AUTH),
+                };
+                Actor::spawn_linked(name, AuthActor, args, supervisor).await?.0.get_cell()
             }
-            Child::DeadLetters(queue) => spawn_worker::<DeadNotices>(child, queue, ctx, supervisor).await?,
-            Child::Sweeper => spawn_periodic::<Sweeper>(child, ctx, supervisor).await?,
-            Child::Gauges => spawn_periodic::<Gauges>(child, ctx, supervisor).await?,
+            Child::Converter(_) => spawn_worker::<Converter>(child, Queue::Video, node, supervisor).await?,
+            Child::Notifier(queue) => spawn_worker::<Notifier>(child, queue, node, supervisor).await?,
+            Child::DeadLetters(Queue::VideoDead) => {
+                spawn_worker::<DeadVideos>(child, Queue::VideoDead, node, supervisor).await?
+            }
+            Child::DeadLetters(queue) => spawn_worker::<DeadNotices>(child, queue, node, supervisor).await?,
+            Child::Sweeper => spawn_periodic::<Sweeper>(child, node, supervisor).await?,
+            Child::Gauges => spawn_periodic::<Gauges>(child, node, supervisor).await?,
             Child::Membership => {
-                let link = ctx.cluster.clone().ok_or("the membership needs the actor cluster")?;
+                let link = state.args.cluster.clone().ok_or("the membership needs the actor cluster")?;
                 let args = MembershipArgs {
                     server: link.server,
                     dialer: link.dialer,
                     hello: link.hello,
                     seeds: link.seeds,
-                    metrics: ctx.metrics.clone(),
+                    metrics,
                 };
                 Actor::spawn_linked(name, Membership, args, supervisor).await?.0.get_cell()
             }
-            Child::Agent => Actor::spawn_linked(name, NodeAgent, ctx, supervisor).await?.0.get_cell(),
-            Child::EventHub => Actor::spawn_linked(name, EventHub, ctx, supervisor).await?.0.get_cell(),
+            Child::Agent => Actor::spawn_linked(name, NodeAgent, node, supervisor).await?.0.get_cell(),
+            Child::EventHub => {
+                let args = EventHubArgs {
+                    subscribers: state.args.gateway.subscribers.clone(),
+                    metrics: metrics.actor(names::EVENT_HUB),
+                };
+                Actor::spawn_linked(name, EventHub, args, supervisor).await?.0.get_cell()
+            }
         };
         state.running.insert(cell.get_id(), (child, cell));
         Ok(())
@@ -142,7 +172,7 @@ impl NodeSupervisor {
 
     /// Schedules a restart of `child` after its backoff, or escalates.
     fn restart_later(&self, myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, child: Child, why: &str) {
-        if state.args.ctx.shutdown.is_cancelled() {
+        if state.args.node.lifecycle.stopping() {
             return;
         }
         match state.history.on_failure(&state.policy, Instant::now()) {
@@ -163,7 +193,7 @@ impl NodeSupervisor {
     }
 
     async fn stop_children(&self, state: &mut SupervisorState, which: impl Fn(Child) -> bool) {
-        let limit = state.args.ctx.config.shutdown_grace() + Duration::from_secs(5);
+        let limit = state.args.node.config.shutdown_grace() + Duration::from_secs(5);
         let cells: Vec<ActorCell> =
             state.running.values().filter(|(child, _)| which(*child)).map(|(_, cell)| cell.clone()).collect();
         let stops = cells.iter().map(|cell| cell.stop_and_wait(Some("node shutting down".into()), Some(limit)));
@@ -175,11 +205,11 @@ impl NodeSupervisor {
 async fn spawn_worker<W: Worker>(
     child: Child,
     queue: Queue,
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
     supervisor: ActorCell,
 ) -> Result<ActorCell, ActorProcessingErr> {
     let name = child.name();
-    let args = (ctx, name.clone(), queue);
+    let args = (node, name.clone(), queue);
     let (actor, _) = Actor::spawn_linked(Some(name), WorkerActor::<W>::default(), args, supervisor).await?;
     Ok(actor.get_cell())
 }
@@ -187,10 +217,10 @@ async fn spawn_worker<W: Worker>(
 /// Starts a periodic actor named for `child`, linked to `supervisor`.
 async fn spawn_periodic<P: Periodic>(
     child: Child,
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
     supervisor: ActorCell,
 ) -> Result<ActorCell, ActorProcessingErr> {
-    let (actor, _) = Actor::spawn_linked(Some(child.name()), PeriodicActor::<P>::default(), ctx, supervisor).await?;
+    let (actor, _) = Actor::spawn_linked(Some(child.name()), PeriodicActor::<P>::default(), node, supervisor).await?;
     Ok(actor.get_cell())
 }
 
@@ -204,18 +234,17 @@ impl Actor for NodeSupervisor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let config = &args.ctx.config;
+        let config = &args.node.config;
         let policy = RestartPolicy {
             limit: config.restart_limit,
             window: config.restart_window(),
-            first_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
         };
         let converters = config.converters;
         let mut state = SupervisorState { args, running: HashMap::new(), history: RestartHistory::default(), policy };
         // The gateway last: the API opens only once everything behind it runs. It runs on
         // every node, serving health and metrics, and the API only with the gateway role.
-        let has = |role| state.args.ctx.config.has_role(role);
+        let has = |role| state.args.node.config.has_role(role);
         let mut children = Vec::new();
         if has(Role::Auth) {
             children.push(Child::Auth);
@@ -228,7 +257,7 @@ impl Actor for NodeSupervisor {
             children.extend((1..=converters).map(Child::Converter));
             children.extend([Child::DeadLetters(Queue::VideoDead), Child::Sweeper]);
         }
-        if state.args.ctx.cluster.is_some() {
+        if state.args.cluster.is_some() {
             children.extend([Child::Membership, Child::Agent]);
         }
         if has(Role::Gateway) {
@@ -248,10 +277,10 @@ impl Actor for NodeSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         let SupervisorMsg::Restart(child) = message;
-        if state.args.ctx.shutdown.is_cancelled() {
+        if state.args.node.lifecycle.stopping() {
             return Ok(());
         }
-        state.args.ctx.metrics.actor_restarted(&child.name());
+        state.args.node.services.metrics.actor_restarted(&child.name());
         if let Err(error) = self.start(&myself, state, child).await {
             tracing::error!(actor = %child.name(), %error, "restart failed");
             self.restart_later(&myself, state, child, "its restart failed");
@@ -267,7 +296,7 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
-                state.args.ctx.metrics.actor(&cell.get_name().unwrap_or_default()).failed();
+                state.args.node.services.metrics.actor(&cell.get_name().unwrap_or_default()).failed();
                 self.child_down(&myself, state, cell.get_id(), &format!("failed: {error}"));
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
@@ -284,7 +313,7 @@ impl Actor for NodeSupervisor {
         _myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        state.args.ctx.shutdown.cancel();
+        state.args.node.lifecycle.shutdown.cancel();
         self.stop_children(state, |child| matches!(child, Child::Gateway | Child::EventHub)).await;
         self.stop_children(state, Child::is_worker).await;
         self.stop_children(state, |child| {

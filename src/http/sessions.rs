@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::token::Claims;
+use crate::security::token::Claims;
 use crate::storage::{SessionState, StorageError, UserStore};
 
 /// How long a user's session state is taken as read: the longest a session ended elsewhere

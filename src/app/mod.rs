@@ -1,8 +1,13 @@
 //! The application: builds one node from its configuration and runs it until a shutdown signal.
 //!
 //! [`Application::build`] binds the listener (port 0 picks a free one, which tests use), opens
-//! the backends and starts the node supervisor; [`Application::run_until_stopped`] waits for the
-//! shutdown signal, then stops the supervisor, which drains its children in order.
+//! the backends and starts the node supervisor ([`supervisor`], with its restart policy in
+//! [`restart`]); [`Application::run_until_stopped`] waits for the shutdown signal, then stops
+//! the supervisor, which drains its children in order. This is the one place that puts the
+//! parts together: it sits above the actors, the HTTP gateway and the actor cluster.
+
+pub mod restart;
+pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -12,26 +17,26 @@ use std::sync::Arc;
 use anyhow::Context;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-use crate::actors::NodeContext;
-use crate::actors::activity::Activity;
-use crate::actors::supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 use crate::cluster::protocol::groups;
 use crate::config::{Config, Profile, Secret};
-use crate::http::Listeners;
+use crate::http::credentials::Identity;
 use crate::http::limits::GatewayLimits;
+use crate::http::sessions::Sessions;
+use crate::http::{Gateway, Listeners};
 use crate::job_events::JobSubscribers;
 use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
-use crate::security::sessions::Sessions;
+use crate::node::activity::Activity;
+use crate::node::{Lifecycle, Node, Services, names};
 use crate::security::token::TokenKeys;
 use crate::storage::instrumented::{InstrumentedIntake, InstrumentedMailbox};
 use crate::storage::{cluster, embedded};
+use supervisor::{NodeSupervisor, SupervisorArgs, SupervisorMsg};
 
 pub struct Application {
     address: SocketAddr,
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: ractor::concurrency::JoinHandle<()>,
     /// Embedded profile: held for the life of the node, one `up` per data folder (it holds the
@@ -50,13 +55,13 @@ impl Application {
         prepare_scratch(&config)?;
 
         let metrics = Arc::new(Metrics::new(&config.node_name));
-        let mut backends = match config.profile {
-            Profile::Embedded => embedded::backends(&config).await?,
-            Profile::Cluster => cluster::backends(&config, &metrics).await?,
+        let mut stores = match config.profile {
+            Profile::Embedded => embedded::stores(&config).await?,
+            Profile::Cluster => cluster::stores(&config, &metrics).await?,
         };
-        let mailbox = Arc::new(InstrumentedMailbox::new(backends.mailbox, metrics.clone()));
-        backends.intake = Arc::new(InstrumentedIntake::new(backends.intake, mailbox.clone()));
-        backends.mailbox = mailbox;
+        let mailbox = Arc::new(InstrumentedMailbox::new(stores.mailbox, metrics.clone()));
+        stores.intake = Arc::new(InstrumentedIntake::new(stores.intake, mailbox.clone()));
+        stores.mailbox = mailbox;
         let tokens = token_keys(&config)?;
         let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
         let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
@@ -71,38 +76,28 @@ impl Application {
             None => None,
         };
 
-        let limits = GatewayLimits::new(&config);
-        let shutdown = CancellationToken::new();
-        let cluster = crate::cluster::node::start(&config, &shutdown).await?;
-        let job_events = Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone()));
-        let media = Arc::new(config.sandbox());
-        let sessions = Sessions::new(backends.users.clone());
-        let metrics_token = Secret::from_env_or_file("MP3C_METRICS_TOKEN", config.metrics_token_file.as_deref())?;
-        let ctx = Arc::new(NodeContext {
-            config,
-            backends,
-            tokens,
-            sessions,
-            metrics_token,
-            mailer,
-            metrics,
-            media,
-            limits,
-            job_events,
-            shutdown,
-            drain: CancellationToken::new(),
-            started: std::time::Instant::now(),
-            activity: Activity::default(),
-            cluster,
-        });
-        let args = SupervisorArgs {
-            ctx: ctx.clone(),
-            listeners: Listeners { api: Arc::new(listener), metrics: metrics_listener },
+        let lifecycle = Lifecycle::new();
+        let cluster = crate::cluster::node::start(&config, &lifecycle.shutdown).await?;
+        let gateway = Gateway {
+            identity: Identity { tokens: tokens.clone(), sessions: Sessions::new(stores.users.clone()) },
+            metrics_token: Secret::from_env_or_file("MP3C_METRICS_TOKEN", config.metrics_token_file.as_deref())?,
+            limits: GatewayLimits::new(&config),
+            proxies: config.trusted_proxies(),
+            subscribers: Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone())),
         };
-        let (supervisor, supervisor_done) = Actor::spawn(Some("node-supervisor".into()), NodeSupervisor, args)
+        let services = Services { mailer, media: Arc::new(config.sandbox()), metrics };
+        let node = Arc::new(Node { config, stores, services, lifecycle, activity: Activity::default() });
+        let args = SupervisorArgs {
+            node: node.clone(),
+            gateway: Arc::new(gateway),
+            listeners: Listeners { api: Arc::new(listener), metrics: metrics_listener },
+            tokens,
+            cluster,
+        };
+        let (supervisor, supervisor_done) = Actor::spawn(Some(names::SUPERVISOR.into()), NodeSupervisor, args)
             .await
             .context("starting the node supervisor")?;
-        Ok(Application { address, ctx, supervisor, supervisor_done, _data_lock: data_lock })
+        Ok(Application { address, node, supervisor, supervisor_done, _data_lock: data_lock })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -116,7 +111,7 @@ impl Application {
     /// are routed to it), then no new work is taken, then work in flight finishes or is released
     /// within the grace period.
     pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let drain = self.ctx.drain.clone();
+        let drain = self.node.lifecycle.drain.clone();
         tokio::select! {
             () = shutdown => {}
             () = drain.cancelled() => {}
@@ -126,10 +121,10 @@ impl Application {
         }
         tracing::info!("shutting down: leaving the groups, no new work; in-flight work may finish");
         leave_groups();
-        self.ctx.shutdown.cancel();
+        self.node.lifecycle.shutdown.cancel();
         self.supervisor.stop(Some("shutdown requested".into()));
         let _ = (&mut self.supervisor_done).await;
-        let _ = std::fs::remove_dir_all(self.ctx.config.scratch_dir());
+        let _ = std::fs::remove_dir_all(self.node.config.scratch_dir());
         tracing::info!("stopped");
         Ok(())
     }

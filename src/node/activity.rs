@@ -5,20 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
 use crate::ids::Id;
 
 tokio::task_local! {
     /// The worker actor handling the current delivery.
     pub static ACTOR: String;
-}
-
-/// One job held by one actor.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holding {
-    pub actor: String,
-    pub job_id: Id,
 }
 
 /// The jobs held, by actor.
@@ -35,9 +26,10 @@ impl Activity {
         HeldJob { activity: self.clone(), actor }
     }
 
-    pub fn held(&self) -> Vec<Holding> {
+    /// Each actor holding a job, with the job, by actor name.
+    pub fn held(&self) -> Vec<(String, Id)> {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.iter().map(|(actor, job_id)| Holding { actor: actor.clone(), job_id: *job_id }).collect()
+        held.iter().map(|(actor, job_id)| (actor.clone(), *job_id)).collect()
     }
 }
 

@@ -1,9 +1,12 @@
-//! The gateway actor: owns this node's HTTP server (the seed's API gateway).
+//! The gateway: the actor that owns this node's HTTP server (the seed's API gateway), and the
+//! state it serves with besides the node's own ([`Gateway`]), which reaches it through its
+//! spawn arguments.
 //!
 //! The listening sockets are bound once by the application and shared, so a restarted gateway
-//! serves on the same addresses. Stopping the actor stops accepting and lets the requests in
-//! flight finish within the shutdown grace period. If the server stops on its own the actor
-//! fails, and its supervisor restarts it.
+//! serves on the same addresses, and its state is the node's (made once), so a restarted
+//! gateway does not forget who was being held back. Stopping the actor stops accepting and
+//! lets the requests in flight finish within the shutdown grace period. If the server stops on
+//! its own the actor fails, and its supervisor restarts it.
 
 use std::sync::Arc;
 
@@ -12,14 +15,35 @@ use ractor_cluster::RactorMessage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::NodeContext;
-use crate::http;
+use super::client_address::TrustedProxies;
+use super::credentials::Identity;
+use super::limits::GatewayLimits;
+use super::{Listeners, serve_all};
+use crate::config::Secret;
+use crate::job_events::JobSubscribers;
+use crate::node::Node;
+
+/// What the gateway serves with, besides the node.
+pub struct Gateway {
+    /// Who a request's bearer is: the token keys and the session check.
+    pub identity: Identity,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<Secret>,
+    /// What the gateway admits (login rates, uploads and streams in progress, connections).
+    pub limits: GatewayLimits,
+    /// Who a request's client is, behind the configured reverse proxies.
+    pub proxies: TrustedProxies,
+    /// The clients following jobs on this node (`GET /jobs/{id}/events`), which outlive a
+    /// restart of the hub that feeds them.
+    pub subscribers: Arc<JobSubscribers>,
+}
 
 pub struct GatewayActor;
 
 pub struct GatewayArgs {
-    pub ctx: Arc<NodeContext>,
-    pub listeners: http::Listeners,
+    pub node: Arc<Node>,
+    pub gateway: Arc<Gateway>,
+    pub listeners: Listeners,
 }
 
 #[derive(RactorMessage)]
@@ -31,7 +55,7 @@ pub enum GatewayMsg {
 pub struct GatewayState {
     stop: CancellationToken,
     server: Option<JoinHandle<()>>,
-    ctx: Arc<NodeContext>,
+    node: Arc<Node>,
 }
 
 impl Actor for GatewayActor {
@@ -44,12 +68,12 @@ impl Actor for GatewayActor {
         myself: ActorRef<GatewayMsg>,
         args: GatewayArgs,
     ) -> Result<GatewayState, ActorProcessingErr> {
-        let stop = args.ctx.shutdown.child_token();
+        let stop = args.node.lifecycle.shutdown.child_token();
         let server = tokio::spawn({
             let stop = stop.clone();
-            let ctx = args.ctx.clone();
+            let (node, gateway) = (args.node.clone(), args.gateway);
             async move {
-                let outcome = http::serve_all(args.listeners, ctx, stop.clone()).await;
+                let outcome = serve_all(args.listeners, node, gateway, stop.clone()).await;
                 if !stop.is_cancelled() {
                     let reason = match outcome {
                         Ok(()) => "the HTTP server stopped".to_owned(),
@@ -59,7 +83,7 @@ impl Actor for GatewayActor {
                 }
             }
         });
-        Ok(GatewayState { stop, server: Some(server), ctx: args.ctx })
+        Ok(GatewayState { stop, server: Some(server), node: args.node })
     }
 
     async fn handle(
@@ -79,7 +103,7 @@ impl Actor for GatewayActor {
     ) -> Result<(), ActorProcessingErr> {
         state.stop.cancel();
         if let Some(server) = state.server.take() {
-            let limit = state.ctx.config.shutdown_grace() + std::time::Duration::from_secs(1);
+            let limit = state.node.config.shutdown_grace() + std::time::Duration::from_secs(1);
             if tokio::time::timeout(limit, server).await.is_err() {
                 tracing::warn!("HTTP connections still open after the grace period; closing them");
             }

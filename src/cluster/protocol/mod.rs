@@ -8,7 +8,19 @@
 //! The rule for changing them: within one [`PROTOCOL_VERSION`], variants and JSON fields may be
 //! added (readers ignore what they do not know, and give what is missing a default), never
 //! renamed or removed. Anything else is a new protocol version, and nodes of different protocol
-//! versions refuse each other (each logs why).
+//! versions refuse each other (each logs why). Group names and message variants are on the
+//! wire too: they follow the same rule.
+//!
+//! - [`payloads`]: every payload, field by field;
+//! - `golden/v1/`: each payload's encoding in this protocol version, which a test compares with
+//!   what the code writes (`golden_tests`): any change of an encoding fails it, and says
+//!   whether the change is an addition (update the golden file) or needs a new version.
+
+#[cfg(test)]
+mod golden_tests;
+pub mod payloads;
+
+pub use payloads::{Hello, Holding, JobEvent, LoginError, LoginGranted, LoginReply, LoginRequest, NodeStatus};
 
 use ractor::RpcReplyPort;
 use ractor_cluster::RactorClusterMessage;
@@ -22,8 +34,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub mod groups {
     /// Auth actors: logins.
     pub const AUTH: &str = "auth";
-    /// The job-event hub of each gateway: live job events for its clients.
-    pub const GATEWAY: &str = "gateway";
+    /// The job-event hub of each gateway node: live job events for its clients. (Its name on
+    /// the wire is `gateway`, as protocol version 1 has it.)
+    pub const JOB_EVENT_HUBS: &str = "gateway";
     /// Converter actors.
     pub const CONVERTERS: &str = "converters";
     /// Notifier actors.
@@ -31,13 +44,13 @@ pub mod groups {
     /// One node agent per node: status, drain, heartbeat.
     pub const NODES: &str = "nodes";
 
-    pub const ALL: [&str; 5] = [AUTH, GATEWAY, CONVERTERS, NOTIFIER, NODES];
+    pub const ALL: [&str; 5] = [AUTH, JOB_EVENT_HUBS, CONVERTERS, NOTIFIER, NODES];
 }
 
 /// To an auth actor.
 #[derive(RactorClusterMessage)]
 pub enum AuthMsg {
-    /// A `LoginRequest` in, a `LoginReply` out (both in [`crate::actors::auth`]).
+    /// A [`LoginRequest`] in, a [`LoginReply`] out.
     #[rpc]
     Login(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
@@ -45,25 +58,36 @@ pub enum AuthMsg {
 /// To a gateway's job-event hub.
 #[derive(RactorClusterMessage)]
 pub enum EventsMsg {
-    /// A [`JobEvent`](crate::job_events::JobEvent) (JSON), for the clients that follow that job;
-    /// cast, never called.
+    /// A [`JobEvent`], for the clients that follow that job; cast, never called.
     JobEvent(Vec<u8>),
 }
 
 /// To a node agent.
 #[derive(RactorClusterMessage)]
 pub enum AgentMsg {
-    /// A `Hello` in (the caller's node, version and protocol), this node's `Hello` out.
+    /// A [`Hello`] in (the caller's node, version and protocol), this node's [`Hello`] out.
     #[rpc]
     Hello(Vec<u8>, RpcReplyPort<Vec<u8>>),
     /// The heartbeat: anything in, anything out, soon.
     #[rpc]
     Ping(Vec<u8>, RpcReplyPort<Vec<u8>>),
-    /// This node's `NodeStatus` (JSON) out.
+    /// This node's [`NodeStatus`] out.
     #[rpc]
     Status(Vec<u8>, RpcReplyPort<Vec<u8>>),
     /// Stop taking work, finish or release what is held, and exit, as on SIGTERM.
     Drain(Vec<u8>),
+}
+
+/// To a queue worker (a converter, a notifier). Workers cross nodes only so that each can be a
+/// visible member of its process group on every node (the library shares only such actors); a
+/// worker takes no orders from other nodes: a `Poll` that does not carry the worker's own
+/// token is ignored, and `Crash` works only where fault hooks are on.
+#[derive(RactorClusterMessage)]
+pub enum WorkerMsg {
+    /// Take the next delivery, if one comes within the wait (the worker's token).
+    Poll(Vec<u8>),
+    /// Test-only fault injection: panic, so that the supervisor's restart can be observed.
+    Crash,
 }
 
 /// A payload for the wire.

@@ -1,7 +1,7 @@
-//! The job-event hub of a gateway node: joins the `gateway` process group, so that converters
-//! on every node find it, and hands each job event it receives to this node's subscribers
-//! ([`crate::job_events`]). An event that cannot be read (a malformed payload from a peer) is
-//! logged and dropped, never a panic.
+//! The job-event hub of a gateway node: joins the job-event hubs' process group, so that
+//! converters on every node find it, and hands each job event it receives to this node's
+//! subscribers ([`super::subscribers`]). An event that cannot be read (a malformed payload from
+//! a peer) is logged and dropped, never a panic.
 //!
 //! It stops with the gateway: a node that shuts down leaves the group before anything else, so
 //! no event is sent to it any more. A restarted hub finds the subscribers still there (they are
@@ -11,43 +11,43 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::{EVENT_HUB, NodeContext};
-use crate::cluster::protocol::{EventsMsg, decode, groups};
-use crate::job_events::JobEvent;
+use super::JobSubscribers;
+use crate::cluster::protocol::{EventsMsg, JobEvent, decode, groups};
 use crate::metrics::ActorMetrics;
 
 pub struct EventHub;
 
-pub struct EventHubState {
-    ctx: Arc<NodeContext>,
-    metrics: ActorMetrics,
+/// What the hub works with.
+pub struct EventHubArgs {
+    /// This node's clients following jobs.
+    pub subscribers: Arc<JobSubscribers>,
+    pub metrics: ActorMetrics,
 }
 
 impl Actor for EventHub {
     type Msg = EventsMsg;
-    type State = EventHubState;
-    type Arguments = Arc<NodeContext>;
+    type State = EventHubArgs;
+    type Arguments = EventHubArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<EventsMsg>,
-        ctx: Arc<NodeContext>,
-    ) -> Result<EventHubState, ActorProcessingErr> {
-        let metrics = ctx.metrics.actor(EVENT_HUB);
-        ractor::pg::join(groups::GATEWAY.to_owned(), vec![myself.get_cell()]);
-        Ok(EventHubState { ctx, metrics })
+        args: EventHubArgs,
+    ) -> Result<EventHubArgs, ActorProcessingErr> {
+        ractor::pg::join(groups::JOB_EVENT_HUBS.to_owned(), vec![myself.get_cell()]);
+        Ok(args)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<EventsMsg>,
         message: EventsMsg,
-        state: &mut EventHubState,
+        state: &mut EventHubArgs,
     ) -> Result<(), ActorProcessingErr> {
         let EventsMsg::JobEvent(payload) = message;
         let _handling = state.metrics.begin();
         match decode::<JobEvent>(&payload) {
-            Ok(event) => state.ctx.job_events.deliver(event),
+            Ok(event) => state.subscribers.deliver(event),
             Err(error) => {
                 state.metrics.failed();
                 tracing::warn!(%error, bytes = payload.len(), "dropping a job event that cannot be read");

@@ -5,13 +5,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
+
 #[derive(Clone, Copy, Debug)]
 pub struct RestartPolicy {
     pub limit: u32,
     pub window: Duration,
-    /// Backoff before the first restart in a window; it doubles for each further one.
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
+    /// The wait before a restart: its first for the first restart in a window, doubling for
+    /// each further one.
+    pub backoff: Backoff,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -35,9 +37,8 @@ impl RestartHistory {
         if self.recent.len() as u32 >= policy.limit {
             return Decision::Escalate;
         }
-        let backoff = policy.first_backoff.saturating_mul(1 << self.recent.len().min(16));
         self.recent.push_back(now);
-        Decision::RestartAfter(backoff.min(policy.max_backoff))
+        Decision::RestartAfter(policy.backoff.wait(self.recent.len() as u32))
     }
 }
 
@@ -49,8 +50,7 @@ mod tests {
         RestartPolicy {
             limit: 3,
             window: Duration::from_secs(10),
-            first_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(250),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_millis(250)),
         }
     }
 
