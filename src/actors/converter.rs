@@ -33,16 +33,17 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
+use super::jobs::{delete_output, job_of, publish_notice};
 use super::record::{Outcome, Patience, Written, patiently, write, write_once, write_patiently};
 use super::worker::{Answer, OUTAGE_BACKOFF, Worker, decode};
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
-use crate::messages::{JobMessage, SeedUpload, VideoNotice};
+use crate::messages::VideoNotice;
 use crate::node::Node;
 use crate::scratch::ScratchFile;
+use crate::storage::jobs::RACES;
 use crate::storage::{
-    BlobMeta, BlobStore, Bucket, Delivery, Job, JobState, JobStore, Mailbox, MediaSource, NextAttempt, StorageError,
-    StorageResult, Stores, now_millis,
+    Bucket, Delivery, Job, JobState, JobStore, MediaSource, NextAttempt, StorageError, StorageResult, now_millis,
 };
 use crate::transcode::{StopSignal, TranscodeError, Transcoded};
 
@@ -62,41 +63,9 @@ impl Worker for Converter {
     }
 }
 
-/// The job a `video` message is about.
-pub(super) async fn job_of(stores: &Stores, notice: VideoNotice) -> StorageResult<Option<Job>> {
-    match notice {
-        VideoNotice::Ours(message) => stores.jobs.get(message.job_id).await,
-        VideoNotice::Seed(upload) => job_for_seed_upload(stores, &upload).await,
-    }
-}
-
-/// The job of an upload that the seed's own gateway published (no `job_id`): found by its
-/// video, or created from the message (owner from `username`, id the video's, so that
-/// duplicates of the message find the same job). None if the video is not in the store.
-async fn job_for_seed_upload(stores: &Stores, upload: &SeedUpload) -> StorageResult<Option<Job>> {
-    let jobs = &stores.jobs;
-    if let Some(job) = jobs.find_by_video(upload.video_fid).await? {
-        return Ok(Some(job));
-    }
-    let video = match stores.blobs.stat(Bucket::Videos, upload.video_fid).await {
-        Ok(video) => video,
-        Err(StorageError::NotFound) => return Ok(None),
-        Err(other) => return Err(other),
-    };
-    let job = Job::queued(upload.video_fid, &upload.username, upload.video_fid, &video.meta.filename, now_millis());
-    match jobs.create(&job).await {
-        Ok(()) => {
-            tracing::info!(job_id = %job.id, owner = %job.owner, "took in an upload from the seed's gateway");
-            Ok(Some(job))
-        }
-        Err(StorageError::Conflict) => jobs.get(job.id).await,
-        Err(other) => Err(other),
-    }
-}
-
 /// Steps 1 and 2, then the conversion; a lost race reads the record again (a few times).
 async fn take_and_convert(node: &Node, mut job: Job, delivery: u32) -> StorageResult<Answer> {
-    for _ in 0..super::record::RACES {
+    for _ in 0..RACES {
         let next = job.next_attempt(now_millis(), Id::generate(), node.config.lease(), node.config.max_attempts);
         let (written, stale_output) = match &next {
             NextAttempt::Finished => {
@@ -229,22 +198,6 @@ async fn conclude(node: &Node, job: Job) -> StorageResult<Answer> {
     Ok(Answer::Ack)
 }
 
-/// Publishes a finished job's notice, unless its owner was mailed already.
-pub(super) async fn publish_notice(mailbox: &dyn Mailbox, job: &Job) -> StorageResult<()> {
-    if !job.needs_notification() {
-        return Ok(());
-    }
-    let Some((queue, message)) = JobMessage::notice(job) else { return Ok(()) };
-    mailbox.publish(queue, &message.to_json()).await
-}
-
-/// Removes an attempt's output blob; a failure leaves an unreferenced blob, never a wrong MP3.
-pub(super) async fn delete_output(blobs: &dyn BlobStore, output_fid: Id) {
-    if let Err(error) = blobs.delete(Bucket::Mp3s, output_fid).await {
-        tracing::warn!(%output_fid, %error, "could not delete an attempt's output");
-    }
-}
-
 /// How often a running conversion's progress goes out.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -330,7 +283,7 @@ async fn convert_and_store(node: &Node, job: &Job, output_fid: Id, stop: &StopSi
     let transcoded = run_transcode(node, job, source, output.path().to_owned(), stop.clone()).await?;
     node.services.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
 
-    let meta = mp3_meta(job);
+    let meta = job.mp3_meta();
     // Stored patiently: a blob store outage must not throw the conversion away. A try that
     // failed half-way may have left chunks: every try after the first starts from a clean slate.
     let (mut retry, meta, output) = (false, &meta, &output);
@@ -420,34 +373,4 @@ fn fault_delay(delay: Duration, stop: &StopSignal) -> Result<(), TranscodeError>
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
-}
-
-/// What a job's MP3 is labelled with: its owner (who alone may download it), its name and job.
-pub(super) fn mp3_meta(job: &Job) -> BlobMeta {
-    BlobMeta {
-        owner: job.owner.clone(),
-        filename: mp3_filename(&job.filename),
-        content_type: "audio/mpeg".into(),
-        job_id: Some(job.id),
-    }
-}
-
-/// `holiday video.mp4` becomes `holiday video.mp3`.
-fn mp3_filename(original: &str) -> String {
-    let stem = std::path::Path::new(original).file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    let stem = if stem.is_empty() { "audio" } else { stem };
-    format!("{stem}.mp3")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mp3_filename;
-
-    #[test]
-    fn the_mp3_keeps_the_original_stem() {
-        assert_eq!(mp3_filename("holiday video.mp4"), "holiday video.mp3");
-        assert_eq!(mp3_filename("clip"), "clip.mp3");
-        assert_eq!(mp3_filename(""), "audio.mp3");
-        assert_eq!(mp3_filename("été.mov"), "été.mp3");
-    }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::converter::{delete_output, job_of, publish_notice};
+use super::jobs::{delete_output, job_of, publish_notice};
 use super::record::{Written, write};
 use super::worker::{Answer, Worker, decode};
 use crate::job_events::{self, JobEvent};
@@ -44,8 +44,8 @@ impl Worker for DeadVideos {
 /// message was dead-lettered): then looks again when that attempt's lease runs out.
 async fn fail_dead_job(node: &Node, job: Job) -> StorageResult<Answer> {
     let now = now_millis();
-    if let Some(attempt) = job.attempt.filter(|a| a.lease_until > now) {
-        return Ok(Answer::Retry(Duration::from_millis((attempt.lease_until - now) as u64 + 500)));
+    if job.live_attempt(now).is_some() {
+        return Ok(Answer::Retry(job.lease_left(now) + Duration::from_millis(500)));
     }
     let reason = format!(
         "gave up after {} attempts: its message was delivered {DELIVERY_LIMIT} times without an answer",

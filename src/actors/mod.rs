@@ -19,6 +19,7 @@ pub mod auth;
 pub mod converter;
 pub mod dead_letters;
 pub mod gauges;
+pub mod jobs;
 pub mod notifier;
 pub mod periodic;
 pub mod record;

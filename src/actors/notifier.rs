@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::converter::mp3_meta;
 use super::record::{Outcome, Written, write_once, write_patiently};
 use super::worker::{Answer, Worker, decode};
 use crate::config::{Config, NotifyCrash};
@@ -151,7 +150,7 @@ async fn adopt_seed_result(node: &Node, result: SeedResult, attempt: u32) -> Sto
     }
     // Labelled after the job took it (and again on a redelivery, in case that failed), so that
     // an MP3 no job took is never labelled for its owner.
-    let meta = mp3_meta(&job);
+    let meta = job.mp3_meta();
     node.stores.blobs.set_meta(Bucket::Mp3s, result.mp3_fid, &meta).await?;
     notify(node, job.id, attempt).await
 }

@@ -17,10 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::storage::jobs::RACES;
 use crate::storage::{Job, JobStore, StorageResult};
-
-/// Tries of one write against a record that keeps changing under it.
-pub(super) const RACES: usize = 5;
 
 /// What became of a transition. (Short-lived values: boxing the record would only add noise.)
 #[derive(Debug)]

@@ -23,14 +23,32 @@
 //! - The owner's email is claimed (`sending`, with a time) before it is sent and marked `sent`
 //!   after the mail server took it; a claim older than its timeout is taken over, so a crash
 //!   between the two repeats the email rather than losing it.
+//! - A job, its video and its MP3 belong to its owner alone (admins read everything):
+//!   [`may_read`], and the MP3 is labelled so ([`Job::mp3_meta`]).
+//! - A job may be deleted unless an attempt is converting it ([`delete`]).
+//! - A job's message may have been lost when it is [`Overdue`]: the sweeper's rule, which the
+//!   stores' queries implement from one description ([`OverdueQuery`]).
+//!
+//! This file is longer than most (its tests included) because it is the one home of these
+//! rules: every store and every actor asks them here.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::StorageResult;
+use super::{BlobMeta, StorageResult};
 use crate::ids::Id;
+
+/// Tries of one compare-and-set against a record that keeps changing under it: a writer that
+/// loses this many races in a row gives up for now (its caller tries again later).
+pub const RACES: usize = 5;
+
+/// Whether `user` may read what `owner` owns (a job, its video, its MP3): its owner, or an
+/// admin. Anyone else is answered as if it did not exist.
+pub fn may_read(owner: &str, user: &str, admin: bool) -> bool {
+    admin || owner == user
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +88,13 @@ pub struct Attempt {
     pub output_fid: Id,
     /// Unix milliseconds after which the attempt counts as dead unless renewed.
     pub lease_until: i64,
+}
+
+impl Attempt {
+    /// Whether the attempt's lease still runs at `now`: its converter is alive.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.lease_until > now
+    }
 }
 
 /// Where the owner's email stands.
@@ -207,16 +232,56 @@ impl Job {
         Job { updated_at: now, ..self.clone() }
     }
 
+    /// The attempt converting the job right now, if its lease still runs at `now`.
+    pub fn live_attempt(&self, now: i64) -> Option<Attempt> {
+        self.attempt.filter(|attempt| self.state == JobState::Converting && attempt.is_live(now))
+    }
+
+    /// How long until the live attempt's lease runs out (zero when none holds the job).
+    pub fn lease_left(&self, now: i64) -> Duration {
+        self.live_attempt(now)
+            .map_or(Duration::ZERO, |attempt| Duration::from_millis((attempt.lease_until - now) as u64))
+    }
+
+    /// Whether `user` may see the job (its owner, or an admin): [`may_read`].
+    pub fn readable_by(&self, user: &str, admin: bool) -> bool {
+        may_read(&self.owner, user, admin)
+    }
+
+    /// What the job's MP3 is labelled with: its owner (who alone may download it), its name
+    /// (`holiday video.mp4` becomes `holiday video.mp3`) and its job.
+    pub fn mp3_meta(&self) -> BlobMeta {
+        let stem = std::path::Path::new(&self.filename).file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let stem = if stem.is_empty() { "audio" } else { stem };
+        BlobMeta {
+            owner: self.owner.clone(),
+            filename: format!("{stem}.mp3"),
+            content_type: "audio/mpeg".into(),
+            job_id: Some(self.id),
+        }
+    }
+
+    /// Whether the job may be deleted: any job but one an attempt is converting (a queued one
+    /// is cancelled by it).
+    pub fn deletable(&self) -> bool {
+        self.state != JobState::Converting
+    }
+
+    /// Whether the job is [`Overdue`] of `kind` at cutoff `before`.
+    pub fn is_overdue(&self, kind: Overdue, before: i64) -> bool {
+        kind.query().matches(self, before)
+    }
+
     /// Decides a converter's next step on a delivery of this job, `output_fid` being where a
     /// new attempt would write.
     pub fn next_attempt(&self, now: i64, output_fid: Id, lease: Duration, max_attempts: u32) -> NextAttempt {
-        let stale_output = match (self.state, self.attempt) {
-            (JobState::Done | JobState::Failed, _) => return NextAttempt::Finished,
-            (JobState::Converting, Some(attempt)) if attempt.lease_until > now => {
-                return NextAttempt::Wait(Duration::from_millis((attempt.lease_until - now) as u64));
-            }
-            (_, attempt) => attempt.map(|a| a.output_fid),
-        };
+        if self.state.is_finished() {
+            return NextAttempt::Finished;
+        }
+        if self.live_attempt(now).is_some() {
+            return NextAttempt::Wait(self.lease_left(now));
+        }
+        let stale_output = self.attempt.map(|attempt| attempt.output_fid);
         if self.attempts >= max_attempts {
             let reason = match &self.error {
                 Some(last) => format!("gave up after {} attempts; the last one: {last}", self.attempts),
@@ -389,13 +454,87 @@ impl Job {
     }
 }
 
-/// The two kinds of job whose message the sweeper may publish again.
+/// The two kinds of job whose message the sweeper may publish again: a job is overdue of a
+/// kind when its message was last published before the cutoff and it is one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overdue {
-    /// Waiting for a converter: queued, or held by an attempt whose lease ran out long ago.
+    /// Waiting for a converter: queued, or held by an attempt whose lease ran out before the
+    /// cutoff.
     Work,
-    /// Finished, and the owner still not mailed.
+    /// Finished, and the owner still not mailed (the email pending, or claimed by a sender).
     Notice,
+}
+
+/// The rule of an [`Overdue`] kind, as data: what [`Job::is_overdue`] checks and what each
+/// job store's `overdue` query selects (their contract tests hold them to the same answers).
+/// A job matches when it was last published before the cutoff, is in one of `states` or is
+/// in `expired_in` with an attempt whose lease ran out before the cutoff, and (when
+/// `notifications` says) its email is in one of those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverdueQuery {
+    pub states: &'static [JobState],
+    pub expired_in: Option<JobState>,
+    pub notifications: Option<&'static [&'static str]>,
+}
+
+impl Overdue {
+    pub const fn query(self) -> OverdueQuery {
+        match self {
+            Overdue::Work => OverdueQuery {
+                states: &[JobState::Queued],
+                expired_in: Some(JobState::Converting),
+                notifications: None,
+            },
+            Overdue::Notice => OverdueQuery {
+                states: &[JobState::Done, JobState::Failed],
+                expired_in: None,
+                notifications: Some(&["pending", "sending"]),
+            },
+        }
+    }
+}
+
+impl OverdueQuery {
+    /// Whether `job` is overdue by this rule at cutoff `before`.
+    pub fn matches(&self, job: &Job, before: i64) -> bool {
+        let expired = self.expired_in == Some(job.state) && job.attempt.is_some_and(|a| a.lease_until < before);
+        let state = self.states.contains(&job.state) || expired;
+        let notification = self.notifications.is_none_or(|names| names.contains(&job.notification.as_str()));
+        job.published_at < before && state && notification
+    }
+}
+
+/// What became of a request to delete a job. (Short-lived: boxing the record would only add
+/// noise.)
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Deletion {
+    /// The record is gone; here it is as it was (its video and MP3 are the caller's to delete).
+    Deleted(Job),
+    /// An attempt is converting the job: it cannot be deleted now.
+    InProgress,
+    /// There was no such job (or it went meanwhile).
+    Gone,
+}
+
+/// Deletes `job`'s record, as a compare-and-set: a record that changed meanwhile (a sweeper
+/// stamped it, say) is read again, [`RACES`] times at most, and one that an attempt took
+/// meanwhile is left alone (the attempt's final write then finds no job, and it deletes its
+/// own output).
+pub async fn delete(jobs: &dyn JobStore, mut job: Job) -> StorageResult<Deletion> {
+    for _ in 0..RACES {
+        if !job.deletable() {
+            return Ok(Deletion::InProgress);
+        }
+        if jobs.delete(&job).await? {
+            return Ok(Deletion::Deleted(job));
+        }
+        match jobs.get(job.id).await? {
+            Some(now) => job = now,
+            None => return Ok(Deletion::Gone),
+        }
+    }
+    Ok(Deletion::InProgress)
 }
 
 #[async_trait]
@@ -446,6 +585,49 @@ mod tests {
             NextAttempt::Begin { job, .. } => job,
             other => panic!("expected to begin, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_mp3_is_labelled_for_its_owner_with_the_original_stem() {
+        let named = |filename: &str| Job { filename: filename.into(), ..queued() }.mp3_meta();
+        let meta = named("holiday video.mp4");
+        assert_eq!(
+            (meta.filename.as_str(), meta.owner.as_str(), meta.content_type.as_str()),
+            ("holiday video.mp3", "a@b.c", "audio/mpeg")
+        );
+        assert_eq!(named("clip").filename, "clip.mp3");
+        assert_eq!(named("").filename, "audio.mp3");
+        assert_eq!(named("été.mov").filename, "été.mp3");
+        assert!(may_read("a@b.c", "a@b.c", false) && may_read("a@b.c", "root@b.c", true));
+        assert!(!may_read("a@b.c", "eve@b.c", false), "another user is answered as if it did not exist");
+    }
+
+    #[test]
+    fn a_job_is_overdue_when_its_message_is_old_and_nobody_will_act_on_it() {
+        let old = |job: Job| Job { published_at: 1_000, ..job };
+        let cutoff = 50_000;
+        assert!(old(queued()).is_overdue(Overdue::Work, cutoff));
+        assert!(!Job { published_at: 60_000, ..queued() }.is_overdue(Overdue::Work, cutoff), "published lately");
+        let converting = begun(&queued(), 2_000); // lease until 12 000
+        assert!(old(converting.clone()).is_overdue(Overdue::Work, cutoff), "its lease ran out long ago");
+        assert!(!old(converting.renew(45_000, LEASE).unwrap()).is_overdue(Overdue::Work, cutoff), "a live lease");
+        let done = old(converting.finish(1.0, 3_000).unwrap());
+        assert!(!done.is_overdue(Overdue::Work, cutoff) && done.is_overdue(Overdue::Notice, cutoff));
+        let mailed = done.notified(Notification::Sent, 4_000);
+        assert!(!mailed.is_overdue(Overdue::Notice, cutoff), "its owner was mailed");
+        let claimed = old(done.claim_notification(4_000, LEASE).unwrap());
+        assert!(claimed.is_overdue(Overdue::Notice, cutoff), "a claim whose sender may have died");
+        assert!(!queued().is_overdue(Overdue::Notice, cutoff));
+    }
+
+    #[test]
+    fn only_a_job_no_attempt_holds_may_be_deleted_and_a_live_lease_says_how_long_it_holds() {
+        let converting = begun(&queued(), 2_000);
+        assert!(queued().deletable() && !converting.deletable());
+        assert!(converting.finish(1.0, 3_000).unwrap().deletable());
+        assert_eq!(converting.live_attempt(5_000), converting.attempt);
+        assert_eq!(converting.lease_left(5_000), Duration::from_secs(7));
+        assert_eq!((converting.live_attempt(12_000), converting.lease_left(12_000)), (None, Duration::ZERO));
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub use blobs::{
     BlobInfo, BlobMeta, BlobReader, BlobStore, Bucket, ByteRange, Media, MediaSource, SeekableRead, StoreFailure,
 };
 pub use intake::Intake;
-pub use jobs::{Attempt, Job, JobState, JobStore, NextAttempt, Notification, Overdue, Retrying};
+pub use jobs::{
+    Attempt, Deletion, Job, JobState, JobStore, NextAttempt, Notification, Overdue, OverdueQuery, Retrying, may_read,
+};
 pub use mailbox::{DELIVERY_LIMIT, Delivery, Mailbox, Queue};
 pub use users::{SessionState, User, UserStore};
 

@@ -8,7 +8,9 @@ use mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::gridfs::object_id;
-use super::{Attempt, Job, JobState, JobStore, Notification, Overdue, Retrying, StorageError, StorageResult, timed};
+use super::{
+    Attempt, Job, JobState, JobStore, Notification, Overdue, OverdueQuery, Retrying, StorageError, StorageResult, timed,
+};
 use crate::ids::Id;
 
 pub struct MongoJobs {
@@ -198,16 +200,7 @@ impl JobStore for MongoJobs {
     }
 
     async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>> {
-        let which = match kind {
-            Overdue::Work => {
-                vec![doc! { "state": "queued" }, doc! { "state": "converting", "lease_until": { "$lt": before } }]
-            }
-            Overdue::Notice => {
-                vec![doc! { "state": { "$in": ["done", "failed"] }, "notification": { "$in": ["pending", "sending"] } }]
-            }
-        };
-        let filter = doc! { "published_at": { "$lt": before }, "$or": which };
-        self.find_many(filter, doc! { "published_at": 1 }, limit).await
+        self.find_many(overdue_filter(&kind.query(), before), doc! { "published_at": 1 }, limit).await
     }
 
     async fn oldest_retrying(&self) -> StorageResult<Option<i64>> {
@@ -234,4 +227,18 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
         &*error.kind,
         mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) if e.code == 11000
     )
+}
+
+/// The filter of an overdue rule at cutoff `before`.
+fn overdue_filter(query: &OverdueQuery, before: i64) -> Document {
+    let states: Vec<&str> = query.states.iter().map(|state| state.as_str()).collect();
+    let mut which = vec![doc! { "state": { "$in": states } }];
+    if let Some(expired) = query.expired_in {
+        which.push(doc! { "state": expired.as_str(), "lease_until": { "$lt": before } });
+    }
+    let mut filter = doc! { "published_at": { "$lt": before }, "$or": which };
+    if let Some(names) = query.notifications {
+        filter.insert("notification", doc! { "$in": names.to_vec() });
+    }
+    filter
 }

@@ -1,6 +1,7 @@
-//! Videos and MP3s in GridFS: streamed in and out, ranges, metadata, no orphans; files of our
-//! chunk size read by the driver's own GridFS (as the seed's programs read them), and read in
-//! place by the converter through a seekable stream.
+//! What only the GridFS blob store promises (the blob store's contract is
+//! [`crate::contract::blobs`]): files where the seed's programs look and as the driver's own
+//! GridFS reads them, each chunk fetched once by the converter's stream, a store failure under
+//! that stream told from a broken file, and no chunk left by a failed upload or a delete.
 
 use std::io::SeekFrom;
 
@@ -71,36 +72,6 @@ async fn with_stream<T: Send + 'static>(
 }
 
 #[tokio::test]
-async fn a_blob_streams_in_and_out_whole_and_by_range() {
-    let client = mongo_client().await;
-    let store = GridFsBlobStore::new(&client, traffic());
-    let (fid, job) = (Id::generate(), Id::generate());
-    // Several chunks and a partial last one.
-    let data = pattern(2 * CHUNK_SIZE + 70_000);
-    let length = store.put(Bucket::Videos, fid, &meta(job), &mut &data[..]).await.unwrap();
-    assert_eq!(length, data.len() as u64);
-
-    let info = store.stat(Bucket::Videos, fid).await.unwrap();
-    assert_eq!(info.length, data.len() as u64);
-    assert_eq!(info.meta, meta(job));
-    assert_eq!(read_all(&store, fid, None).await, data);
-    let chunk = CHUNK_SIZE as u64;
-    let last = data.len() as u64 - 1;
-    for (first, last) in [(0, 0), (10, 20), (chunk - 5, chunk + 5), (chunk - 1, 2 * chunk), (last - 9, last)] {
-        let range = ByteRange { first, last };
-        assert_eq!(read_all(&store, fid, Some(range)).await, &data[first as usize..=last as usize], "{first}-{last}");
-    }
-    // Stored where the seed looks: database `videos`, default bucket, ObjectId id.
-    let files = client.database("videos").collection::<Document>("fs.files");
-    assert!(files.find_one(doc! { "_id": object_id(fid) }).await.unwrap().is_some());
-    assert!(matches!(store.stat(Bucket::Mp3s, fid).await, Err(StorageError::NotFound)));
-
-    store.delete(Bucket::Videos, fid).await.unwrap();
-    assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
-    store.delete(Bucket::Videos, fid).await.unwrap();
-}
-
-#[tokio::test]
 async fn files_of_a_chunk_multiple_and_past_a_chunk_are_whole_for_every_reader() {
     let client = mongo_client().await;
     let store = GridFsBlobStore::new(&client, traffic());
@@ -113,6 +84,8 @@ async fn files_of_a_chunk_multiple_and_past_a_chunk_are_whole_for_every_reader()
         let file = file.find_one(doc! { "_id": object_id(fid) }).await.unwrap().unwrap();
         assert_eq!(file.get_i32("chunkSize").unwrap() as usize, CHUNK_SIZE);
         assert!(read_with_the_driver(&client, fid).await == data, "the driver reads {size} bytes back");
+        // Where the seed looks: database `videos`, default bucket, ObjectId id.
+        assert!(file.get_object_id("_id").is_ok_and(|id| id == object_id(fid)));
         assert!(read_all(&store, fid, None).await == data, "we read {size} bytes back");
     }
 }

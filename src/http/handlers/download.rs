@@ -14,7 +14,7 @@ use super::{parse_id, query_param};
 use crate::http::credentials::Identity;
 use crate::http::error::ApiError;
 use crate::http::response::{Response, full, streamed};
-use crate::storage::{BlobStore, Bucket, ByteRange, StorageError};
+use crate::storage::{BlobStore, Bucket, ByteRange, StorageError, may_read};
 
 /// What the Range header asks of a file of a given length.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub async fn download(
         StorageError::NotFound => not_found(),
         other => other.into(),
     })?;
-    if !(claims.admin || info.meta.owner == claims.username) {
+    if !may_read(&info.meta.owner, &claims.username, claims.admin) {
         return Err(not_found());
     }
 

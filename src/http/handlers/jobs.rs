@@ -11,7 +11,7 @@ use crate::http::error::ApiError;
 use crate::http::response::{Response, json as json_response};
 use crate::ids::Id;
 use crate::security::token::Claims;
-use crate::storage::{Bucket, Job, JobState, JobStore, Stores};
+use crate::storage::{Bucket, Deletion, Job, JobStore, Stores, jobs};
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -35,7 +35,7 @@ pub(super) async fn caller_and_job_id(
 
 /// The job, if there is one and the caller may see it (its owner, or an admin); else 404.
 pub(super) fn visible(job: Option<Job>, claims: &Claims) -> Result<Job, ApiError> {
-    job.filter(|job| claims.admin || job.owner == claims.username).ok_or_else(|| ApiError::not_found("no such job"))
+    job.filter(|job| job.readable_by(&claims.username, claims.admin)).ok_or_else(|| ApiError::not_found("no such job"))
 }
 
 pub async fn show(identity: &Identity, jobs: &dyn JobStore, request: Request<Incoming>) -> Result<Response, ApiError> {
@@ -44,24 +44,18 @@ pub async fn show(identity: &Identity, jobs: &dyn JobStore, request: Request<Inc
 }
 
 /// Deletes a job and its blobs: a finished one, or a queued one (which cancels it; its message
-/// then finds no job). A job being converted cannot be deleted (409). The record goes first,
-/// as a compare-and-set, so that a converter that took the job meanwhile loses the race
-/// cleanly (its final write finds no job, and it deletes its own output).
+/// then finds no job). A job being converted cannot be deleted (409). The record goes first
+/// ([`jobs::delete`], the rule), so that a converter that took the job meanwhile loses the
+/// race cleanly.
 pub async fn delete(identity: &Identity, stores: &Stores, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let mut job = requested_job(identity, stores.jobs.as_ref(), &request).await?;
-    let in_progress = || ApiError::new(StatusCode::CONFLICT, "job_in_progress", "the job is being converted");
-    // A record that changed meanwhile (a sweeper stamped it, say) is read again.
-    let mut tries = 0;
-    loop {
-        if job.state == JobState::Converting || tries == 3 {
-            return Err(in_progress());
+    let job = requested_job(identity, stores.jobs.as_ref(), &request).await?;
+    let job = match jobs::delete(stores.jobs.as_ref(), job).await? {
+        Deletion::Deleted(job) => job,
+        Deletion::InProgress => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "job_in_progress", "the job is being converted"));
         }
-        if stores.jobs.delete(&job).await? {
-            break;
-        }
-        job = stores.jobs.get(job.id).await?.ok_or_else(|| ApiError::not_found("no such job"))?;
-        tries += 1;
-    }
+        Deletion::Gone => return Err(ApiError::not_found("no such job")),
+    };
     let blobs = &stores.blobs;
     if let Some(mp3_fid) = job.mp3_fid {
         blobs.delete(Bucket::Mp3s, mp3_fid).await?;

@@ -5,7 +5,9 @@ use sqlx::{SqliteExecutor, SqlitePool};
 
 use super::{db_error, ping};
 use crate::ids::Id;
-use crate::storage::{Attempt, Job, JobState, JobStore, Notification, Overdue, Retrying, StorageError, StorageResult};
+use crate::storage::{
+    Attempt, Job, JobState, JobStore, Notification, Overdue, OverdueQuery, Retrying, StorageError, StorageResult,
+};
 
 pub struct SqliteJobs {
     pool: SqlitePool,
@@ -84,6 +86,21 @@ impl TryFrom<JobRow> for Job {
             },
             version: row.version as u64,
         })
+    }
+}
+
+/// The SQL condition of an overdue rule (the cutoff is parameter `?1`); built from constants
+/// only, never from input.
+fn overdue_condition(query: &OverdueQuery) -> String {
+    let quoted =
+        |names: &mut dyn Iterator<Item = &str>| names.map(|name| format!("'{name}'")).collect::<Vec<_>>().join(", ");
+    let mut state = format!("state IN ({})", quoted(&mut query.states.iter().map(|state| state.as_str())));
+    if let Some(expired) = query.expired_in {
+        state = format!("({state} OR (state = '{}' AND lease_until < ?1))", expired.as_str());
+    }
+    match query.notifications {
+        Some(names) => format!("{state} AND notification IN ({})", quoted(&mut names.iter().copied())),
+        None => state,
     }
 }
 
@@ -213,10 +230,7 @@ impl JobStore for SqliteJobs {
     }
 
     async fn overdue(&self, kind: Overdue, before: i64, limit: u32) -> StorageResult<Vec<Job>> {
-        let which = match kind {
-            Overdue::Work => "(state = 'queued' OR (state = 'converting' AND lease_until < ?1))",
-            Overdue::Notice => "(state IN ('done', 'failed') AND notification IN ('pending', 'sending'))",
-        };
+        let which = overdue_condition(&kind.query());
         let rows: Vec<JobRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM job WHERE published_at < ?1 AND {which} ORDER BY published_at LIMIT ?2"
         ))
