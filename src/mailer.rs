@@ -15,7 +15,7 @@ use lettre::message::{Mailbox as Address, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{Config, Secret};
+use crate::config::{Mail, Secret};
 use crate::ids::Id;
 
 /// One email, sent with a plain-text and an HTML part (composed in [`crate::emails`]).
@@ -63,23 +63,23 @@ pub struct LettreMailer {
 }
 
 impl LettreMailer {
-    pub fn from_config(config: &Config, smtp_password: Option<Secret>) -> anyhow::Result<Self> {
-        let from: Address = config
+    /// The mailer `mail` asks for: SMTP, else the `outbox` folder.
+    pub fn new(mail: &Mail, outbox: PathBuf, smtp_password: Option<Secret>) -> anyhow::Result<Self> {
+        let from: Address = mail
             .mail_from
             .parse()
-            .map_err(|e| anyhow::anyhow!("mail_from {:?} is not an address: {e}", config.mail_from))?;
-        let transport = match &config.smtp_url {
+            .map_err(|e| anyhow::anyhow!("mail_from {:?} is not an address: {e}", mail.mail_from))?;
+        let transport = match &mail.smtp_url {
             Some(url) => {
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
                     .map_err(|e| anyhow::anyhow!("smtp_url is not usable: {e}"))?
                     .timeout(Some(SMTP_TIMEOUT));
-                if let (Some(user), Some(password)) = (&config.smtp_username, smtp_password) {
+                if let (Some(user), Some(password)) = (&mail.smtp_username, smtp_password) {
                     builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
                 }
                 Transport::Smtp(builder.build())
             }
             None => {
-                let outbox = config.outbox_dir();
                 // Emails carry download links: readable by this user only.
                 crate::security::private_files::owner_only_dir(&outbox)?;
                 Transport::Outbox(outbox)
@@ -176,14 +176,14 @@ mod tests {
     #[tokio::test]
     async fn an_email_sent_again_replaces_its_copy_in_the_outbox_and_keeps_its_message_id() {
         let data = tempfile::tempdir().unwrap();
-        let config = Config { data_dir: data.path().to_owned(), ..Config::default() };
-        let mailer = LettreMailer::from_config(&config, None).unwrap();
+        let outbox = data.path().join("outbox");
+        let mailer = LettreMailer::new(&Mail::default(), outbox.clone(), None).unwrap();
         mailer.send(&email(Some("job-1.ready"), "first")).await.unwrap();
         mailer.send(&email(Some("job-1.ready"), "again")).await.unwrap();
         mailer.send(&email(None, "untracked")).await.unwrap();
         mailer.send(&email(None, "untracked")).await.unwrap();
 
-        let files = outbox_files(&config.outbox_dir());
+        let files = outbox_files(&outbox);
         assert_eq!(files.len(), 3, "{files:?}");
         let (name, text) = &files.iter().find(|(name, _)| name == "job-1.ready.eml").unwrap();
         assert!(

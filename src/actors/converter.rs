@@ -36,6 +36,7 @@ use tracing::Instrument;
 use super::jobs::{delete_output, job_of, publish_notice};
 use super::record::{Outcome, Patience, Written, patiently, write, write_once, write_patiently};
 use super::worker::{Answer, OUTAGE_BACKOFF, Worker, decode};
+use crate::config::Conversion;
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
 use crate::messages::VideoNotice;
@@ -45,7 +46,7 @@ use crate::storage::jobs::RACES;
 use crate::storage::{
     Bucket, Delivery, Job, JobState, JobStore, MediaSource, NextAttempt, StorageError, StorageResult, now_millis,
 };
-use crate::transcode::{StopSignal, TranscodeError, Transcoded};
+use crate::transcode::{StopSignal, TranscodeError, TranscodeOptions, Transcoded};
 
 pub struct Converter;
 
@@ -66,7 +67,12 @@ impl Worker for Converter {
 /// Steps 1 and 2, then the conversion; a lost race reads the record again (a few times).
 async fn take_and_convert(node: &Node, mut job: Job, delivery: u32) -> StorageResult<Answer> {
     for _ in 0..RACES {
-        let next = job.next_attempt(now_millis(), Id::generate(), node.config.lease(), node.config.max_attempts);
+        let next = job.next_attempt(
+            now_millis(),
+            Id::generate(),
+            node.config.conversion.lease(),
+            node.config.conversion.max_attempts,
+        );
         let (written, stale_output) = match &next {
             NextAttempt::Finished => {
                 publish_notice(node.stores.mailbox.as_ref(), &job).await?;
@@ -123,8 +129,9 @@ async fn convert(node: &Node, held: Job, delivery: u32) -> Answer {
     let output_fid = held.attempt.expect("a held job has an attempt").output_fid;
     tracing::info!(video_fid = %held.video_fid, %output_fid, attempt = held.attempts, "converting");
     let _held = node.activity.hold(held.id);
-    let stop = StopSignal::new(Instant::now() + node.config.conversion_timeout());
-    let lease = LeaseKeeper::start(node.stores.jobs.clone(), node.config.lease(), held.clone(), stop.clone());
+    let stop = StopSignal::new(Instant::now() + node.config.conversion.timeout());
+    let lease =
+        LeaseKeeper::start(node.stores.jobs.clone(), node.config.conversion.lease(), held.clone(), stop.clone());
     let progress = report_progress(lease.current.clone(), stop.clone());
     let outcome = convert_and_store(node, &held, output_fid, &stop).await;
     drop(progress);
@@ -134,11 +141,11 @@ async fn convert(node: &Node, held: Job, delivery: u32) -> Answer {
         return Answer::Ack;
     };
     let now = now_millis();
-    let max_attempts = node.config.max_attempts;
+    let max_attempts = node.config.conversion.max_attempts;
     let (change, answer): (Transition, Answer) = match outcome {
         Ok(done) => {
-            node.services.metrics.media_seconds.inc_by(done.media_seconds);
-            node.services.metrics.conversion("done");
+            node.services.metrics.jobs.media_seconds.inc_by(done.media_seconds);
+            node.services.metrics.jobs.conversion("done");
             tracing::info!(media_seconds = done.media_seconds, "converted");
             (Box::new(move |job: &Job| job.finish(done.media_seconds, now)), Answer::Ack)
         }
@@ -153,9 +160,9 @@ async fn convert(node: &Node, held: Job, delivery: u32) -> Answer {
             (Box::new(move |job: &Job| job.give_back(false, None, now)), Answer::Release)
         }
         Err(Failure::Transient(error)) => {
-            node.services.metrics.conversion("retried");
+            node.services.metrics.jobs.conversion("retried");
             let (backoff, reason, limit) =
-                (OUTAGE_BACKOFF.wait(delivery), format!("{error:#}"), node.config.uncounted_retry_limit());
+                (OUTAGE_BACKOFF.wait(delivery), format!("{error:#}"), node.config.conversion.uncounted_retry_limit());
             tracing::warn!(reason, ?backoff, "the attempt failed on storage; it does not count");
             // Asked only of a job that has retried for its whole limit: then an outage is waited
             // out, and anything else ends the job.
@@ -191,7 +198,7 @@ async fn convert(node: &Node, held: Job, delivery: u32) -> Answer {
 /// A finished job: count a failure and publish its notice.
 async fn conclude(node: &Node, job: Job) -> StorageResult<Answer> {
     if let (JobState::Failed, Some(reason)) = (job.state, &job.error) {
-        node.services.metrics.conversion("failed");
+        node.services.metrics.jobs.conversion("failed");
         tracing::warn!(reason, "conversion failed");
     }
     publish_notice(node.stores.mailbox.as_ref(), &job).await?;
@@ -268,7 +275,7 @@ impl LeaseKeeper {
 }
 
 async fn convert_and_store(node: &Node, job: &Job, output_fid: Id, stop: &StopSignal) -> Result<Transcoded, Failure> {
-    if node.config.crash_on() == Some(job.filename.as_str()) {
+    if node.config.faults.crash_on() == Some(job.filename.as_str()) {
         tracing::error!("fault injection: aborting the process on this file");
         std::process::abort();
     }
@@ -281,7 +288,7 @@ async fn convert_and_store(node: &Node, job: &Job, output_fid: Id, stop: &StopSi
 
     let started = Instant::now();
     let transcoded = run_transcode(node, job, source, output.path().to_owned(), stop.clone()).await?;
-    node.services.metrics.conversion_seconds.observe(started.elapsed().as_secs_f64());
+    node.services.metrics.jobs.conversion_seconds.observe(started.elapsed().as_secs_f64());
 
     let meta = job.mp3_meta();
     // Stored patiently: a blob store outage must not throw the conversion away. A try that
@@ -320,19 +327,19 @@ async fn run_transcode(
     stop: StopSignal,
 ) -> Result<Transcoded, Failure> {
     let MediaSource { media: input, failure: store_failure } = source;
-    let options = node.config.transcode_options();
-    let fault = node.config.worker_fault(&job.filename);
+    let options = transcode_options(&node.config.conversion);
+    let fault = node.config.faults.worker_fault(&job.filename);
     let _grace_watch = AbortOnDropHandle::new(tokio::spawn({
         let stop = stop.clone();
         let shutdown = node.lifecycle.shutdown.clone();
-        let grace = node.config.shutdown_grace();
+        let grace = node.config.server.shutdown_grace();
         async move {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
             stop.cancel();
         }
     }));
-    let (delay, media) = (node.config.convert_delay(), node.services.media.clone());
+    let (delay, media) = (node.config.faults.convert_delay(), node.services.media.clone());
     let result = tokio::task::spawn_blocking(move || {
         fault_delay(delay, &stop)?;
         media.transcode(input, &output, options, fault, &stop)
@@ -351,6 +358,14 @@ async fn run_transcode(
         }
         Ok(Err(error)) => Err(Failure::Permanent(error.to_string())),
         Err(join) => Err(Failure::Counted(format!("the converter's thread failed ({join})"))),
+    }
+}
+
+/// What each conversion is asked for, as the conversion settings say.
+fn transcode_options(settings: &Conversion) -> TranscodeOptions {
+    TranscodeOptions {
+        bit_rate: settings.bitrate_kbps as usize * 1000,
+        max_media_seconds: settings.max_media_seconds as f64,
     }
 }
 

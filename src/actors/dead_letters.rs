@@ -60,7 +60,7 @@ async fn fail_dead_job(node: &Node, job: Job) -> StorageResult<Answer> {
     if let Some(attempt) = job.attempt {
         delete_output(node.stores.blobs.as_ref(), attempt.output_fid).await;
     }
-    node.services.metrics.conversion("failed");
+    node.services.metrics.jobs.conversion("failed");
     tracing::warn!(reason, "dead-lettered job failed");
     publish_notice(node.stores.mailbox.as_ref(), &failed).await?;
     Ok(Answer::Ack)

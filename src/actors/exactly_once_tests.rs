@@ -27,7 +27,7 @@ use super::dead_letters::{DeadNotices, DeadVideos};
 use super::notifier::Notifier;
 use super::sweeper;
 use super::worker::{Worker, process};
-use crate::config::Config;
+use crate::config::{Config, Conversion, Server, Storage};
 use crate::ids::Id;
 use crate::mailer::{Email, MailError, Mailer};
 use crate::messages::JobMessage;
@@ -336,15 +336,14 @@ impl World {
     async fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            lease_seconds: 1,
-            shutdown_grace_seconds: 0,
-            max_attempts: 3,
+            storage: Storage { data_dir: dir.path().to_path_buf(), ..Storage::default() },
+            server: Server { shutdown_grace_seconds: 0, ..Server::default() },
+            conversion: Conversion { lease_seconds: 1, max_attempts: 3, ..Conversion::default() },
             ..Config::default()
         };
         std::fs::create_dir_all(config.scratch_dir()).unwrap();
         let pool = sqlite::open(&dir.path().join("db")).await.unwrap();
-        let sqlite_mailbox = Arc::new(SqliteMailbox::new(pool.clone(), config.lease(), DELIVERY_LIMIT));
+        let sqlite_mailbox = Arc::new(SqliteMailbox::new(pool.clone(), config.conversion.lease(), DELIVERY_LIMIT));
         let stores = Stores {
             users: Arc::new(SqliteUsers::new(pool.clone())),
             blobs: Arc::new(FileBlobStore::open(dir.path().join("blobs")).await.unwrap()),
@@ -403,7 +402,7 @@ impl World {
     }
 
     fn mp3_blobs(&self) -> Vec<PathBuf> {
-        let dir = self.config.data_dir.join("blobs").join("mp3s");
+        let dir = self.config.storage.data_dir.join("blobs").join("mp3s");
         let entries = std::fs::read_dir(dir).unwrap().filter_map(Result::ok).map(|e| e.path());
         entries.filter(|path| path.extension().is_none()).collect()
     }
@@ -467,7 +466,7 @@ async fn run_until_settled(world: &World, job: &Job, plan: Plan) -> Vec<&'static
 async fn assert_done_once(world: &World, job: &Job, video: &[u8], emails: usize, context: &str) {
     let stored = world.jobs.get(job.id).await.unwrap().unwrap();
     assert_eq!(stored.state, JobState::Done, "{context}: {stored:?}");
-    assert!((1..=world.config.max_attempts).contains(&stored.attempts), "{context}: {stored:?}");
+    assert!((1..=world.config.conversion.max_attempts).contains(&stored.attempts), "{context}: {stored:?}");
     let mp3s = world.mp3_blobs();
     assert_eq!(mp3s.len(), 1, "{context}: one MP3 blob, got {mp3s:?}");
     assert_eq!(mp3s[0].file_name().unwrap().to_string_lossy(), stored.mp3_fid.unwrap().to_string(), "{context}");

@@ -21,12 +21,12 @@ impl Periodic for Gauges {
 
     async fn tick(node: &Node) {
         for (backend, up) in node.stores.health().await {
-            node.services.metrics.set_backend_up(backend, up);
+            node.services.metrics.stores.set_backend_up(backend, up);
         }
         for group in crate::cluster::protocol::groups::ALL {
-            node.services.metrics.set_group_members(group, ractor::pg::get_members(&group.to_owned()).len());
+            node.services.metrics.cluster.set_group_members(group, ractor::pg::get_members(&group.to_owned()).len());
         }
-        if node.config.has_role(Role::Gateway) {
+        if node.config.server.has_role(Role::Gateway) {
             read_shared_stores(node).await;
         }
     }
@@ -35,20 +35,20 @@ impl Periodic for Gauges {
 /// Jobs by state, queue depths and the oldest waiting message's age.
 async fn read_shared_stores(node: &Node) {
     if let Ok(counts) = node.stores.jobs.count_by_state().await {
-        counts.into_iter().for_each(|(state, count)| node.services.metrics.set_jobs(state, count));
+        counts.into_iter().for_each(|(state, count)| node.services.metrics.jobs.set_jobs(state.as_str(), count));
     }
     for queue in Queue::ALL {
         if let Ok(depth) = node.stores.mailbox.depth(queue).await {
-            node.services.metrics.set_queue_depth(queue, depth);
+            node.services.metrics.queues.set_depth(queue.name(), depth);
         }
     }
     for (queue, state) in WAITING {
         if let Ok(published_at) = node.stores.jobs.oldest_waiting(state).await {
-            node.services.metrics.set_oldest_waiting(queue, published_at, now_millis());
+            node.services.metrics.queues.set_oldest_waiting(queue.name(), published_at, now_millis());
         }
     }
     if let Ok(since) = node.stores.jobs.oldest_retrying().await {
-        node.services.metrics.set_oldest_retrying(since, now_millis());
+        node.services.metrics.jobs.set_oldest_retrying(since, now_millis());
     }
 }
 

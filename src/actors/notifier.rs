@@ -69,11 +69,12 @@ async fn notify(node: &Node, job_id: Id, attempt: u32) -> StorageResult<Answer> 
         tracing::info!(state = job.state.as_str(), notification = job.notification.as_str(), "nothing to send");
         return Ok(Answer::Ack);
     }
-    let Some(claim) =
-        job.claim_notification(now_millis(), claim_timeout(node.config.lease(), node.services.mailer.as_ref()))
+    let Some(claim) = job
+        .claim_notification(now_millis(), claim_timeout(node.config.conversion.lease(), node.services.mailer.as_ref()))
     else {
         let since = job.notification.since().unwrap_or_default();
-        let left = (since + claim_timeout(node.config.lease(), node.services.mailer.as_ref()).as_millis() as i64
+        let left = (since
+            + claim_timeout(node.config.conversion.lease(), node.services.mailer.as_ref()).as_millis() as i64
             - now_millis())
         .max(0) as u64;
         tracing::info!("another notifier is sending it; looking again later");
@@ -85,24 +86,24 @@ async fn notify(node: &Node, job_id: Id, attempt: u32) -> StorageResult<Answer> 
     };
     let our_claim = claimed.notification;
     crash_if_asked(&node.config, NotifyCrash::Claimed);
-    let outcome = node.services.mailer.send(&compose(node.config.public_url.as_ref(), &claimed)).await;
+    let outcome = node.services.mailer.send(&compose(node.config.mail.public_url.as_ref(), &claimed)).await;
     if outcome.is_ok() {
         crash_if_asked(&node.config, NotifyCrash::Mailed);
     }
     let now = now_millis();
     let (outcome, next_message_at, answer) = match outcome {
         Ok(()) => {
-            node.services.metrics.notification("sent");
+            node.services.metrics.jobs.notification("sent");
             tracing::info!("notification sent");
             (Notification::Sent, now, Answer::Ack)
         }
         Err(MailError::BadAddress(address)) => {
-            node.services.metrics.notification("undeliverable");
+            node.services.metrics.jobs.notification("undeliverable");
             tracing::warn!(%address, "the owner cannot be mailed; giving up on this notification");
             (Notification::Undeliverable, now, Answer::Ack)
         }
         Err(MailError::Transient(error)) => {
-            node.services.metrics.notification("failed");
+            node.services.metrics.jobs.notification("failed");
             let backoff = super::MAIL_BACKOFF.wait(attempt);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
             // Its next message is this delivery, back after the backoff: not overdue before.
@@ -116,7 +117,7 @@ async fn notify(node: &Node, job_id: Id, attempt: u32) -> StorageResult<Answer> 
     match write_patiently(node, &claimed, record).await {
         Ok(Written::Stored(mailed)) => {
             if outcome == Notification::Sent {
-                node.services.metrics.job_mailed(mailed.state, mailed.created_at, now);
+                node.services.metrics.jobs.job_mailed(mailed.state.as_str(), mailed.created_at, now);
             }
             Ok(answer)
         }
@@ -132,7 +133,7 @@ async fn notify(node: &Node, job_id: Id, attempt: u32) -> StorageResult<Answer> 
 async fn adopt_seed_result(node: &Node, result: SeedResult, attempt: u32) -> StorageResult<Answer> {
     let Some(job) = node.stores.jobs.find_by_video(result.video_fid).await? else {
         tracing::info!("a seed converter's result for a video that is not one of our jobs");
-        let email = emails::ready_untracked(&result.username, result.mp3_fid, node.config.public_url.as_ref());
+        let email = emails::ready_untracked(&result.username, result.mp3_fid, node.config.mail.public_url.as_ref());
         return send_unrecorded(node, &email, attempt).await;
     };
     let adopted = job.state == JobState::Done && job.mp3_fid == Some(result.mp3_fid);
@@ -183,16 +184,16 @@ async fn refuse_seed_result(
 async fn send_unrecorded(node: &Node, email: &Email, attempt: u32) -> StorageResult<Answer> {
     match node.services.mailer.send(email).await {
         Ok(()) => {
-            node.services.metrics.notification("sent");
+            node.services.metrics.jobs.notification("sent");
             Ok(Answer::Ack)
         }
         Err(MailError::BadAddress(address)) => {
-            node.services.metrics.notification("undeliverable");
+            node.services.metrics.jobs.notification("undeliverable");
             tracing::warn!(%address, "the recipient cannot be mailed; dropping the notification");
             Ok(Answer::Ack)
         }
         Err(MailError::Transient(error)) => {
-            node.services.metrics.notification("failed");
+            node.services.metrics.jobs.notification("failed");
             let backoff = super::MAIL_BACKOFF.wait(attempt);
             tracing::warn!(%error, ?backoff, "sending failed; will retry");
             Ok(Answer::Retry(backoff))
@@ -202,7 +203,7 @@ async fn send_unrecorded(node: &Node, email: &Email, attempt: u32) -> StorageRes
 
 /// Test-only: dies at `point` as a node killed there would (fault hooks).
 fn crash_if_asked(config: &Config, point: NotifyCrash) {
-    if config.crashes_notifying(point) {
+    if config.faults.crashes_notifying(point) {
         tracing::error!(?point, "fault injection: aborting the process while mailing");
         std::process::abort();
     }

@@ -112,7 +112,7 @@ where
         match call().await {
             Ok(value) => return Ok(value),
             Err(error) if !patience.shutdown.is_cancelled() => {
-                patience.metrics.backend_retry(what);
+                patience.metrics.jobs.backend_retry(what);
                 let wait = PATIENCE.wait(tries);
                 tracing::warn!(%error, ?wait, "cannot {what} yet; trying again");
                 tokio::time::sleep(wait).await;

@@ -32,7 +32,7 @@ pub fn republish_after(lease: Duration) -> Duration {
 
 impl Periodic for Sweeper {
     fn period(node: &Node) -> Duration {
-        (republish_after(node.config.lease()) / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+        (republish_after(node.config.conversion.lease()) / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
     }
 
     async fn tick(node: &Node) {
@@ -45,9 +45,9 @@ impl Periodic for Sweeper {
 /// One sweep at time `now`; returns how many messages it published again.
 pub async fn sweep(node: &Node, now: i64) -> StorageResult<u32> {
     let (jobs, mailbox) = (&node.stores.jobs, &node.stores.mailbox);
-    let cutoff = now - republish_after(node.config.lease()).as_millis() as i64;
+    let cutoff = now - republish_after(node.config.conversion.lease()).as_millis() as i64;
     let notices = jobs.overdue(Overdue::Notice, cutoff, BATCH).await?;
-    node.services.metrics.set_notifications_overdue(notices.len() as u64);
+    node.services.metrics.jobs.set_notifications_overdue(notices.len() as u64);
     let mut republished = 0;
     if mailbox.depth(Queue::Mp3).await? == 0 && mailbox.depth(Queue::Failures).await? == 0 {
         for job in notices {
@@ -75,7 +75,7 @@ async fn republish(
         return Ok(false);
     }
     node.stores.mailbox.publish(queue, &message.to_json()).await?;
-    node.services.metrics.republished(queue);
+    node.services.metrics.queues.republished(queue.name());
     tracing::info!(job_id = %job.id, queue = queue.name(), "published a lost message again");
     Ok(true)
 }

@@ -66,6 +66,14 @@ impl<W> Default for WorkerActor<W> {
     }
 }
 
+/// What a worker is started with: the node, its name, its queue and its metric handles.
+pub struct WorkerArgs {
+    pub node: Arc<Node>,
+    pub name: String,
+    pub queue: Queue,
+    pub metrics: ActorMetrics,
+}
+
 pub struct WorkerState {
     node: Arc<Node>,
     name: String,
@@ -78,14 +86,13 @@ pub struct WorkerState {
 impl<W: Worker> Actor for WorkerActor<W> {
     type Msg = WorkerMsg;
     type State = WorkerState;
-    type Arguments = (Arc<Node>, String, Queue);
+    type Arguments = WorkerArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<WorkerMsg>,
-        (node, name, queue): Self::Arguments,
+        WorkerArgs { node, name, queue, metrics }: WorkerArgs,
     ) -> Result<WorkerState, ActorProcessingErr> {
-        let metrics = node.services.metrics.actor(&name);
         if let Some(group) = group_of(queue) {
             ractor::pg::join(group.to_owned(), vec![myself.get_cell()]);
         }
@@ -102,7 +109,7 @@ impl<W: Worker> Actor for WorkerActor<W> {
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            WorkerMsg::Crash if state.node.config.fault_hooks => {
+            WorkerMsg::Crash if state.node.config.faults.fault_hooks => {
                 panic!("fault injection: {} was told to crash", state.name)
             }
             WorkerMsg::Poll(token) if token == state.token => {
@@ -157,7 +164,7 @@ pub async fn process<W: Worker>(node: &Node, delivery: Box<dyn Delivery>) -> Sto
         Err(error) => after_storage_failure(node, &error, delivery.attempt()),
     };
     if answer == Answer::Park {
-        node.services.metrics.parked(delivery.queue());
+        node.services.metrics.queues.parked(delivery.queue().name());
     }
     answer.give(delivery).await
 }
@@ -165,7 +172,7 @@ pub async fn process<W: Worker>(node: &Node, delivery: Box<dyn Delivery>) -> Sto
 fn after_storage_failure(node: &Node, error: &StorageError, attempt: u32) -> Answer {
     let backoff = OUTAGE_BACKOFF.wait(attempt);
     tracing::warn!(%error, ?backoff, "storage failed; the delivery is retried without counting an attempt");
-    node.services.metrics.outage_retry();
+    node.services.metrics.jobs.outage_retry();
     Answer::Retry(backoff)
 }
 

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::cluster::protocol::groups;
 use crate::config::{Config, Profile, Secret};
+use crate::http::client_address::TrustedProxies;
 use crate::http::credentials::Identity;
 use crate::http::limits::GatewayLimits;
 use crate::http::sessions::Sessions;
@@ -29,6 +30,7 @@ use crate::mailer::LettreMailer;
 use crate::metrics::Metrics;
 use crate::node::activity::Activity;
 use crate::node::{Lifecycle, Node, Services, names};
+use crate::sandbox::Sandbox;
 use crate::security::token::TokenKeys;
 use crate::storage::instrumented::{InstrumentedIntake, InstrumentedMailbox};
 use crate::storage::{cluster, embedded};
@@ -46,16 +48,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
-        let data_lock = match config.profile {
-            Profile::Embedded => Some(lock_data_dir(&config.data_dir)?),
+        std::fs::create_dir_all(&config.storage.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.storage.data_dir.display()))?;
+        let data_lock = match config.storage.profile {
+            Profile::Embedded => Some(lock_data_dir(&config.storage.data_dir)?),
             Profile::Cluster => None,
         };
         prepare_scratch(&config)?;
 
-        let metrics = Arc::new(Metrics::new(&config.node_name));
-        let mut stores = match config.profile {
+        let metrics = Arc::new(Metrics::new(&config.server.node_name));
+        let mut stores = match config.storage.profile {
             Profile::Embedded => embedded::stores(&config).await?,
             Profile::Cluster => cluster::stores(&config, &metrics).await?,
         };
@@ -63,11 +65,13 @@ impl Application {
         stores.intake = Arc::new(InstrumentedIntake::new(stores.intake, mailbox.clone()));
         stores.mailbox = mailbox;
         let tokens = token_keys(&config)?;
-        let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.smtp_password_file.as_deref())?;
-        let mailer = Arc::new(LettreMailer::from_config(&config, smtp_password)?);
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let smtp_password = Secret::from_env_or_file("MP3C_SMTP_PASSWORD", config.mail.smtp_password_file.as_deref())?;
+        let mailer = Arc::new(LettreMailer::new(&config.mail, config.storage.outbox_dir(), smtp_password)?);
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
         let address = listener.local_addr()?;
-        let metrics_listener = match config.metrics_listen {
+        let metrics_listener = match config.server.metrics_listen {
             Some(at) => {
                 let bound = TcpListener::bind(at).await.with_context(|| format!("binding the metrics address {at}"))?;
                 tracing::info!(address = %bound.local_addr()?, "metrics served on an address of their own");
@@ -80,12 +84,14 @@ impl Application {
         let cluster = crate::cluster::node::start(&config, &lifecycle.shutdown).await?;
         let gateway = Gateway {
             identity: Identity { tokens: tokens.clone(), sessions: Sessions::new(stores.users.clone()) },
-            metrics_token: Secret::from_env_or_file("MP3C_METRICS_TOKEN", config.metrics_token_file.as_deref())?,
+            metrics_token: Secret::from_env_or_file("MP3C_METRICS_TOKEN", config.server.metrics_token_file.as_deref())?,
             limits: GatewayLimits::new(&config),
-            proxies: config.trusted_proxies(),
-            subscribers: Arc::new(JobSubscribers::new(metrics.job_event_subscribers.clone())),
+            proxies: TrustedProxies::new(config.server.trusted_proxies.clone(), config.server.client_address_header),
+            subscribers: Arc::new(JobSubscribers::new(metrics.http.job_event_subscribers.clone())),
         };
-        let services = Services { mailer, media: Arc::new(config.sandbox()), metrics };
+        // FFmpeg's workers are processes of this very binary: the image that is running.
+        let media = Arc::new(Sandbox::new("/proc/self/exe", config.conversion.worker_memory_mib << 20));
+        let services = Services { mailer, media, metrics };
         let node = Arc::new(Node { config, stores, services, lifecycle, activity: Activity::default() });
         let args = SupervisorArgs {
             node: node.clone(),
@@ -146,8 +152,8 @@ fn leave_groups() {
 /// this node's: nodes on other hosts may share the folder, and their process ids mean nothing
 /// here).
 fn prepare_scratch(config: &Config) -> anyhow::Result<()> {
-    if let Ok(entries) = std::fs::read_dir(config.scratch_root()) {
-        let own = format!("{}-", config.node_name);
+    if let Ok(entries) = std::fs::read_dir(config.storage.scratch_root()) {
+        let own = format!("{}-", config.server.node_name);
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let pid = name.strip_prefix(&own).and_then(|pid| pid.parse::<u32>().ok());
@@ -157,7 +163,7 @@ fn prepare_scratch(config: &Config) -> anyhow::Result<()> {
             }
         }
     }
-    crate::security::private_files::owner_only_dir(&config.scratch_root())?;
+    crate::security::private_files::owner_only_dir(&config.storage.scratch_root())?;
     crate::security::private_files::owner_only_dir(&config.scratch_dir())
 }
 
@@ -172,7 +178,7 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 /// shorter one stops the start with an error naming where it came from.
 fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
     let (secret, setting) = jwt_secret(config)?;
-    TokenKeys::new(secret.expose().as_bytes(), config.token_ttl())
+    TokenKeys::new(secret.expose().as_bytes(), config.server.token_ttl())
         .with_context(|| format!("the JWT secret from {setting} is too short"))
 }
 
@@ -183,14 +189,14 @@ fn jwt_secret(config: &Config) -> anyhow::Result<(Secret, String)> {
     if let Some(secret) = Secret::from_env_or_file("MP3C_JWT_SECRET", None)? {
         return Ok((secret, "MP3C_JWT_SECRET".to_owned()));
     }
-    if let Some(path) = &config.jwt_secret_file {
+    if let Some(path) = &config.server.jwt_secret_file {
         return Ok((Secret::from_file(path)?, format!("--jwt-secret-file ({})", path.display())));
     }
     anyhow::ensure!(
-        config.profile == Profile::Embedded,
+        config.storage.profile == Profile::Embedded,
         "the cluster profile needs a shared JWT secret: --jwt-secret-file or MP3C_JWT_SECRET"
     );
-    let path = config.data_dir.join("jwt-secret");
+    let path = config.storage.data_dir.join("jwt-secret");
     let setting = format!("the generated secret file {}", path.display());
     Ok((generated_secret(&path)?, setting))
 }

@@ -19,7 +19,7 @@ use crate::actors::gauges::Gauges;
 use crate::actors::notifier::Notifier;
 use crate::actors::periodic::{Periodic, PeriodicActor};
 use crate::actors::sweeper::Sweeper;
-use crate::actors::worker::{Worker, WorkerActor};
+use crate::actors::worker::{Worker, WorkerActor, WorkerArgs};
 use crate::backoff::Backoff;
 use crate::cluster::agent::NodeAgent;
 use crate::cluster::membership::{Membership, MembershipArgs};
@@ -28,6 +28,7 @@ use crate::config::Role;
 use crate::http::gateway::{GatewayActor, GatewayArgs};
 use crate::http::{Gateway, Listeners};
 use crate::job_events::hub::{EventHub, EventHubArgs};
+use crate::metrics::ActorMetrics;
 use crate::node::{Node, names};
 use crate::security::token::TokenKeys;
 use crate::storage::Queue;
@@ -114,29 +115,32 @@ impl NodeSupervisor {
         let node = state.args.node.clone();
         let name = Some(child.name());
         let supervisor = myself.get_cell();
-        let metrics = node.services.metrics.clone();
+        // Every child's series, its restarts included, exist from its first start: this is the
+        // one place actor metrics are registered, and the children that measure their messages
+        // are handed theirs.
+        let measured = node.services.metrics.actors.of(&child.name());
         let cell = match child {
             Child::Gateway => {
-                let args =
-                    GatewayArgs { node, gateway: state.args.gateway.clone(), listeners: state.args.listeners.clone() };
+                let (gateway, listeners) = (state.args.gateway.clone(), state.args.listeners.clone());
+                let args = GatewayArgs { node, gateway, listeners, metrics: measured };
                 Actor::spawn_linked(name, GatewayActor, args, supervisor).await?.0.get_cell()
             }
             Child::Auth => {
                 let args = AuthArgs {
                     users: node.stores.users.clone(),
                     tokens: state.args.tokens.clone(),
-                    check_threads: node.config.login_concurrency as usize,
-                    check_queue: node.config.login_queue as usize,
-                    metrics: metrics.actor(names::AUTH),
+                    check_threads: node.config.limits.login_concurrency as usize,
+                    check_queue: node.config.limits.login_queue as usize,
+                    metrics: measured,
                 };
                 Actor::spawn_linked(name, AuthActor, args, supervisor).await?.0.get_cell()
             }
-            Child::Converter(_) => spawn_worker::<Converter>(child, Queue::Video, node, supervisor).await?,
-            Child::Notifier(queue) => spawn_worker::<Notifier>(child, queue, node, supervisor).await?,
+            Child::Converter(_) => spawn_worker::<Converter>(child, Queue::Video, node, measured, supervisor).await?,
+            Child::Notifier(queue) => spawn_worker::<Notifier>(child, queue, node, measured, supervisor).await?,
             Child::DeadLetters(Queue::VideoDead) => {
-                spawn_worker::<DeadVideos>(child, Queue::VideoDead, node, supervisor).await?
+                spawn_worker::<DeadVideos>(child, Queue::VideoDead, node, measured, supervisor).await?
             }
-            Child::DeadLetters(queue) => spawn_worker::<DeadNotices>(child, queue, node, supervisor).await?,
+            Child::DeadLetters(queue) => spawn_worker::<DeadNotices>(child, queue, node, measured, supervisor).await?,
             Child::Sweeper => spawn_periodic::<Sweeper>(child, node, supervisor).await?,
             Child::Gauges => spawn_periodic::<Gauges>(child, node, supervisor).await?,
             Child::Membership => {
@@ -146,16 +150,13 @@ impl NodeSupervisor {
                     dialer: link.dialer,
                     hello: link.hello,
                     seeds: link.seeds,
-                    metrics,
+                    metrics: node.services.metrics.clone(),
                 };
                 Actor::spawn_linked(name, Membership, args, supervisor).await?.0.get_cell()
             }
             Child::Agent => Actor::spawn_linked(name, NodeAgent, node, supervisor).await?.0.get_cell(),
             Child::EventHub => {
-                let args = EventHubArgs {
-                    subscribers: state.args.gateway.subscribers.clone(),
-                    metrics: metrics.actor(names::EVENT_HUB),
-                };
+                let args = EventHubArgs { subscribers: state.args.gateway.subscribers.clone(), metrics: measured };
                 Actor::spawn_linked(name, EventHub, args, supervisor).await?.0.get_cell()
             }
         };
@@ -193,7 +194,7 @@ impl NodeSupervisor {
     }
 
     async fn stop_children(&self, state: &mut SupervisorState, which: impl Fn(Child) -> bool) {
-        let limit = state.args.node.config.shutdown_grace() + Duration::from_secs(5);
+        let limit = state.args.node.config.server.shutdown_grace() + Duration::from_secs(5);
         let cells: Vec<ActorCell> =
             state.running.values().filter(|(child, _)| which(*child)).map(|(_, cell)| cell.clone()).collect();
         let stops = cells.iter().map(|cell| cell.stop_and_wait(Some("node shutting down".into()), Some(limit)));
@@ -206,11 +207,11 @@ async fn spawn_worker<W: Worker>(
     child: Child,
     queue: Queue,
     node: Arc<Node>,
+    metrics: ActorMetrics,
     supervisor: ActorCell,
 ) -> Result<ActorCell, ActorProcessingErr> {
-    let name = child.name();
-    let args = (node, name.clone(), queue);
-    let (actor, _) = Actor::spawn_linked(Some(name), WorkerActor::<W>::default(), args, supervisor).await?;
+    let args = WorkerArgs { node, name: child.name(), queue, metrics };
+    let (actor, _) = Actor::spawn_linked(Some(child.name()), WorkerActor::<W>::default(), args, supervisor).await?;
     Ok(actor.get_cell())
 }
 
@@ -236,15 +237,15 @@ impl Actor for NodeSupervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let config = &args.node.config;
         let policy = RestartPolicy {
-            limit: config.restart_limit,
-            window: config.restart_window(),
+            limit: config.server.restart_limit,
+            window: config.server.restart_window(),
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
         };
-        let converters = config.converters;
+        let converters = config.server.converters;
         let mut state = SupervisorState { args, running: HashMap::new(), history: RestartHistory::default(), policy };
         // The gateway last: the API opens only once everything behind it runs. It runs on
         // every node, serving health and metrics, and the API only with the gateway role.
-        let has = |role| state.args.node.config.has_role(role);
+        let has = |role| state.args.node.config.server.has_role(role);
         let mut children = Vec::new();
         if has(Role::Auth) {
             children.push(Child::Auth);
@@ -280,7 +281,7 @@ impl Actor for NodeSupervisor {
         if state.args.node.lifecycle.stopping() {
             return Ok(());
         }
-        state.args.node.services.metrics.actor_restarted(&child.name());
+        state.args.node.services.metrics.actors.restarted(&child.name());
         if let Err(error) = self.start(&myself, state, child).await {
             tracing::error!(actor = %child.name(), %error, "restart failed");
             self.restart_later(&myself, state, child, "its restart failed");
@@ -295,8 +296,8 @@ impl Actor for NodeSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match event {
+            // A crash shows as a restart (`mp3c_actor_restarts_total`), not as a failed message.
             SupervisionEvent::ActorFailed(cell, error) => {
-                state.args.node.services.metrics.actor(&cell.get_name().unwrap_or_default()).failed();
                 self.child_down(&myself, state, cell.get_id(), &format!("failed: {error}"));
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {

@@ -1,6 +1,6 @@
 //! `--help` shows each setting's default. The settings stay optional in the parser (a flag
 //! given beats the TOML file, which beats the default: [`crate::config`]), so the defaults are
-//! not clap defaults: they are read from [`Config::default`] and written into the help.
+//! not clap defaults: they are read from [`Config::defaults`] and written into the help.
 
 use clap::{Arg, Command};
 
@@ -9,8 +9,7 @@ use crate::config::Config;
 /// `command` with `[default: ...]` after the help of every setting that has a default (unless
 /// the help says it already).
 pub fn shown_in_help(command: Command) -> Command {
-    let defaults = toml::Table::try_from(Config::default()).expect("the defaults serialise");
-    annotate(command, &defaults)
+    annotate(command, &Config::defaults())
 }
 
 fn annotate(command: Command, defaults: &toml::Table) -> Command {

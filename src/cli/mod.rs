@@ -204,7 +204,7 @@ async fn interruptible<T>(work: impl Future<Output = T>) -> Option<T> {
 
 async fn up(settings: &Settings) -> anyhow::Result<()> {
     let config = Config::load(settings)?;
-    telemetry::init(config.log_format);
+    telemetry::init(config.server.log_format);
     let app = Application::build(config).await?;
     // Scripts and tests read this line to find the port.
     println!("listening on http://{}", app.address());

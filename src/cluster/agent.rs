@@ -16,15 +16,15 @@ pub fn local_status(node: &Node) -> NodeStatus {
     actors.sort();
     let metrics = &node.services.metrics;
     NodeStatus {
-        node: node.config.node_name.clone(),
+        node: node.config.server.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: super::protocol_version(&node.config),
-        roles: node.config.role_names(),
+        roles: node.config.server.role_names(),
         uptime_seconds: node.lifecycle.started.elapsed().as_secs(),
         actors,
         converting: node.activity.held().into_iter().map(|(actor, job_id)| Holding { actor, job_id }).collect(),
-        jobs_done: metrics.conversions_counted("done"),
-        jobs_failed: metrics.conversions_counted("failed"),
+        jobs_done: metrics.jobs.conversions_counted("done"),
+        jobs_failed: metrics.jobs.conversions_counted("failed"),
     }
 }
 

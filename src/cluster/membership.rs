@@ -211,7 +211,7 @@ impl Actor for Membership {
             .unwrap_or_default();
         let host = args.hello.advertise.rsplit_once(':').map_or(args.hello.advertise.as_str(), |(host, _)| host);
         let own_name = format!("{}@{host}", args.hello.node);
-        args.metrics.cluster_started();
+        args.metrics.cluster.started();
         // Replaces the subscription of an earlier membership actor (a restart).
         args.server.cast(NodeServerMessage::SubscribeToEvents {
             id: "membership".to_owned(),
@@ -384,7 +384,7 @@ impl MembershipState {
         target.dials_in_a_row = target.dials_in_a_row.saturating_add(1);
         target.next_dial = Instant::now() + REDIAL.wait(target.dials_in_a_row) + spread();
         if let Err(error) = result {
-            self.args.metrics.cluster_session_event("dial_failed");
+            self.args.metrics.cluster.session_event("dial_failed");
             tracing::debug!(%address, error, "could not reach a peer; trying again later");
         }
     }
@@ -395,7 +395,7 @@ impl MembershipState {
         event: SessionEvent,
         info: NodeServerSessionInformation,
     ) {
-        self.args.metrics.cluster_session_event(event.label());
+        self.args.metrics.cluster.session_event(event.label());
         let node_id = info.node_id;
         match event {
             SessionEvent::Opened => {
@@ -430,7 +430,7 @@ impl MembershipState {
                 self.targets.remove(&address);
             }
         } else if !session.authenticated && !self.has_authenticated(peer.as_deref()) {
-            self.args.metrics.cluster_session_event("auth_failed");
+            self.args.metrics.cluster.session_event("auth_failed");
             tracing::error!(
                 peer = %info.peer_addr,
                 incoming = info.is_server,
@@ -580,7 +580,7 @@ impl MembershipState {
         let Some(session) = self.sessions.get_mut(&node_id) else { return };
         let name = session.hello.as_ref().map_or_else(|| session.info.peer_addr.clone(), |h| h.node.clone());
         tracing::warn!(node = %name, "a peer stopped answering; cutting it off");
-        self.args.metrics.cluster_session_event("heartbeat_timeout");
+        self.args.metrics.cluster.session_event("heartbeat_timeout");
         session.last_pong = Instant::now();
         session.info.actor.stop(Some("heartbeat timeout".into()));
         if let Some(known) = self.known.get_mut(&name) {
@@ -616,8 +616,8 @@ impl MembershipState {
 
     fn publish_gauges(&self) {
         let connected = self.known.values().filter(|k| k.unreachable_since.is_none()).count();
-        self.args.metrics.set_cluster_peers("connected", connected as u64);
-        self.args.metrics.set_cluster_peers("unreachable", (self.known.len() - connected) as u64);
+        self.args.metrics.cluster.set_peers("connected", connected as u64);
+        self.args.metrics.cluster.set_peers("unreachable", (self.known.len() - connected) as u64);
     }
 }
 

@@ -25,5 +25,5 @@ use crate::config::Config;
 /// The actor cluster protocol version this node speaks: [`protocol::PROTOCOL_VERSION`] (another
 /// only under fault hooks, as a node of another release would).
 pub fn protocol_version(config: &Config) -> u32 {
-    config.fault_protocol_version.filter(|_| config.fault_hooks).unwrap_or(protocol::PROTOCOL_VERSION)
+    config.faults.fault_protocol_version.filter(|_| config.faults.fault_hooks).unwrap_or(protocol::PROTOCOL_VERSION)
 }

@@ -28,12 +28,13 @@ pub struct ClusterLink {
 /// Starts the node server if the configuration turns the actor cluster on; its port is served
 /// until `stop`.
 pub async fn start(config: &Config, stop: &CancellationToken) -> anyhow::Result<Option<ClusterLink>> {
-    let Some(listen) = config.cluster_listen else { return Ok(None) };
-    let cookie = Secret::from_env_or_file("MP3C_CLUSTER_COOKIE", config.cluster_cookie_file.as_deref())?
+    let Some(listen) = config.cluster.cluster_listen else { return Ok(None) };
+    let cookie = Secret::from_env_or_file("MP3C_CLUSTER_COOKIE", config.cluster.cluster_cookie_file.as_deref())?
         .context("the actor cluster needs a cookie: MP3C_CLUSTER_COOKIE or --cluster-cookie-file")?;
     let advertise = advertise(config, listen)?;
     let host = advertise.rsplit_once(':').map_or(advertise.as_str(), |(host, _)| host).to_owned();
-    let tls = match (&config.cluster_tls_cert, &config.cluster_tls_key, &config.cluster_tls_ca) {
+    let tls = match (&config.cluster.cluster_tls_cert, &config.cluster.cluster_tls_key, &config.cluster.cluster_tls_ca)
+    {
         (Some(cert), Some(key), Some(ca)) => Some(tls::load(cert, key, ca)?),
         _ => None,
     };
@@ -46,7 +47,7 @@ pub async fn start(config: &Config, stop: &CancellationToken) -> anyhow::Result<
     let node = NodeServer::new(
         library_listen.port(),
         cookie.expose().to_owned(),
-        config.node_name.clone(),
+        config.server.node_name.clone(),
         host,
         Some(encryption),
         Some(NodeConnectionMode::Isolated),
@@ -65,20 +66,20 @@ pub async fn start(config: &Config, stop: &CancellationToken) -> anyhow::Result<
         None => Dialer::Plain,
     };
     let hello = Hello {
-        node: config.node_name.clone(),
+        node: config.server.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: super::protocol_version(config),
         advertise,
-        roles: config.role_names(),
+        roles: config.server.role_names(),
         peers: Vec::new(),
     };
-    tracing::info!(%listen, advertise = %hello.advertise, tls = config.cluster_tls_ca.is_some(), "actor cluster listening");
-    Ok(Some(ClusterLink { server, dialer, hello, seeds: config.cluster_seeds.clone() }))
+    tracing::info!(%listen, advertise = %hello.advertise, tls = config.cluster.cluster_tls_ca.is_some(), "actor cluster listening");
+    Ok(Some(ClusterLink { server, dialer, hello, seeds: config.cluster.cluster_seeds.clone() }))
 }
 
 /// `--cluster-advertise`, else this host's name and the listen port.
 fn advertise(config: &Config, listen: SocketAddr) -> anyhow::Result<String> {
-    if let Some(advertise) = &config.cluster_advertise {
+    if let Some(advertise) = &config.cluster.cluster_advertise {
         return Ok(advertise.clone());
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading this host's name")?;

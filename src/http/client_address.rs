@@ -17,23 +17,12 @@ use std::str::FromStr;
 
 use hyper::HeaderMap;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+
+use crate::config::ForwardingHeader;
 
 /// The client of a request, as [`client_of`] found it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
-
-/// Which forwarding header trusted proxies maintain.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum ForwardingHeader {
-    /// `X-Forwarded-For: client, proxy1, proxy2` (nginx's `$proxy_add_x_forwarded_for`,
-    /// ingress-nginx, HAProxy, Traefik, cloud load balancers).
-    #[default]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
-    Forwarded,
-}
 
 /// The proxies whose forwarding header is believed.
 #[derive(Clone, Debug, Default)]

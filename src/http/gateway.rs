@@ -21,6 +21,7 @@ use super::limits::GatewayLimits;
 use super::{Listeners, serve_all};
 use crate::config::Secret;
 use crate::job_events::JobSubscribers;
+use crate::metrics::ActorMetrics;
 use crate::node::Node;
 
 /// What the gateway serves with, besides the node.
@@ -44,6 +45,8 @@ pub struct GatewayArgs {
     pub node: Arc<Node>,
     pub gateway: Arc<Gateway>,
     pub listeners: Listeners,
+    /// The gateway actor's metric handles: every request counts as one of its messages.
+    pub metrics: ActorMetrics,
 }
 
 #[derive(RactorMessage)]
@@ -71,9 +74,9 @@ impl Actor for GatewayActor {
         let stop = args.node.lifecycle.shutdown.child_token();
         let server = tokio::spawn({
             let stop = stop.clone();
-            let (node, gateway) = (args.node.clone(), args.gateway);
+            let (node, gateway, metrics) = (args.node.clone(), args.gateway, args.metrics);
             async move {
-                let outcome = serve_all(args.listeners, node, gateway, stop.clone()).await;
+                let outcome = serve_all(args.listeners, node, gateway, metrics, stop.clone()).await;
                 if !stop.is_cancelled() {
                     let reason = match outcome {
                         Ok(()) => "the HTTP server stopped".to_owned(),
@@ -103,7 +106,7 @@ impl Actor for GatewayActor {
     ) -> Result<(), ActorProcessingErr> {
         state.stop.cancel();
         if let Some(server) = state.server.take() {
-            let limit = state.node.config.shutdown_grace() + std::time::Duration::from_secs(1);
+            let limit = state.node.config.server.shutdown_grace() + std::time::Duration::from_secs(1);
             if tokio::time::timeout(limit, server).await.is_err() {
                 tracing::warn!("HTTP connections still open after the grace period; closing them");
             }

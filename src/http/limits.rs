@@ -36,23 +36,31 @@ pub struct GatewayLimits {
 
 impl GatewayLimits {
     pub fn new(config: &Config) -> Self {
-        let per_address = Rate { per_minute: config.address_logins_per_minute, burst: config.address_login_burst };
-        let per_client_account =
-            Rate { per_minute: config.client_failed_logins_per_minute, burst: config.client_failed_login_burst };
-        let per_account =
-            Rate { per_minute: config.account_failed_logins_per_minute, burst: config.account_failed_login_burst };
+        let per_address =
+            Rate { per_minute: config.limits.address_logins_per_minute, burst: config.limits.address_login_burst };
+        let per_client_account = Rate {
+            per_minute: config.limits.client_failed_logins_per_minute,
+            burst: config.limits.client_failed_login_burst,
+        };
+        let per_account = Rate {
+            per_minute: config.limits.account_failed_logins_per_minute,
+            burst: config.limits.account_failed_login_burst,
+        };
         GatewayLimits {
             logins: LoginLimits {
                 per_address: RateLimiter::new(per_address, REMEMBERED_KEYS),
                 per_client_account: RateLimiter::new(per_client_account, REMEMBERED_KEYS),
                 per_account: RateLimiter::new(per_account, REMEMBERED_KEYS),
             },
-            uploads: UploadSlots::new(config.max_uploads_per_user as usize, config.max_concurrent_uploads as usize),
-            streams: StreamSlots::new(
-                config.max_event_streams_per_user as usize,
-                config.max_event_streams_per_address as usize,
+            uploads: UploadSlots::new(
+                config.limits.max_uploads_per_user as usize,
+                config.limits.max_concurrent_uploads as usize,
             ),
-            connections: ConnectionSlots::new(config.max_connections_per_address as usize),
+            streams: StreamSlots::new(
+                config.limits.max_event_streams_per_user as usize,
+                config.limits.max_event_streams_per_address as usize,
+            ),
+            connections: ConnectionSlots::new(config.limits.max_connections_per_address as usize),
         }
     }
 }

@@ -52,7 +52,7 @@ use tracing::Instrument;
 
 use crate::config::Role;
 use crate::metrics::ActorMetrics;
-use crate::node::{Node, names};
+use crate::node::Node;
 use client_address::ClientAddress;
 use error::ApiError;
 pub use gateway::Gateway;
@@ -90,11 +90,13 @@ pub async fn serve_all(
     listeners: Listeners,
     node: Arc<Node>,
     gateway: Arc<Gateway>,
+    metrics: ActorMetrics,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let api = serve(listeners.api, node.clone(), gateway.clone(), stop.clone(), Surface::Api);
+    let server = Server { node, gateway, metrics, stop };
+    let api = server.clone().serve(listeners.api, Surface::Api);
     match listeners.metrics {
-        Some(metrics) => tokio::try_join!(api, serve(metrics, node, gateway, stop, Surface::Metrics)).map(drop),
+        Some(listener) => tokio::try_join!(api, server.serve(listener, Surface::Metrics)).map(drop),
         None => api.await,
     }
 }
@@ -105,71 +107,117 @@ pub async fn serve_all(
 #[derive(Clone, Debug)]
 pub struct ServerStop(pub CancellationToken);
 
-/// Accepts connections on `listener` until `stop` is cancelled, then waits (up to the shutdown
-/// grace period) for the requests in flight.
-pub async fn serve(
-    listener: Arc<TcpListener>,
+/// What every connection of a gateway's servers is answered with.
+#[derive(Clone)]
+struct Server {
     node: Arc<Node>,
     gateway: Arc<Gateway>,
+    /// The gateway actor's handles: each request is one of its messages.
+    metrics: ActorMetrics,
+    /// Cancelled at node shutdown and when the gateway stops.
     stop: CancellationToken,
-    surface: Surface,
-) -> anyhow::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let metrics = node.services.metrics.actor(names::GATEWAY);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Running out of file descriptors, say: wait a little rather than spin.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => break,
-        };
-        // A trusted proxy carries many clients; any other peer is one, with a cap on its
-        // connections.
-        let slot = match gateway.proxies.trusts(peer.ip()) {
-            true => None,
-            false => match gateway.limits.connections.take(peer.ip()) {
-                Some(slot) => Some(slot),
-                None => {
-                    tokio::spawn(refuse_connection(stream, gateway.limits.connections.limit()));
-                    continue;
-                }
-            },
-        };
-        let service = service_fn({
-            let (node, gateway) = (node.clone(), gateway.clone());
-            let metrics = metrics.clone();
-            let stop = stop.clone();
-            move |mut request: hyper::Request<Incoming>| {
-                let client = gateway.proxies.client_of(peer, request.headers());
+}
+
+impl Server {
+    /// Accepts connections on `listener` until the stop, then waits (up to the shutdown grace
+    /// period) for the requests in flight.
+    async fn serve(self, listener: Arc<TcpListener>, surface: Surface) -> anyhow::Result<()> {
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Running out of file descriptors, say: wait a little rather than spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = self.stop.cancelled() => break,
+            };
+            // A trusted proxy carries many clients; any other peer is one, with a cap on its
+            // connections.
+            let limits = &self.gateway.limits;
+            let slot = match self.gateway.proxies.trusts(peer.ip()) {
+                true => None,
+                false => match limits.connections.take(peer.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tokio::spawn(refuse_connection(stream, limits.connections.limit()));
+                        continue;
+                    }
+                },
+            };
+            let server = self.clone();
+            let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+                let client = server.gateway.proxies.client_of(peer, request.headers());
                 request.extensions_mut().insert(client);
-                request.extensions_mut().insert(ServerStop(stop.clone()));
-                answer(node.clone(), gateway.clone(), metrics.clone(), request, surface)
-            }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEAD_TIMEOUT)
-            .max_buf_size(MAX_BUFFER_BYTES)
-            .serve_connection(TokioIo::new(malformed::JsonParseErrors::new(stream)), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-            drop(slot);
-        });
+                request.extensions_mut().insert(ServerStop(server.stop.clone()));
+                server.clone().answer(request, surface)
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_BUFFER_BYTES)
+                .serve_connection(TokioIo::new(malformed::JsonParseErrors::new(stream)), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                drop(slot);
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(self.node.config.server.shutdown_grace(), graceful.shutdown()).await.is_err() {
+            tracing::warn!("requests still running after the grace period");
+        }
+        Ok(())
     }
-    drop(listener);
-    if tokio::time::timeout(node.config.shutdown_grace(), graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still running after the grace period");
+
+    /// Answers one request, measuring it and turning errors and panics into responses.
+    async fn answer(self, request: hyper::Request<Incoming>, surface: Surface) -> Result<Response, Infallible> {
+        let started = Instant::now();
+        let _handling = self.metrics.begin();
+        let client = request.extensions().get::<ClientAddress>().map(|ClientAddress(address)| address.to_string());
+        let span = tracing::info_span!("request", client = %client.unwrap_or_default(), method = %request.method());
+        let config = &self.node.config;
+        let api = config.server.has_role(Role::Gateway);
+        let route = match (
+            surface,
+            routes::Route::of(request.method(), request.uri().path(), api, config.faults.fault_hooks),
+        ) {
+            (Surface::Metrics, routes::Route::Metrics) => routes::Route::Metrics,
+            (Surface::Metrics, _) => routes::Route::Unknown,
+            (Surface::Api, routes::Route::Metrics) if config.server.metrics_listen.is_some() => routes::Route::Unknown,
+            (Surface::Api, route) => route,
+        };
+        let handled = if header_bytes(&request) > MAX_HEADER_BYTES {
+            Ok(Err(ApiError::new(
+                hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!("request headers may take at most {MAX_HEADER_BYTES} bytes"),
+            )))
+        } else {
+            let dispatched = routes::dispatch(&self.node, &self.gateway, route, request);
+            AssertUnwindSafe(dispatched).catch_unwind().instrument(span).await
+        };
+        let response = match handled {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => error.into_response(),
+            Err(panic) => {
+                self.metrics.failed();
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned());
+                ApiError::internal(format!("handler panicked: {}", what.unwrap_or_default())).into_response()
+            }
+        };
+        self.node.services.metrics.http.request(route.label(), response.status(), started);
+        Ok(response)
     }
-    Ok(())
 }
 
 /// Answers a connection over its address's cap with 429 `too_many_connections` (whatever it
@@ -188,49 +236,6 @@ async fn refuse_connection(mut stream: tokio::net::TcpStream, limit: usize) {
         stream.shutdown().await
     })
     .await;
-}
-
-/// Answers one request, measuring it and turning errors and panics into responses.
-async fn answer(
-    node: Arc<Node>,
-    gateway: Arc<Gateway>,
-    metrics: ActorMetrics,
-    request: hyper::Request<Incoming>,
-    surface: Surface,
-) -> Result<Response, Infallible> {
-    let started = Instant::now();
-    let _handling = metrics.begin();
-    let client = request.extensions().get::<ClientAddress>().map(|ClientAddress(address)| address.to_string());
-    let span = tracing::info_span!("request", client = %client.unwrap_or_default(), method = %request.method());
-    let api = node.config.has_role(Role::Gateway);
-    let route = match (surface, routes::Route::of(request.method(), request.uri().path(), api, node.config.fault_hooks))
-    {
-        (Surface::Metrics, routes::Route::Metrics) => routes::Route::Metrics,
-        (Surface::Metrics, _) => routes::Route::Unknown,
-        (Surface::Api, routes::Route::Metrics) if node.config.metrics_listen.is_some() => routes::Route::Unknown,
-        (Surface::Api, route) => route,
-    };
-    let handled = if header_bytes(&request) > MAX_HEADER_BYTES {
-        Ok(Err(ApiError::new(
-            hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            format!("request headers may take at most {MAX_HEADER_BYTES} bytes"),
-        )))
-    } else {
-        AssertUnwindSafe(routes::dispatch(&node, &gateway, route, request)).catch_unwind().instrument(span).await
-    };
-    let response = match handled {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => error.into_response(),
-        Err(panic) => {
-            metrics.failed();
-            let what =
-                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-            ApiError::internal(format!("handler panicked: {}", what.unwrap_or_default())).into_response()
-        }
-    };
-    node.services.metrics.http_request(route.label(), response.status(), started);
-    Ok(response)
 }
 
 fn header_bytes(request: &hyper::Request<Incoming>) -> usize {

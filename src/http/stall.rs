@@ -15,6 +15,8 @@ use std::time::Duration;
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
+use crate::config::Limits;
+
 /// The body stream failed because no bytes came for `0`.
 #[derive(Debug, thiserror::Error)]
 #[error("no body bytes arrived for {} s", .0.as_secs())]
@@ -42,6 +44,18 @@ pub struct Pace {
     pub grace: Duration,
     /// The longest the client may keep the reader waiting in all.
     pub total: Duration,
+}
+
+impl Pace {
+    /// The pace an upload must keep, as the limits set it.
+    pub fn of(limits: &Limits) -> Pace {
+        Pace {
+            stall: Duration::from_secs(limits.upload_stall_seconds),
+            min_bytes_per_second: limits.upload_min_bytes_per_second,
+            grace: Duration::from_secs(limits.upload_rate_grace_seconds),
+            total: Duration::from_secs(limits.upload_max_seconds),
+        }
+    }
 }
 
 /// Which of a [`Pace`]'s limits a wait runs into first.

@@ -28,7 +28,7 @@ pub async fn store_upload(
     meta: &BlobMeta,
     body: &mut (dyn AsyncRead + Send + Unpin),
 ) -> StorageResult<u64> {
-    if !node.config.stores_audio_only() {
+    if !node.config.storage.stores_audio_only() {
         return node.stores.blobs.put(Bucket::Videos, fid, meta, body).await;
     }
     let scratch = node.config.scratch_dir();
@@ -37,7 +37,7 @@ pub async fn store_upload(
     file.flush().await.map_err(StorageError::unavailable)?;
     drop(file);
     let (copy, _) = ScratchFile::create(&scratch, "mka").await.map_err(StorageError::unavailable)?;
-    let stop = StopSignal::new(Instant::now() + node.config.conversion_timeout());
+    let stop = StopSignal::new(Instant::now() + node.config.conversion.timeout());
     let (input, output, media) = (upload.path().to_owned(), copy.path().to_owned(), node.services.media.clone());
     let copied = match tokio::task::spawn_blocking(move || media.copy_audio(&input, &output, &stop)).await {
         Ok(result) => result.map_err(|error| error.to_string()),

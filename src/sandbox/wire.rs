@@ -17,6 +17,7 @@ use std::os::unix::net::UnixDatagram;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::WorkerFault;
 use crate::transcode::{TranscodeError, TranscodeOptions};
 
 /// Sends one message with open descriptors (the receiver gets its own copies).
@@ -79,34 +80,6 @@ pub enum InputSource {
     /// Reads answered by the node over the socket, of a stream `length` bytes long (a blob
     /// read in place from its store).
     Remote { length: u64 },
-}
-
-/// Ways a worker can be told to misbehave (test-only: `--fault-hooks` and `--fault-worker`),
-/// so that tests show how each ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkerFault {
-    /// A memory access fault (SIGSEGV), as a bug in a decoder would cause.
-    Segfault,
-    /// `abort()`, as FFmpeg's own assertions do.
-    Abort,
-    /// Unbounded recursion until the stack overflows.
-    StackOverflow,
-    /// A loop that never ends, at full CPU.
-    Spin,
-    /// Allocates without end.
-    Allocate,
-    /// Sends the node a message that is not one.
-    Garbage,
-    /// Tries to open a file, make a socket and start a process, and fails its job with what
-    /// happened (the sandbox should refuse all three).
-    Escape,
-}
-
-impl WorkerFault {
-    pub fn parse(text: &str) -> Option<WorkerFault> {
-        serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
-    }
 }
 
 /// What the worker's sandbox could put in place ([`super::confine`]).

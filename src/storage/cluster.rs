@@ -20,18 +20,19 @@ fn required<'a>(value: &'a Option<Secret>, flag: &str) -> anyhow::Result<&'a str
 
 pub async fn stores(config: &Config, metrics: &Metrics) -> anyhow::Result<Stores> {
     let users = users(config).await?;
-    let mongo = mongo_client(required(&config.mongodb_url, "mongodb-url")?).await?;
-    let amqp_url = required(&config.amqp_url, "amqp-url")?.to_owned();
+    let mongo = mongo_client(required(&config.storage.mongodb_url, "mongodb-url")?).await?;
+    let amqp_url = required(&config.storage.amqp_url, "amqp-url")?.to_owned();
     let mongo_jobs = MongoJobs::new(&mongo);
     if let Err(error) = mongo_jobs.create_indexes().await {
         // Not fatal: the database may come up later; the next start creates them.
         tracing::warn!(%error, "could not create the job indexes now");
     }
     let jobs: Arc<dyn JobStore> = Arc::new(mongo_jobs);
-    let mailbox: Arc<dyn Mailbox> = Arc::new(RabbitMailbox::new(amqp_url, config.prefetch, config.lease()));
+    let mailbox: Arc<dyn Mailbox> =
+        Arc::new(RabbitMailbox::new(amqp_url, config.storage.prefetch, config.conversion.lease()));
     Ok(Stores {
         users,
-        blobs: Arc::new(GridFsBlobStore::new(&mongo, metrics.gridfs_bytes.clone())),
+        blobs: Arc::new(GridFsBlobStore::new(&mongo, metrics.stores.gridfs_bytes.clone())),
         intake: Arc::new(RecordThenPublish { jobs: jobs.clone(), mailbox: mailbox.clone() }),
         jobs,
         mailbox,
@@ -51,5 +52,5 @@ async fn mongo_client(url: &str) -> anyhow::Result<mongodb::Client> {
 const MONGODB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn users(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
-    Ok(Arc::new(MysqlUsers::connect(required(&config.mysql_url, "mysql-url")?).await?))
+    Ok(Arc::new(MysqlUsers::connect(required(&config.storage.mysql_url, "mysql-url")?).await?))
 }

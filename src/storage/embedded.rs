@@ -9,9 +9,9 @@ use super::{DELIVERY_LIMIT, Stores, UserStore};
 use crate::config::Config;
 
 pub async fn stores(config: &Config) -> anyhow::Result<Stores> {
-    let pool = sqlite::open(&config.database_path()).await?;
-    let blobs = FileBlobStore::open(config.data_dir.join("blobs")).await?;
-    let mailbox = Arc::new(SqliteMailbox::new(pool.clone(), config.lease(), DELIVERY_LIMIT));
+    let pool = sqlite::open(&config.storage.database_path()).await?;
+    let blobs = FileBlobStore::open(config.storage.data_dir.join("blobs")).await?;
+    let mailbox = Arc::new(SqliteMailbox::new(pool.clone(), config.conversion.lease(), DELIVERY_LIMIT));
     Ok(Stores {
         users: Arc::new(SqliteUsers::new(pool.clone())),
         blobs: Arc::new(blobs),
@@ -23,7 +23,7 @@ pub async fn stores(config: &Config) -> anyhow::Result<Stores> {
 
 /// Only the user store, for `user add` (which may run beside a running `up`).
 pub async fn users(config: &Config) -> anyhow::Result<Arc<dyn UserStore>> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let pool = sqlite::open(&config.database_path()).await?;
+    std::fs::create_dir_all(&config.storage.data_dir)?;
+    let pool = sqlite::open(&config.storage.database_path()).await?;
     Ok(Arc::new(SqliteUsers::new(pool)))
 }

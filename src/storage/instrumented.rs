@@ -24,7 +24,8 @@ impl InstrumentedMailbox {
     }
 
     fn count_publish<T>(&self, queue: Queue, result: &StorageResult<T>) {
-        let counter = if result.is_ok() { &self.metrics.queue_published } else { &self.metrics.queue_publish_failures };
+        let counter =
+            if result.is_ok() { &self.metrics.queues.published } else { &self.metrics.queues.publish_failures };
         counter.with_label_values(&[queue.name()]).inc();
     }
 
@@ -35,7 +36,7 @@ impl InstrumentedMailbox {
             return;
         }
         consumers.insert((queue, consumer.to_owned()));
-        self.metrics.consumer_started(queue);
+        self.metrics.queues.consumer_started(queue.name());
     }
 }
 
@@ -51,10 +52,7 @@ impl Mailbox for InstrumentedMailbox {
         self.note_consumer(queue, consumer);
         let received = self.inner.receive(queue, consumer, wait).await?;
         if let Some(delivery) = &received {
-            self.metrics.queue_deliveries.with_label_values(&[queue.name()]).inc();
-            if delivery.attempt() > 1 {
-                self.metrics.queue_redeliveries.with_label_values(&[queue.name()]).inc();
-            }
+            self.metrics.queues.delivered(queue.name(), delivery.attempt() > 1);
         }
         Ok(received)
     }

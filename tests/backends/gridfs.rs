@@ -19,7 +19,7 @@ use crate::servers::{OwnMongo, mongo_client};
 
 /// Byte counters of a store under test.
 fn traffic() -> IntCounterVec {
-    mp3converter::metrics::Metrics::new("test").gridfs_bytes.clone()
+    mp3converter::metrics::Metrics::new("test").stores.gridfs_bytes.clone()
 }
 
 fn bytes_counted(traffic: &IntCounterVec, direction: &str) -> u64 {

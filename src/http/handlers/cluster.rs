@@ -27,21 +27,22 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 pub async fn show(node: &Node, identity: &Identity, request: Request<Incoming>) -> Result<Response, ApiError> {
     identity.admin(request.headers()).await?;
     let statuses = remote_statuses(&node.services.metrics).await;
-    let mut nodes = vec![json!({ "node": node.config.node_name, "state": "self", "status": local_status(node) })];
+    let mut nodes =
+        vec![json!({ "node": node.config.server.node_name, "state": "self", "status": local_status(node) })];
     for peer in peers().await {
         let status = statuses.iter().find(|(_, status)| status.node == peer.node).map(|(_, status)| status);
         let mut entry = serde_json::to_value(&peer).map_err(ApiError::internal)?;
         entry["status"] = serde_json::to_value(status).map_err(ApiError::internal)?;
         nodes.push(entry);
     }
-    Ok(json_response(StatusCode::OK, &json!({ "node": node.config.node_name, "nodes": nodes })))
+    Ok(json_response(StatusCode::OK, &json!({ "node": node.config.server.node_name, "nodes": nodes })))
 }
 
 pub async fn drain(node: &Node, identity: &Identity, request: Request<Incoming>) -> Result<Response, ApiError> {
     identity.admin(request.headers()).await?;
     let path = request.uri().path();
     let name = path.strip_prefix("/cluster/nodes/").and_then(|rest| rest.strip_suffix("/drain")).unwrap_or("");
-    if name == node.config.node_name {
+    if name == node.config.server.node_name {
         tracing::warn!("asked to drain through the API: stopping as on SIGTERM");
         node.lifecycle.drain.cancel();
     } else {
@@ -60,7 +61,7 @@ async fn remote_statuses(metrics: &Metrics) -> Vec<(ActorRef<AgentMsg>, NodeStat
     let asked = remote_agents().into_iter().map(|agent| async move {
         let started = Instant::now();
         let answer = agent.call(|reply| AgentMsg::Status(Vec::new(), reply), Some(STATUS_TIMEOUT)).await;
-        metrics.cluster_rpc_seconds.with_label_values(&["nodes"]).observe(started.elapsed().as_secs_f64());
+        metrics.cluster.rpc_seconds.with_label_values(&["nodes"]).observe(started.elapsed().as_secs_f64());
         match answer {
             Ok(CallResult::Success(bytes)) => decode::<NodeStatus>(&bytes).ok().map(|status| (agent, status)),
             _ => None,

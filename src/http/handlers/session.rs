@@ -73,7 +73,7 @@ async fn check_credentials(metrics: &Metrics, email: String, password: String) -
         let started = std::time::Instant::now();
         let asked = auth.call(|reply| AuthMsg::Login(request.clone(), reply), Some(timeout)).await;
         if !local {
-            metrics.cluster_rpc_seconds.with_label_values(&["auth"]).observe(started.elapsed().as_secs_f64());
+            metrics.cluster.rpc_seconds.with_label_values(&["auth"]).observe(started.elapsed().as_secs_f64());
         }
         match asked.map(|answer| answer.map(|bytes| decode::<LoginReply>(&bytes))) {
             Ok(CallResult::Success(Ok(reply))) => return Ok(reply),

@@ -27,7 +27,7 @@ use crate::http::body::SharedBody;
 use crate::http::error::ApiError;
 use crate::http::preamble::{Counted, PREAMBLE_LIMIT, Preamble, PreambleTooLarge};
 use crate::http::response::{Response, json};
-use crate::http::stall::{StallGuard, Stalled, TooSlow};
+use crate::http::stall::{Pace, StallGuard, Stalled, TooSlow};
 use crate::http::stored_upload::store_upload;
 use crate::ids::Id;
 use crate::media_formats;
@@ -48,7 +48,7 @@ struct StoredVideo {
 
 pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) -> Result<Response, ApiError> {
     let claims = gateway.identity.bearer(request.headers()).await?;
-    let limit = node.config.max_upload_bytes;
+    let limit = node.config.limits.max_upload_bytes;
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
     let body = SharedBody::new(request.into_body());
@@ -58,9 +58,9 @@ pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) 
         Err(ApiError::too_large(limit))
     } else {
         match gateway.limits.uploads.take(&claims.username) {
-            Ok(slot) => {
-                check_job_cap(node.stores.jobs.as_ref(), node.config.max_jobs_per_user, &claims).await.map(|()| slot)
-            }
+            Ok(slot) => check_job_cap(node.stores.jobs.as_ref(), node.config.limits.max_jobs_per_user, &claims)
+                .await
+                .map(|()| slot),
             Err(refused) => Err(refused),
         }
     };
@@ -72,7 +72,7 @@ pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) 
         }
     };
     let constraints = Constraints::new().size_limit(SizeLimit::new().whole_stream(limit));
-    let guarded = StallGuard::new(body.clone(), node.config.upload_pace());
+    let guarded = StallGuard::new(body.clone(), Pace::of(&node.config.limits));
     let preamble = Arc::new(Preamble::default());
     let counted = Counted::new(guarded, preamble.clone());
     let mut multipart = Multipart::with_constraints(counted, boundary?, constraints);
@@ -108,8 +108,8 @@ pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) 
             Err(_) => return Err(error.into()),
         }
     }
-    node.services.metrics.uploads.inc();
-    node.services.metrics.upload_bytes.inc_by(video.length);
+    node.services.metrics.http.uploads.inc();
+    node.services.metrics.http.upload_bytes.inc_by(video.length);
     tracing::info!(%job_id, %video_fid, bytes = video.length, "upload accepted");
 
     let status_url = format!("/jobs/{job_id}");
@@ -194,7 +194,7 @@ async fn receive_one_file(
 fn multipart_error(config: &Config, error: &multer::Error) -> ApiError {
     match error {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
-            ApiError::too_large(config.max_upload_bytes)
+            ApiError::too_large(config.limits.max_upload_bytes)
         }
         multer::Error::StreamReadFailed(cause) if cause.is::<PreambleTooLarge>() => ApiError::bad_request(
             "preamble_too_large",
@@ -210,7 +210,7 @@ fn multipart_error(config: &Config, error: &multer::Error) -> ApiError {
         multer::Error::StreamReadFailed(cause) if cause.is::<Stalled>() => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "upload_stalled",
-            format!("the upload sent nothing for {} s and was cut off", config.upload_stall_seconds),
+            format!("the upload sent nothing for {} s and was cut off", config.limits.upload_stall_seconds),
         ),
         other => ApiError::bad_request("malformed_multipart", format!("the multipart body is malformed: {other}")),
     }

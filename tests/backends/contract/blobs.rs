@@ -41,7 +41,7 @@ async fn files() -> (Box<dyn BlobStore>, Keep) {
 /// The `videos` and `mp3s` databases are shared by every test of the run: each test's blobs
 /// have ids of their own.
 async fn gridfs() -> (Box<dyn BlobStore>, Keep) {
-    let traffic = mp3converter::metrics::Metrics::new("test").gridfs_bytes.clone();
+    let traffic = mp3converter::metrics::Metrics::new("test").stores.gridfs_bytes.clone();
     (Box::new(GridFsBlobStore::new(&mongo_client().await, traffic)), None)
 }
 
