@@ -30,6 +30,9 @@ mod helpers;
 #[allow(dead_code)]
 #[path = "../tests/support/servers.rs"]
 mod servers;
+#[allow(dead_code)]
+#[path = "../tests/api/tools.rs"]
+mod tools;
 
 use std::path::Path;
 use std::process::Command;
@@ -115,14 +118,7 @@ fn clock_ticks() -> f64 {
 }
 
 fn ffmpeg_cli(input: &Path, output: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
-        .arg(input)
-        .args(["-vn", "-c:a", "libmp3lame", "-b:a", "192k"])
-        .arg(output)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    tools::run(tools::ffmpeg().arg("-i").arg(input).args(["-vn", "-c:a", "libmp3lame", "-b:a", "192k"]).arg(output));
 }
 
 /// Rounds of the conversion benchmark. On a shared 2-core machine the same conversion's CPU

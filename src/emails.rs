@@ -8,16 +8,16 @@ use crate::ids::Id;
 use crate::mailer::Email;
 use crate::storage::Job;
 
-/// The email for a job whose MP3 is ready. Keeps the seed's line (`mp3 file_id: … is now
-/// ready!`), which scripts written against the seed's emails look for.
+/// The email for a job whose MP3 is ready. Keeps the legacy design's line (`mp3 file_id: … is now
+/// ready!`), which scripts written against the legacy design's emails look for.
 pub fn ready(job: &Job, mp3_fid: Id, public_url: Option<&Url>) -> Email {
     let about = format!("Your video {} (job {}) is now an MP3.", job.filename, job.id);
     let subject = format!("MP3 ready: {}", one_line(&job.filename));
     Email { id: Some(format!("job-{}.ready", job.id)), ..compose(&job.owner, subject, &about, mp3_fid, public_url) }
 }
 
-/// The email for an MP3 that no job of ours tracks (a seed converter's result for a video a
-/// seed gateway took): all it can name is the MP3.
+/// The email for an MP3 that no job of ours tracks (a legacy converter's result for a video a
+/// legacy gateway took): all it can name is the MP3.
 pub fn ready_untracked(owner: &str, mp3_fid: Id, public_url: Option<&Url>) -> Email {
     compose(owner, "MP3 Download".to_owned(), "Your video is now an MP3.", mp3_fid, public_url)
 }
@@ -38,7 +38,7 @@ pub fn failed(job: &Job) -> Email {
 }
 
 fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Option<&Url>) -> Email {
-    let seed_line = format!("mp3 file_id: {mp3_fid} is now ready!");
+    let legacy_line = format!("mp3 file_id: {mp3_fid} is now ready!");
     // Short lines: an email whose lines fit in 76 characters travels as plain 7-bit text.
     let (how_text, how_html) = match public_url {
         Some(base) => {
@@ -75,8 +75,8 @@ fn compose(to: &str, subject: String, about: &str, mp3_fid: Id, public_url: Opti
         id: None,
         to: to.to_owned(),
         subject,
-        text: format!("{about}\n\n{seed_line}\n\n{how_text}"),
-        html: format!("<p>{}</p>\n<p>{seed_line}</p>\n{how_html}", escape(about)),
+        text: format!("{about}\n\n{legacy_line}\n\n{how_text}"),
+        html: format!("<p>{}</p>\n<p>{legacy_line}</p>\n{how_html}", escape(about)),
     }
 }
 
@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn a_ready_email_names_the_file_and_the_job_and_keeps_the_seed_line() {
+    fn a_ready_email_names_the_file_and_the_job_and_keeps_the_legacy_line() {
         let job = job("holiday.mp4");
         let mp3 = Id::generate();
         let email = ready(&job, mp3, None);

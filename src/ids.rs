@@ -1,6 +1,6 @@
 //! Identifiers: 24-hex strings in the MongoDB ObjectId form, in every profile.
 //!
-//! The seed design hands out GridFS ObjectIds as file ids, and its clients (and its own Python
+//! The legacy design hands out GridFS ObjectIds as file ids, and its clients (and its own Python
 //! converter and notifier, in a mixed deployment) expect that shape. Using the same form in the
 //! embedded profile means an id never changes meaning when a deployment moves between profiles.
 

@@ -9,25 +9,36 @@
 //!
 //! ## Layout
 //!
-//! - [`cli`], [`app`], [`config`], [`telemetry`]: the command line, building and running a node,
-//!   layered configuration, logging; [`client`]: the command line's client of the HTTP API
-//!   (`login`, `convert`, `jobs`, `download`); [`prompt`]: asking for an email or a password.
-//! - [`cluster`]: the actor cluster across nodes (membership, what crosses nodes).
-//! - [`actors`]: the supervisor and its children; [`actors::worker`] is the queue consumer that
-//!   converters, the notifiers and the dead-letter workers share, [`actors::periodic`] the timer
-//!   of the sweeper and the gauge refresher.
-//! - [`http`]: the hyper server, routing, handlers and error responses.
-//! - [`storage`]: the storage traits; the embedded profile's SQLite and file backends and the
-//!   cluster profile's MySQL, GridFS, MongoDB and RabbitMQ backends.
+//! From the bottom up (the README's architecture section has the rules of who may import
+//! whom; `architecture_tests` keeps them):
+//!
+//! - [`node`]: what one node is (configuration, stores, services, lifecycle, what its workers
+//!   hold, its actors' names); [`config`]: the settings, each defined once; [`metrics`]: one
+//!   module per subsystem; [`backoff`]: the one doubling backoff every retry uses.
+//! - [`storage`]: the storage traits and every job rule ([`storage::jobs`]); the embedded
+//!   profile's SQLite and file backends and the cluster profile's MySQL, GridFS, MongoDB and
+//!   RabbitMQ backends.
 //! - [`transcode`]: video-to-MP3 conversion with FFmpeg's libraries; [`audio_copy`]: the
 //!   audio-only copy of an upload that the cluster profile stores; [`media_formats`]: the
 //!   demuxers an upload may be opened with; [`sandbox`]: the worker process in which all of
-//!   these run on user data, locked down, one per call.
+//!   these run on user data, locked down, one per call; [`job_input`]: what of an upload the
+//!   blob store keeps.
+//! - [`actors`]: auth, converters, notifiers, dead-letter workers, sweeper, gauges;
+//!   [`actors::worker`] is the queue consumer they share.
+//! - [`http`]: the gateway actor and its state, the hyper server, routing, handlers, errors.
+//! - [`cluster`]: the actor cluster across nodes; [`cluster::protocol`] every payload that
+//!   crosses them; [`job_events`]: live job events, from the converters to the clients.
+//! - [`app`]: building and running a node under its supervisor; [`cli`], [`telemetry`]: the
+//!   command line, logging; [`client`]: the command line's client of the HTTP API (`login`,
+//!   `convert`, `jobs`, `download`); [`prompt`]: asking for an email or a password.
 //! - [`security`]: argon2id password hashes (checked on a bounded thread pool), HS256 session
 //!   tokens, rate limits and owner-only files.
-//! - [`job_events`]: live job events, from the converters to the clients following a job.
-//! - [`mailer`], [`emails`], [`messages`], [`metrics`], [`ids`], [`scratch`]: sending email, what
-//!   the emails say, queue messages, Prometheus metrics, ObjectId-form identifiers, temporary files.
+//! - [`mailer`], [`emails`], [`messages`], [`ids`], [`scratch`]: sending email, what the emails
+//!   say, queue messages, ObjectId-form identifiers, temporary files.
+//!
+//! Two words: the **legacy design** (the "seed", the Python/Flask services we replace, whose
+//! routes and queue messages we keep: [`messages::LegacyUpload`]) and the cluster's **seeds**
+//! (`--cluster-seeds`, the peers a node dials first).
 //!
 //! ## The flow of one job
 //!
@@ -41,6 +52,8 @@
 
 pub mod actors;
 pub mod app;
+#[cfg(test)]
+mod architecture_tests;
 pub mod audio_copy;
 pub mod backoff;
 pub mod cli;
@@ -51,6 +64,7 @@ pub mod emails;
 pub mod http;
 pub mod ids;
 pub mod job_events;
+pub mod job_input;
 pub mod mailer;
 pub mod media_formats;
 pub mod messages;

@@ -1,12 +1,12 @@
 //! The messages carried by the persistent mailbox, as JSON.
 //!
-//! The fields are the seed design's (`video_fid`, `mp3_fid`, `username`), so the seed's own
+//! The fields are the legacy design's (`video_fid`, `mp3_fid`, `username`), so the legacy design's own
 //! converter or notifier can read what we publish in a mixed deployment, plus `job_id` (the
 //! job record it is about) and, on `failures`, `error`. Messages only point at job records:
 //! what the actors do is decided from the record, never from what a message claims.
 //!
-//! We also read the seed's own messages: an upload from the seed's gateway on `video` (no
-//! `job_id`), and a result from the seed's converter on `mp3` (no `job_id`).
+//! We also read the legacy design's own messages: an upload from the legacy design's gateway on `video` (no
+//! `job_id`), and a result from the legacy design's converter on `mp3` (no `job_id`).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +30,12 @@ impl JobMessage {
         JobMessage { video_fid: job.video_fid, mp3_fid: None, username: job.owner.clone(), job_id: job.id, error: None }
     }
 
-    /// The `video` message of a queued job: the seed's shape (`mp3_fid: null`) plus `job_id`.
+    /// The `video` message of a queued job: the legacy design's shape (`mp3_fid: null`) plus `job_id`.
     pub fn video(job: &Job) -> JobMessage {
         JobMessage::about(job)
     }
 
-    /// The message that tells the notifier a job finished: on `mp3` (the seed's shape, for a
+    /// The message that tells the notifier a job finished: on `mp3` (the legacy design's shape, for a
     /// done job) or on `failures` (with the reason). None while the job is unfinished.
     pub fn notice(job: &Job) -> Option<(Queue, JobMessage)> {
         match job.state {
@@ -52,35 +52,35 @@ impl JobMessage {
     }
 }
 
-/// An upload from the seed's own gateway: the seed's fields only.
+/// An upload from the legacy design's own gateway: the legacy design's fields only.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct SeedUpload {
+pub struct LegacyUpload {
     pub video_fid: Id,
     pub username: String,
 }
 
-/// What the `video` queue may carry: our job message, or the seed gateway's upload.
+/// What the `video` queue may carry: our job message, or the legacy gateway's upload.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum VideoNotice {
     Ours(JobMessage),
-    Seed(SeedUpload),
+    Legacy(LegacyUpload),
 }
 
-/// The seed converter's result message on the `mp3` queue: the seed's fields only.
+/// The legacy converter's result message on the `mp3` queue: the legacy design's fields only.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct SeedResult {
+pub struct LegacyResult {
     pub video_fid: Id,
     pub mp3_fid: Id,
     pub username: String,
 }
 
-/// What the `mp3` and `failures` queues may carry: our notice, or a seed converter's result.
+/// What the `mp3` and `failures` queues may carry: our notice, or a legacy converter's result.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum Mp3Notice {
     Ours(JobMessage),
-    Seed(SeedResult),
+    Legacy(LegacyResult),
 }
 
 #[cfg(test)]
@@ -92,7 +92,7 @@ mod tests {
     }
 
     #[test]
-    fn the_video_message_carries_the_seed_fields() {
+    fn the_video_message_carries_the_legacy_fields() {
         let job = job();
         let json: serde_json::Value = serde_json::from_slice(&JobMessage::video(&job).to_json()).unwrap();
         assert_eq!(json["video_fid"], job.video_fid.to_string());
@@ -116,14 +116,14 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_gateways_upload_and_converters_result_are_read() {
+    fn the_legacy_gateways_upload_and_converters_result_are_read() {
         let video = Id::generate();
         let upload = format!(r#"{{"video_fid": "{video}", "mp3_fid": null, "username": "a@b.c"}}"#);
-        assert!(matches!(serde_json::from_str::<VideoNotice>(&upload).unwrap(), VideoNotice::Seed(_)));
+        assert!(matches!(serde_json::from_str::<VideoNotice>(&upload).unwrap(), VideoNotice::Legacy(_)));
         let ours = JobMessage::video(&job());
         assert_eq!(serde_json::from_slice::<VideoNotice>(&ours.to_json()).unwrap(), VideoNotice::Ours(ours));
         let result = format!(r#"{{"video_fid": "{video}", "mp3_fid": "{}", "username": "a@b.c"}}"#, Id::generate());
-        assert!(matches!(serde_json::from_str::<Mp3Notice>(&result).unwrap(), Mp3Notice::Seed(_)));
+        assert!(matches!(serde_json::from_str::<Mp3Notice>(&result).unwrap(), Mp3Notice::Legacy(_)));
         assert!(serde_json::from_str::<Mp3Notice>(r#"{"video_fid": "x"}"#).is_err());
         assert!(serde_json::from_str::<VideoNotice>("not json").is_err());
     }

@@ -74,8 +74,8 @@ impl Worker for DeadNotices {
         let job_id = match decode::<Mp3Notice>(delivery) {
             None => return Ok(Answer::Park),
             Some(Mp3Notice::Ours(message)) => message.job_id,
-            // A seed converter's result: the notifier decides it again from scratch.
-            Some(Mp3Notice::Seed(_)) => return Ok(Answer::Forward(delivery.queue().work(), NOTICE_RETRY_DELAY)),
+            // A legacy converter's result: the notifier decides it again from scratch.
+            Some(Mp3Notice::Legacy(_)) => return Ok(Answer::Forward(delivery.queue().work(), NOTICE_RETRY_DELAY)),
         };
         let waiting = node.stores.jobs.get(job_id).await?.is_some_and(|job| job.needs_notification());
         if !waiting {

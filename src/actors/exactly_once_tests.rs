@@ -12,6 +12,9 @@
 //! Every run must end with the job `done` (or `failed` for a bad file), one MP3 blob, one email
 //! and empty queues. The one exception is the crash after the mail server accepted an email
 //! and before the record says so: the owner gets that email twice, by design.
+//!
+//! Why one file of nearly 600 lines: the fault injector, the stand-ins and the runs that use
+//! them are one test of one promise, and read top to bottom as one.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -10,10 +10,10 @@
 //! plus the mailer's time limit (30 s for SMTP, 5 s for the outbox) after the claim. While the mail server is down, a notice is retried with backoff
 //! for as long as it takes.
 //!
-//! A result from the seed's own converter running beside ours (no `job_id`) is taken into the
+//! A result from the legacy design's own converter running beside ours (no `job_id`) is taken into the
 //! job whose video it converted, but only for a job that is not finished, whose owner the
 //! message names, and whose MP3 belongs to no other job. A result for a video that is not one
-//! of our jobs is mailed as the seed's notifier would, once per delivery.
+//! of our jobs is mailed as the legacy design's notifier would, once per delivery.
 
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::emails;
 use crate::ids::Id;
 use crate::job_events::{self, JobEvent};
 use crate::mailer::{Email, MailError, Mailer};
-use crate::messages::{Mp3Notice, SeedResult};
+use crate::messages::{LegacyResult, Mp3Notice};
 use crate::node::Node;
 use crate::storage::{
     BlobStore, Bucket, Delivery, Job, JobState, Notification, StorageError, StorageResult, now_millis,
@@ -45,9 +45,9 @@ impl Worker for Notifier {
                 let span = tracing::info_span!("notify", job_id = %message.job_id);
                 notify(node, message.job_id, delivery.attempt()).instrument(span).await
             }
-            Mp3Notice::Seed(result) => {
-                let span = tracing::info_span!("notify_seed_result", video_fid = %result.video_fid);
-                adopt_seed_result(node, result, delivery.attempt()).instrument(span).await
+            Mp3Notice::Legacy(result) => {
+                let span = tracing::info_span!("notify_legacy_result", video_fid = %result.video_fid);
+                adopt_legacy_result(node, result, delivery.attempt()).instrument(span).await
             }
         }
     }
@@ -130,16 +130,16 @@ async fn notify(node: &Node, job_id: Id, attempt: u32) -> StorageResult<Answer> 
     }
 }
 
-async fn adopt_seed_result(node: &Node, result: SeedResult, attempt: u32) -> StorageResult<Answer> {
+async fn adopt_legacy_result(node: &Node, result: LegacyResult, attempt: u32) -> StorageResult<Answer> {
     let Some(job) = node.stores.jobs.find_by_video(result.video_fid).await? else {
-        tracing::info!("a seed converter's result for a video that is not one of our jobs");
+        tracing::info!("a legacy converter's result for a video that is not one of our jobs");
         let email = emails::ready_untracked(&result.username, result.mp3_fid, node.config.mail.public_url.as_ref());
         return send_unrecorded(node, &email, attempt).await;
     };
     let adopted = job.state == JobState::Done && job.mp3_fid == Some(result.mp3_fid);
     if !adopted {
-        if let Some(refusal) = refuse_seed_result(node.stores.blobs.as_ref(), &job, &result).await? {
-            tracing::warn!(job_id = %job.id, mp3_fid = %result.mp3_fid, refusal, "refusing a seed converter's result");
+        if let Some(refusal) = refuse_legacy_result(node.stores.blobs.as_ref(), &job, &result).await? {
+            tracing::warn!(job_id = %job.id, mp3_fid = %result.mp3_fid, refusal, "refusing a legacy converter's result");
             return Ok(Answer::Park);
         }
         let Some(adoption) = job.adopt_result(result.mp3_fid, now_millis()) else { return Ok(Answer::Ack) };
@@ -147,7 +147,7 @@ async fn adopt_seed_result(node: &Node, result: SeedResult, attempt: u32) -> Sto
             Outcome::Stored(done) => job_events::publish(&JobEvent::of(&done)),
             Outcome::Changed(_) => return Ok(Answer::Retry(Duration::from_millis(200))),
         }
-        tracing::info!(job_id = %job.id, mp3_fid = %result.mp3_fid, "took in a seed converter's MP3");
+        tracing::info!(job_id = %job.id, mp3_fid = %result.mp3_fid, "took in a legacy converter's MP3");
     }
     // Labelled after the job took it (and again on a redelivery, in case that failed), so that
     // an MP3 no job took is never labelled for its owner.
@@ -156,12 +156,12 @@ async fn adopt_seed_result(node: &Node, result: SeedResult, attempt: u32) -> Sto
     notify(node, job.id, attempt).await
 }
 
-/// Why a seed converter's result may not become this job's MP3, if it may not: the job is
+/// Why a legacy converter's result may not become this job's MP3, if it may not: the job is
 /// finished, the message names another owner, or the MP3 is missing or belongs to another.
-async fn refuse_seed_result(
+async fn refuse_legacy_result(
     blobs: &dyn BlobStore,
     job: &Job,
-    result: &SeedResult,
+    result: &LegacyResult,
 ) -> StorageResult<Option<&'static str>> {
     if job.state.is_finished() {
         return Ok(Some("the job is already finished"));
@@ -179,7 +179,7 @@ async fn refuse_seed_result(
     Ok(claimed_by_other.then_some("the MP3 belongs to another job"))
 }
 
-/// Sends an email that no job record tracks (a seed-only result), retrying while the mail
+/// Sends an email that no job record tracks (a legacy-only result), retrying while the mail
 /// server is down.
 async fn send_unrecorded(node: &Node, email: &Email, attempt: u32) -> StorageResult<Answer> {
     match node.services.mailer.send(email).await {

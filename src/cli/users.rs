@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::table::table;
-use crate::config::{Config, Profile, Settings, StorageFlags};
+use crate::config::{Config, Profile, Secret, Settings, StorageFlags};
 use crate::prompt::{self, PasswordSource};
 use crate::security::password;
 use crate::storage::{StorageError, User, UserStore, cluster, embedded};
@@ -66,22 +66,38 @@ pub struct PasswordArgs {
     password_stdin: bool,
 }
 
-/// Where the users are: the settings of `up` that name the user database, and nothing else.
+/// Where the users are: the settings of `up` that name the user database, and nothing else
+/// (so that `user add --help` shows only these).
 #[derive(Args, Debug)]
 pub struct UserDatabase {
-    /// TOML file with settings (as for `up`; only the storage settings are used).
+    /// TOML file with settings (as for `up`; only those below are used).
     #[arg(long, env = "MP3C_CONFIG")]
     config: Option<PathBuf>,
-    /// The user database: the embedded profile's users are in the data folder's SQLite
+    /// Which backends to use: the embedded profile's users are in the data folder's SQLite
     /// database, the cluster profile's in MySQL/MariaDB.
-    #[command(flatten, next_help_heading = "Storage")]
-    storage: StorageFlags,
+    #[arg(long, env = "MP3C_PROFILE", value_enum)]
+    profile: Option<Profile>,
+    /// Embedded profile: the data folder.
+    #[arg(long, env = "MP3C_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Cluster profile: MySQL/MariaDB URL (mysql://user:password@host:port/db).
+    #[arg(long, env = "MP3C_MYSQL_URL")]
+    mysql_url: Option<Secret>,
+    /// Cluster profile: a file holding the MySQL/MariaDB URL.
+    #[arg(long, env = "MP3C_MYSQL_URL_FILE")]
+    mysql_url_file: Option<PathBuf>,
 }
 
 impl UserDatabase {
     async fn open(self) -> anyhow::Result<Arc<dyn UserStore>> {
-        let settings = Settings { config: self.config, storage: self.storage, ..Settings::default() };
-        let config = Config::load_unchecked(&settings)?;
+        let storage = StorageFlags {
+            profile: self.profile,
+            data_dir: self.data_dir,
+            mysql_url: self.mysql_url,
+            mysql_url_file: self.mysql_url_file,
+            ..StorageFlags::default()
+        };
+        let config = Config::load_unchecked(&Settings { config: self.config, storage, ..Settings::default() })?;
         match config.storage.profile {
             Profile::Embedded => embedded::users(&config).await,
             Profile::Cluster => cluster::users(&config).await,

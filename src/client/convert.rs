@@ -15,7 +15,6 @@ use futures_util::StreamExt;
 use super::ApiClient;
 use super::download::refuse_existing;
 use super::progress::Board;
-use crate::storage::JobState;
 
 pub struct ConvertOptions {
     /// The folder for the MP3s; None: next to each video.
@@ -184,9 +183,11 @@ async fn convert_one(client: &ApiClient, board: &Board, planned: &Planned, force
         let job_id = client.upload(&planned.video, progress.clone()).await?;
         tracing::debug!(%job_id, video = %planned.video.display(), "uploaded");
         let finished = client.follow(&job_id, &progress).await?;
-        match (finished.state, finished.mp3_fid) {
-            (JobState::Done, Some(mp3_fid)) => client.download(&mp3_fid, &planned.mp3, force, &progress).await,
-            _ => anyhow::bail!("{}", finished.error.unwrap_or_else(|| "the job failed".to_owned())),
+        match finished.done_mp3() {
+            Some(mp3_fid) => client.download(mp3_fid, &planned.mp3, force, &progress).await,
+            None => {
+                anyhow::bail!("{}", finished.error.unwrap_or_else(|| format!("the job ended `{}`", finished.state)))
+            }
         }
     };
     let outcome = match converted.await {

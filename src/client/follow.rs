@@ -12,21 +12,34 @@ use serde::Deserialize;
 
 use super::progress::FileProgress;
 use super::{ApiClient, CALL_TIMEOUT, ServerError, retry, success};
-use crate::storage::JobState;
 
 /// How often a job is read again when the server has no event stream.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// What the client needs of a job event or a job record (they share these fields).
+/// What the client needs of a job event or a job record (they share these fields). The state
+/// is the API's word for it, read as text: the client depends on the HTTP contract, not on the
+/// server's types, and a state a newer server adds ends the following instead of failing it.
 #[derive(Debug, Deserialize)]
 pub(super) struct JobStatus {
-    pub state: JobState,
+    pub state: String,
     #[serde(default)]
     pub percent: Option<f64>,
     #[serde(default)]
     pub mp3_fid: Option<String>,
     #[serde(default)]
     pub error: Option<String>,
+}
+
+impl JobStatus {
+    /// `queued` and `converting` are the API's only unfinished states.
+    pub fn is_finished(&self) -> bool {
+        !matches!(self.state.as_str(), "queued" | "converting")
+    }
+
+    /// The MP3 of a `done` job.
+    pub fn done_mp3(&self) -> Option<&str> {
+        self.mp3_fid.as_deref().filter(|_| self.state == "done")
+    }
 }
 
 impl ApiClient {
@@ -70,7 +83,7 @@ impl ApiClient {
             };
             let status: JobStatus = serde_json::from_str(&event.data)?;
             show(progress, &status);
-            if status.state.is_finished() {
+            if status.is_finished() {
                 return Ok(Some(status));
             }
         }
@@ -82,7 +95,7 @@ impl ApiClient {
             let response = retry::send(self.get(&format!("/jobs/{job_id}"))?.timeout(CALL_TIMEOUT), progress).await?;
             let status: JobStatus = success(response).await?.json().await?;
             show(progress, &status);
-            if status.state.is_finished() {
+            if status.is_finished() {
                 return Ok(status);
             }
             tokio::time::sleep(POLL_INTERVAL).await;
@@ -91,7 +104,7 @@ impl ApiClient {
 }
 
 fn show(progress: &FileProgress, status: &JobStatus) {
-    if !status.state.is_finished() {
-        progress.converting(status.state.as_str(), status.percent);
+    if !status.is_finished() {
+        progress.converting(&status.state, status.percent);
     }
 }

@@ -14,6 +14,11 @@
 //!   logged as such and counted (`auth_failed`).
 //!
 //! It also keeps what `/cluster` shows of each peer: connected, or unreachable since when.
+//!
+//! Why one file of 700 lines: it is one actor's state over one set of peers, where a dial, a
+//! session's greeting and its heartbeat each change what the others do next (a greeted session
+//! names the target's node, a cut-off one makes it due for a redial); split, each transition
+//! would be read across files.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -143,7 +148,7 @@ pub struct MembershipArgs {
 
 /// An address this node keeps a session with.
 struct Target {
-    /// The name to verify a TLS certificate against (the seed's or advertised host).
+    /// The name to verify a TLS certificate against (a seed's name, or the advertised host).
     host: String,
     /// The node found there, once a session dialled to it was greeted.
     node: Option<String>,

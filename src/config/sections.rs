@@ -95,7 +95,7 @@ section! {
         /// (default: on in the cluster profile, off in the embedded one).
         #[arg(long, env = "MP3C_STORE_AUDIO_ONLY", num_args = 0..=1, default_missing_value = "true")]
         store_audio_only: optional bool;
-        /// Keep every upload whole in `videos`, so that the seed's own converter can convert it
+        /// Keep every upload whole in `videos`, so that the legacy design's own converter can convert it
         /// (turns --store-audio-only off).
         #[arg(long, env = "MP3C_SEED_COMPATIBLE", num_args = 0..=1, default_missing_value = "true")]
         seed_compatible: bool = false;

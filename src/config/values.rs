@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub enum Profile {
     /// One process: SQLite, local files, a durable SQLite mailbox, email to SMTP or an outbox.
     Embedded,
-    /// The seed's distributed backends: MySQL/MariaDB, MongoDB GridFS, RabbitMQ, SMTP.
+    /// The legacy design's distributed backends: MySQL/MariaDB, MongoDB GridFS, RabbitMQ, SMTP.
     Cluster,
 }
 

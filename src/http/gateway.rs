@@ -1,4 +1,4 @@
-//! The gateway: the actor that owns this node's HTTP server (the seed's API gateway), and the
+//! The gateway: the actor that owns this node's HTTP server (the legacy design's API gateway), and the
 //! state it serves with besides the node's own ([`Gateway`]), which reaches it through its
 //! spawn arguments.
 //!

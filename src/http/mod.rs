@@ -1,4 +1,4 @@
-//! The HTTP API on hyper 1: the seed's routes (`/login`, `/validate`, `/upload`, `/download`)
+//! The HTTP API on hyper 1: the legacy design's routes (`/login`, `/validate`, `/upload`, `/download`)
 //! plus job status, health and metrics, and the web page and OpenAPI document that describe
 //! and use them ([`handlers::web`]).
 //!
@@ -15,7 +15,6 @@
 //! - [`limits`], [`stall`], [`preamble`]: bounds on the work clients can cause (login rates,
 //!   uploads in progress, an upload's minimum transfer rate, what a multipart body may send
 //!   besides its file);
-//! - [`stored_upload`]: what of an upload the blob store keeps (the upload, or its audio).
 //!
 //! A panic inside a handler is caught and answered with a 500; it never takes the process down.
 
@@ -32,7 +31,6 @@ pub mod response;
 pub mod routes;
 pub mod sessions;
 pub mod stall;
-pub mod stored_upload;
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;

@@ -1,4 +1,4 @@
-//! Session tokens: HS256 JWTs carrying the seed's claims (`username`, `exp`, `iat`, `admin`),
+//! Session tokens: HS256 JWTs carrying the legacy design's claims (`username`, `exp`, `iat`, `admin`),
 //! and the session they belong to (`sid`, `gen`), which [`crate::http::sessions`] checks so
 //! that a session can end before its token expires.
 //!
@@ -17,10 +17,10 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at, Unix seconds.
     pub iat: u64,
-    /// True only for admin users (the seed made everyone admin).
+    /// True only for admin users (the legacy design made everyone admin).
     pub admin: bool,
     /// The session's id (random), by which it can be ended alone. Empty in a token another
-    /// issuer made (the seed's auth service), which only a new generation ends.
+    /// issuer made (the legacy design's auth service), which only a new generation ends.
     #[serde(default, rename = "sid", skip_serializing_if = "String::is_empty")]
     pub session_id: String,
     /// The user's session generation when the token was issued.

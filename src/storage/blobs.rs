@@ -11,7 +11,7 @@ use tokio::io::AsyncRead;
 use super::{StorageError, StorageResult};
 use crate::ids::Id;
 
-/// The two kinds of blob; the seed keeps them in the GridFS databases `videos` and `mp3s`.
+/// The two kinds of blob; the legacy design keeps them in the GridFS databases `videos` and `mp3s`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Bucket {
     Videos,

@@ -394,7 +394,7 @@ impl Job {
         self.retrying.as_ref().is_some_and(|retrying| now - retrying.since >= limit.as_millis() as i64)
     }
 
-    /// Done with an MP3 that another converter (the seed's) produced; only while unfinished.
+    /// Done with an MP3 that another converter (the legacy design's) produced; only while unfinished.
     pub fn adopt_result(&self, mp3_fid: Id, now: i64) -> Option<Job> {
         if self.state.is_finished() {
             return None;

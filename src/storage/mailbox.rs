@@ -2,10 +2,10 @@
 //! at-least-once delivery: a claimed message is redelivered unless answered.
 //!
 //! Three work queues, each with a dead-letter queue and a parking queue:
-//! - `video` (the seed's name): uploaded videos waiting for a converter;
-//! - `mp3` (the seed's name): finished MP3s waiting for the notifier, in the seed's message
-//!   shape, so that the seed's own notifier can read them;
-//! - `failures`: failed conversions waiting for the notifier (kept off `mp3`, where the seed's
+//! - `video` (the legacy design's name): uploaded videos waiting for a converter;
+//! - `mp3` (the legacy design's name): finished MP3s waiting for the notifier, in the legacy design's message
+//!   shape, so that the legacy design's own notifier can read them;
+//! - `failures`: failed conversions waiting for the notifier (kept off `mp3`, where the legacy design's
 //!   notifier would mail "None is ready").
 //!
 //! `<queue>.dlq` takes a message that was delivered [`DELIVERY_LIMIT`] times without an answer:

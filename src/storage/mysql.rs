@@ -1,4 +1,4 @@
-//! Users in MySQL or MariaDB (the cluster profile), in the seed's `user` table.
+//! Users in MySQL or MariaDB (the cluster profile), in the legacy design's `user` table.
 
 use anyhow::Context;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};

@@ -1,4 +1,4 @@
-//! The user store on any SQL database sqlx speaks: the seed's `user` table, the same queries on
+//! The user store on any SQL database sqlx speaks: the legacy design's `user` table, the same queries on
 //! SQLite (embedded) and MySQL/MariaDB (cluster). A macro writes the one implementation for each
 //! pool type, since sqlx's generic executor bounds would say far more than the queries do.
 //! Every query has a time limit, so a stalled server fails a login with 503 instead of hanging.

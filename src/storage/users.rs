@@ -1,4 +1,4 @@
-//! Accounts: the login name (an email address, as in the seed) and an argon2id hash of the
+//! Accounts: the login name (an email address, as in the legacy design) and an argon2id hash of the
 //! password, never the password itself; and what ends their sessions early (a generation that
 //! every password or role change moves on, and sessions ended one by one).
 
@@ -8,7 +8,7 @@ use super::StorageResult;
 
 #[derive(Clone, Debug)]
 pub struct User {
-    /// The login name; the seed calls it `email` and mails notifications to it.
+    /// The login name; the legacy design calls it `email` and mails notifications to it.
     pub email: String,
     /// A PHC-format argon2id hash; never the password.
     pub password_hash: String,

@@ -303,13 +303,13 @@ async fn a_dead_or_paused_converter_node_is_noticed_and_its_job_done_by_another(
     let survivor = cluster.start("worker-b", "converter,notifier", &[gateway.port], &lease).await;
     wait_connected(&gateway.app, &admin, &["worker-b"]).await;
     doomed.app.kill();
-    let killed_at = std::time::Instant::now();
+    // The promise: a dead peer is unreachable within the heartbeat's timeout (seconds), well
+    // inside this deadline.
     eventually(Duration::from_secs(10), "the dead node to show unreachable", || async {
         (state_of(&cluster_view(&gateway.app, &admin).await, "worker-a").as_deref() == Some("unreachable"))
             .then_some(())
     })
     .await;
-    assert!(killed_at.elapsed() < Duration::from_secs(10));
     let job = gateway.app.finished_job(&admin, &job_id).await;
     assert_eq!((job["state"].as_str(), job["attempts"].as_u64()), (Some("done"), Some(2)), "{job}");
     assert_eq!(survivor.app.metric("mp3c_conversions_total{outcome=\"done\"").await, 1.0);
@@ -318,13 +318,11 @@ async fn a_dead_or_paused_converter_node_is_noticed_and_its_job_done_by_another(
 
     // A paused node (TCP stays open) is noticed by the heartbeat, and comes back.
     signal(&survivor.app, nix::sys::signal::Signal::SIGSTOP);
-    let paused_at = std::time::Instant::now();
     eventually(Duration::from_secs(10), "the paused node to show unreachable", || async {
         (state_of(&cluster_view(&gateway.app, &admin).await, "worker-b").as_deref() == Some("unreachable"))
             .then_some(())
     })
     .await;
-    assert!(paused_at.elapsed() < Duration::from_secs(10), "noticed after {:?}", paused_at.elapsed());
     assert!(gateway.app.metric("mp3c_cluster_session_events_total{event=\"heartbeat_timeout\"").await >= 1.0);
     signal(&survivor.app, nix::sys::signal::Signal::SIGCONT);
     wait_connected(&gateway.app, &admin, &["worker-b"]).await;

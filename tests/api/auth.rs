@@ -130,17 +130,7 @@ async fn user_add_refuses_duplicates_short_passwords_and_non_addresses() {
     let app = TestApp::spawn().await;
     app.add_user("erin@example.com", false);
     let run = |email: &str, password: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(crate::helpers::binary())
-            .args(["user", "add", email, "--password-stdin", "--data-dir"])
-            .arg(&app.data_dir)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = app.user_command(&["add", email, "--password-stdin"], &format!("{password}\n"));
         (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     let (ok, stderr) = run("erin@example.com", PASSWORD);

@@ -266,14 +266,7 @@ async fn act_as_the_seed_converter(amqp_url: &str, workdir: &std::path::Path) ->
     tokio::io::copy(&mut stored, &mut tokio::fs::File::create(&video).await.unwrap()).await.unwrap();
     assert_eq!(stream_count(&video, "v"), 1, "the seed's converter needs a video stream");
     let mp3 = workdir.join("seed.mp3");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
-        .arg(&video)
-        .args(["-vn", "-c:a", "libmp3lame"])
-        .arg(&mp3)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::tools::run(crate::tools::ffmpeg().arg("-i").arg(&video).args(["-vn", "-c:a", "libmp3lame"]).arg(&mp3));
     let bucket = mongo_client().await.database("mp3s").gridfs_bucket(None);
     let mut upload = bucket.open_upload_stream("seed.mp3").await.unwrap();
     let mp3_fid = upload.id().as_object_id().unwrap().to_hex();

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::auth::{forge, now};
 use crate::helpers::{JWT_SECRET, PASSWORD, TestApp, binary, eventually, fixture, probe_audio, service_log};
 use crate::proxy::{Proxy, Twist};
+use crate::tools::Running;
 
 const EMAIL: &str = "cli@example.com";
 const BOB: &str = "bob@example.com";
@@ -57,10 +58,8 @@ impl Shell {
 
     /// Runs `mp3converter ARGS` with the password on standard input.
     fn run_with_password(&self, app: &TestApp, args: &[&str]) -> Output {
-        let mut child =
-            self.command(app, &[args, &["--password-stdin"]].concat()).stdin(Stdio::piped()).spawn().unwrap();
-        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        child.wait_with_output().unwrap()
+        Running::with_input(&mut self.command(app, &[args, &["--password-stdin"]].concat()), format!("{PASSWORD}\n"))
+            .wait()
     }
 
     /// Runs `mp3converter ARGS` with nothing on standard input (a password prompt would fail).
@@ -89,23 +88,17 @@ impl Shell {
 }
 
 /// `convert holiday.mp4` (a copy of clip.mp4) against `server`, the password given.
-fn start_converting_holiday(shell: &Shell, server: &str) -> Child {
+fn start_converting_holiday(shell: &Shell, server: &str) -> Running {
     shell.video("holiday.mp4", Some("clip.mp4"));
     let mut command = shell.command_at(server, &["convert", "holiday.mp4", "--password-stdin"]);
-    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    child
-}
-
-async fn exit_of(child: Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
+    Running::with_input(&mut command, format!("{PASSWORD}\n"))
 }
 
 /// Ctrl-C: SIGINT, then the exit.
-async fn interrupt(child: Child) -> Output {
+async fn interrupt(mut child: Running) -> Output {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    exit_of(child).await
+    child.exit().await
 }
 
 /// Everything a command writes to one of its pipes, gathered in the background while it runs.
@@ -252,9 +245,7 @@ async fn another_email_logs_in_again_instead_of_using_the_last_users_token() {
     assert!(shell.run_with_password(&app, &["convert", "alices.mp4"]).status.success());
 
     let mut as_bob = shell.command(&app, &["convert", "bobs.mp4", "--password-stdin"]);
-    let mut child = as_bob.env("MP3C_EMAIL", BOB).stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = Running::with_input(as_bob.env("MP3C_EMAIL", BOB), format!("{PASSWORD}\n")).wait();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let filenames = |jobs: Value| -> Vec<Value> {
         jobs["jobs"].as_array().unwrap().iter().map(|job| job["filename"].clone()).collect()
@@ -368,20 +359,6 @@ async fn ctrl_c_mid_conversion_stops_convert_without_leaving_an_mp3_or_a_tempora
     assert_eq!(shell.files(), ["holiday.mp4"]);
 }
 
-/// `mp3converter user ARGS` on `app`'s users, with `stdin` as standard input.
-fn user(app: &TestApp, args: &[&str], stdin: &str) -> Output {
-    let mut command = Command::new(binary());
-    command.arg("user").args(args);
-    let mut child = crate::helpers::with_backend_args(&mut command, &app.user_database_args())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    write!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// Waits (at most the 5 s the design promises) for `token` to be refused as a session that
 /// ended with `why`.
 async fn session_ends(app: &TestApp, token: &str, why: &str) {
@@ -399,26 +376,26 @@ async fn user_commands_list_change_and_delete_accounts() {
     let app = TestApp::spawn().await;
     app.add_user("ann@example.com", false);
     app.add_user("bob@example.com", true);
-    let list = |app: &TestApp| text(&user(app, &["list"], "").stdout);
+    let list = |app: &TestApp| text(&app.user_command(&["list"], "").stdout);
     assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  user\nbob@example.com  admin\n");
 
     let anns = app.login("ann@example.com", PASSWORD).await;
     let bobs = app.login("bob@example.com", PASSWORD).await;
-    let changed = user(&app, &["passwd", "ann@example.com", "--password-stdin"], "a new long password\n");
+    let changed = app.user_command(&["passwd", "ann@example.com", "--password-stdin"], "a new long password\n");
     assert!(changed.status.success(), "{}", text(&changed.stderr));
     session_ends(&app, &anns, "a password change").await;
     let anns = app.login("ann@example.com", "a new long password").await;
     let old = app.client.post(app.url("/login")).basic_auth("ann@example.com", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(old.status(), 401);
 
-    assert!(user(&app, &["set-admin", "ann@example.com"], "").status.success());
-    assert!(user(&app, &["set-admin", "bob@example.com", "--revoke"], "").status.success());
+    assert!(app.user_command(&["set-admin", "ann@example.com"], "").status.success());
+    assert!(app.user_command(&["set-admin", "bob@example.com", "--revoke"], "").status.success());
     assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  admin\nbob@example.com  user\n");
     session_ends(&app, &anns, "a new role").await;
     session_ends(&app, &bobs, "an admin role revoked").await;
 
     let bobs = app.login("bob@example.com", PASSWORD).await;
-    assert!(user(&app, &["delete", "bob@example.com"], "").status.success());
+    assert!(app.user_command(&["delete", "bob@example.com"], "").status.success());
     session_ends(&app, &bobs, "the user's deletion").await;
     assert_eq!(list(&app), "EMAIL            ROLE\nann@example.com  admin\n");
     let gone = app.client.post(app.url("/login")).basic_auth("bob@example.com", Some(PASSWORD)).send().await.unwrap();
@@ -430,13 +407,13 @@ async fn user_commands_list_change_and_delete_accounts() {
         &["set-admin", "nobody@example.com"],
         &["passwd", "nobody@example.com", "--password-stdin"],
     ] {
-        let output = user(&app, args, "long enough password\n");
+        let output = app.user_command(args, "long enough password\n");
         let stderr = text(&output.stderr);
         assert!(!output.status.success());
         assert_eq!(stderr.lines().collect::<Vec<_>>(), [format!("error: there is no user {}", args[1])], "{args:?}");
     }
     // Without --password-stdin and without a terminal, no password is guessed from stdin.
-    let no_terminal = user(&app, &["add", "cat@example.com"], "long enough password\n");
+    let no_terminal = app.user_command(&["add", "cat@example.com"], "long enough password\n");
     assert!(text(&no_terminal.stderr).contains("--password-stdin"), "{}", text(&no_terminal.stderr));
 }
 
@@ -461,19 +438,18 @@ async fn login_asks_for_the_password_on_a_terminal_without_echo_and_says_why_it_
     let command = format!("{} login --server {}", binary(), app.url("/"));
     let mut script = Command::new("script");
     script.args(["-qec", &command, "/dev/null"]).env("HOME", shell.home.path()).env("MP3C_EMAIL", EMAIL);
-    let mut child = script.env_remove("XDG_CONFIG_HOME").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let terminal = Gathered::start(child.stdout.take().unwrap());
+    let mut child = Running::spawn(script.env_remove("XDG_CONFIG_HOME"));
+    let terminal = Gathered::start(child.stdout());
     terminal.wait_for(&format!("password for {EMAIL}: ")).await;
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(child.wait().unwrap().success());
+    writeln!(child.stdin(), "{PASSWORD}").unwrap();
+    assert!(child.exit().await.status.success());
     let terminal = terminal.finish();
     assert!(terminal.contains("logged in to"), "{terminal}");
     assert!(!terminal.contains(PASSWORD), "the password was echoed: {terminal}");
     assert!(shell.home.path().join(".config/mp3converter/tokens.json").exists(), "cached under ~/.config");
 
-    let mut refused = shell.command(&app, &["login", "--password-stdin"]).stdin(Stdio::piped()).spawn().unwrap();
-    writeln!(refused.stdin.take().unwrap(), "not the password").unwrap();
-    let refused = refused.wait_with_output().unwrap();
+    let refused =
+        Running::with_input(&mut shell.command(&app, &["login", "--password-stdin"]), "not the password\n").wait();
     assert!(!refused.status.success());
     assert_eq!(
         text(&refused.stderr),
@@ -505,7 +481,7 @@ async fn convert_polls_the_job_when_the_server_gives_no_event_stream() {
     for refusal in [StatusCode::NOT_FOUND, StatusCode::SERVICE_UNAVAILABLE] {
         let proxy = Proxy::start(&app, Twist::RefusedEvents(refusal)).await;
         let shell = Shell::new();
-        let output = exit_of(start_converting_holiday(&shell, &proxy.url())).await;
+        let output = start_converting_holiday(&shell, &proxy.url()).exit().await;
         assert!(output.status.success(), "{refusal}: {}", text(&output.stderr));
         assert_plays_as_mp3(&shell.videos.path().join("holiday.mp3"), 10.0);
         assert_eq!(proxy.count(|line| line.ends_with("/events")), 1, "{refusal}: asked for the events once");
@@ -522,13 +498,13 @@ async fn convert_rides_out_a_gateway_restart_while_following_a_job() {
     let token = app.user_token(EMAIL, false).await;
     let shell = Shell::new();
     let mut child = start_converting_holiday(&shell, &app.url("/"));
-    let stderr = Gathered::start(child.stderr.take().unwrap());
+    let stderr = Gathered::start(child.stderr());
     stderr.wait_for("holiday.mp4: converting").await;
 
     assert!(app.terminate().success());
     stderr.wait_for("holiday.mp4: the server is away").await;
     app.restart_at_same_address(&SLOW);
-    let output = exit_of(child).await;
+    let output = child.exit().await;
     let stderr = stderr.finish();
     assert!(output.status.success(), "{stderr}");
     assert_eq!(text(&output.stdout), "holiday.mp4: done -> holiday.mp3\n");

@@ -119,17 +119,7 @@ async fn every_actor_reports_metrics_that_promtool_accepts() {
 
 /// `promtool check metrics` on the exposition text (Debian's prometheus package has promtool).
 fn promtool_check_metrics(text: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (the test script installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    crate::tools::Running::with_input(Command::new("promtool").args(["check", "metrics"]), text).wait()
 }
 
 #[tokio::test]

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use mp3converter::sandbox::{MediaWorker, Sandbox};
 use mp3converter::storage::Media;
 use mp3converter::transcode::{StopSignal, TranscodeOptions};
-use serde_json::Value;
 
 use crate::helpers::binary;
+use crate::tools::{ffmpeg, ffprobe, run};
 
 /// One input: its file name, the ffmpeg arguments that make it (after the inputs of
 /// [`inputs`]), which audio track the CLI should be pointed at for the reference (None: its
@@ -156,29 +156,16 @@ const CASES: &[Case] = &[
 /// Rates an MP3 may have.
 const MP3_RATES: [u64; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
-fn run(command: &mut Command) -> std::process::Output {
-    let output = command.output().expect("the ffmpeg CLI runs (scripts/test installs it)");
-    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
-    output
-}
-
 fn make(case: &Case, dir: &Path) -> PathBuf {
     let path = dir.join(case.file);
-    run(Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y"])
-        .args(inputs(case.inputs))
-        .args(case.args)
-        .arg(&path));
+    run(ffmpeg().args(inputs(case.inputs)).args(case.args).arg(&path));
     path
 }
 
 /// Sample rate, channels and duration of an MP3, per ffprobe.
 fn probe(path: &Path) -> (u64, u64, f64) {
     let entries = "stream=sample_rate,channels,duration";
-    let output = run(Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", entries, "-of", "json"])
-        .arg(path));
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = ffprobe(path, "a:0", entries);
     let stream = &json["streams"][0];
     let number = |key: &str| {
         stream[key].as_str().and_then(|v| v.parse::<f64>().ok()).or(stream[key].as_f64()).unwrap_or(f64::NAN)
@@ -188,13 +175,8 @@ fn probe(path: &Path) -> (u64, u64, f64) {
 
 /// The mean volume in dB, per ffmpeg's volumedetect (-91 is digital silence).
 fn mean_volume(path: &Path) -> f64 {
-    let output = run(Command::new("ffmpeg").args(["-nostdin", "-hide_banner", "-i"]).arg(path).args([
-        "-af",
-        "volumedetect",
-        "-f",
-        "null",
-        "-",
-    ]));
+    let output =
+        run(ffmpeg().args(["-loglevel", "info", "-i"]).arg(path).args(["-af", "volumedetect", "-f", "null", "-"]));
     let log = String::from_utf8_lossy(&output.stderr);
     let line = log.lines().find(|l| l.contains("mean_volume:")).unwrap_or("mean_volume: -91.0 dB");
     line.split("mean_volume:").nth(1).and_then(|v| v.trim().trim_end_matches(" dB").parse().ok()).unwrap_or(-91.0)
@@ -205,12 +187,7 @@ fn check(case: &Case, dir: &Path, sandbox: &Sandbox) -> Option<String> {
     let input = make(case, dir);
     let reference = dir.join(format!("{}.cli.mp3", case.file));
     let map = case.reference_track.map(|track| vec!["-map".to_owned(), format!("0:a:{track}")]).unwrap_or_default();
-    run(Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-i"])
-        .arg(&input)
-        .args(map)
-        .args(["-vn", "-c:a", "libmp3lame"])
-        .arg(&reference));
+    run(ffmpeg().arg("-i").arg(&input).args(map).args(["-vn", "-c:a", "libmp3lame"]).arg(&reference));
     let ours = dir.join(format!("{}.mp3", case.file));
     std::fs::write(&ours, b"").unwrap();
     let options = TranscodeOptions { bit_rate: 192_000, max_media_seconds: 3600.0 };
@@ -264,9 +241,7 @@ fn float_audio_with_samples_that_are_not_numbers_converts() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("nan.wav");
     let expression = "aevalsrc=exprs='if(lt(t,1),sin(2*PI*440*t),if(lt(t,1.5),log(-1),1/0))':s=44100:d=2";
-    run(Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", expression, "-c:a", "pcm_f32le"])
-        .arg(&input));
+    run(ffmpeg().args(["-f", "lavfi", "-i", expression, "-c:a", "pcm_f32le"]).arg(&input));
     let output = dir.path().join("nan.mp3");
     std::fs::write(&output, b"").unwrap();
     let options = TranscodeOptions { bit_rate: 192_000, max_media_seconds: 3600.0 };

@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, eventually, service_log, zombie_children};
+use crate::tools;
 
 /// The seed used unless `MP3C_FUZZ_SEED` gives another (decimal, or hex after `0x`).
 const DEFAULT_SEED: u64 = 0x6d70_3363_667a_7a31;
@@ -54,15 +54,13 @@ const BITEXACT: &str = "-threads 1 -fflags +bitexact -flags +bitexact -map_metad
 /// Makes a seed file in `dir` with the ffmpeg CLI ([`BITEXACT`]), and returns its bytes.
 fn make_seed(dir: &Path, (name, video, rate, options): (&str, bool, u32, &str)) -> Vec<u8> {
     let path = dir.join(name);
-    let mut command = Command::new("ffmpeg");
-    command.args(["-nostdin", "-loglevel", "error", "-y"]);
+    let mut command = tools::ffmpeg();
     if video {
         command.args(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=2"]);
     }
     command.args(["-f", "lavfi", "-i", &format!("sine=frequency=440:sample_rate={rate}:duration=2")]);
     command.args(options.split(' ')).args(BITEXACT.split(' '));
-    let status = command.arg(&path).status().expect("ffmpeg runs (the test script installs it)");
-    assert!(status.success(), "ffmpeg failed making {name}");
+    tools::run(command.arg(&path));
     std::fs::read(path).unwrap()
 }
 

@@ -1,13 +1,15 @@
 //! What the black-box tests share: media fixtures made with the ffmpeg CLI, a running service
 //! process, and a client for its API.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::tools;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -32,13 +34,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 fn ffmpeg(args: &[&str], output: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-y"])
-        .args(args)
-        .arg(output)
-        .status()
-        .expect("ffmpeg runs (the test script installs it)");
-    assert!(status.success(), "ffmpeg failed making {}", output.display());
+    tools::run(tools::ffmpeg().args(args).arg(output));
 }
 
 const VIDEO: [&str; 4] = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"];
@@ -243,14 +239,8 @@ fn make_fixture(name: &str, out: &Path) {
         // in the header, and without (written to a pipe, the header cannot be filled in).
         "bomb-declared.flac" => ffmpeg(&[&SILENCE_8K[..], &["-f", "flac"]].concat(), out),
         "bomb-undeclared.flac" => {
-            let status = Command::new("ffmpeg")
-                .args(["-nostdin", "-loglevel", "error", "-y"])
-                .args(SILENCE_8K)
-                .args(["-f", "flac", "pipe:1"])
-                .stdout(std::fs::File::create(out).unwrap())
-                .status()
-                .expect("ffmpeg runs (the test script installs it)");
-            assert!(status.success(), "ffmpeg failed making {}", out.display());
+            let pipe = std::fs::File::create(out).unwrap();
+            tools::run(tools::ffmpeg().args(SILENCE_8K).args(["-f", "flac", "pipe:1"]).stdout(pipe));
         }
         other => panic!("no recipe for fixture {other}"),
     }
@@ -258,25 +248,13 @@ fn make_fixture(name: &str, out: &Path) {
 
 /// How many streams of a kind (`a`, `v`) the file has, per ffprobe.
 pub fn stream_count(path: &Path, kind: &str) -> usize {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", kind, "-show_entries", "stream=index", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
-    json["streams"].as_array().map_or(0, Vec::len)
+    tools::ffprobe(path, kind, "stream=index")["streams"].as_array().map_or(0, Vec::len)
 }
 
 /// The codec name and duration in seconds of the file's first audio stream, per ffprobe (the
 /// file's duration for containers that give none per stream, such as Matroska).
 pub fn probe_audio(path: &Path) -> (String, f64) {
-    let entries = "stream=duration,codec_name:format=duration";
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", entries, "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = tools::ffprobe(path, "a:0", "stream=duration,codec_name:format=duration");
     let stream = &json["streams"][0];
     let seconds = |value: &Value| value["duration"].as_str().and_then(|d| d.parse().ok());
     let duration = seconds(stream).or_else(|| seconds(&json["format"])).unwrap_or(f64::NAN);
@@ -430,16 +408,18 @@ impl TestApp {
     }
 
     pub fn add_user(&self, email: &str, admin: bool) {
-        let mut command = Command::new(binary());
-        command.args(["user", "add", email, "--password-stdin"]);
-        with_backend_args(&mut command, &self.user_database_args());
-        if admin {
-            command.arg("--admin");
-        }
-        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        let output = child.wait_with_output().unwrap();
+        let add = ["add", email, "--password-stdin"];
+        let output =
+            self.user_command(&[&add[..], if admin { &["--admin"] } else { &[] }].concat(), &format!("{PASSWORD}\n"));
         assert!(output.status.success(), "user add {email} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    /// `mp3converter user ARGS` on this service's users, with `stdin` as standard input.
+    pub fn user_command(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut command = Command::new(binary());
+        command.arg("user").args(args);
+        with_backend_args(&mut command, &self.user_database_args());
+        tools::Running::with_input(&mut command, stdin).wait()
     }
 
     /// The flags that lead `user` commands to this service's users: its data folder, and those

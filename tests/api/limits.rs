@@ -479,6 +479,7 @@ fn run_to_exit(command: &mut Command, within: Duration) -> (bool, String) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("the service started anyway");
         }
         std::thread::sleep(Duration::from_millis(50));

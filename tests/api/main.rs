@@ -23,4 +23,5 @@ mod resilience;
 #[path = "../support/servers.rs"]
 mod servers;
 mod stored_media;
+mod tools;
 mod web_page;

@@ -117,25 +117,8 @@ async fn the_media_stream_reads_and_seeks_anywhere_and_reads_each_chunk_once_goi
     // An MP4's index at the end, then back to the start, across a chunk boundary, and a skip
     // over a chunk fetched ahead.
     let size = data.len() as u64;
-    let (pieces, _) = with_stream(&store, fid, move |stream| {
-        let mut pieces = Vec::new();
-        let moves = [
-            (SeekFrom::End(-100), 100),
-            (SeekFrom::Start(0), 10),
-            (SeekFrom::Current(CHUNK_SIZE as i64 - 20), 40),
-            (SeekFrom::Start(3 * CHUNK_SIZE as u64 + 7), 10),
-        ];
-        for (at, len) in moves {
-            let offset = stream.seek(at).unwrap();
-            let mut piece = vec![0u8; len];
-            stream.read_exact(&mut piece).unwrap();
-            pieces.push((offset as usize, piece));
-        }
-        assert_eq!(stream.seek(SeekFrom::End(0)).unwrap(), size);
-        assert_eq!(stream.read(&mut [0u8; 8]).unwrap(), 0, "nothing past the end");
-        pieces
-    })
-    .await;
+    let (pieces, _) =
+        with_stream(&store, fid, move |stream| crate::contract::blobs::read_as_ffmpeg_does(stream, size, 3)).await;
     for (offset, piece) in pieces {
         assert_eq!(piece, &data[offset..offset + piece.len()], "at {offset}");
     }
@@ -144,7 +127,7 @@ async fn the_media_stream_reads_and_seeks_anywhere_and_reads_each_chunk_once_goi
 #[tokio::test]
 async fn a_store_that_fails_under_the_media_stream_is_recorded_and_a_missing_chunk_is_not() {
     let mut mongo = OwnMongo::start().await;
-    let client = mongodb::Client::with_uri_str(format!("{}&serverSelectionTimeoutMS=1000", mongo.url())).await.unwrap();
+    let client = mongodb::Client::with_uri_str(format!("{}&serverSelectionTimeoutMS=5000", mongo.url())).await.unwrap();
     let store = GridFsBlobStore::new(&client, traffic());
     let (fid, data) = (Id::generate(), pattern(3 * CHUNK_SIZE));
     store.put(Bucket::Videos, fid, &meta(Id::generate()), &mut &data[..]).await.unwrap();
@@ -172,7 +155,9 @@ async fn a_store_that_fails_under_the_media_stream_is_recorded_and_a_missing_chu
     })
     .await;
     assert!(reads.0 && reads.1, "reads fail while the store is away");
-    assert!(reads.2 < std::time::Duration::from_millis(100), "a later read fails at once: {:?}", reads.2);
+    // A read that asked the store again would wait out the 5 s server selection; half of that
+    // is "at once" even on a loaded machine.
+    assert!(reads.2 < std::time::Duration::from_millis(2500), "a later read fails at once: {:?}", reads.2);
     assert!(failure.get().is_some(), "the store failure is recorded");
 }
 

@@ -57,7 +57,7 @@ pub async fn login(gateway: &Gateway, metrics: &Metrics, request: Request<Incomi
             &serde_json::json!({ "token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in }),
         )
     } else {
-        // The seed's contract: the token itself as the body.
+        // The legacy design's contract: the token itself as the body.
         text(StatusCode::OK, "text/plain; charset=utf-8", issued.token)
     })
 }

@@ -1,5 +1,5 @@
 //! `POST /upload`: one video, streamed from the multipart body into the blob store (as it is,
-//! or as its audio-only copy: [`crate::http::stored_upload`]), then a job record and a
+//! or as its audio-only copy: [`crate::job_input`]), then a job record and a
 //! persistent `video` message, together ([`crate::storage::Intake`]). Answers 202 once both are
 //! durable.
 //!
@@ -28,8 +28,8 @@ use crate::http::error::ApiError;
 use crate::http::preamble::{Counted, PREAMBLE_LIMIT, Preamble, PreambleTooLarge};
 use crate::http::response::{Response, json};
 use crate::http::stall::{Pace, StallGuard, Stalled, TooSlow};
-use crate::http::stored_upload::store_upload;
 use crate::ids::Id;
+use crate::job_input::{Keep, store_upload};
 use crate::media_formats;
 use crate::messages::JobMessage;
 use crate::node::Node;
@@ -138,7 +138,7 @@ fn boundary(headers: &HeaderMap) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("malformed_multipart", "the multipart content type has no boundary"))
 }
 
-/// Stores the body's one file part (parts without a file name are ignored, as the seed's
+/// Stores the body's one file part (parts without a file name are ignored, as the legacy design's
 /// Flask gateway did). Two files, none, or an empty one are refused, and nothing is kept.
 async fn receive_one_file(
     node: &Node,
@@ -172,8 +172,15 @@ async fn receive_one_file(
             let mut door = DoorCheck::default();
             let checked = field.map_err(io::Error::other).and_then(move |chunk| std::future::ready(door.pass(chunk)));
             let mut reader = Box::pin(StreamReader::new(checked));
-            let length =
-                store_upload(node, video_fid, &meta, &mut reader).await.map_err(|e| storage_error(&node.config, e))?;
+            let length = store_upload(
+                node.stores.blobs.as_ref(),
+                Keep::configured(&node.config, &node.services.media),
+                video_fid,
+                &meta,
+                &mut reader,
+            )
+            .await
+            .map_err(|e| storage_error(&node.config, e))?;
             stored = Some(StoredVideo { filename: meta.filename, length });
         }
         Ok(())

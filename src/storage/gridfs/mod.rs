@@ -1,6 +1,6 @@
-//! Blobs in MongoDB GridFS, as the seed design keeps them: videos in database `videos`, MP3s in
+//! Blobs in MongoDB GridFS, as the legacy design keeps them: videos in database `videos`, MP3s in
 //! database `mp3s`, each with the default bucket (`fs.files`, `fs.chunks`) and ObjectId ids, so
-//! the seed's own converter or notifier can read what we store.
+//! the legacy design's own converter or notifier can read what we store.
 //!
 //! - Writes ([`upload`]): chunks of [`CHUNK_SIZE`], inserted while the next is read, the files
 //!   document last, so a file is visible only once whole; a failed upload deletes its chunks.

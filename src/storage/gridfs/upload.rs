@@ -20,7 +20,7 @@ use crate::storage::{StorageError, StorageResult, timed};
 /// Bytes per chunk of the files we write, measured on the MongoDB-wire test server (see
 /// BENCHMARKS.md): a 57 MB video goes in with a sixth less time and server CPU than with the
 /// drivers' 255 KiB; 1 MiB is no faster, and costs the service more memory per upload (the
-/// driver holds each chunk twice while it is sent). Readers (the seed's too) use each file's
+/// driver holds each chunk twice while it is sent). Readers (the legacy design's too) use each file's
 /// own `chunkSize`, so files written with another size stay readable.
 pub const CHUNK_SIZE: usize = 512 * 1024;
 

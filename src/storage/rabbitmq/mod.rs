@@ -1,4 +1,4 @@
-//! The cluster profile's persistent mailbox on RabbitMQ: the seed's queues `video` and `mp3`
+//! The cluster profile's persistent mailbox on RabbitMQ: the legacy design's queues `video` and `mp3`
 //! and our `failures`, durable quorum queues with a dead-letter queue each and a delivery
 //! limit, so a message that keeps killing its consumer ends in `<queue>.dlq` instead of looping
 //! forever; `<queue>.parked` keeps unreadable messages.

@@ -2,12 +2,13 @@
 //! it is lost, with a backoff between failed tries so that callers fail fast meanwhile.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::storage::{StorageError, StorageResult};
@@ -161,8 +162,9 @@ pub fn header_number(headers: Option<&FieldTable>, key: &str) -> u32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reconnecting_backs_off_and_a_success_resets_it() {
+    // Paused time: no wall clock passes between a failure and the look at what remains.
+    #[tokio::test(start_paused = true)]
+    async fn reconnecting_backs_off_and_a_success_resets_it() {
         let mut backoff = Reconnecting::default();
         assert_eq!(backoff.remaining(), None);
         backoff.failed();

@@ -2,7 +2,7 @@
 //! range, carries its metadata, is read in place by the converter (seeking anywhere), and is
 //! deleted (twice is harmless).
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 
 use mp3converter::ids::Id;
 use mp3converter::storage::files::FileBlobStore;
@@ -86,6 +86,28 @@ async fn a_failed_upload_leaves_nothing_behind(store: &dyn BlobStore) {
     assert!(matches!(store.stat(Bucket::Videos, fid).await, Err(StorageError::NotFound)));
 }
 
+/// Reads `stream` (of `size` bytes) as FFmpeg reads an MP4: its index at the end, then back
+/// to the start, across a chunk boundary, and a skip to chunk `skip_to`; gives what it read at
+/// each offset, and checks that nothing lies past the end.
+pub fn read_as_ffmpeg_does(stream: &mut dyn SeekableRead, size: u64, skip_to: u64) -> Vec<(usize, Vec<u8>)> {
+    let moves = [
+        (SeekFrom::End(-100), 100),
+        (SeekFrom::Start(0), 10),
+        (SeekFrom::Current(CHUNK_SIZE as i64 - 20), 40),
+        (SeekFrom::Start(skip_to * CHUNK_SIZE as u64 + 7), 10),
+    ];
+    let mut pieces = Vec::new();
+    for (at, len) in moves {
+        let offset = stream.seek(at).unwrap();
+        let mut piece = vec![0u8; len];
+        stream.read_exact(&mut piece).unwrap();
+        pieces.push((offset as usize, piece));
+    }
+    assert_eq!(stream.seek(SeekFrom::End(0)).unwrap(), size);
+    assert_eq!(stream.read(&mut [0u8; 8]).unwrap(), 0, "nothing past the end");
+    pieces
+}
+
 async fn a_blob_is_read_in_place_seeking_anywhere(store: &dyn BlobStore) {
     let (fid, data) = (Id::generate(), pattern());
     store.put(Bucket::Videos, fid, &meta(Id::generate()), &mut &data[..]).await.unwrap();
@@ -98,22 +120,7 @@ async fn a_blob_is_read_in_place_seeking_anywhere(store: &dyn BlobStore) {
             Media::File(path) => Box::new(std::fs::File::open(path).unwrap()),
             Media::Stream(stream) => stream,
         };
-        let mut pieces = Vec::new();
-        let moves = [
-            (SeekFrom::End(-100), 100),
-            (SeekFrom::Start(0), 10),
-            (SeekFrom::Current(CHUNK_SIZE as i64 - 20), 40),
-            (SeekFrom::Start(2 * CHUNK_SIZE as u64 + 7), 10),
-        ];
-        for (at, len) in moves {
-            let offset = stream.seek(at).unwrap();
-            let mut piece = vec![0u8; len];
-            stream.read_exact(&mut piece).unwrap();
-            pieces.push((offset as usize, piece));
-        }
-        assert_eq!(stream.seek(SeekFrom::End(0)).unwrap(), size);
-        assert_eq!(stream.read(&mut [0u8; 8]).unwrap(), 0, "nothing past the end");
-        (pieces, source.failure.get().map(str::to_owned))
+        (read_as_ffmpeg_does(stream.as_mut(), size, 2), source.failure.get().map(str::to_owned))
     })
     .await
     .unwrap();

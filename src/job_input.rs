@@ -1,4 +1,5 @@
-//! What of an upload the blob store keeps as the job's input ([`crate::config::Config::stores_audio_only`]):
+//! What of an upload the blob store keeps as its job's input ([`Keep`], from
+//! [`crate::config::Storage::stores_audio_only`]):
 //!
 //! - the upload itself, streamed into the store as it arrives (the embedded profile, and the
 //!   cluster profile with `--seed-compatible`, whose converter reads videos from `videos`);
@@ -8,42 +9,66 @@
 //!   so a 57 MB video costs the shared store about 1 MB. A file with no audio copy to make (no
 //!   audio, not media) is stored as it is, and its conversion fails with the reason as before.
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use crate::audio_copy;
+use crate::config::Config;
 use crate::ids::Id;
-use crate::node::Node;
+use crate::sandbox::MediaWorker;
 use crate::scratch::ScratchFile;
 use crate::storage::files::copy_into;
-use crate::storage::{BlobMeta, Bucket, StorageError, StorageResult};
+use crate::storage::{BlobMeta, BlobStore, Bucket, StorageError, StorageResult};
 use crate::transcode::StopSignal;
 
-/// Stores `body` as video `fid` in the form the configuration asks for; returns the length of
-/// the upload (what the client sent). A failure of `body` is [`StorageError::Input`].
+/// The form an upload is kept in.
+pub enum Keep {
+    /// As it arrives, streamed into the store.
+    Whole,
+    /// Its audio-only copy, made by `media` in the `scratch` folder within `timeout`.
+    AudioOnly { media: Arc<dyn MediaWorker>, scratch: PathBuf, timeout: Duration },
+}
+
+impl Keep {
+    /// The form the configuration asks for.
+    pub fn configured(config: &Config, media: &Arc<dyn MediaWorker>) -> Keep {
+        match config.storage.stores_audio_only() {
+            false => Keep::Whole,
+            true => Keep::AudioOnly {
+                media: media.clone(),
+                scratch: config.scratch_dir(),
+                timeout: config.conversion.timeout(),
+            },
+        }
+    }
+}
+
+/// Stores `body` as video `fid` in `blobs`, kept as `keep` says; returns the length of the
+/// upload (what the client sent). A failure of `body` is [`StorageError::Input`].
 pub async fn store_upload(
-    node: &Node,
+    blobs: &dyn BlobStore,
+    keep: Keep,
     fid: Id,
     meta: &BlobMeta,
     body: &mut (dyn AsyncRead + Send + Unpin),
 ) -> StorageResult<u64> {
-    if !node.config.storage.stores_audio_only() {
-        return node.stores.blobs.put(Bucket::Videos, fid, meta, body).await;
-    }
-    let scratch = node.config.scratch_dir();
+    let Keep::AudioOnly { media, scratch, timeout } = keep else {
+        return blobs.put(Bucket::Videos, fid, meta, body).await;
+    };
     let (upload, mut file) = ScratchFile::create(&scratch, "upload").await.map_err(StorageError::unavailable)?;
     let length = copy_into(body, &mut file).await?;
     file.flush().await.map_err(StorageError::unavailable)?;
     drop(file);
     let (copy, _) = ScratchFile::create(&scratch, "mka").await.map_err(StorageError::unavailable)?;
-    let stop = StopSignal::new(Instant::now() + node.config.conversion.timeout());
-    let (input, output, media) = (upload.path().to_owned(), copy.path().to_owned(), node.services.media.clone());
+    let stop = StopSignal::new(Instant::now() + timeout);
+    let (input, output) = (upload.path().to_owned(), copy.path().to_owned());
     let copied = match tokio::task::spawn_blocking(move || media.copy_audio(&input, &output, &stop)).await {
         Ok(result) => result.map_err(|error| error.to_string()),
         Err(join) => Err(join.to_string()),
     };
-    let blobs = &node.stores.blobs;
     match copied {
         Ok(()) => {
             let meta = BlobMeta { content_type: audio_copy::CONTENT_TYPE.into(), ..meta.clone() };
