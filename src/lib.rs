@@ -9,8 +9,8 @@
 //!
 //! ## Layout
 //!
-//! From the bottom up (the README's architecture section has the rules of who may import
-//! whom; `architecture_tests` keeps them):
+//! The shared foundations first, then what builds on them (the README's architecture section
+//! has the rules of who may import whom; `architecture_tests` keeps them):
 //!
 //! - [`node`]: what one node is (configuration, stores, services, lifecycle, what its workers
 //!   hold, its actors' names); [`config`]: the settings, each defined once; [`metrics`]: one

@@ -174,9 +174,7 @@ async fn refuse_legacy_result(
         Err(StorageError::NotFound) => return Ok(Some("the MP3 does not exist")),
         Err(other) => return Err(other),
     };
-    let claimed_by_other =
-        mp3.meta.job_id.is_some_and(|id| id != job.id) || (!mp3.meta.owner.is_empty() && mp3.meta.owner != job.owner);
-    Ok(claimed_by_other.then_some("the MP3 belongs to another job"))
+    Ok((!job.may_adopt(&mp3.meta)).then_some("the MP3 belongs to another job"))
 }
 
 /// Sends an email that no job record tracks (a legacy-only result), retrying while the mail

@@ -19,6 +19,7 @@ use super::RECEIVE_WAIT;
 use crate::backoff::Backoff;
 use crate::cluster::protocol::{WorkerMsg, groups};
 use crate::metrics::ActorMetrics;
+use crate::metrics::jobs::JobMetrics;
 use crate::node::Node;
 use crate::storage::{Delivery, Queue, StorageError, StorageResult};
 
@@ -161,7 +162,7 @@ async fn poll_once<W: Worker>(state: &WorkerState) {
 pub async fn process<W: Worker>(node: &Node, delivery: Box<dyn Delivery>) -> StorageResult<()> {
     let answer = match W::handle(node, delivery.as_ref()).await {
         Ok(answer) => answer,
-        Err(error) => after_storage_failure(node, &error, delivery.attempt()),
+        Err(error) => after_storage_failure(&node.services.metrics.jobs, &error, delivery.attempt()),
     };
     if answer == Answer::Park {
         node.services.metrics.queues.parked(delivery.queue().name());
@@ -169,10 +170,10 @@ pub async fn process<W: Worker>(node: &Node, delivery: Box<dyn Delivery>) -> Sto
     answer.give(delivery).await
 }
 
-fn after_storage_failure(node: &Node, error: &StorageError, attempt: u32) -> Answer {
+fn after_storage_failure(jobs: &JobMetrics, error: &StorageError, attempt: u32) -> Answer {
     let backoff = OUTAGE_BACKOFF.wait(attempt);
     tracing::warn!(%error, ?backoff, "storage failed; the delivery is retried without counting an attempt");
-    node.services.metrics.jobs.outage_retry();
+    jobs.outage_retry();
     Answer::Retry(backoff)
 }
 

@@ -260,9 +260,9 @@ section! {
         /// Test-only: enables fault-injection routes and delays. Never in production.
         #[arg(long, env = "MP3C_FAULT_HOOKS", hide = true)]
         fault_hooks: bool = false;
-        /// Test-only: lets a release build (a production binary) turn --fault-hooks on, for its
-        /// benchmarks.
-        #[arg(long, env = "MP3C_FAULT_HOOKS_IN_RELEASE_BUILD", hide = true)]
+        /// Test-only: lets a release build (a production binary) turn --fault-hooks on, e.g.
+        /// to measure a fault's cost in a benchmark; given bare, it means `true`.
+        #[arg(long, env = "MP3C_FAULT_HOOKS_IN_RELEASE_BUILD", hide = true, num_args = 0..=1, default_missing_value = "true")]
         fault_hooks_in_release_build: bool = false;
         /// Test-only (needs --fault-hooks): each conversion waits this long before it starts.
         #[arg(long, env = "MP3C_FAULT_CONVERT_DELAY_MS", hide = true)]

@@ -261,6 +261,12 @@ impl Job {
         }
     }
 
+    /// Whether an MP3 labelled `mp3` may become this job's: it is labelled for no other job,
+    /// and for no other owner (a legacy converter labels its MP3s with neither).
+    pub fn may_adopt(&self, mp3: &BlobMeta) -> bool {
+        mp3.job_id.is_none_or(|id| id == self.id) && (mp3.owner.is_empty() || mp3.owner == self.owner)
+    }
+
     /// Whether the job may be deleted: any job but one an attempt is converting (a queued one
     /// is cancelled by it).
     pub fn deletable(&self) -> bool {
