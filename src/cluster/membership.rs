@@ -11,7 +11,8 @@
 //!   [`HEARTBEAT_TIMEOUT`] is cut off: its session is stopped, so its actors leave every group
 //!   at once, and it is redialled until it answers again;
 //! - a session that closes before it authenticated is a refused cookie (or certificate): it is
-//!   logged as such and counted (`auth_failed`).
+//!   logged as such and counted (`auth_failed`), judged [`ELECTION_GRACE`] later, so that the
+//!   session the library closes of two simultaneous dials is not taken for one.
 //!
 //! It also keeps what `/cluster` shows of each peer: connected, or unreachable since when.
 //!
@@ -62,6 +63,10 @@ const MAX_LEARNT: usize = 256;
 /// it is taken for gone (a scaled-down or replaced pod), so that `/cluster` and the peer gauges
 /// stop counting it; it is welcome again if it ever comes back.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// How long a session that closed before it authenticated waits for its judgement: when two
+/// nodes dial each other at once the library keeps one session and closes the other, and on a
+/// loaded machine the loser may close before the winner's authentication reaches this actor.
+const ELECTION_GRACE: Duration = Duration::from_secs(5);
 
 /// What `/cluster` shows of one peer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -173,6 +178,15 @@ struct Session {
     greeting: bool,
 }
 
+/// A session that closed before it authenticated, to be judged once [`ELECTION_GRACE`] has
+/// passed: a refusal, unless a session with the same peer authenticated meanwhile.
+struct Unauthenticated {
+    peer: Option<String>,
+    address: String,
+    incoming: bool,
+    judged_at: Instant,
+}
+
 /// A peer as `/cluster` remembers it, by node name.
 struct Known {
     hello: Hello,
@@ -195,6 +209,8 @@ pub struct MembershipState {
     /// This node's full name as the library gives it to peers (`name@host`): a session with
     /// that name is this node dialling itself.
     own_name: String,
+    /// Sessions that closed before they authenticated, not yet judged.
+    unauthenticated: Vec<Unauthenticated>,
     timer: JoinHandle<()>,
 }
 
@@ -233,6 +249,7 @@ impl Actor for Membership {
             last_resolved: None,
             resolving: false,
             own_name,
+            unauthenticated: Vec::new(),
             timer,
         };
         state.adopt_open_sessions().await;
@@ -304,6 +321,7 @@ impl MembershipState {
             resolve(myself.clone(), self.args.seeds.clone(), true);
         }
         self.forget_departed();
+        self.judge_unauthenticated();
         self.dial_due(myself);
         self.heartbeat(myself);
     }
@@ -434,14 +452,13 @@ impl MembershipState {
                 self.own.insert(address);
                 self.targets.remove(&address);
             }
-        } else if !session.authenticated && !self.has_authenticated(peer.as_deref()) {
-            self.args.metrics.cluster.session_event("auth_failed");
-            tracing::error!(
-                peer = %info.peer_addr,
-                incoming = info.is_server,
-                "a cluster session closed before it authenticated: the cookie (or the TLS certificate) \
-                 differs on one side, or the handshake stalled; the node was not let in"
-            );
+        } else if !session.authenticated {
+            self.unauthenticated.push(Unauthenticated {
+                peer,
+                address: info.peer_addr.clone(),
+                incoming: info.is_server,
+                judged_at: Instant::now() + ELECTION_GRACE,
+            });
         }
         if let Some(hello) = &session.hello {
             tracing::warn!(node = %hello.node, "lost the session with a peer; redialling it");
@@ -454,6 +471,27 @@ impl MembershipState {
                 target.next_dial = Instant::now() + REDIAL.first;
                 target.dials_in_a_row = 0;
             }
+        }
+    }
+
+    /// Judges the sessions that closed unauthenticated and have waited [`ELECTION_GRACE`]: one
+    /// whose peer has an authenticated session by now lost the library's election between two
+    /// simultaneous connections; any other was refused (or its handshake stalled).
+    fn judge_unauthenticated(&mut self) {
+        let now = Instant::now();
+        let (due, waiting) = std::mem::take(&mut self.unauthenticated).into_iter().partition(|s| s.judged_at <= now);
+        self.unauthenticated = waiting;
+        for closed in due {
+            if self.has_authenticated(closed.peer.as_deref()) {
+                continue;
+            }
+            self.args.metrics.cluster.session_event("auth_failed");
+            tracing::error!(
+                peer = %closed.address,
+                incoming = closed.incoming,
+                "a cluster session closed before it authenticated: the cookie (or the TLS certificate) \
+                 differs on one side, or the handshake stalled; the node was not let in"
+            );
         }
     }
 

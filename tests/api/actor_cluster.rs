@@ -76,9 +76,11 @@ async fn wait_connected(gateway: &TestApp, token: &str, names: &[&str]) {
     .await;
 }
 
-/// Logs in through `app` once it can (the cluster may still be forming), returning the token.
+/// Logs in through `app` once it can, returning the token. The cluster may still be forming:
+/// the mesh forms within a few redials (1, 2, 4, 8, 16 s apart when a loaded peer is slow to
+/// answer its first dials), then a password check; a minute is that with room.
 pub async fn first_login(app: &TestApp, email: &str) -> String {
-    eventually(Duration::from_secs(30), &format!("a first login of {email}"), || async {
+    eventually(Duration::from_secs(60), &format!("a first login of {email}"), || async {
         let (status, body) = try_login(app, email).await;
         (status == 200).then_some(body)
     })
@@ -418,7 +420,7 @@ async fn with_mutual_tls_the_cluster_forms_past_idle_connections_and_a_node_with
     // Its TLS handshake fails, or the session closes before it authenticates: refused either way.
     let series = |event: &str| format!("mp3c_cluster_session_events_total{{event=\"{event}\"");
     let (unauthenticated, undialled) = (series("auth_failed"), series("dial_failed"));
-    eventually(Duration::from_secs(20), "the intruder's tries to be refused", || async {
+    eventually(Duration::from_secs(40), "the intruder's tries to be refused", || async {
         let refused = intruder.app.metric(&unauthenticated).await + intruder.app.metric(&undialled).await;
         (refused >= 2.0).then_some(())
     })
@@ -492,6 +494,10 @@ async fn nodes_that_advertise_a_name_still_form_a_full_mesh() {
     gateway.app.add_user("ops@example.com", true);
     let admin = gateway.app.login("ops@example.com", PASSWORD).await;
     wait_connected(&gateway.app, &admin, &["hub", "worker"]).await;
-    let refused = gateway.app.metric("mp3c_cluster_session_events_total{event=\"auth_failed\"").await;
-    assert_eq!(refused, 0.0, "no session of the mesh is taken for a refused one");
+    // A session closed unauthenticated is judged 5 s later (the election's grace): a count that
+    // stays 0 for longer than that is the design's answer.
+    let refused =
+        || async { gateway.app.metric("mp3c_cluster_session_events_total{event=\"auth_failed\"").await as usize };
+    let settled = settled_count(Duration::from_secs(60), Duration::from_secs(8), refused).await;
+    assert_eq!(settled, 0, "no session of the mesh is taken for a refused one");
 }

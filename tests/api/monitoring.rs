@@ -13,7 +13,7 @@ use mp3converter::storage::{Mailbox, Queue};
 use serde_json::{Value, json};
 
 use crate::actor_cluster::{Cluster, first_login};
-use crate::helpers::{MailDev, TestApp, eventually, fixture, free_port};
+use crate::helpers::{MailDev, TestApp, eventually, fixture, free_port, service_log};
 
 const DASHBOARDS: [&str; 3] = ["throughput", "actors-and-nodes", "rabbitmq"];
 const RULES: &str = "chart/rules/mp3converter.rules.yaml";
@@ -352,7 +352,8 @@ async fn every_panel_and_alert_runs_on_a_real_prometheus_scraping_a_cluster_afte
     // Prometheus has scraped the batch's end, and evaluated every rule since.
     let emails = maildev.all_emails().await.len();
     prometheus.has_data(&format!(r#"sum(mp3c_notifications_total{{outcome="sent"}}) == {emails}"#)).await;
-    assert_eq!(emails, 5, "one email per job");
+    let subjects: Vec<String> = maildev.all_emails().await.iter().map(|mail| mail["subject"].to_string()).collect();
+    assert_eq!(emails, 5, "one email per job: {subjects:#?}\n{}", service_log(&alpha.app.data_dir));
     prometheus.has_data(r#"sum(mp3c_queue_deliveries_total{queue="video.dlq"}) == 1"#).await;
     prometheus.has_data(&format!(r#"rabbitmq_detailed_queue_consumers{{vhost="{vhost}",queue="video"}} == 2"#)).await;
 

@@ -47,11 +47,18 @@ struct StoredVideo {
 }
 
 pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) -> Result<Response, ApiError> {
-    let claims = gateway.identity.bearer(request.headers()).await?;
+    let identified = gateway.identity.bearer(request.headers()).await;
     let limit = node.config.limits.max_upload_bytes;
     let declared_too_large = declared_length(request.headers()).is_some_and(|length| length > limit);
     let boundary = boundary(request.headers());
     let body = SharedBody::new(request.into_body());
+    let claims = match identified {
+        Ok(claims) => claims,
+        Err(refused) => {
+            body.drain().await;
+            return Err(refused);
+        }
+    };
     // Refused before a byte of the body is read; read and dropped then, so the client sees why.
     // The cheap checks first: the job count asks the database.
     let admitted = if declared_too_large {
@@ -64,8 +71,8 @@ pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) 
             Err(refused) => Err(refused),
         }
     };
-    let _slot = match admitted {
-        Ok(slot) => slot,
+    let (_slot, boundary) = match admitted.and_then(|slot| Ok((slot, boundary?))) {
+        Ok(admitted) => admitted,
         Err(refused) => {
             body.drain().await;
             return Err(refused);
@@ -75,7 +82,7 @@ pub async fn upload(node: &Node, gateway: &Gateway, request: Request<Incoming>) 
     let guarded = StallGuard::new(body.clone(), Pace::of(&node.config.limits));
     let preamble = Arc::new(Preamble::default());
     let counted = Counted::new(guarded, preamble.clone());
-    let mut multipart = Multipart::with_constraints(counted, boundary?, constraints);
+    let mut multipart = Multipart::with_constraints(counted, boundary, constraints);
 
     let job_id = Id::generate();
     let video_fid = Id::generate();
