@@ -64,6 +64,7 @@ pub async fn store_upload(
     drop(file);
     let (copy, _) = ScratchFile::create(&scratch, "mka").await.map_err(StorageError::unavailable)?;
     let stop = StopSignal::new(Instant::now() + timeout);
+    let _hung_up = CancelOnDrop(stop.clone());
     let (input, output) = (upload.path().to_owned(), copy.path().to_owned());
     let copied = match tokio::task::spawn_blocking(move || media.copy_audio(&input, &output, &stop)).await {
         Ok(result) => result.map_err(|error| error.to_string()),
@@ -80,4 +81,15 @@ pub async fn store_upload(
         }
     }
     Ok(length)
+}
+
+/// Cancels the audio copy when the upload's request goes away before it ends (the client hung
+/// up): its worker process is then killed at once, instead of running on, past the upload slot
+/// that bounded it, until the time limit.
+struct CancelOnDrop(StopSignal);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }

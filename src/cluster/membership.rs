@@ -481,8 +481,17 @@ impl MembershipState {
         let now = Instant::now();
         let (due, waiting) = std::mem::take(&mut self.unauthenticated).into_iter().partition(|s| s.judged_at <= now);
         self.unauthenticated = waiting;
+        let reached: HashSet<SocketAddr> = self
+            .sessions
+            .values()
+            .filter(|session| session.authenticated)
+            .filter_map(|session| session.hello.as_ref()?.advertise.parse().ok())
+            .collect();
         for closed in due {
-            if self.has_authenticated(closed.peer.as_deref()) {
+            // A dial to an address this node now has an authenticated session with was a
+            // duplicate (or a handshake a loaded peer was slow to finish), not a refusal.
+            let redundant = !closed.incoming && closed.address.parse().is_ok_and(|address| reached.contains(&address));
+            if redundant || self.has_authenticated(closed.peer.as_deref()) {
                 continue;
             }
             self.args.metrics.cluster.session_event("auth_failed");

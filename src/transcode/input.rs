@@ -74,11 +74,6 @@ fn open_input(input: Input) -> Result<format::context::Input, TranscodeError> {
             ffi::avformat_free_context(context);
             return Err(TranscodeError::Refused(name));
         }
-        if input.local && media_formats::reads_by_index(&name) {
-            // Unbuffered reads and real seeks: an MP4 of 720p video and its audio is read for its
-            // audio packets alone (a megabyte a minute), not through the video between them.
-            (*io.as_mut_ptr()).direct = 1;
-        }
         let mut options = ffmpeg::Dictionary::new();
         options.set("format_whitelist", &media_formats::accepted_list());
         options.set("protocol_whitelist", media_formats::NO_PROTOCOL);
@@ -89,6 +84,13 @@ fn open_input(input: Input) -> Result<format::context::Input, TranscodeError> {
         if opened < 0 {
             return Err(unreadable(ffmpeg::Error::from(opened)));
         }
+        if input.local && media_formats::reads_by_index(&name) && indexed_throughout(context) {
+            // Unbuffered reads and real seeks from here on: an MP4 of 720p video and its audio
+            // is read for its audio packets alone (a megabyte a minute), not through the video
+            // between them. Only once the header is parsed, buffered: unbuffered, each of its
+            // atoms would cost a seek and a refill (a file of tiny atoms took minutes).
+            (*io.as_mut_ptr()).direct = 1;
+        }
         discard_unless_audio(context);
         let found = ffi::avformat_find_stream_info(context, std::ptr::null_mut());
         if found < 0 {
@@ -96,6 +98,28 @@ fn open_input(input: Input) -> Result<format::context::Input, TranscodeError> {
             return Err(unreadable(ffmpeg::Error::from(found)));
         }
         Ok(format::context::Input::wrap_with_custom_io(context, io))
+    }
+}
+
+/// Whether every audio stream of an opened, analysed input has its whole index already (an
+/// MP4 whose `moov` lists every sample): its packets are then read where the index says, and no
+/// atom is parsed on the way. A fragmented MP4 lists its samples in fragments met while
+/// reading, whose atoms are parsed as they come, so it stays buffered.
+///
+/// # Safety
+/// `context` must be a valid, opened AVFormatContext.
+unsafe fn indexed_throughout(context: *mut ffi::AVFormatContext) -> bool {
+    // SAFETY: as the caller promises; `streams` holds `nb_streams` valid stream pointers.
+    unsafe {
+        let streams = (0..(*context).nb_streams as usize).map(|index| *(*context).streams.add(index));
+        let audio: Vec<*mut ffi::AVStream> = streams
+            .filter(|stream| (*(**stream).codecpar).codec_type == ffi::AVMediaType::AVMEDIA_TYPE_AUDIO)
+            .collect();
+        !audio.is_empty()
+            && audio.iter().all(|&stream| {
+                (*stream).nb_frames > 0
+                    && i64::from(ffi::avformat_index_get_entries_count(stream)) >= (*stream).nb_frames
+            })
     }
 }
 

@@ -310,6 +310,31 @@ mod tests {
         assert!(remote > size / 2, "read {remote} of {size} bytes: the remote input is read through, in large reads");
     }
 
+    /// An MP4 followed by thousands of tiny atoms: FFmpeg parses them all in the header (it
+    /// looks for fragments to the end of a seekable file). Buffered, that reads the file about
+    /// once; unbuffered, every atom cost a seek and a refill of the whole I/O buffer.
+    #[test]
+    fn a_header_of_tiny_atoms_is_parsed_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let audio = dir.path().join("in.m4a");
+        let tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3", "-c:a", "aac"];
+        crate::test_media::ffmpeg(&[&tone[..], &["-movflags", "+faststart", "-f", "mp4"]].concat(), &audio);
+        let mut bytes = std::fs::read(&audio).unwrap();
+        for _ in 0..20_000 {
+            bytes.extend_from_slice(&[0, 0, 0, 9, b'j', b'u', b'n', b'k', 0]);
+        }
+        std::fs::write(&audio, &bytes).unwrap();
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Counted { file: std::fs::File::open(&audio).unwrap(), read: read.clone() };
+        let output = Box::new(std::fs::File::create(dir.path().join("out.mp3")).unwrap());
+        let options = TranscodeOptions { bit_rate: 128_000, max_media_seconds: 60.0 };
+        let stop = StopSignal::new(Instant::now() + std::time::Duration::from_secs(60));
+        let done = transcode(Input::local(counted), output, options, &stop).unwrap();
+        assert!((done.media_seconds - 3.0).abs() < 0.1);
+        let read = read.load(Ordering::Relaxed);
+        assert!(read < 4 * bytes.len() as u64, "{read} bytes read of a {}-byte file", bytes.len());
+    }
+
     #[test]
     fn progress_is_the_media_time_read_and_only_grows() {
         let clock = ProgressClock { start: 1_000, seconds_per_unit: 0.001, duration: Some(10.0) };
