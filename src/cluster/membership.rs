@@ -481,11 +481,19 @@ impl MembershipState {
         let now = Instant::now();
         let (due, waiting) = std::mem::take(&mut self.unauthenticated).into_iter().partition(|s| s.judged_at <= now);
         self.unauthenticated = waiting;
-        let reached: HashSet<SocketAddr> = self
-            .sessions
-            .values()
-            .filter(|session| session.authenticated)
-            .filter_map(|session| session.hello.as_ref()?.advertise.parse().ok())
+        // Every address an authenticated session reaches a peer at: the one it was dialled at,
+        // and the one the peer advertises (a name such as `localhost:4697` resolves to a target).
+        let nodes: HashSet<&str> =
+            self.sessions.values().filter_map(|s| Some(s.hello.as_ref()?.node.as_str())).collect();
+        let dialled = self.sessions.values().filter(|s| s.authenticated && !s.info.is_server);
+        let reached: HashSet<SocketAddr> = dialled
+            .filter_map(|session| session.info.peer_addr.parse().ok())
+            .chain(
+                self.targets
+                    .iter()
+                    .filter(|(_, t)| t.node.as_deref().is_some_and(|n| nodes.contains(n)))
+                    .map(|(a, _)| *a),
+            )
             .collect();
         for closed in due {
             // A dial to an address this node now has an authenticated session with was a

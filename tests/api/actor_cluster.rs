@@ -499,5 +499,10 @@ async fn nodes_that_advertise_a_name_still_form_a_full_mesh() {
     let refused =
         || async { gateway.app.metric("mp3c_cluster_session_events_total{event=\"auth_failed\"").await as usize };
     let settled = settled_count(Duration::from_secs(60), Duration::from_secs(8), refused).await;
-    assert_eq!(settled, 0, "no session of the mesh is taken for a refused one");
+    let judged: Vec<String> = service_log(&gateway.app.data_dir)
+        .lines()
+        .filter(|line| line.contains("before it authenticated"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(settled, 0, "no session of the mesh is taken for a refused one: {judged:#?}");
 }
